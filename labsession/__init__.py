@@ -1,0 +1,76 @@
+"""labsession: run and diagnose Redis-backed lab WebSocket sessions.
+
+The public names are re-exported here; each module's ``__all__`` says what it offers and
+``tests/test_exports.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from .checks import REPORT_MIME, CheckFailed, CheckResult, Report, Status
+from .embedded import EmbeddedRedis, TlsFiles, find_redis_server
+from .errors import (
+    ConfigError,
+    CorruptSession,
+    EmbeddedRedisError,
+    InvalidExtension,
+    InvalidSessionId,
+    LabSessionError,
+    RedisCause,
+    RedisUnavailable,
+    SessionEnded,
+    SessionError,
+    SessionNotActive,
+    SessionNotFound,
+)
+from .masking import mask_text, mask_url, redact
+from .redis_service import RedisHealth, RedisService, StoreIdentity
+from .session import LabSession, SessionStatus, check_session_id
+from .session_service import (
+    ENDED_TTL_SECONDS,
+    LabSessionService,
+    SessionRecord,
+    ValidationReason,
+    ValidationResult,
+)
+from .settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENDED_TTL_SECONDS",
+    "REPORT_MIME",
+    "CheckFailed",
+    "CheckResult",
+    "ConfigError",
+    "CorruptSession",
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "InvalidExtension",
+    "InvalidSessionId",
+    "LabSession",
+    "LabSessionError",
+    "LabSessionService",
+    "RedisCause",
+    "RedisHealth",
+    "RedisService",
+    "RedisUnavailable",
+    "Report",
+    "SessionEnded",
+    "SessionError",
+    "SessionNotActive",
+    "SessionNotFound",
+    "SessionRecord",
+    "SessionStatus",
+    "Settings",
+    "Status",
+    "StoreIdentity",
+    "TlsFiles",
+    "ValidationReason",
+    "ValidationResult",
+    "__version__",
+    "check_session_id",
+    "find_redis_server",
+    "mask_text",
+    "mask_url",
+    "redact",
+]

@@ -1,0 +1,139 @@
+"""Check results: what every probe, notebook and runbook reports, and the verdict they add up to.
+
+A check is PASS, WARN, FAIL, SKIP or ERROR with one sentence of evidence. A :class:`Report`
+collects them; notebooks display it and record it machine-readably (the MIME type
+:data:`REPORT_MIME`), which ``labsession health`` reads back into ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .errors import LabSessionError
+from .masking import mask_text, redact
+
+__all__ = ["REPORT_MIME", "CheckFailed", "CheckResult", "Report", "Status"]
+
+#: MIME type of the machine-readable report a notebook displays in its verdict cell.
+REPORT_MIME = "application/vnd.labsession.report+json"
+
+
+class Status(StrEnum):
+    """Outcome of one check, from best to worst."""
+
+    PASS = "PASS"
+    SKIP = "SKIP"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.FAIL: 2, Status.ERROR: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check: its ``name``, ``status``, one sentence of ``evidence`` and optional ``data``.
+
+    ``evidence`` and ``data`` are masked on creation, so a result is always safe to show.
+    """
+
+    name: str
+    status: Status
+    evidence: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "evidence", mask_text(self.evidence))
+        object.__setattr__(self, "data", redact(self.data))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status.value
+        return out
+
+
+class CheckFailed(LabSessionError):
+    """Raised at the end of a notebook whose report holds a FAIL or ERROR (papermill exits 1)."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        bad = [c for c in report if c.status in (Status.FAIL, Status.ERROR)]
+        lines = "; ".join(f"{c.name}: {c.status.value} - {c.evidence}" for c in bad)
+        super().__init__(f"{report.title}: {report.verdict.value} ({lines})")
+
+
+@dataclass(slots=True)
+class Report:
+    """An ordered collection of check results with a verdict (the worst status)."""
+
+    title: str
+    checks: list[CheckResult] = field(default_factory=list)
+    #: Extra machine-readable facts (a runbook's cause code, a notebook's target).
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, result: CheckResult) -> CheckResult:
+        self.checks.append(result)
+        return result
+
+    def extend(self, results: Iterable[CheckResult]) -> None:
+        self.checks.extend(results)
+
+    def check(
+        self, name: str, status: Status | str, evidence: str, **data: Any
+    ) -> CheckResult:
+        """Record one result and return it."""
+        return self.add(CheckResult(name, Status(status), evidence, data))
+
+    def __iter__(self) -> Iterator[CheckResult]:
+        return iter(self.checks)
+
+    def __len__(self) -> int:
+        return len(self.checks)
+
+    @property
+    def verdict(self) -> Status:
+        """PASS when every check passed or was skipped; else the worst status seen."""
+        worst = Status.PASS
+        for check in self.checks:
+            if check.status.rank > worst.rank:
+                worst = check.status
+        return worst
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for check in self.checks:
+            out[check.status.value] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "verdict": self.verdict.value,
+            "counts": self.counts(),
+            "facts": redact(self.facts),
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=str)
+
+    def table(self) -> str:
+        """A plain-text table: one line per check (for terminals and logs)."""
+        width = max((len(c.name) for c in self.checks), default=4)
+        rows = [f"{c.status.value:<5}  {c.name:<{width}}  {c.evidence}" for c in self.checks]
+        return "\n".join([*rows, f"verdict: {self.verdict.value}"])
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`CheckFailed` if any check is FAIL or ERROR."""
+        if self.verdict in (Status.FAIL, Status.ERROR):
+            raise CheckFailed(self)

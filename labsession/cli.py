@@ -1,0 +1,82 @@
+"""``labsession`` command line: one subcommand per job, each implemented in its own module.
+
+Subcommands import their module lazily, so ``labsession redis`` does not pay for Starlette
+or papermill. Exit codes: 0 ok, 1 a check failed, 2 could not run (bad input, no store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from .errors import LabSessionError
+from .masking import MaskingFilter, mask_text
+
+__all__ = ["main"]
+
+#: subcommand -> (module, one-line help). Each module offers ``configure(parser)`` and
+#: ``run(args) -> int``.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "health": ("labsession.health", "run the diagnostic notebooks (a scheduled health run)"),
+    "check": ("labsession.quickcheck", "connection and session-lifecycle checks of the library, no notebooks"),
+    "serve": ("labsession.backend.cli", "run the reference lab backend (HTTP + WebSocket)"),
+    "redis": ("labsession.embedded_cli", "run an embedded redis-server in the foreground and print its URL"),
+    "runbook": ("labsession.runbook_cli", "run an incident runbook headless"),
+}
+
+
+def _setup_logging(verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("labsession").setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported to add its options."""
+    parser = argparse.ArgumentParser(prog="labsession", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        child.set_defaults(_module=module_name)
+        if name == command:
+            importlib.import_module(module_name).configure(child)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        parser = build_parser(command if command in SUBCOMMANDS else None)
+    except ModuleNotFoundError as exc:
+        print(f"labsession {command}: not available in this build ({exc.name})", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose)
+    module = importlib.import_module(args._module)
+    try:
+        code: int = module.run(args)
+    except LabSessionError as exc:
+        print(f"labsession {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last line of defence: never print a secret in a traceback
+        print(f"labsession {args.command}: unexpected {type(exc).__name__}: {mask_text(str(exc))}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

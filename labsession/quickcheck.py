@@ -1,0 +1,107 @@
+"""``labsession check``: the library's connection and session-lifecycle checks, no notebooks.
+
+Against ``REDIS_URL`` it is read-only unless ``--write`` is given; with ``--embedded`` it
+starts its own Redis and exercises a whole session life on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+
+from .checks import Report, Status
+from .embedded import EmbeddedRedis
+from .errors import LabSessionError, RedisUnavailable
+from .redis_service import RedisService
+from .session_service import LabSessionService, ValidationReason
+from .settings import Settings
+
+__all__ = ["configure", "connection_checks", "lifecycle_checks", "run", "run_checks"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--embedded", action="store_true", help="start an embedded Redis and check against it")
+    parser.add_argument("--redis-url-env", default="REDIS_URL", metavar="VAR",
+                        help="environment variable holding the Redis URL (default REDIS_URL)")
+    parser.add_argument("--write", action="store_true",
+                        help="allow a probe session to be written (always on with --embedded)")
+
+
+async def connection_checks(redis: RedisService, report: Report) -> None:
+    """PING and server facts, as PASS/WARN checks on ``report``."""
+    health = await redis.health()
+    report.check("ping", Status.PASS, f"PING answered in {health.ping_ms:.1f} ms", ping_ms=round(health.ping_ms, 3))
+    report.check("server", Status.PASS, f"Redis {health.version or 'unknown version'} ({health.mode or 'mode unknown'})")
+    policy = health.maxmemory_policy
+    if policy is None:
+        report.check("eviction", Status.WARN, "maxmemory-policy is hidden by the provider; cannot rule out eviction")
+    elif policy.startswith("allkeys"):
+        report.check("eviction", Status.WARN, f"maxmemory-policy {policy} may evict live sessions when memory is full")
+    else:
+        report.check("eviction", Status.PASS, f"maxmemory-policy {policy} does not evict keys without a TTL first")
+
+
+async def lifecycle_checks(sessions: LabSessionService, report: Report) -> None:
+    """Create, validate, extend, end and re-validate one probe session; always cleaned up."""
+    created = await sessions.create("labsession-probe", "probe", "probe", base_url="ws://probe.invalid",
+                                    extra={"probe": True})
+    sid = created.session_id
+    try:
+        ttl = await sessions.redis.client.ttl(sessions.key(sid))
+        want = sessions.settings.session_ttl_seconds
+        ok = want - 2 <= int(ttl) <= want
+        report.check("create", Status.PASS if ok else Status.FAIL, f"created a probe session with TTL {ttl} s (want {want})")
+        result = await sessions.validate(sid)
+        report.check("validate", Status.PASS if result.valid else Status.FAIL, f"validate says {result.reason.value}")
+        extended = await sessions.extend(sid, 5)
+        grew = extended.expires_at - created.expires_at == 5 * 60_000
+        report.check("extend", Status.PASS if grew else Status.FAIL, "extend added exactly 5 minutes" if grew else
+                     f"extend moved expiresAt by {extended.expires_at - created.expires_at} ms")
+        await sessions.end(sid)
+        after = await sessions.validate(sid)
+        ended = after.reason is ValidationReason.ENDED
+        report.check("end", Status.PASS if ended else Status.FAIL, f"after end, validate says {after.reason.value}")
+    finally:
+        with contextlib.suppress(LabSessionError):
+            await sessions.redis.client.delete(sessions.key(sid))
+
+
+async def run_checks(settings: Settings, *, write: bool) -> Report:
+    report = Report("labsession check", facts={"endpoint": settings.endpoint, "tls": settings.tls})
+    try:
+        async with RedisService(settings) as redis:
+            await connection_checks(redis, report)
+            if write:
+                await lifecycle_checks(LabSessionService(redis, settings), report)
+            else:
+                report.check("lifecycle", Status.SKIP, "read-only run: no probe session written (use --write)")
+    except RedisUnavailable as exc:
+        report.check("connect", Status.FAIL, str(exc), cause=exc.cause.value)
+    return report
+
+
+@contextlib.asynccontextmanager
+async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, bool]]:
+    if args.embedded:
+        async with EmbeddedRedis() as server:
+            yield Settings.from_url(server.url), True
+    else:
+        env = dict(os.environ)
+        if args.redis_url_env != "REDIS_URL":
+            env["REDIS_URL"] = os.environ.get(args.redis_url_env, "")
+        yield Settings.from_env(env), args.write
+
+
+def run(args: argparse.Namespace) -> int:
+    async def main() -> Report:
+        async with _target(args) as (settings, write):
+            return await run_checks(settings, write=write)
+
+    report = asyncio.run(main())
+    print(report.table())
+    sys.stdout.flush()
+    return {Status.FAIL: 1, Status.ERROR: 2}.get(report.verdict, 0)

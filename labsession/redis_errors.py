@@ -1,0 +1,131 @@
+"""What went wrong with Redis, in one code and one sentence.
+
+:func:`classify` is the single place that reads a driver exception and decides its
+:class:`~labsession.errors.RedisCause`; :func:`is_retryable` is the single place that
+decides whether trying again can help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+
+from redis import exceptions as rx
+
+from .errors import RedisCause, RedisUnavailable
+
+__all__ = ["classify", "is_retryable", "remedy", "unavailable"]
+
+_REMEDY: dict[RedisCause, str] = {
+    RedisCause.DNS_FAILURE: "the host name does not resolve; check the host in REDIS_URL",
+    RedisCause.CONNECTION_REFUSED: "nothing listens on that port; check the port and that Redis is running",
+    RedisCause.TIMEOUT: "no answer in time; check firewalls, security groups and that the server is not frozen",
+    RedisCause.TLS_REQUIRED: "the server closed a plain connection; it expects TLS, so use rediss://",
+    RedisCause.TLS_VERIFY_FAILED: "the server certificate was not trusted; set REDIS_CA_CERT or fix the host name",
+    RedisCause.AUTH_FAILED: "the password or user was refused; check the credentials in REDIS_URL",
+    RedisCause.MAX_CONNECTIONS: "the server refuses new clients (maxclients reached); close idle ones or raise it",
+    RedisCause.QUOTA_EXCEEDED: "the provider's request or size limit was hit; check the plan's quota",
+    RedisCause.OUT_OF_MEMORY: "Redis is full (maxmemory with noeviction); free memory or raise maxmemory",
+    RedisCause.READ_ONLY: "the server or user is read-only; writes need a writable primary or ACL",
+    RedisCause.CONNECTION_LOST: "the connection dropped; Redis restarted or the network failed",
+    RedisCause.UNKNOWN: "an unexpected Redis error",
+}
+
+
+def remedy(cause: RedisCause) -> str:
+    """One sentence: what ``cause`` means and what to do about it."""
+    return _REMEDY[cause]
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def classify(exc: BaseException) -> RedisCause:
+    """The cause of a failed connection or command, from the exception and its chain."""
+    for link in _chain(exc):
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return RedisCause.TLS_VERIFY_FAILED
+        if isinstance(link, socket.gaierror):
+            return RedisCause.DNS_FAILURE
+        if isinstance(link, ConnectionRefusedError):
+            return RedisCause.CONNECTION_REFUSED
+        if isinstance(link, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+            return RedisCause.AUTH_FAILED
+        if isinstance(link, rx.MaxConnectionsError):
+            return RedisCause.MAX_CONNECTIONS
+        if isinstance(link, rx.ReadOnlyError):
+            return RedisCause.READ_ONLY
+        if isinstance(link, rx.OutOfMemoryError):
+            return RedisCause.OUT_OF_MEMORY
+    text = " ".join(str(link) for link in _chain(exc)).lower()
+    rules: list[tuple[tuple[str, ...], RedisCause]] = [
+        (("certificate verify failed", "hostname mismatch", "certificate_verify_failed"), RedisCause.TLS_VERIFY_FAILED),
+        (("name or service not known", "nodename nor servname", "temporary failure in name resolution",
+          "no address associated", "getaddrinfo failed"), RedisCause.DNS_FAILURE),
+        (("connection refused", "connect call failed", f"error {errno.ECONNREFUSED} "), RedisCause.CONNECTION_REFUSED),
+        (("wrongpass", "noauth", "invalid password", "invalid username-password", "authentication required",
+          "auth failed", "invalid username"), RedisCause.AUTH_FAILED),
+        (("max number of clients", "too many connections", "maxclients"), RedisCause.MAX_CONNECTIONS),
+        (("max requests limit", "max daily request", "max request size", "max concurrent", "limit exceeded",
+          "quota"), RedisCause.QUOTA_EXCEEDED),
+        (("oom command not allowed", "used memory > 'maxmemory'"), RedisCause.OUT_OF_MEMORY),
+        (("wrong version number", "unknown protocol", "sslv3 alert", "tlsv1 alert"), RedisCause.TLS_VERIFY_FAILED),
+        (("noperm", "readonly", "read only"), RedisCause.READ_ONLY),
+        (("timeout", "timed out"), RedisCause.TIMEOUT),
+        (("connection reset", "closed by server", "connection closed", "broken pipe",
+          "connection lost", "eof", "error while reading"), RedisCause.CONNECTION_LOST),
+    ]
+    for needles, cause in rules:
+        if any(n in text for n in needles):
+            return cause
+    if any(isinstance(link, asyncio.TimeoutError | TimeoutError | rx.TimeoutError) for link in _chain(exc)):
+        return RedisCause.TIMEOUT
+    if any(isinstance(link, rx.ConnectionError | ConnectionError | OSError) for link in _chain(exc)):
+        return RedisCause.CONNECTION_LOST
+    return RedisCause.UNKNOWN
+
+
+_NOT_RETRYABLE = {
+    RedisCause.AUTH_FAILED,
+    RedisCause.TLS_VERIFY_FAILED,
+    RedisCause.DNS_FAILURE,
+    RedisCause.QUOTA_EXCEEDED,
+    RedisCause.OUT_OF_MEMORY,
+    RedisCause.READ_ONLY,
+}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when trying the same operation again may succeed (a refused or dropped connection,
+    a timeout, a full client table); False for a wrong password, an untrusted certificate,
+    an unknown host, a quota or a full or read-only server, which retries cannot mend."""
+    return classify(exc) not in _NOT_RETRYABLE
+
+
+def unavailable(exc: BaseException, endpoint: str, *, tls: bool | None = None) -> RedisUnavailable:
+    """Turn a driver error into :class:`RedisUnavailable` with the cause and its remedy.
+
+    A connection that a server drops before answering, made without TLS, is reported as
+    ``TLS_REQUIRED`` when ``tls`` is False: that is what a TLS-only endpoint does to it.
+    """
+    cause = classify(exc)
+    if tls is False and cause in (RedisCause.CONNECTION_LOST, RedisCause.TIMEOUT) and _dropped_early(exc):
+        cause = RedisCause.TLS_REQUIRED
+    detail = f"{remedy(cause)} ({type(exc).__name__}: {str(exc)[:200]})"
+    return RedisUnavailable(cause, endpoint, detail)
+
+
+def _dropped_early(exc: BaseException) -> bool:
+    text = " ".join(str(link) for link in _chain(exc)).lower()
+    return any(
+        n in text
+        for n in ("closed by server", "connection reset", "connection closed", "error while reading", "protocol error")
+    )

@@ -1,0 +1,318 @@
+"""RedisService: the one connection to the store, with TLS, bounded retries and masked logs.
+
+What the TypeScript backend's ``redis.service.ts`` does, without its failures: every
+operation retries a bounded number of times with jittered exponential backoff and then
+fails with :class:`~labsession.errors.RedisUnavailable` inside ``operation_timeout``;
+the connection pool reconnects on demand for as long as the process lives, so service
+resumes as soon as Redis answers again. There is no in-memory fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as rx
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from .errors import LabSessionError, RedisCause, RedisUnavailable
+from .masking import get_logger
+from .redis_errors import is_retryable, unavailable
+from .settings import Settings
+
+__all__ = ["RedisHealth", "RedisService", "StoreIdentity"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+#: Exceptions that mean "the store did not serve us" rather than "we asked something wrong".
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.ReadOnlyError,
+    rx.OutOfMemoryError,
+    rx.ResponseError,
+    OSError,
+    TimeoutError,
+)
+
+
+class _ClassifiedRetry(Retry):
+    """redis-py's asyncio ``Retry``, asking :func:`is_retryable` before each new attempt."""
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable_fn: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        return await super().call_with_retry(
+            do, fail, is_retryable_fn or is_retryable, with_failure_count
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreIdentity:
+    """Which Redis this is: its masked endpoint and, when the server tells, its ``run_id``.
+
+    Two backend instances share a store exactly when their identities are equal.
+    """
+
+    endpoint: str
+    run_id: str | None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"endpoint": self.endpoint, "runId": self.run_id}
+
+
+@dataclass(frozen=True, slots=True)
+class RedisHealth:
+    """What the server says about itself. ``None`` means the provider did not tell us."""
+
+    endpoint: str
+    tls: bool
+    ping_ms: float
+    provider: str
+    version: str | None = None
+    mode: str | None = None
+    role: str | None = None
+    run_id: str | None = None
+    uptime_seconds: int | None = None
+    maxmemory: int | None = None
+    maxmemory_policy: str | None = None
+    used_memory: int | None = None
+    evicted_keys: int | None = None
+    expired_keys: int | None = None
+    connected_clients: int | None = None
+    max_clients: int | None = None
+    #: What could not be read, and why (refused command, hidden INFO section).
+    unknown: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+class RedisService:
+    """An asyncio Redis client built from :class:`Settings`, connected with ``async with``.
+
+    ``client`` is the redis-py client (a ``Redis`` or ``RedisCluster``); use :meth:`guard`
+    around operations to get the time bound and :class:`RedisUnavailable` translation.
+    """
+
+    def __init__(self, settings: Settings, *, client_name: str | None = None) -> None:
+        self.settings = settings
+        self.client_name = client_name or settings.client_name
+        self._client: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> RedisService:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def connect(self) -> None:
+        """Build the client and PING it; raises :class:`RedisUnavailable` once attempts are spent."""
+        if self._client is not None:
+            return
+        s = self.settings
+        if s.tls_upgraded:
+            log.warning("REDIS_URL uses redis:// for an Upstash host; connecting with TLS (use rediss://)")
+        if s.tls and not s.tls_verify:
+            log.warning("TLS certificate verification is OFF for %s; do not do this in production", s.endpoint)
+        self._client = self._build_client()
+        try:
+            await self.ping()
+        except RedisUnavailable:
+            await self.aclose()
+            raise
+        log.info("connected to Redis at %s (tls=%s, name=%s)", s.endpoint, s.tls, self.client_name)
+
+    def _build_client(self) -> Any:
+        s = self.settings
+        retry = _ClassifiedRetry(
+            ExponentialWithJitterBackoff(cap=s.retry_cap, base=s.retry_base), s.retry_attempts - 1
+        )
+        url = s.redis_url
+        if s.tls_upgraded:
+            url = "rediss://" + url.split("://", 1)[1]
+        common: dict[str, Any] = {
+            "socket_connect_timeout": s.connect_timeout,
+            "socket_timeout": s.socket_timeout,
+            "socket_keepalive": True,
+            "retry": retry,
+            "health_check_interval": s.health_check_interval,
+            "client_name": self.client_name,
+            "decode_responses": False,
+        }
+        if s.tls:
+            common.update(
+                ssl_cert_reqs=ssl.CERT_REQUIRED if s.tls_verify else ssl.CERT_NONE,
+                ssl_check_hostname=s.tls_verify,
+                ssl_ca_certs=s.ca_cert,
+            )
+        if s.cluster:
+            from redis.asyncio.cluster import RedisCluster
+
+            clean = url.split("?", 1)[0]
+            return RedisCluster.from_url(clean, max_connections=s.max_connections, **common)
+        if s.scheme == "unix":
+            common.pop("socket_keepalive")
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=s.max_connections, timeout=s.operation_timeout, **common
+        )
+        return aioredis.Redis(connection_pool=pool)
+
+    async def aclose(self) -> None:
+        """Close every connection; safe to call twice."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if self.settings.cluster:
+                await client.aclose()
+            else:  # we passed our own pool, which Redis.aclose() leaves open unless told
+                await client.aclose(close_connection_pool=True)
+        except Exception as exc:  # closing a broken connection must not mask the real error
+            log.debug("ignored error while closing Redis client: %s", type(exc).__name__)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client; raises :class:`LabSessionError` before :meth:`connect`."""
+        if self._client is None:
+            raise LabSessionError("RedisService is not connected; use 'async with RedisService(...)'")
+        return self._client
+
+    # -- bounded operations ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def guard(self, what: str = "operation") -> AsyncIterator[None]:
+        """Bound the block by ``operation_timeout`` and turn store errors into :class:`RedisUnavailable`."""
+        try:
+            async with asyncio.timeout(self.settings.operation_timeout):
+                yield
+        except RedisUnavailable:
+            raise
+        except rx.ResponseError as exc:
+            error = unavailable(exc, self.settings.endpoint, tls=self.settings.tls)
+            if error.cause is RedisCause.UNKNOWN:
+                raise  # a real command error (wrong type, script bug), not an outage
+            raise error from None
+        except STORE_ERRORS as exc:
+            error = unavailable(exc, self.settings.endpoint, tls=self.settings.tls)
+            log.warning("Redis %s failed: %s", what, error)
+            raise error from None
+
+    async def run(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """Await ``operation()`` under :meth:`guard`."""
+        async with self.guard(what):
+            return await operation()
+
+    async def ping(self) -> float:
+        """Round trip of one PING, in milliseconds."""
+        async with self.guard("PING"):
+            started = time.perf_counter()
+            await self.client.ping()
+            return (time.perf_counter() - started) * 1000.0
+
+    async def identity(self) -> StoreIdentity:
+        """This store's masked endpoint and server ``run_id`` (``None`` if the provider hides it)."""
+        run_id: str | None = None
+        try:
+            async with self.guard("INFO server"):
+                info = await self.client.info("server")
+            run_id = _text(_first(info).get("run_id"))
+        except RedisUnavailable:
+            raise
+        except rx.ResponseError:
+            run_id = None
+        return StoreIdentity(self.settings.endpoint, run_id)
+
+    async def health(self) -> RedisHealth:
+        """PING time and server facts, tolerating providers that hide INFO or refuse CONFIG."""
+        ping_ms = await self.ping()
+        unknown: dict[str, str] = {}
+        info: dict[str, Any] = {}
+        for section in ("server", "clients", "memory", "stats", "replication"):
+            try:
+                async with self.guard(f"INFO {section}"):
+                    info.update(_first(await self.client.info(section)))
+            except rx.ResponseError as exc:
+                unknown[f"INFO {section}"] = str(exc)[:120]
+        config: dict[str, str] = {}
+        for name in ("maxmemory-policy", "maxclients", "maxmemory"):
+            try:
+                async with self.guard("CONFIG GET"):
+                    raw = await self.client.config_get(name)
+                config.update({_text(k) or "": _text(v) or "" for k, v in _first(raw).items()})
+            except rx.ResponseError as exc:
+                unknown[f"CONFIG GET {name}"] = str(exc)[:120]
+        upstash = self.settings.is_upstash or "upstash" in str(info.get("server_name", "")).lower()
+        provider = "upstash" if upstash else "redis"
+        return RedisHealth(
+            endpoint=self.settings.endpoint,
+            tls=self.settings.tls,
+            ping_ms=ping_ms,
+            provider=provider,
+            version=_text(info.get("redis_version")),
+            mode=_text(info.get("redis_mode")) or ("cluster" if self.settings.cluster else None),
+            role=_text(info.get("role")),
+            run_id=_text(info.get("run_id")),
+            uptime_seconds=_int(info.get("uptime_in_seconds")),
+            maxmemory=_int(config.get("maxmemory", info.get("maxmemory"))),
+            maxmemory_policy=_text(config.get("maxmemory-policy", info.get("maxmemory_policy"))),
+            used_memory=_int(info.get("used_memory")),
+            evicted_keys=_int(info.get("evicted_keys")),
+            expired_keys=_int(info.get("expired_keys")),
+            connected_clients=_int(info.get("connected_clients")),
+            max_clients=_int(config.get("maxclients", info.get("maxclients"))),
+            unknown=unknown,
+        )
+
+    def __repr__(self) -> str:
+        state = "connected" if self._client is not None else "closed"
+        return f"RedisService({self.settings.masked_url!r}, tls={self.settings.tls}, {state})"
+
+
+def _first(value: Any) -> dict[str, Any]:
+    """INFO/CONFIG replies: a dict, or (cluster) a dict of node -> dict; take the first node's."""
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return dict(next(iter(value.values())))
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None

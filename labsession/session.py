@@ -1,0 +1,148 @@
+"""The session record, byte-compatible with the TypeScript backend's JSON.
+
+Stored under ``session:{sessionId}`` as one JSON object with camelCase fields; times are
+milliseconds since the epoch. Fields this module does not know are kept in ``extra`` and
+written back unchanged, so a read-modify-write never drops what the other backend added.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .errors import CorruptSession, InvalidSessionId
+from .masking import redact
+
+__all__ = ["LabSession", "SessionStatus", "check_session_id"]
+
+# Canonical UUID text: 8-4-4-4-12 hex digits. Nothing else can reach a Redis key, so an id
+# can neither address another key nor act as a SCAN/KEYS glob.
+_SESSION_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def check_session_id(session_id: object) -> str:
+    """Return ``session_id`` if it is a UUID string, else raise :class:`InvalidSessionId`."""
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+        raise InvalidSessionId(session_id if isinstance(session_id, str) else repr(session_id))
+    return session_id
+
+
+class SessionStatus(StrEnum):
+    """The statuses the TypeScript backend writes; others may appear (e.g. while creating)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    DESTROYED = "destroyed"
+
+
+# camelCase JSON name -> attribute name, in the TypeScript backend's field order.
+_FIELDS: dict[str, str] = {
+    "sessionId": "session_id",
+    "userId": "user_id",
+    "labId": "lab_id",
+    "purchaseId": "purchase_id",
+    "startedAt": "started_at",
+    "createdAt": "created_at",
+    "expiresAt": "expires_at",
+    "status": "status",
+    "terminalPort": "terminal_port",
+    "webSocketUrl": "web_socket_url",
+    "sandboxAccount": "sandbox_account",
+}
+_REQUIRED = ("sessionId", "expiresAt", "status")
+
+
+@dataclass(slots=True)
+class LabSession:
+    """One lab session. Times (``*_at``) are milliseconds since the epoch."""
+
+    session_id: str
+    user_id: str
+    lab_id: str
+    purchase_id: str
+    started_at: int
+    created_at: int
+    expires_at: int
+    status: str = SessionStatus.ACTIVE.value
+    terminal_port: int | None = None
+    web_socket_url: str = ""
+    sandbox_account: dict[str, Any] | None = None
+    #: Fields written by someone else, kept verbatim for the next write.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- JSON ----------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The camelCase JSON object, known fields first, then ``extra`` in its own order."""
+        out: dict[str, Any] = {json_name: getattr(self, attr) for json_name, attr in _FIELDS.items()}
+        for name, value in self.extra.items():
+            out.setdefault(name, value)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, session_id: str | None = None) -> LabSession:
+        """Build from the stored JSON object; raises :class:`CorruptSession` if it is not one."""
+        sid = str(data.get("sessionId", session_id or "?"))
+        missing = [name for name in _REQUIRED if name not in data]
+        if missing:
+            raise CorruptSession(sid, f"missing field(s) {', '.join(missing)}")
+        values: dict[str, Any] = {}
+        for json_name, attr in _FIELDS.items():
+            if json_name in data:
+                values[attr] = data[json_name]
+        for name in ("expiresAt", "createdAt", "startedAt"):
+            value = data.get(name, data["expiresAt"])
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise CorruptSession(sid, f"{name} is not a number of milliseconds")
+        if not isinstance(data["status"], str):
+            raise CorruptSession(sid, "status is not a string")
+        expires_at = int(data["expiresAt"])
+        values["expires_at"] = expires_at
+        values["created_at"] = int(data.get("createdAt", expires_at))
+        values["started_at"] = int(data.get("startedAt", values["created_at"]))
+        values.setdefault("user_id", "")
+        values.setdefault("lab_id", "")
+        values.setdefault("purchase_id", "")
+        values.setdefault("web_socket_url", "")
+        extra = {k: v for k, v in data.items() if k not in _FIELDS}
+        return cls(**values, extra=extra)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes, *, session_id: str | None = None) -> LabSession:
+        """Parse a stored value; raises :class:`CorruptSession` (never deletes anything)."""
+        sid = session_id or "?"
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CorruptSession(sid, f"not JSON ({type(exc).__name__})") from None
+        if not isinstance(data, dict):
+            raise CorruptSession(sid, f"JSON {type(data).__name__}, not an object")
+        return cls.from_dict(data, session_id=session_id)
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def redacted(self) -> dict[str, Any]:
+        """The JSON object with every secret-named field masked at any depth: safe to show."""
+        out: dict[str, Any] = redact(self.to_dict())
+        return out
+
+    def expires_in(self, now_ms: int) -> int:
+        """Whole seconds left until ``expires_at`` (0 once it has passed)."""
+        return max(0, (self.expires_at - now_ms) // 1000)
+
+    def ttl_seconds(self, now_ms: int) -> int:
+        """The TTL the TypeScript backend sets: ``ceil((expiresAt - now) / 1000)``, at least 1."""
+        return max(1, -((now_ms - self.expires_at) // 1000))
+
+    def __repr__(self) -> str:
+        return (
+            f"LabSession(session_id={self.session_id!r}, user_id={self.user_id!r}, "
+            f"lab_id={self.lab_id!r}, status={self.status!r}, expires_at={self.expires_at}, "
+            f"sandbox_account={'<redacted>' if self.sandbox_account else None})"
+        )

@@ -1,0 +1,419 @@
+"""LabSessionService: sessions in Redis, side by side with the TypeScript backend.
+
+Same keys (``session:{id}``), same JSON, same TTLs (``ceil((expiresAt - now) / 1000)`` s,
+set in the same command as the value). Better where CONTRACT.md says so: reads never write
+or delete, the grace period never revives an ended or expired session, extend and end are
+atomic across instances (WATCH/MULTI), listing uses SCAN with batched reads, never KEYS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from redis import exceptions as rx
+
+from .errors import (
+    CorruptSession,
+    InvalidExtension,
+    LabSessionError,
+    SessionEnded,
+    SessionNotActive,
+    SessionNotFound,
+)
+from .masking import get_logger
+from .redis_service import RedisService
+from .session import LabSession, SessionStatus, check_session_id
+from .settings import Settings
+
+__all__ = [
+    "ENDED_TTL_SECONDS",
+    "MAX_EXTEND_MINUTES",
+    "LabSessionService",
+    "SessionRecord",
+    "ValidationReason",
+    "ValidationResult",
+]
+
+log = get_logger(__name__)
+
+#: How long an ended session is kept (``status: "destroyed"``) before Redis expires it, seconds.
+ENDED_TTL_SECONDS = 60
+#: The most one extend may add, in minutes (one day).
+MAX_EXTEND_MINUTES = 24 * 60
+_WATCH_ATTEMPTS = 200
+
+
+class ValidationReason(StrEnum):
+    """Why a session is (in)valid. Only ``OK`` is valid."""
+
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+    ENDED = "ended"
+    NOT_ACTIVE = "not_active"
+    CORRUPT = "corrupt"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    """The outcome of :meth:`LabSessionService.validate`.
+
+    ``expires_in`` is whole seconds left (``None`` when there is no session);
+    ``in_grace`` is True when a not-yet-active session was accepted by the grace period.
+    """
+
+    session_id: str
+    reason: ValidationReason
+    session: LabSession | None = None
+    expires_in: int | None = None
+    in_grace: bool = False
+    detail: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is ValidationReason.OK
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One stored key as found by a scan or :meth:`LabSessionService.inspect`.
+
+    Exactly one of ``session`` and ``error`` is set when the key exists. ``ttl`` is seconds
+    (-1: no TTL, -2: no key, ``None``: not asked for).
+    """
+
+    session_id: str
+    key: str
+    session: LabSession | None
+    error: str | None = None
+    ttl: int | None = None
+    size: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.session is not None or self.error is not None
+
+
+def _now_seconds() -> float:
+    return time.time()
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class LabSessionService:
+    """Create, read, validate, extend, end and list lab sessions.
+
+    ``clock`` returns seconds since the epoch; ``id_factory`` returns a new session id.
+    """
+
+    def __init__(
+        self,
+        redis: RedisService,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = _now_seconds,
+        id_factory: Callable[[], str] = _new_id,
+    ) -> None:
+        self.redis = redis
+        self.settings = settings or redis.settings
+        self.clock = clock
+        self.id_factory = id_factory
+        self._prefix = self.settings.key_prefix
+
+    # -- keys and time -------------------------------------------------------------------------
+
+    def key(self, session_id: str) -> str:
+        """The Redis key of ``session_id``; raises :class:`InvalidSessionId` first."""
+        return self._prefix + check_session_id(session_id)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- create --------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        user_id: str,
+        lab_id: str,
+        purchase_id: str,
+        *,
+        base_url: str,
+        terminal_port: int | None = None,
+        sandbox_account: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> LabSession:
+        """Store a new active session in one ``SET … EX … NX``; never overwrites a key.
+
+        ``base_url`` is the WebSocket origin (``wss://host``); the session's ``webSocketUrl``
+        is ``{base_url}/terminal/{sessionId}``.
+        """
+        now = self.now_ms()
+        ttl = self.settings.session_ttl_seconds
+        for _ in range(5):
+            session_id = check_session_id(self.id_factory())
+            session = LabSession(
+                session_id=session_id,
+                user_id=user_id,
+                lab_id=lab_id,
+                purchase_id=purchase_id,
+                started_at=now,
+                created_at=now,
+                expires_at=now + ttl * 1000,
+                status=SessionStatus.ACTIVE.value,
+                terminal_port=terminal_port,
+                web_socket_url=f"{base_url.rstrip('/')}/terminal/{session_id}",
+                sandbox_account=sandbox_account,
+                extra=dict(extra or {}),
+            )
+            async with self.redis.guard("create"):
+                stored = await self.redis.client.set(
+                    self.key(session_id), session.to_json(), ex=ttl, nx=True
+                )
+            if stored:
+                log.info("created session %s for lab %s", session_id, lab_id)
+                return session
+            log.warning("session id %s already existed; drawing another", session_id)
+        raise LabSessionError("could not draw an unused session id in 5 attempts; check id_factory")
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, session_id: str) -> LabSession | None:
+        """The stored session, or ``None`` when there is no key. One ``GET``; never writes.
+
+        Raises :class:`CorruptSession` when the value is not a session (it is left in place).
+        """
+        key = self.key(session_id)
+        async with self.redis.guard("get"):
+            raw = await self.redis.client.get(key)
+        if raw is None:
+            return None
+        return LabSession.from_json(raw, session_id=session_id)
+
+    async def validate(self, session_id: str) -> ValidationResult:
+        """Apply CONTRACT.md's validation rules with one ``GET`` and no writes."""
+        check_session_id(session_id)
+        try:
+            session = await self.get(session_id)
+        except CorruptSession as exc:
+            return ValidationResult(session_id, ValidationReason.CORRUPT, detail=exc.reason)
+        if session is None:
+            return ValidationResult(session_id, ValidationReason.NOT_FOUND)
+        return self.judge(session)
+
+    def judge(self, session: LabSession) -> ValidationResult:
+        """The validation rules on a session already read (used by scans as well)."""
+        now = self.now_ms()
+        sid = session.session_id
+        expires_in = session.expires_in(now)
+        if session.status == SessionStatus.DESTROYED:
+            return ValidationResult(sid, ValidationReason.ENDED, session, expires_in)
+        if session.status == SessionStatus.EXPIRED or session.expires_at <= now:
+            return ValidationResult(sid, ValidationReason.EXPIRED, session, 0)
+        if session.status == SessionStatus.ACTIVE:
+            return ValidationResult(sid, ValidationReason.OK, session, expires_in)
+        # Another status (e.g. "creating"): the grace period covers a session being set up.
+        if now - session.created_at < self.settings.grace_seconds * 1000:
+            return ValidationResult(sid, ValidationReason.OK, session, expires_in, in_grace=True)
+        return ValidationResult(
+            sid, ValidationReason.NOT_ACTIVE, session, expires_in, detail=f"status {session.status!r}"
+        )
+
+    async def inspect(self, session_id: str) -> SessionRecord:
+        """The raw state of one key: parsed session or parse error, TTL and size (one round trip)."""
+        key = self.key(session_id)
+        async with self.redis.guard("inspect"):
+            async with self.redis.client.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.ttl(key)
+                raw, ttl = await pipe.execute()
+        return _record(session_id, key, raw, int(ttl))
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def extend(self, session_id: str, minutes: object = 30) -> LabSession:
+        """Add ``minutes`` to ``expiresAt`` and move the TTL with it, atomically.
+
+        ``minutes`` must be a whole number from 1 to :data:`MAX_EXTEND_MINUTES`. N concurrent
+        extends from any number of instances add exactly N × minutes (WATCH/MULTI).
+        Raises :class:`SessionNotFound`, :class:`SessionEnded`, :class:`SessionNotActive`.
+        """
+        check_session_id(session_id)
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_EXTEND_MINUTES:
+            raise InvalidExtension(session_id, minutes, MAX_EXTEND_MINUTES)
+        step = minutes
+
+        def change(session: LabSession, now: int) -> int:
+            verdict = self.judge(session)
+            if verdict.reason is ValidationReason.ENDED:
+                raise SessionEnded(session_id)
+            if not verdict.valid:
+                raise SessionNotActive(session_id, session.status if session.expires_at > now else "expired")
+            session.expires_at += step * 60_000
+            return session.ttl_seconds(now)
+
+        return await self._update(session_id, change, "extend")
+
+    async def end(self, session_id: str) -> LabSession:
+        """Mark the session ``destroyed`` with a 60 s TTL. Idempotent: ending it again changes
+        nothing. Raises :class:`SessionNotFound` for an unknown id."""
+
+        def change(session: LabSession, now: int) -> int | None:
+            if session.status == SessionStatus.DESTROYED:
+                return None  # already ended: leave the record and its TTL alone
+            session.status = SessionStatus.DESTROYED.value
+            return ENDED_TTL_SECONDS
+
+        return await self._update(session_id, change, "end")
+
+    async def _update(
+        self,
+        session_id: str,
+        change: Callable[[LabSession, int], int | None],
+        what: str,
+    ) -> LabSession:
+        """Optimistic read-modify-write: WATCH, GET, change, MULTI SET EX, EXEC; retry on a race.
+
+        ``change`` edits the session and returns its new TTL in seconds, or ``None`` to write nothing.
+        """
+        key = self.key(session_id)
+        async with self.redis.guard(what):
+            async with self.redis.client.pipeline(transaction=True) as pipe:
+                for attempt in range(_WATCH_ATTEMPTS):
+                    try:
+                        await pipe.watch(key)
+                        raw = await pipe.get(key)
+                        if raw is None:
+                            raise SessionNotFound(session_id)
+                        session = LabSession.from_json(raw, session_id=session_id)
+                        ttl = change(session, self.now_ms())
+                        if ttl is None:
+                            await pipe.unwatch()
+                            return session
+                        pipe.multi()
+                        pipe.set(key, session.to_json(), ex=ttl)
+                        await pipe.execute()
+                        return session
+                    except rx.WatchError:
+                        # Another instance changed it between our read and write: read again.
+                        await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+                    finally:
+                        await pipe.reset()
+        raise LabSessionError(f"{what} of session {session_id} lost {_WATCH_ATTEMPTS} races in a row")
+
+    # -- listing -------------------------------------------------------------------------------
+
+    async def scan_records(
+        self,
+        *,
+        batch_size: int = 1000,
+        limit: int | None = None,
+        with_ttl: bool = False,
+        pause: float = 0.0,
+    ) -> AsyncIterator[SessionRecord]:
+        """Every session key: SCAN in batches of about ``batch_size`` with one pipelined read
+        per batch (values, and TTLs when asked). Never KEYS; memory is bounded by the batch.
+
+        ``limit`` stops after that many keys; ``pause`` sleeps that many seconds between
+        batches to throttle the load on a production server.
+        """
+        seen = 0
+        async for keys in self._scan_batches(batch_size):
+            if limit is not None:
+                keys = keys[: max(0, limit - seen)]
+            if not keys:
+                break
+            async with self.redis.guard("scan read"):
+                async with self.redis.client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.get(key)
+                        if with_ttl:
+                            pipe.ttl(key)
+                    replies = await pipe.execute()
+            step = 2 if with_ttl else 1
+            for index, key in enumerate(keys):
+                raw = replies[index * step]
+                ttl = int(replies[index * step + 1]) if with_ttl else None
+                if raw is None:
+                    continue  # expired between SCAN and GET
+                text_key = key.decode() if isinstance(key, bytes) else str(key)
+                yield _record(text_key[len(self._prefix):], text_key, raw, ttl)
+            seen += len(keys)
+            if limit is not None and seen >= limit:
+                break
+            if pause:
+                await asyncio.sleep(pause)
+
+    async def _scan_batches(self, batch_size: int) -> AsyncIterator[list[Any]]:
+        client = self.redis.client
+        match = _glob_escape(self._prefix) + "*"
+        nodes = _scan_nodes(client)
+        for node in nodes:
+            cursor: int = 0
+            while True:
+                async with self.redis.guard("SCAN"):
+                    if node is None:
+                        cursor, keys = await client.scan(cursor=cursor, match=match, count=batch_size)
+                    else:
+                        cursor, keys = await client.scan(
+                            cursor=cursor, match=match, count=batch_size, target_nodes=node
+                        )
+                if keys:
+                    yield list(keys)
+                if int(cursor) == 0:
+                    break
+
+    async def scan(self, *, batch_size: int = 1000) -> AsyncIterator[LabSession]:
+        """Every readable session (corrupt values are skipped; see :meth:`scan_records`)."""
+        async for record in self.scan_records(batch_size=batch_size):
+            if record.session is not None:
+                yield record.session
+
+    async def active_ids(self, *, batch_size: int = 1000) -> list[str]:
+        """Ids of the sessions that validate as OK right now."""
+        return [s.session_id async for s in self.scan(batch_size=batch_size) if self.judge(s).valid]
+
+    async def count(self, *, batch_size: int = 1000) -> int:
+        """How many session keys exist (SCAN only, no values read)."""
+        total = 0
+        async for keys in self._scan_batches(batch_size):
+            total += len(keys)
+        return total
+
+    async def sessions_for_user(self, user_id: str, *, batch_size: int = 1000) -> list[LabSession]:
+        """Every readable session of ``user_id``."""
+        return [s async for s in self.scan(batch_size=batch_size) if s.user_id == user_id]
+
+    def __repr__(self) -> str:
+        return f"LabSessionService({self.redis!r}, prefix={self._prefix!r})"
+
+
+def _record(session_id: str, key: str, raw: bytes | str | None, ttl: int | None) -> SessionRecord:
+    if raw is None:
+        return SessionRecord(session_id, key, None, None, ttl, 0)
+    size = len(raw)
+    try:
+        return SessionRecord(session_id, key, LabSession.from_json(raw, session_id=session_id), None, ttl, size)
+    except CorruptSession as exc:
+        return SessionRecord(session_id, key, None, exc.reason, ttl, size)
+
+
+def _glob_escape(text: str) -> str:
+    """Escape SCAN MATCH glob characters so a configured prefix matches only itself."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _scan_nodes(client: Any) -> list[Any]:
+    """``[None]`` for a single server; every primary for a cluster (a scan must cover them all)."""
+    get_primaries = getattr(client, "get_primaries", None)
+    if get_primaries is None:
+        return [None]
+    return list(get_primaries())
