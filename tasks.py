@@ -29,7 +29,7 @@ def _say(message: str) -> None:
 
 def bootstrap() -> None:
     """Create the virtual environment and install labsession with its test extra, if needed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script must run on old Pythons to say so
         sys.exit(f"labsession needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / ".labsession-installed"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()

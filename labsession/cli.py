@@ -35,7 +35,8 @@ def _setup_logging(verbose: int) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    logging.getLogger("labsession").setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.getLogger("labsession").setLevel(level)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
