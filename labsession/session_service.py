@@ -3,7 +3,8 @@
 Same keys (``session:{id}``), same JSON, same TTLs (``ceil((expiresAt - now) / 1000)`` s,
 set in the same command as the value). Better where CONTRACT.md says so: reads never write
 or delete, the grace period never revives an ended or expired session, extend and end are
-atomic across instances (WATCH/MULTI), listing uses SCAN with batched reads, never KEYS.
+atomic across instances (WATCH/MULTI; on Redis Cluster a compare-and-set script on the one
+key), listing uses SCAN with batched reads (every master of a cluster), never KEYS.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ ENDED_TTL_SECONDS = 60
 #: The most one extend may add, in minutes (one day).
 MAX_EXTEND_MINUTES = 24 * 60
 _WATCH_ATTEMPTS = 200
+#: Compare-and-set on one key: KEYS[1] is replaced by ARGV[2] with TTL ARGV[3] seconds only
+#: while it still holds exactly ARGV[1]; returns 1 when written, 0 when someone got there first.
+_CAS_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 
 
 class ValidationReason(StrEnum):
@@ -284,6 +292,8 @@ class LabSessionService:
 
         ``change`` edits the session and returns its new TTL in seconds, or ``None`` to write nothing.
         """
+        if self.settings.cluster:
+            return await self._update_cas(session_id, change, what)
         key = self.key(session_id)
         async with self.redis.guard(what):
             async with self.redis.client.pipeline(transaction=True) as pipe:
@@ -307,6 +317,36 @@ class LabSessionService:
                         await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
                     finally:
                         await pipe.reset()
+        raise LabSessionError(f"{what} of session {session_id} lost {_WATCH_ATTEMPTS} races in a row")
+
+    async def _update_cas(
+        self,
+        session_id: str,
+        change: Callable[[LabSession, int], int | None],
+        what: str,
+    ) -> LabSession:
+        """Optimistic read-modify-write for Redis Cluster: GET, change, then a compare-and-set
+        script on the one key (write only if the value is still byte-for-byte what was read).
+
+        redis-py's asyncio cluster pipeline runs WATCH-mode commands in a helper thread with
+        its own event loop, blocking ours; a single-key script is atomic on any server, keeps
+        unknown fields exactly (the JSON is rewritten here, not in Lua) and takes two round trips.
+        """
+        key = self.key(session_id)
+        client = self.redis.client
+        async with self.redis.guard(what):
+            for attempt in range(_WATCH_ATTEMPTS):
+                raw = await client.get(key)
+                if raw is None:
+                    raise SessionNotFound(session_id)
+                session = LabSession.from_json(raw, session_id=session_id)
+                ttl = change(session, self.now_ms())
+                if ttl is None:
+                    return session
+                if await client.eval(_CAS_SCRIPT, 1, key, raw, session.to_json(), ttl):
+                    return session
+                # Another instance changed it between our read and write: read again.
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
         raise LabSessionError(f"{what} of session {session_id} lost {_WATCH_ATTEMPTS} races in a row")
 
     # -- listing -------------------------------------------------------------------------------
@@ -366,9 +406,10 @@ class LabSessionService:
                         cursor, keys = await client.scan(
                             cursor=cursor, match=match, count=batch_size, target_nodes=node
                         )
+                cursor = _cursor(cursor)
                 if keys:
                     yield list(keys)
-                if int(cursor) == 0:
+                if cursor == 0:
                     break
 
     async def scan(self, *, batch_size: int = 1000) -> AsyncIterator[LabSession]:
@@ -409,6 +450,13 @@ def _record(session_id: str, key: str, raw: bytes | str | None, ttl: int | None)
 def _glob_escape(text: str) -> str:
     """Escape SCAN MATCH glob characters so a configured prefix matches only itself."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _cursor(value: Any) -> int:
+    """A SCAN cursor; redis-py's cluster client returns it as ``{node name: cursor}``."""
+    if isinstance(value, dict):
+        return int(next(iter(value.values()), 0))
+    return int(value)
 
 
 def _scan_nodes(client: Any) -> list[Any]:
