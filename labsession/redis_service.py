@@ -94,6 +94,8 @@ class RedisHealth:
     expired_keys: int | None = None
     connected_clients: int | None = None
     max_clients: int | None = None
+    #: Masters that answered INFO (Redis Cluster only; ``None`` for a single server).
+    cluster_nodes: int | None = None
     #: What could not be read, and why (refused command, hidden INFO section).
     unknown: dict[str, str] = field(default_factory=dict)
 
@@ -242,23 +244,35 @@ class RedisService:
         run_id: str | None = None
         try:
             async with self.guard("INFO server"):
-                info = await self.client.info("server")
-            run_id = _text(_first(info).get("run_id"))
+                info = await self._info("server")
+            run_id = _text(info.get("run_id"))
         except RedisUnavailable:
             raise
         except rx.ResponseError:
             run_id = None
         return StoreIdentity(self.settings.endpoint, run_id)
 
+    async def _info(self, section: str) -> dict[str, Any]:
+        """One INFO section; on a cluster, from every master, merged by :func:`_merge_nodes`."""
+        if not self.settings.cluster:
+            return _first(await self.client.info(section))
+        from redis.asyncio.cluster import RedisCluster
+
+        return _merge_nodes(await self.client.info(section, target_nodes=RedisCluster.PRIMARIES))
+
     async def health(self) -> RedisHealth:
-        """PING time and server facts, tolerating providers that hide INFO or refuse CONFIG."""
+        """PING time and server facts, tolerating providers that hide INFO or refuse CONFIG.
+
+        On a cluster, INFO comes from every master (see :func:`_merge_nodes`): the busiest
+        node's memory and client count (limits are per node), summed counters, all run ids.
+        """
         ping_ms = await self.ping()
         unknown: dict[str, str] = {}
         info: dict[str, Any] = {}
         for section in ("server", "clients", "memory", "stats", "replication"):
             try:
                 async with self.guard(f"INFO {section}"):
-                    info.update(_first(await self.client.info(section)))
+                    info.update(await self._info(section))
             except rx.ResponseError as exc:
                 unknown[f"INFO {section}"] = str(exc)[:120]
         config: dict[str, str] = {}
@@ -288,6 +302,7 @@ class RedisService:
             expired_keys=_int(info.get("expired_keys")),
             connected_clients=_int(info.get("connected_clients")),
             max_clients=_int(config.get("maxclients", info.get("maxclients"))),
+            cluster_nodes=_int(info.get("cluster_nodes")),
             unknown=unknown,
         )
 
@@ -301,6 +316,39 @@ def _first(value: Any) -> dict[str, Any]:
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
         return dict(next(iter(value.values())))
     return dict(value) if isinstance(value, dict) else {}
+
+
+#: Per-node gauges whose limit is per node: a cluster reports its busiest node.
+_BUSIEST = ("used_memory", "connected_clients", "blocked_clients")
+#: Counters a cluster reports as the sum over its masters.
+_SUMMED = ("evicted_keys", "expired_keys", "total_commands_processed", "rejected_connections")
+
+
+def _merge_nodes(value: Any) -> dict[str, Any]:
+    """INFO from several cluster nodes (``{node name: {field: value}}``) as one dict.
+
+    Fields come from the first node, except: :data:`_BUSIEST` gauges take the highest node's
+    value, :data:`_SUMMED` counters the sum, ``run_id`` every node's run id sorted and joined
+    with commas (so two clients of the same cluster see the same identity), and
+    ``cluster_nodes`` says how many nodes answered.
+    """
+    if not (isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values())):
+        return _first(value)
+    nodes = [dict(v) for _, v in sorted(value.items(), key=lambda item: str(item[0]))]
+    merged = dict(nodes[0])
+    for name in _BUSIEST:
+        numbers = [n for n in (_int(node.get(name)) for node in nodes) if n is not None]
+        if numbers:
+            merged[name] = max(numbers)
+    for name in _SUMMED:
+        numbers = [n for n in (_int(node.get(name)) for node in nodes) if n is not None]
+        if numbers:
+            merged[name] = sum(numbers)
+    run_ids = sorted(t for t in (_text(node.get("run_id")) for node in nodes) if t)
+    if run_ids:
+        merged["run_id"] = ",".join(run_ids)
+    merged["cluster_nodes"] = len(nodes)
+    return merged
 
 
 def _text(value: Any) -> str | None:
