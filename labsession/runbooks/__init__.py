@@ -1,0 +1,77 @@
+"""Incident runbooks: the logic behind ``runbooks/*.ipynb`` and ``labsession runbook NAME``.
+
+Each runbook takes typed inputs, runs its steps (each a :class:`~labsession.checks.CheckResult`
+with evidence) and returns a :class:`Diagnosis` naming one cause code and its remedy, which
+it also records in ``Report.facts["cause"]`` and ``Report.facts["remedy"]``.
+
+``RUNBOOKS`` lists them for the CLI and for ``labsession health``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .base import Diagnosis, conclude
+from .invalid_session import (
+    LOOKUP_RETRY_WINDOW_MS,
+    InvalidSessionCause,
+    InvalidSessionInputs,
+    diagnose_invalid_session,
+)
+from .redis_connectivity import ConnectivityCause, diagnose_redis_connectivity
+
+__all__ = [
+    "LOOKUP_RETRY_WINDOW_MS",
+    "RUNBOOKS",
+    "ConnectivityCause",
+    "Diagnosis",
+    "InvalidSessionCause",
+    "InvalidSessionInputs",
+    "RunbookSpec",
+    "conclude",
+    "diagnose_invalid_session",
+    "diagnose_redis_connectivity",
+    "runbook_dir",
+]
+
+
+def runbook_dir() -> Path:
+    """The ``runbooks/`` folder of the source tree (next to the ``labsession`` package)."""
+    return Path(__file__).resolve().parents[2] / "runbooks"
+
+
+@dataclass(frozen=True, slots=True)
+class RunbookSpec:
+    """A runbook: its ``name``, a one-line ``title``, its notebook file, the cause codes it can
+    name, the codes that mean "nothing wrong", and the parameters a health run passes."""
+
+    name: str
+    title: str
+    notebook: str
+    causes: tuple[str, ...]
+    healthy: tuple[str, ...]
+    health_parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return runbook_dir() / self.notebook
+
+
+RUNBOOKS: dict[str, RunbookSpec] = {
+    "invalid_session": RunbookSpec(
+        "invalid_session",
+        "why a WebSocket connect says 'Invalid session' (close 4000)",
+        "invalid_session.ipynb",
+        tuple(c.value for c in InvalidSessionCause),
+        (InvalidSessionCause.NO_FAULT_FOUND.value,),
+    ),
+    "redis_connectivity": RunbookSpec(
+        "redis_connectivity",
+        "why a connection to Redis fails, layer by layer",
+        "redis_connectivity.ipynb",
+        tuple(c.value for c in ConnectivityCause),
+        (ConnectivityCause.OK.value,),
+    ),
+}

@@ -1,0 +1,323 @@
+"""Runbook "Invalid session": why a WebSocket connect was refused with close 4000.
+
+Steps, each a check with its evidence, in the order an on-call engineer would take them:
+
+1. ``store``: the Redis that the runbook's URL names answers PING.
+2. ``shared store``: every backend instance (a load-balancer URL sampled several times)
+   reports the same store, and it is that Redis.
+3. ``session key`` (with a session id): the key exists; TTL, status, ``expiresAt`` and age
+   against the grace period.
+4. ``eviction``: ``evicted_keys`` and the ``maxmemory-policy``.
+5. ``backend lookups`` (with a session id and backend URLs): what the instances answer.
+6. ``visibility``: cross-connection read-after-write lag against the lookup retry window
+   (writes a probe key, so it is skipped when ``read_only``).
+
+It ends with one :class:`InvalidSessionCause` and a plain remediation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from ..checks import CheckResult, Report, Status
+from ..errors import RedisUnavailable
+from ..masking import get_logger
+from ..redis_errors import remedy as redis_remedy
+from ..redis_service import RedisHealth, RedisService, StoreIdentity
+from ..session import SessionStatus, check_session_id
+from ..session_service import LabSessionService, SessionRecord
+from ..settings import Settings
+from .base import Diagnosis, conclude
+from .instances import compare_stores, sample_instances, validate_through_backends
+from .visibility import measure_visibility
+
+__all__ = [
+    "LOOKUP_RETRY_WINDOW_MS",
+    "REMEDIES",
+    "InvalidSessionCause",
+    "InvalidSessionInputs",
+    "diagnose_invalid_session",
+]
+
+log = get_logger(__name__)
+
+NAME = "invalid_session"
+#: The WebSocket handler looks a session up after 0, 100, 200 and 400 ms: 700 ms in all.
+LOOKUP_RETRY_WINDOW_MS = 700.0
+#: Policies that may remove a session key before its TTL runs out.
+_EVICTING = ("allkeys-", "volatile-")
+
+
+class InvalidSessionCause(StrEnum):
+    """The one cause the runbook names."""
+
+    STORE_UNREACHABLE = "STORE_UNREACHABLE"
+    INSTANCES_DO_NOT_SHARE_STORE = "INSTANCES_DO_NOT_SHARE_STORE"
+    SESSION_MISSING = "SESSION_MISSING"
+    EVICTION_SUSPECTED = "EVICTION_SUSPECTED"
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    SESSION_ENDED = "SESSION_ENDED"
+    SESSION_NOT_ACTIVE = "SESSION_NOT_ACTIVE"
+    SESSION_CORRUPT = "SESSION_CORRUPT"
+    VISIBILITY_LAG = "VISIBILITY_LAG"
+    NO_FAULT_FOUND = "NO_FAULT_FOUND"
+
+
+C = InvalidSessionCause
+
+REMEDIES: dict[InvalidSessionCause, str] = {
+    C.STORE_UNREACHABLE: "the backends cannot read sessions because Redis does not answer; run the "
+    "redis_connectivity runbook for the exact reason and fix",
+    C.INSTANCES_DO_NOT_SHARE_STORE: "backend instances use different stores (or one keeps sessions in memory), "
+    "so a session made on one is unknown to another; set the same REDIS_URL on every instance and redeploy them",
+    C.SESSION_MISSING: "no key for this session: it never reached this Redis, or its TTL ran out; check the id the "
+    "client sends and that the creating instance writes to this Redis",
+    C.EVICTION_SUSPECTED: "Redis is evicting keys under memory pressure, session keys included; raise maxmemory "
+    "(or the plan) or use maxmemory-policy noeviction / volatile-* with non-session keys carrying TTLs",
+    C.SESSION_EXPIRED: "the session's time ran out; the user must start the lab again (or extend sessions "
+    "before expiresAt)",
+    C.SESSION_ENDED: "the session was ended (status destroyed); the client must start a new session instead of "
+    "reconnecting to the old one",
+    C.SESSION_NOT_ACTIVE: "the session is stuck in a non-active status past the grace period; find why creation "
+    "never finished (backend logs for this session id)",
+    C.SESSION_CORRUPT: "the stored value is not a valid session; inspect the key and the writer that produced it "
+    "(it was left in place)",
+    C.VISIBILITY_LAG: "a write on one connection becomes visible on another later than the lookup retry window; "
+    "lengthen the WebSocket lookup retries or route the first lookup to the creating instance",
+    C.NO_FAULT_FOUND: "the session is valid everywhere the runbook can see; look at the client: its WebSocket "
+    "URL, scheme (ws vs wss), host and Origin",
+}
+
+#: Order of precedence when several steps point at a cause: the first one found wins.
+_PRECEDENCE = list(InvalidSessionCause)
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidSessionInputs:
+    """What the runbook looks at. Times in milliseconds unless named otherwise.
+
+    ``session_id`` ``None`` skips the per-session steps; ``backend_urls`` empty skips the
+    instance steps; ``read_only`` skips the visibility probe (the one step that writes).
+    """
+
+    session_id: str | None = None
+    backend_urls: tuple[str, ...] = ()
+    samples_per_url: int = 6
+    lookup_retry_window_ms: float = LOOKUP_RETRY_WINDOW_MS
+    read_only: bool = True
+    visibility_samples: int = 5
+    #: Seconds per HTTP request to a backend.
+    http_timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.session_id is not None:
+            check_session_id(self.session_id)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def judge_key(
+    record: SessionRecord, health: RedisHealth | None, settings: Settings, now_ms: int
+) -> tuple[CheckResult, InvalidSessionCause | None]:
+    """The ``session key`` step: what the stored record says, and the cause it points at."""
+    sid = record.session_id
+    if not record.exists:
+        evicting = _eviction_evidence(health)
+        if evicting:
+            return CheckResult("session key", Status.FAIL,
+                               f"no key for session {sid}, and Redis has evicted keys ({evicting})",
+                               {"exists": False}), C.EVICTION_SUSPECTED
+        return CheckResult("session key", Status.FAIL, f"no key for session {sid} in this Redis",
+                           {"exists": False}), C.SESSION_MISSING
+    if record.session is None:
+        return CheckResult("session key", Status.FAIL,
+                           f"the value of session {sid} is not a session: {record.error}",
+                           {"exists": True, "size": record.size, "ttl": record.ttl}), C.SESSION_CORRUPT
+    session = record.session
+    age_s = (now_ms - session.created_at) / 1000
+    ttl = record.ttl if record.ttl is not None else -2
+    data = {
+        "exists": True,
+        "status": session.status,
+        "ttl": ttl,
+        "expiresAt": session.expires_at,
+        "expires_in": round((session.expires_at - now_ms) / 1000, 1),
+        "age_s": round(age_s, 1),
+        "grace_s": settings.grace_seconds,
+    }
+    facts = (f"status {session.status!r}, TTL {ttl} s, expiresAt {_iso(session.expires_at)} "
+             f"({data['expires_in']:+} s), age {age_s:.0f} s")
+    if session.status == SessionStatus.DESTROYED:
+        return CheckResult("session key", Status.FAIL, f"session was ended: {facts}", data), C.SESSION_ENDED
+    if session.status == SessionStatus.EXPIRED or session.expires_at <= now_ms:
+        return CheckResult("session key", Status.FAIL, f"session has expired: {facts}", data), C.SESSION_EXPIRED
+    if session.status != SessionStatus.ACTIVE:
+        if age_s * 1000 < settings.grace_seconds * 1000:
+            return CheckResult("session key", Status.WARN,
+                               f"session is still being created, inside the {settings.grace_seconds:g} s grace "
+                               f"period: {facts}", data), None
+        return CheckResult("session key", Status.FAIL,
+                           f"session is not active and older than the {settings.grace_seconds:g} s grace period: "
+                           f"{facts}", data), C.SESSION_NOT_ACTIVE
+    if ttl == -1:
+        return CheckResult("session key", Status.WARN, f"session is active but has no TTL (a leak): {facts}",
+                           data), None
+    skew_s = abs(ttl - (session.expires_at - now_ms) / 1000)
+    if ttl >= 0 and skew_s > 5:
+        return CheckResult("session key", Status.WARN,
+                           f"session is active, but its TTL and expiresAt disagree by {skew_s:.0f} s "
+                           f"(clock skew or a TTL not moved with expiresAt): {facts}", data), None
+    return CheckResult("session key", Status.PASS, f"session is active: {facts}", data), None
+
+
+def _eviction_evidence(health: RedisHealth | None) -> str:
+    """A short description of evictions that happened under an evicting policy, or ''."""
+    if health is None or not health.evicted_keys:
+        return ""
+    return f"evicted_keys={health.evicted_keys}, maxmemory-policy={health.maxmemory_policy or 'hidden'}"
+
+
+def eviction_check(health: RedisHealth) -> tuple[CheckResult, bool]:
+    """The ``eviction`` step; the bool says whether keys have been evicted."""
+    policy = health.maxmemory_policy
+    data = {"evicted": health.evicted_keys, "policy": policy, "maxmemory": health.maxmemory,
+            "used_memory": health.used_memory}
+    if health.evicted_keys:
+        return CheckResult("eviction", Status.FAIL,
+                           f"Redis has evicted {health.evicted_keys} key(s) since it started "
+                           f"(maxmemory-policy {policy or 'hidden'}, used {health.used_memory} of "
+                           f"{health.maxmemory or 'unlimited'} bytes)", data), True
+    if health.evicted_keys is None:
+        return CheckResult("eviction", Status.WARN, "the provider hides evicted_keys; eviction cannot be ruled out",
+                           data), False
+    if policy and policy.startswith(_EVICTING) and health.maxmemory:
+        return CheckResult("eviction", Status.WARN,
+                           f"no key evicted yet, but maxmemory-policy {policy} with maxmemory {health.maxmemory} "
+                           "bytes may evict session keys when memory fills", data), False
+    return CheckResult("eviction", Status.PASS,
+                       f"no key evicted (maxmemory-policy {policy or 'hidden'})", data), False
+
+
+async def diagnose_invalid_session(
+    settings: Settings, inputs: InvalidSessionInputs, *, clock: Callable[[], float] = time.time
+) -> Diagnosis:
+    """Run every step against ``settings``' Redis and ``inputs.backend_urls``; never raises for a
+    store or backend failure (that is evidence), only for bad inputs.
+
+    ``clock`` returns seconds since the epoch (the time sessions are judged at).
+    """
+    report = Report("Runbook: invalid session", facts={
+        "endpoint": settings.endpoint,
+        "session_id": inputs.session_id,
+        "backends": list(inputs.backend_urls),
+        "read_only": inputs.read_only,
+        "lookup_retry_window_ms": inputs.lookup_retry_window_ms,
+    })
+    found: list[InvalidSessionCause] = []
+    detail: dict[InvalidSessionCause, str] = {}
+
+    # 1. store
+    try:
+        async with RedisService(settings.with_changes(retry_attempts=min(settings.retry_attempts, 2))) as redis:
+            health = await redis.health()
+            ours: StoreIdentity | None = StoreIdentity(settings.endpoint, health.run_id)
+            report.check("store", Status.PASS,
+                         f"Redis at {settings.endpoint} answered PING in {health.ping_ms:.1f} ms "
+                         f"(run_id {health.run_id or 'hidden'})", ping_ms=round(health.ping_ms, 2))
+            record: SessionRecord | None = None
+            if inputs.session_id is not None:
+                record = await LabSessionService(redis, settings).inspect(inputs.session_id)
+    except RedisUnavailable as exc:
+        report.check("store", Status.FAIL, str(exc), redis_cause=exc.cause.value)
+        for step in ("shared store", "session key", "eviction", "backend lookups", "visibility"):
+            report.check(step, Status.SKIP, "the store does not answer")
+        evidence = f"{exc.cause.value}: {redis_remedy(exc.cause)}"
+        return conclude(NAME, report, C.STORE_UNREACHABLE, REMEDIES[C.STORE_UNREACHABLE],
+                        healthy=False, evidence=evidence)
+
+    # 2. shared store
+    if inputs.backend_urls:
+        samples = await sample_instances(inputs.backend_urls, samples_per_url=inputs.samples_per_url,
+                                         http_timeout=inputs.http_timeout)
+        check, split = compare_stores(samples, ours)
+        report.add(check)
+        if split:
+            found.append(C.INSTANCES_DO_NOT_SHARE_STORE)
+    else:
+        report.check("shared store", Status.SKIP, "no backend URL given")
+
+    # 3. session key, 4. eviction
+    now_ms = int(clock() * 1000)
+    if record is not None:
+        check, cause = judge_key(record, health, settings, now_ms)
+        report.add(check)
+        if cause:
+            found.append(cause)
+    else:
+        report.check("session key", Status.SKIP, "no session id given")
+    check, evicted = eviction_check(health)
+    report.add(check)
+
+    # 5. backend lookups
+    if inputs.session_id and inputs.backend_urls:
+        outcomes = await validate_through_backends(inputs.backend_urls, inputs.session_id,
+                                                   samples_per_url=max(2, inputs.samples_per_url // 2),
+                                                   http_timeout=inputs.http_timeout)
+        shown = ", ".join(f"{k}: {n}" for k, n in sorted(outcomes.items()))
+        store_valid = record is not None and record.session is not None and not found
+        mixed = outcomes.get("valid", 0) and outcomes.get("not found", 0)
+        if mixed:
+            report.check("backend lookups", Status.FAIL,
+                         f"instances disagree about this session ({shown}): they do not read one store",
+                         outcomes=dict(outcomes))
+            found.append(C.INSTANCES_DO_NOT_SHARE_STORE)
+        elif store_valid and outcomes.get("not found", 0):
+            report.check("backend lookups", Status.FAIL,
+                         f"the session is valid in Redis but the backends do not find it ({shown})",
+                         outcomes=dict(outcomes))
+            found.append(C.INSTANCES_DO_NOT_SHARE_STORE)
+        else:
+            ok = outcomes.get("valid", 0) == sum(outcomes.values()) or not store_valid
+            report.check("backend lookups", Status.PASS if ok else Status.WARN,
+                         f"backends answer consistently ({shown})", outcomes=dict(outcomes))
+    else:
+        report.check("backend lookups", Status.SKIP, "needs a session id and a backend URL")
+
+    # 6. visibility
+    if inputs.read_only:
+        report.check("visibility", Status.SKIP, "read-only run: the probe writes a key (set read_only=False)")
+    else:
+        try:
+            probe = await measure_visibility(settings, samples=inputs.visibility_samples,
+                                             bound_ms=max(2000.0, 3 * inputs.lookup_retry_window_ms))
+        except RedisUnavailable as exc:
+            report.check("visibility", Status.ERROR, f"probe failed: {exc}")
+        else:
+            worst = probe.worst_ms
+            window = inputs.lookup_retry_window_ms
+            data = {"samples_ms": [None if s is None else round(s, 2) for s in probe.samples_ms],
+                    "window_ms": window}
+            if worst is None or worst > window:
+                shown = "never, within the bound" if worst is None else f"after {worst:.0f} ms"
+                report.check("visibility", Status.FAIL,
+                             f"a write became visible on another connection {shown}; the lookup retry window "
+                             f"is {window:.0f} ms", **data)
+                found.append(C.VISIBILITY_LAG)
+            else:
+                report.check("visibility", Status.PASS,
+                             f"writes visible on another connection within {worst:.1f} ms (window "
+                             f"{window:.0f} ms)", **data)
+
+    if evicted and inputs.session_id is None:
+        found.append(C.EVICTION_SUSPECTED)
+        detail[C.EVICTION_SUSPECTED] = _eviction_evidence(health)
+
+    cause = min(found, key=_PRECEDENCE.index) if found else C.NO_FAULT_FOUND
+    return conclude(NAME, report, cause, REMEDIES[cause], healthy=cause is C.NO_FAULT_FOUND,
+                    evidence=detail.get(cause, ""))

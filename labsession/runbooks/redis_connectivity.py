@@ -1,0 +1,214 @@
+"""Runbook "Redis connectivity": why a connection to Redis fails, in one cause code.
+
+Steps, layer by layer, each with its evidence: ``dns`` (the host resolves), ``tcp`` (the
+port accepts), ``tls`` (for ``rediss://``: the handshake and certificate), ``redis`` (AUTH
+and PING through the library, one attempt) and, when a plain connection is dropped or
+hangs, ``tls probe`` (a TLS handshake on the same port: if it succeeds, the endpoint
+wants ``rediss://``). The cause is a :class:`ConnectivityCause`; the remedy is
+:func:`labsession.redis_errors.remedy`'s sentence, with the same codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..checks import Report, Status
+from ..errors import RedisCause, RedisUnavailable
+from ..masking import get_logger
+from ..redis_errors import classify, remedy
+from ..redis_service import RedisService
+from ..settings import Settings
+from .base import Diagnosis, conclude
+
+__all__ = ["ConnectivityCause", "TlsProbe", "diagnose_redis_connectivity", "probe_tls", "remedy_for"]
+
+log = get_logger(__name__)
+
+NAME = "redis_connectivity"
+
+
+class ConnectivityCause(StrEnum):
+    """:class:`~labsession.errors.RedisCause`'s codes plus ``OK``."""
+
+    OK = "OK"
+    DNS_FAILURE = "DNS_FAILURE"
+    CONNECTION_REFUSED = "CONNECTION_REFUSED"
+    TIMEOUT = "TIMEOUT"
+    TLS_REQUIRED = "TLS_REQUIRED"
+    TLS_VERIFY_FAILED = "TLS_VERIFY_FAILED"
+    AUTH_FAILED = "AUTH_FAILED"
+    MAX_CONNECTIONS = "MAX_CONNECTIONS"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    READ_ONLY = "READ_ONLY"
+    CONNECTION_LOST = "CONNECTION_LOST"
+    UNKNOWN = "UNKNOWN"
+
+
+_OK_REMEDY = "Redis answers: DNS, TCP, TLS, credentials and PING all work; the fault is elsewhere"
+_NOT_TLS_REMEDY = ("the port answered but not with TLS; use redis:// if this port is plain, or the provider's "
+                   "TLS port with rediss://")
+
+
+def remedy_for(cause: ConnectivityCause) -> str:
+    """The fix for ``cause``, the same sentence as :func:`labsession.redis_errors.remedy`."""
+    if cause is ConnectivityCause.OK:
+        return _OK_REMEDY
+    return remedy(RedisCause(cause.value))
+
+
+@dataclass(frozen=True, slots=True)
+class TlsProbe:
+    """Outcome of a TLS handshake: ``ok``, how long it took (ms), the peer's subject, or the error."""
+
+    ok: bool
+    elapsed_ms: float
+    subject: str = ""
+    error: BaseException | None = None
+
+
+async def probe_tls(
+    host: str, port: int, *, handshake_timeout: float, verify: bool = False, ca_file: str | None = None
+) -> TlsProbe:
+    """One TLS handshake to ``host:port`` within ``handshake_timeout`` seconds; never raises.
+
+    With ``verify`` False the certificate is not checked (we only ask "does it speak TLS?").
+    """
+    context = ssl.create_default_context(cafile=ca_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    started = time.perf_counter()
+    writer = None
+    try:
+        async with asyncio.timeout(handshake_timeout):
+            _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+        elapsed = (time.perf_counter() - started) * 1000
+        obj = writer.get_extra_info("ssl_object")
+        subject = ""
+        if verify and obj is not None:
+            cert = obj.getpeercert() or {}
+            subject = ", ".join("=".join(pair) for rdn in cert.get("subject", ()) for pair in rdn)
+        elif obj is not None:
+            subject = f"{obj.version()} {obj.cipher()[0] if obj.cipher() else ''}".strip()
+        return TlsProbe(True, elapsed, subject)
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        return TlsProbe(False, (time.perf_counter() - started) * 1000, error=exc)
+    finally:
+        if writer is not None:
+            writer.close()
+            try:
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
+            except (OSError, TimeoutError, ssl.SSLError):
+                pass
+
+
+def _why(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {str(exc)[:160]}"
+
+
+async def diagnose_redis_connectivity(settings: Settings) -> Diagnosis:
+    """Every layer from DNS to PING against ``settings``' Redis, one attempt each, each bounded by
+    ``settings.connect_timeout`` / ``operation_timeout`` seconds. Never raises for a failure of
+    the target: that is the evidence."""
+    report = Report("Runbook: Redis connectivity", facts={
+        "endpoint": settings.endpoint, "scheme": settings.scheme, "tls": settings.tls,
+        "tls_verify": settings.tls_verify,
+    })
+    C = ConnectivityCause
+    timeout = settings.connect_timeout
+
+    def fail(cause: ConnectivityCause, *skipped: str, text: str = "", evidence: str = "") -> Diagnosis:
+        for step in skipped:
+            report.check(step, Status.SKIP, "an earlier layer failed")
+        return conclude(NAME, report, cause, text or remedy_for(cause), healthy=False, evidence=evidence)
+
+    if settings.scheme == "unix":
+        for step in ("dns", "tcp", "tls"):
+            report.check(step, Status.SKIP, "unix socket: no network layer")
+    else:
+        host, port = settings.host, settings.port or 6379
+        # dns
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = sorted({str(info[4][0]) for info in infos})
+            report.check("dns", Status.PASS, f"{host} resolves to {', '.join(addresses[:4])} in "
+                         f"{(time.perf_counter() - started) * 1000:.1f} ms", addresses=addresses[:8])
+        except (OSError, TimeoutError) as exc:
+            report.check("dns", Status.FAIL, f"{host} does not resolve ({_why(exc)})")
+            return fail(C.DNS_FAILURE, "tcp", "tls", "redis")
+        # tcp
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            report.check("tcp", Status.PASS, f"{host}:{port} accepted a TCP connection in "
+                         f"{(time.perf_counter() - started) * 1000:.1f} ms")
+        except (OSError, TimeoutError) as exc:
+            cause = C.TIMEOUT if isinstance(exc, TimeoutError) else C(classify(exc).value)
+            if cause not in (C.TIMEOUT, C.CONNECTION_REFUSED):
+                cause = C.CONNECTION_REFUSED
+            report.check("tcp", Status.FAIL, f"{host}:{port} did not accept a connection ({_why(exc)})")
+            return fail(cause, "tls", "redis")
+        # tls (for rediss://)
+        if settings.tls:
+            probe = await probe_tls(host, port, handshake_timeout=timeout, verify=settings.tls_verify,
+                                    ca_file=settings.ca_cert)
+            if probe.ok:
+                report.check("tls", Status.PASS if settings.tls_verify else Status.WARN,
+                             f"TLS handshake in {probe.elapsed_ms:.1f} ms"
+                             + (f", certificate {probe.subject}" if probe.subject else "")
+                             + ("" if settings.tls_verify else "; certificate verification is OFF"))
+            else:
+                report.check("tls", Status.FAIL, f"TLS handshake failed ({_why(probe.error)})")
+                plain = probe.error is not None and "wrong version number" in str(probe.error).lower()
+                if isinstance(probe.error, TimeoutError):
+                    return fail(C.TIMEOUT, "redis")
+                return fail(C.TLS_VERIFY_FAILED, "redis", text=_NOT_TLS_REMEDY if plain else "")
+        else:
+            report.check("tls", Status.SKIP, "plain redis:// URL (TLS is probed only if the connection is dropped)")
+
+    # redis: AUTH + PING through the library, one attempt
+    one_try = settings.with_changes(retry_attempts=1, socket_timeout=timeout,
+                                    operation_timeout=max(timeout * 2, settings.connect_timeout + 0.5))
+    try:
+        async with RedisService(one_try) as redis:
+            health = await redis.health()
+    except RedisUnavailable as exc:
+        cause = C(exc.cause.value)
+        report.check("redis", Status.FAIL, f"{exc.cause.value}: {exc.detail}", redis_cause=exc.cause.value)
+        if not settings.tls and settings.scheme != "unix" and cause in (C.TLS_REQUIRED, C.CONNECTION_LOST, C.TIMEOUT):
+            probe = await probe_tls(settings.host, settings.port or 6379, handshake_timeout=timeout)
+            if probe.ok:
+                report.check("tls probe", Status.FAIL,
+                             f"the same port completed a TLS handshake ({probe.subject}) in {probe.elapsed_ms:.1f} "
+                             "ms: the endpoint expects TLS")
+                return fail(C.TLS_REQUIRED, evidence="confirmed by a TLS handshake on the same port")
+            report.check("tls probe", Status.PASS, f"the port does not speak TLS either ({_why(probe.error)})")
+            if cause is C.TLS_REQUIRED:
+                cause = C.CONNECTION_LOST
+        return fail(cause)
+    clients = ""
+    status = Status.PASS
+    if health.connected_clients is not None and health.max_clients:
+        clients = f", {health.connected_clients} of {health.max_clients} clients"
+        if health.connected_clients >= 0.9 * health.max_clients:
+            status = Status.WARN
+    report.check("redis", status, f"PING in {health.ping_ms:.1f} ms; {health.provider} {health.version or ''} "
+                 f"({health.role or 'role hidden'}){clients}", ping_ms=round(health.ping_ms, 2),
+                 version=health.version, provider=health.provider)
+    return conclude(NAME, report, C.OK, _OK_REMEDY, healthy=True)

@@ -1,0 +1,306 @@
+"""Runbook logic against real redis-servers: each cause staged for real, then named."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import CANARY
+from redis import exceptions as rx
+
+from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
+from labsession.embedded import TlsFiles, free_port
+from labsession.redis_errors import classify
+from labsession.runbooks import (
+    RUNBOOKS,
+    ConnectivityCause,
+    InvalidSessionCause,
+    InvalidSessionInputs,
+    diagnose_invalid_session,
+    diagnose_redis_connectivity,
+)
+from labsession.runbooks.redis_connectivity import remedy_for
+
+C = InvalidSessionCause
+K = ConnectivityCause
+
+
+def fast(url: str, **changes: object) -> Settings:
+    """Settings that give up quickly: one connect attempt in about a second."""
+    base: dict[str, object] = {"retry_attempts": 1, "connect_timeout": 1.0, "socket_timeout": 1.0,
+                               "operation_timeout": 2.0}
+    base.update(changes)
+    return Settings.from_url(url, **base)
+
+
+async def invalid(settings: Settings, session_id: str | None = None, **inputs: object) -> tuple[str, dict[str, object]]:
+    diagnosis = await diagnose_invalid_session(settings, InvalidSessionInputs(session_id=session_id, **inputs))  # type: ignore[arg-type]
+    out = diagnosis.to_dict()
+    assert diagnosis.report.facts["cause"] == diagnosis.cause
+    assert out["report"]["checks"][-1]["name"] == "cause"
+    return diagnosis.cause, out
+
+
+# -- invalid_session ---------------------------------------------------------------------------
+
+
+async def test_a_valid_session_is_no_fault_found(settings: Settings, sessions: LabSessionService) -> None:
+    session = await sessions.create("u1", "lab", "p", base_url="ws://x")
+    cause, out = await invalid(settings, session.session_id, read_only=False)
+    assert cause == C.NO_FAULT_FOUND, out
+    statuses = {c["name"]: c["status"] for c in out["report"]["checks"]}
+    assert statuses["session key"] == "PASS"
+    assert statuses["visibility"] == "PASS"
+    assert statuses["shared store"] == "SKIP"
+    assert out["healthy"] is True
+
+
+async def test_read_only_run_skips_the_visibility_probe_and_writes_nothing(
+    settings: Settings, sessions: LabSessionService, redis_service: RedisService
+) -> None:
+    before = await redis_service.client.dbsize()
+    cause, out = await invalid(settings, None)
+    assert cause == C.NO_FAULT_FOUND
+    visibility = next(c for c in out["report"]["checks"] if c["name"] == "visibility")
+    assert visibility["status"] == "SKIP"
+    assert await redis_service.client.dbsize() == before
+
+
+async def test_an_ended_session(settings: Settings, sessions: LabSessionService) -> None:
+    session = await sessions.create("u1", "lab", "p", base_url="ws://x")
+    await sessions.end(session.session_id)
+    cause, out = await invalid(settings, session.session_id)
+    assert cause == C.SESSION_ENDED
+    assert "destroyed" in json.dumps(out)
+
+
+async def test_an_expired_session_by_expires_at(settings: Settings, redis_service: RedisService) -> None:
+    # Created three hours ago with a two-hour life: the record is still there, its time is up.
+    past = LabSessionService(redis_service, clock=lambda: time.time() - 3 * 3600)
+    session = await past.create("u1", "lab", "p", base_url="ws://x")
+    cause, _ = await invalid(settings, session.session_id)
+    assert cause == C.SESSION_EXPIRED
+
+
+async def test_an_expired_session_marked_by_the_typescript_backend(
+    settings: Settings, sessions: LabSessionService, redis_service: RedisService
+) -> None:
+    session = await sessions.create("u1", "lab", "p", base_url="ws://x")
+    record = session.to_dict() | {"status": "expired"}
+    await redis_service.client.set(sessions.key(session.session_id), json.dumps(record), ex=60)
+    cause, out = await invalid(settings, session.session_id)
+    assert cause == C.SESSION_EXPIRED
+    key_check = next(c for c in out["report"]["checks"] if c["name"] == "session key")
+    assert 0 < key_check["data"]["ttl"] <= 60
+
+
+async def test_a_session_stuck_creating_past_the_grace_period(
+    settings: Settings, sessions: LabSessionService, redis_service: RedisService
+) -> None:
+    session = await sessions.create("u1", "lab", "p", base_url="ws://x")
+    old = int((time.time() - 30) * 1000)
+    record = session.to_dict() | {"status": "creating", "createdAt": old}
+    await redis_service.client.set(sessions.key(session.session_id), json.dumps(record), ex=600)
+    cause, _ = await invalid(settings, session.session_id)
+    assert cause == C.SESSION_NOT_ACTIVE
+
+
+async def test_a_session_still_in_its_grace_period_is_not_a_fault(
+    settings: Settings, sessions: LabSessionService, redis_service: RedisService
+) -> None:
+    session = await sessions.create("u1", "lab", "p", base_url="ws://x")
+    record = session.to_dict() | {"status": "creating"}
+    await redis_service.client.set(sessions.key(session.session_id), json.dumps(record), ex=600)
+    cause, out = await invalid(settings, session.session_id)
+    assert cause == C.NO_FAULT_FOUND
+    key_check = next(c for c in out["report"]["checks"] if c["name"] == "session key")
+    assert key_check["status"] == "WARN" and "grace" in key_check["evidence"]
+
+
+async def test_a_corrupt_value(settings: Settings, sessions: LabSessionService, redis_service: RedisService) -> None:
+    sid = str(uuid.uuid4())
+    await redis_service.client.set(sessions.key(sid), b"{not json", ex=600)
+    cause, _ = await invalid(settings, sid)
+    assert cause == C.SESSION_CORRUPT
+    assert await redis_service.client.get(sessions.key(sid)) == b"{not json"  # left in place
+
+
+async def test_a_session_that_never_existed(settings: Settings) -> None:
+    cause, _ = await invalid(settings, str(uuid.uuid4()))
+    assert cause == C.SESSION_MISSING
+
+
+async def test_an_unreachable_store() -> None:
+    cause, out = await invalid(fast(f"redis://127.0.0.1:{free_port()}/0"), str(uuid.uuid4()))
+    assert cause == C.STORE_UNREACHABLE
+    assert "CONNECTION_REFUSED" in out["report"]["checks"][0]["evidence"]
+
+
+async def test_lag_longer_than_the_lookup_window_is_visibility_lag(settings: Settings) -> None:
+    # A backend that looks a session up once, without retrying, has a window of 0 ms: any
+    # measurable lag between two connections is longer than that.
+    cause, out = await invalid(settings, None, read_only=False, lookup_retry_window_ms=0.0)
+    assert cause == C.VISIBILITY_LAG
+    visibility = next(c for c in out["report"]["checks"] if c["name"] == "visibility")
+    assert visibility["status"] == "FAIL"
+    assert len(visibility["data"]["samples_ms"]) == 5
+
+
+async def test_evicted_sessions_are_suspected(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    server = redis_factory(maxmemory="3mb", maxmemory_policy="allkeys-lru")
+    settings = Settings.from_url(server.url, retry_attempts=3)
+    async with RedisService(settings) as redis:
+        sessions = LabSessionService(redis)
+        created = [
+            (await sessions.create("u", "lab", "p", base_url="ws://x", extra={"pad": "x" * 20_000})).session_id
+            for _ in range(400)
+        ]
+        assert (await redis.health()).evicted_keys
+        gone = [sid for sid in created if not await redis.client.exists(sessions.key(sid))]
+    assert gone, "the server evicted no session; the staging did not work"
+    cause, out = await invalid(settings, gone[0])
+    assert cause == C.EVICTION_SUSPECTED
+    assert "allkeys-lru" in json.dumps(out)
+    cause, _ = await invalid(settings, None)
+    assert cause == C.EVICTION_SUSPECTED
+
+
+async def test_the_canary_password_never_reaches_the_runbook_output(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(password=CANARY)
+    settings = Settings.from_url(server.url)
+    async with RedisService(settings) as redis:
+        sessions = LabSessionService(redis)
+        session = await sessions.create("u", "lab", "p", base_url="ws://x",
+                                        sandbox_account={"iamSecretAccessKey": CANARY})
+        await sessions.end(session.session_id)
+    cause, out = await invalid(settings, session.session_id, read_only=False)
+    assert cause == C.SESSION_ENDED
+    assert CANARY not in json.dumps(out)
+
+
+def test_a_bad_session_id_is_refused_before_anything_runs() -> None:
+    with pytest.raises(ValueError):
+        InvalidSessionInputs(session_id="../../etc")
+
+
+# -- redis_connectivity ------------------------------------------------------------------------
+
+
+async def connectivity(settings: Settings) -> tuple[str, dict[str, object]]:
+    diagnosis = await diagnose_redis_connectivity(settings)
+    assert diagnosis.report.facts["cause"] == diagnosis.cause
+    assert diagnosis.remedy
+    return diagnosis.cause, diagnosis.to_dict()
+
+
+async def test_connectivity_ok(embedded_redis: EmbeddedRedis) -> None:
+    cause, out = await connectivity(fast(embedded_redis.url))
+    assert cause == K.OK
+    assert [c["status"] for c in out["report"]["checks"]][:2] == ["PASS", "PASS"]
+
+
+async def test_dns_failure() -> None:
+    cause, _ = await connectivity(fast("redis://redis.labsession-test.invalid:6379/0"))
+    assert cause == K.DNS_FAILURE
+
+
+async def test_connection_refused() -> None:
+    cause, _ = await connectivity(fast(f"redis://127.0.0.1:{free_port()}/0"))
+    assert cause == K.CONNECTION_REFUSED
+
+
+async def test_a_frozen_server_is_a_timeout(embedded_redis: EmbeddedRedis) -> None:
+    embedded_redis.freeze()
+    try:
+        cause, out = await connectivity(fast(embedded_redis.url, connect_timeout=0.5, socket_timeout=0.5))
+    finally:
+        embedded_redis.thaw()
+    assert cause == K.TIMEOUT, out
+    names = [c["name"] for c in out["report"]["checks"]]
+    assert "tls probe" in names  # a hang on a plain URL is checked for a TLS-only port
+
+
+@pytest.mark.tls
+async def test_plain_url_to_the_tls_port_is_tls_required(tls_redis: EmbeddedRedis) -> None:
+    url = tls_redis.tls_url.replace("rediss://", "redis://")
+    cause, out = await connectivity(fast(url))
+    assert cause == K.TLS_REQUIRED, out
+    probe = next(c for c in out["report"]["checks"] if c["name"] == "tls probe")
+    assert "TLS handshake" in probe["evidence"]
+    assert CANARY not in json.dumps(out)
+
+
+@pytest.mark.tls
+async def test_untrusted_certificate_is_tls_verify_failed(
+    tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]
+) -> None:
+    _, stranger = tls_files
+    cause, out = await connectivity(fast(tls_redis.tls_url, ca_cert=str(stranger)))
+    assert cause == K.TLS_VERIFY_FAILED
+    assert CANARY not in json.dumps(out)
+
+
+@pytest.mark.tls
+async def test_tls_with_the_right_ca_is_ok(tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]) -> None:
+    files, _ = tls_files
+    cause, out = await connectivity(fast(tls_redis.tls_url, ca_cert=str(files.ca)))
+    assert cause == K.OK, out
+    tls = next(c for c in out["report"]["checks"] if c["name"] == "tls")
+    assert "localhost" in tls["evidence"]
+
+
+async def test_wrong_password_is_auth_failed_and_the_tried_password_stays_secret(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(password="the-right-one-1234")
+    # The client tries the canary: it must not show up in the diagnosis either.
+    cause, out = await connectivity(fast(f"redis://default:{CANARY}@127.0.0.1:{server.port}/0"))
+    assert cause == K.AUTH_FAILED
+    assert CANARY not in json.dumps(out)
+
+
+async def test_no_password_is_auth_failed(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    server = redis_factory(password=CANARY)
+    cause, _ = await connectivity(fast(f"redis://127.0.0.1:{server.port}/0"))
+    assert cause == K.AUTH_FAILED
+
+
+async def test_client_limit_is_max_connections(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    server = redis_factory(maxclients=2)
+    holders = [RedisService(Settings.from_url(server.url)) for _ in range(2)]
+    try:
+        for holder in holders:
+            await holder.connect()
+        cause, out = await connectivity(fast(server.url))
+    finally:
+        for holder in holders:
+            await holder.aclose()
+    assert cause == K.MAX_CONNECTIONS, out
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ERR max requests limit exceeded. Limit: 10000, Usage: 10000. See https://upstash.com/docs for details",
+        "ERR max daily request limit exceeded. Limit: 10000, Usage: 10001",
+        "ERR max request size exceeded. Limit: 1048576 bytes",
+    ],
+)
+def test_upstash_limit_errors_are_quota_exceeded(message: str) -> None:
+    assert classify(rx.ResponseError(message)) is RedisCause.QUOTA_EXCEEDED
+    assert "quota" in remedy_for(K.QUOTA_EXCEEDED)
+
+
+def test_every_cause_has_a_remedy_and_is_registered() -> None:
+    for cause in K:
+        assert remedy_for(cause)
+    assert set(RUNBOOKS["redis_connectivity"].causes) == {c.value for c in K}
+    assert set(RUNBOOKS["invalid_session"].causes) == {c.value for c in C}
+    for spec in RUNBOOKS.values():
+        assert spec.path.name.endswith(".ipynb")
