@@ -30,8 +30,9 @@ MASK = "****"
 #: A field is secret when its name contains one of these words (case-insensitive). Broad on
 #: purpose: ``iamAccessKeyId`` and ``credentials`` are masked too; a false positive costs nothing.
 _SECRET_NAME = re.compile(r"secret|passw(or)?d|pwd|token|credential|private|auth|key", re.IGNORECASE)
-# user:password@ inside any URL-ish text (redis://, rediss://, http://, unix://...).
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@\s]+)@")
+# user:password@ inside any URL-ish text (redis://, rediss://, http://, unix://...). The
+# password runs to the *last* '@' of the authority: people paste passwords with '@' unescaped.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^\s/?#]+)@")
 # AUTH <password> / requirepass <password> in command echoes.
 _AUTH_WORD = re.compile(r"(?i)\b(auth|requirepass|masterauth)(\s+)(\S+)(\s+\S+)?")
 
@@ -120,6 +121,9 @@ def redact(value: Any) -> Any:
     return value
 
 
+_FORMATTER = logging.Formatter()
+
+
 class MaskingFilter(logging.Filter):
     """A logging filter that masks secrets in every record's final message.
 
@@ -134,8 +138,15 @@ class MaskingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = mask_text(message)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # A traceback's last line repeats the exception message, URL and all: format it
+            # here, masked, and drop exc_info so no handler formats it again unmasked.
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
+        record.exc_info = None
         if record.exc_text:
             record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True
 
 

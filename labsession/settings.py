@@ -24,6 +24,31 @@ log = get_logger(__name__)
 _EXAMPLE_URL = "rediss://default:****@your-endpoint.upstash.io:6379"
 _SCHEMES = ("redis", "rediss", "unix")
 _TRUE = {"1", "true", "yes", "on"}
+# attribute -> (environment variable, a good example value): every ConfigError names the
+# variable a user can actually set and shows what a valid value looks like.
+_VARIABLES: dict[str, tuple[str, str]] = {
+    "redis_url": ("REDIS_URL", _EXAMPLE_URL),
+    "lab_timeout_minutes": ("LAB_TIMEOUT_MINUTES", "120"),
+    "key_prefix": ("SESSION_KEY_PREFIX", "session:"),
+    "grace_seconds": ("SESSION_GRACE_SECONDS", "10"),
+    "ca_cert": ("REDIS_CA_CERT", "/etc/ssl/certs/my-redis-ca.pem"),
+    "tls_verify": ("REDIS_TLS_VERIFY", "true"),
+    "connect_timeout": ("REDIS_CONNECT_TIMEOUT", "3"),
+    "socket_timeout": ("REDIS_SOCKET_TIMEOUT", "3"),
+    "operation_timeout": ("REDIS_OPERATION_TIMEOUT", "5"),
+    "retry_attempts": ("REDIS_RETRY_ATTEMPTS", "10"),
+    "client_name": ("REDIS_CLIENT_NAME", "labsession-web-1"),
+    "cluster": ("REDIS_CLUSTER", "false"),
+    "retry_base": ("retry_base", "0.02"),
+    "retry_cap": ("retry_cap", "0.5"),
+    "health_check_interval": ("health_check_interval", "30"),
+    "max_connections": ("max_connections", "64"),
+}
+
+
+def _bad(attr: str, problem: str) -> ConfigError:
+    variable, example = _VARIABLES[attr]
+    return ConfigError(variable, problem, example)
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -69,13 +94,19 @@ class Settings:
         register_secret(urlsplit(self.redis_url).password)
         for name in ("connect_timeout", "socket_timeout", "operation_timeout", "retry_cap"):
             if getattr(self, name) <= 0:
-                raise ConfigError(name, f"must be a positive number of seconds, got {getattr(self, name)!r}")
+                raise _bad(name, f"must be a positive number of seconds, got {getattr(self, name)!r}")
+        if self.grace_seconds < 0:
+            raise _bad("grace_seconds", f"must not be negative, got {self.grace_seconds!r}")
+        if self.retry_base < 0:
+            raise _bad("retry_base", f"must not be negative, got {self.retry_base!r}")
         if self.retry_attempts < 1:
-            raise ConfigError("retry_attempts", f"must be at least 1, got {self.retry_attempts!r}")
+            raise _bad("retry_attempts", f"must be at least 1, got {self.retry_attempts!r}")
+        if self.max_connections < 1:
+            raise _bad("max_connections", f"must be at least 1, got {self.max_connections!r}")
         if self.lab_timeout_minutes < 1:
-            raise ConfigError("LAB_TIMEOUT_MINUTES", f"must be at least 1, got {self.lab_timeout_minutes!r}")
+            raise _bad("lab_timeout_minutes", f"must be at least 1, got {self.lab_timeout_minutes!r}")
         if not self.key_prefix:
-            raise ConfigError("SESSION_KEY_PREFIX", "must not be empty", "session:")
+            raise _bad("key_prefix", "must not be empty")
 
     # -- construction --------------------------------------------------------------------------
 
@@ -118,14 +149,14 @@ class Settings:
             try:
                 values[name] = parse(raw.strip())
             except ValueError as exc:
-                raise ConfigError(variable, f"is malformed: {exc}") from None
+                raise _bad(name, f"is malformed: {exc}") from None
         if "cluster" not in values and url:
             query = parse_qs(urlsplit(url).query)
             if "cluster" in query:
                 values["cluster"] = query["cluster"][-1].lower() in _TRUE
         values.update(overrides)
         if values.get("ca_cert") and not os.path.isfile(values["ca_cert"]):
-            raise ConfigError("REDIS_CA_CERT", f"names no readable file: {values['ca_cert']!r}")
+            raise _bad("ca_cert", f"names no readable file: {values['ca_cert']!r}")
         return cls(**values)
 
     def with_changes(self, **changes: Any) -> Settings:

@@ -1,0 +1,134 @@
+"""Masking: URL passwords, AUTH arguments, registered secrets and secret-named fields."""
+
+from __future__ import annotations
+
+import logging
+import string
+
+import pytest
+from conftest import CANARY
+from hypothesis import given
+from hypothesis import strategies as st
+
+from labsession.masking import MASK, MaskingFilter, get_logger, is_secret_name, mask_text, mask_url, redact
+
+# Characters a password may hold inside a URL's userinfo (RFC 3986 unreserved + sub-delims, and
+# '%' for percent-escapes); '@', '/', '?' and '#' are tested separately.
+PASSWORD_CHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=%"
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        (f"redis://default:{CANARY}@host:6379/0", "redis://default:****@host:6379/0"),
+        (f"rediss://:{CANARY}@h.upstash.io:6379", "rediss://:****@h.upstash.io:6379"),
+        (f"redis://{CANARY}@host:6379", "redis://****@host:6379"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        (f"unix://:{CANARY}@/run/redis.sock?db=0", "unix://:****@/run/redis.sock?db=0"),
+        (f"unix:///run/redis.sock?password={CANARY}", "unix:///run/redis.sock?password=****"),
+        (f"redis://host:6379/0?password={CANARY}&db=1", "redis://host:6379/0?password=****&db=1"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_mask_url_with_reserved_characters_in_the_password() -> None:
+    for password in ("p@ss-word-1", "pa:ss-word-2", "p@ss@w:rd-3"):
+        masked = mask_url(f"redis://default:{password}@host:6379")
+        assert masked == "redis://default:****@host:6379"
+
+
+@given(st.text(PASSWORD_CHARS, min_size=1, max_size=40))
+def test_mask_url_never_keeps_the_password(tail: str) -> None:
+    password = "Zq" + tail  # a prefix no other part of the URL contains
+    url = f"rediss://someone:{password}@cache.example.com:6380/2"
+    assert password not in mask_url(url)
+    assert password not in mask_text(f"connecting to {url} failed")
+
+
+@given(st.text(PASSWORD_CHARS + "@:", min_size=1, max_size=40))
+def test_mask_text_handles_at_signs_in_unregistered_passwords(tail: str) -> None:
+    password = "Zq" + tail
+    text = f"Error connecting to redis://u:{password}@host:6379/0 (refused)"
+    assert mask_text(text) == "Error connecting to redis://u:****@host:6379/0 (refused)"
+
+
+def test_mask_text_masks_auth_arguments_and_registered_secrets() -> None:
+    assert mask_text(f"AUTH {CANARY}") == f"AUTH {MASK}"
+    assert mask_text(f"auth default {CANARY}") == f"auth {MASK}{MASK}"
+    assert CANARY not in mask_text(f"config set requirepass {CANARY}")
+    # conftest's servers register CANARY the moment they are built; Settings does it for URL passwords.
+    from labsession import Settings
+
+    Settings.from_url(f"redis://:{CANARY}@127.0.0.1:1")
+    assert mask_text(f"the password is {CANARY}!") == f"the password is {MASK}!"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["iamSecretAccessKey", "secretAccessKey", "password", "PASSWD", "apiToken", "credentials", "privateKey",
+     "Authorization", "iamAccessKeyId", "sessionToken", "pwd"],
+)
+def test_secret_names(name: str) -> None:
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["sessionId", "userId", "labId", "region", "email", "status", "expiresAt"])
+def test_ordinary_names(name: str) -> None:
+    assert not is_secret_name(name)
+
+
+def test_redact_at_any_depth_keeps_the_rest() -> None:
+    value = {
+        "sessionId": "s-1",
+        "sandboxAccount": {
+            "accountId": "123456789012",
+            "iamUserName": "lab-user",
+            "iamAccessKeyId": "AKIAEXAMPLE",
+            "iamSecretAccessKey": "wJalrXUtnFEMI/K7MDENG",
+            "region": "us-east-1",
+            "nested": [{"sessionToken": "tok-123"}, ({"password": "pw-123"},)],
+        },
+        "notes": f"see redis://u:{CANARY}@h:1",
+        "token": None,
+        "count": 3,
+    }
+    out = redact(value)
+    account = out["sandboxAccount"]
+    assert account["iamSecretAccessKey"] == MASK and account["iamAccessKeyId"] == MASK
+    assert account["nested"][0]["sessionToken"] == MASK
+    assert account["nested"][1][0]["password"] == MASK
+    assert account["accountId"] == "123456789012" and account["region"] == "us-east-1"
+    assert out["notes"] == "see redis://u:****@h:1"
+    assert out["token"] is None and out["count"] == 3
+    # a deep copy: the original keeps its values
+    assert value["sandboxAccount"]["iamSecretAccessKey"] == "wJalrXUtnFEMI/K7MDENG"  # type: ignore[index]
+    for secret in ("wJalrXUtnFEMI", "tok-123", "pw-123", CANARY):
+        assert secret not in repr(out)
+
+
+def test_masking_filter_masks_formatted_records(caplog: pytest.LogCaptureFixture) -> None:
+    logger = get_logger("labsession.test_masking")
+    assert get_logger("labsession.test_masking") is logger
+    assert sum(isinstance(f, MaskingFilter) for f in logger.filters) == 1
+    caplog.set_level(logging.DEBUG, logger="labsession")
+    logger.warning("could not reach %s", f"redis://default:{CANARY}@h:6379")
+    logger.info("AUTH %s", CANARY)
+    logger.error("broken format %s %s", "only one")
+    try:
+        raise RuntimeError(f"redis://x:{CANARY}@h failed")
+    except RuntimeError:
+        logger.exception("with a traceback")
+    assert len(caplog.records) == 4
+    assert caplog.records[0].getMessage() == "could not reach redis://default:****@h:6379"
+    for record in caplog.records:
+        assert CANARY not in record.getMessage()
+    assert CANARY not in caplog.text
+
+
+def test_masking_filter_on_a_foreign_handler() -> None:
+    record = logging.LogRecord("other", logging.INFO, __file__, 1, "url=%s", (f"redis://:{CANARY}@h",), None)
+    assert MaskingFilter().filter(record) is True
+    assert record.getMessage() == "url=redis://:****@h"
+    assert record.args is None

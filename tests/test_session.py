@@ -1,0 +1,131 @@
+"""LabSession: the TypeScript backend's JSON both ways, unknown fields kept, secrets redacted;
+session ids checked so that none can address another key or act as a glob."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from tsformat import SECRET_ACCESS_KEY, TS_FIELDS, ts_json, ts_session
+
+from labsession import CorruptSession, InvalidSessionId, LabSession, check_session_id
+from labsession.masking import MASK
+
+SID = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
+NOW = 1_764_000_000_000
+
+
+def test_reads_the_typescript_format_and_writes_it_back_unchanged() -> None:
+    raw = ts_json(ts_session(SID, NOW, extra={"instanceId": "i-0abc", "meta": {"b": 1, "a": [1, 2]}}))
+    session = LabSession.from_json(raw)
+    assert session.session_id == SID and session.user_id == "user-42" and session.terminal_port == 7681
+    assert session.expires_at == NOW + 7_200_000 and session.status == "active"
+    assert session.sandbox_account is not None
+    assert session.sandbox_account["iamSecretAccessKey"] == SECRET_ACCESS_KEY
+    assert session.extra == {"instanceId": "i-0abc", "meta": {"b": 1, "a": [1, 2]}}
+    # byte for byte: same fields, same order, same separators
+    assert session.to_json() == raw
+    assert list(json.loads(session.to_json())) == [*TS_FIELDS, "instanceId", "meta"]
+
+
+def test_bytes_and_non_ascii_values() -> None:
+    value = ts_session(SID, NOW, extra={"displayName": "Zoë 🧪"})
+    session = LabSession.from_json(ts_json(value).encode())
+    assert session.extra["displayName"] == "Zoë 🧪"
+    assert json.loads(session.to_json()) == value
+
+
+def test_minimal_record_gets_defaults() -> None:
+    session = LabSession.from_dict({"sessionId": SID, "expiresAt": NOW, "status": "creating"})
+    assert session.created_at == NOW and session.started_at == NOW
+    assert session.user_id == "" and session.sandbox_account is None and session.terminal_port is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("{not json", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        ("[1, 2]", "not an object"),
+        ('"active"', "not an object"),
+        (json.dumps({"sessionId": SID, "status": "active"}), "expiresAt"),
+        (json.dumps({"sessionId": SID, "expiresAt": "tomorrow", "status": "active"}), "expiresAt"),
+        (json.dumps({"sessionId": SID, "expiresAt": True, "status": "active"}), "expiresAt"),
+        (json.dumps({"sessionId": SID, "expiresAt": NOW, "status": 1}), "status"),
+        (json.dumps({"sessionId": SID, "expiresAt": NOW, "createdAt": None, "status": "active"}), "createdAt"),
+    ],
+)
+def test_corrupt_values_raise_corrupt_session(raw: str | bytes, reason: str) -> None:
+    with pytest.raises(CorruptSession) as caught:
+        LabSession.from_json(raw, session_id=SID)
+    assert reason in caught.value.reason
+    assert caught.value.session_id == SID
+
+
+def test_redacted_view_and_repr_hide_the_sandbox_secrets() -> None:
+    session = LabSession.from_json(ts_json(ts_session(SID, NOW, extra={"apiToken": "tok-secret-1"})))
+    shown = session.redacted()
+    assert shown["sandboxAccount"]["iamSecretAccessKey"] == MASK
+    assert shown["sandboxAccount"]["iamAccessKeyId"] == MASK
+    assert shown["apiToken"] == MASK
+    assert shown["sandboxAccount"]["region"] == "us-east-1" and shown["sessionId"] == SID
+    for text in (json.dumps(shown), repr(session), str(session)):
+        assert SECRET_ACCESS_KEY not in text and "tok-secret-1" not in text
+    # the session itself is untouched
+    assert session.sandbox_account is not None and session.sandbox_account["iamSecretAccessKey"] == SECRET_ACCESS_KEY
+
+
+def test_expires_in_and_ttl_follow_the_typescript_rounding() -> None:
+    session = LabSession.from_dict({"sessionId": SID, "expiresAt": NOW + 1500, "status": "active"})
+    assert session.expires_in(NOW) == 1          # whole seconds left, rounded down
+    assert session.ttl_seconds(NOW) == 2         # ceil((expiresAt - now) / 1000)
+    assert session.ttl_seconds(NOW + 1000) == 1
+    assert session.ttl_seconds(NOW + 99_999) == 1  # never 0 or negative: SET EX needs >= 1
+    assert session.expires_in(NOW + 99_999) == 0
+
+
+# -- session ids --------------------------------------------------------------------------------
+
+
+@given(st.uuids())
+def test_every_uuid_string_is_an_id(value: uuid.UUID) -> None:
+    assert check_session_id(str(value)) == str(value)
+    assert check_session_id(str(value).upper()) == str(value).upper()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "", "*", "?", "[a-z]*", "session:*", "../x", f"{SID}*", f"{SID}?", f"[{SID}]", f"{SID[:-1]}*",
+        f"{SID}\n", f" {SID}", f"{SID} ", f"{SID}:x", f"session:{SID}", SID.replace("-", ""),
+        "x" * 10_000, f"{{{SID}}}", SID.replace("a", "g"),
+    ],
+)
+def test_malformed_ids_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidSessionId) as caught:
+        check_session_id(bad)
+    assert caught.value.session_id == bad
+    assert len(str(caught.value)) < 200  # a 10 kB id is not echoed whole
+
+
+@pytest.mark.parametrize("bad", [None, 42, b"6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", uuid.UUID(SID), ["x"]])
+def test_non_strings_are_refused(bad: object) -> None:
+    with pytest.raises(InvalidSessionId):
+        check_session_id(bad)
+
+
+@given(st.text(max_size=60))
+def test_no_text_that_is_not_a_uuid_gets_through(text: str) -> None:
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError:
+        parsed = None
+    canonical = parsed is not None and str(parsed) == text.lower()
+    if canonical:
+        assert check_session_id(text) == text
+    else:
+        with pytest.raises(InvalidSessionId):
+            check_session_id(text)

@@ -1,0 +1,427 @@
+"""LabSessionService against a real redis-server: the TypeScript backend's format both ways,
+CONTRACT.md's validation table, atomic extend, idempotent end, SCAN listing, command counts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+import redis
+from redisstats import CommandCounter
+from tsformat import TS_FIELDS, ts_json, ts_session
+
+from labsession import (
+    CorruptSession,
+    EmbeddedRedis,
+    InvalidExtension,
+    InvalidSessionId,
+    LabSessionService,
+    RedisService,
+    SessionEnded,
+    SessionNotActive,
+    SessionNotFound,
+    Settings,
+    ValidationReason,
+)
+from labsession.session_service import ENDED_TTL_SECONDS, MAX_EXTEND_MINUTES
+
+
+class Clock:
+    """A clock the test moves by hand (seconds since the epoch), starting at the real time."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def raw(embedded_redis: EmbeddedRedis) -> redis.Redis:
+    """A plain client for writing and reading values behind the service's back."""
+    client = redis.Redis.from_url(embedded_redis.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(redis_service: RedisService, clock: Clock) -> LabSessionService:
+    return LabSessionService(redis_service, clock=clock)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now_ms(clock: Clock) -> int:
+    return int(clock.now * 1000)
+
+
+# -- compatibility with the TypeScript backend ---------------------------------------------------
+
+
+async def test_a_typescript_value_is_read(service: LabSessionService, raw: redis.Redis, clock: Clock) -> None:
+    sid = new_id()
+    value = ts_session(sid, now_ms(clock), extra={"instanceId": "i-0abc", "flags": {"beta": True}})
+    raw.set(f"session:{sid}", ts_json(value), ex=7200)
+    session = await service.get(sid)
+    assert session is not None
+    assert session.to_dict() == value
+    assert session.sandbox_account is not None and session.sandbox_account["iamSecretAccessKey"]
+    result = await service.validate(sid)
+    assert result.valid and result.reason is ValidationReason.OK
+    assert result.expires_in is not None and 7190 <= result.expires_in <= 7200
+
+
+async def test_a_created_session_has_the_typescript_fields_and_ttl(
+    service: LabSessionService, raw: redis.Redis, clock: Clock, embedded_redis: EmbeddedRedis
+) -> None:
+    with CommandCounter(embedded_redis.url) as seen:
+        session = await service.create("user-42", "lab-aws-101", "pur_9XkQ", base_url="wss://labs.example.com/")
+    assert seen.delta == {"set": 1}  # one round trip
+    stored = json.loads(raw.get(f"session:{session.session_id}") or b"")
+    assert list(stored) == TS_FIELDS
+    assert uuid.UUID(stored["sessionId"]).version == 4
+    assert stored["status"] == "active"
+    assert stored["createdAt"] == stored["startedAt"] == now_ms(clock)
+    assert stored["expiresAt"] - stored["createdAt"] == 120 * 60_000
+    assert stored["webSocketUrl"] == f"wss://labs.example.com/terminal/{session.session_id}"
+    assert stored["sandboxAccount"] is None
+    pttl = raw.pttl(f"session:{session.session_id}")
+    assert 7_190_000 < pttl <= 7_200_000
+
+
+async def test_create_honours_lab_timeout_minutes(redis_service: RedisService, raw: redis.Redis) -> None:
+    service = LabSessionService(redis_service, redis_service.settings.with_changes(lab_timeout_minutes=30))
+    session = await service.create("u", "l", "p", base_url="ws://h")
+    assert 1790 <= raw.ttl(f"session:{session.session_id}") <= 1800
+
+
+async def test_create_never_overwrites_an_existing_key(redis_service: RedisService, raw: redis.Redis) -> None:
+    taken = new_id()
+    raw.set(f"session:{taken}", "someone else's")
+    fresh = new_id()
+    ids = iter([taken, fresh])
+    service = LabSessionService(redis_service, id_factory=lambda: next(ids))
+    session = await service.create("u", "l", "p", base_url="ws://h")
+    assert session.session_id == fresh
+    assert raw.get(f"session:{taken}") == b"someone else's"
+
+
+async def test_unknown_fields_survive_extend_and_end(service: LabSessionService, raw: redis.Redis,
+                                                     clock: Clock) -> None:
+    sid = new_id()
+    value = ts_session(sid, now_ms(clock), extra={"instanceId": "i-0abc", "tags": ["a", {"b": None}], "n": 1.5})
+    raw.set(f"session:{sid}", ts_json(value), ex=7200)
+    await service.extend(sid, 15)
+    after_extend = json.loads(raw.get(f"session:{sid}") or b"")
+    assert after_extend == {**value, "expiresAt": value["expiresAt"] + 15 * 60_000}
+    assert list(after_extend) == list(value)
+    await service.end(sid)
+    after_end = json.loads(raw.get(f"session:{sid}") or b"")
+    assert after_end == {**after_extend, "status": "destroyed"}
+    assert list(after_end) == list(value)
+
+
+# -- the validation table -------------------------------------------------------------------------
+
+
+def _store(raw: redis.Redis, clock: Clock, *, status: str = "active", created_ago_s: float = 3600,
+           expires_in_s: float = 3600, ttl: int = 3600) -> str:
+    sid = new_id()
+    now = now_ms(clock)
+    value = ts_session(sid, now, status=status, created_ago_ms=int(created_ago_s * 1000))
+    value["expiresAt"] = now + int(expires_in_s * 1000)
+    raw.set(f"session:{sid}", ts_json(value), ex=ttl)
+    return sid
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "in_grace"),
+    [
+        ({}, ValidationReason.OK, False),
+        ({"expires_in_s": -5}, ValidationReason.EXPIRED, False),
+        ({"status": "creating", "created_ago_s": 3}, ValidationReason.OK, True),
+        ({"status": "creating", "created_ago_s": 9.9}, ValidationReason.OK, True),
+        ({"status": "creating", "created_ago_s": 10}, ValidationReason.NOT_ACTIVE, False),
+        ({"status": "creating", "created_ago_s": 60}, ValidationReason.NOT_ACTIVE, False),
+        # the grace period never revives an ended or expired session
+        ({"status": "destroyed", "created_ago_s": 1}, ValidationReason.ENDED, False),
+        ({"status": "destroyed", "created_ago_s": 3600}, ValidationReason.ENDED, False),
+        ({"status": "expired", "created_ago_s": 1}, ValidationReason.EXPIRED, False),
+        ({"status": "creating", "created_ago_s": 1, "expires_in_s": -1}, ValidationReason.EXPIRED, False),
+    ],
+)
+async def test_validation_table_and_reads_never_write(
+    service: LabSessionService, raw: redis.Redis, clock: Clock, embedded_redis: EmbeddedRedis,
+    state: dict[str, object], reason: ValidationReason, in_grace: bool,
+) -> None:
+    sid = _store(raw, clock, **state)  # type: ignore[arg-type]
+    before = raw.get(f"session:{sid}")
+    with CommandCounter(embedded_redis.url) as seen:
+        result = await service.validate(sid)
+        session = await service.get(sid)
+    assert (result.reason, result.in_grace, result.valid) == (reason, in_grace, reason is ValidationReason.OK)
+    assert result.session is not None and session is not None
+    assert seen.delta == {"get": 2}  # one GET each, nothing written, nothing deleted
+    assert raw.get(f"session:{sid}") == before
+    assert raw.ttl(f"session:{sid}") > 3000
+
+
+async def test_grace_period_follows_the_clock_and_settings(service: LabSessionService, raw: redis.Redis,
+                                                           clock: Clock) -> None:
+    sid = _store(raw, clock, status="creating", created_ago_s=0)
+    assert (await service.validate(sid)).in_grace
+    clock.now += 10.0
+    assert (await service.validate(sid)).reason is ValidationReason.NOT_ACTIVE
+    strict = LabSessionService(service.redis, service.settings.with_changes(grace_seconds=0), clock=clock)
+    assert (await strict.validate(_store(raw, clock, status="creating", created_ago_s=0))).reason \
+        is ValidationReason.NOT_ACTIVE
+
+
+async def test_missing_key_is_not_found(service: LabSessionService, embedded_redis: EmbeddedRedis) -> None:
+    sid = new_id()
+    with CommandCounter(embedded_redis.url) as seen:
+        assert await service.get(sid) is None
+        result = await service.validate(sid)
+    assert result.reason is ValidationReason.NOT_FOUND and result.session is None and not result.valid
+    assert seen.delta == {"get": 2}  # a miss is one GET too, and never KEYS
+
+
+@pytest.mark.parametrize("value", [b"{not json", b"\xff\xfe\x00", b"[1,2,3]", b'{"sessionId":"x"}', b""])
+async def test_corrupt_value_is_reported_and_kept(
+    service: LabSessionService, raw: redis.Redis, embedded_redis: EmbeddedRedis, value: bytes
+) -> None:
+    sid = new_id()
+    raw.set(f"session:{sid}", value, ex=500)
+    with CommandCounter(embedded_redis.url) as seen:
+        result = await service.validate(sid)
+        with pytest.raises(CorruptSession):
+            await service.get(sid)
+    assert result.reason is ValidationReason.CORRUPT and result.detail
+    assert seen.delta == {"get": 2}
+    assert raw.get(f"session:{sid}") == value and raw.ttl(f"session:{sid}") > 400
+    with pytest.raises(CorruptSession):
+        await service.extend(sid, 5)
+    with pytest.raises(CorruptSession):
+        await service.end(sid)
+    assert raw.get(f"session:{sid}") == value
+
+
+async def test_inspect_reports_value_ttl_and_size(service: LabSessionService, raw: redis.Redis,
+                                                  clock: Clock) -> None:
+    sid = _store(raw, clock, ttl=900)
+    record = await service.inspect(sid)
+    assert record.exists and record.session is not None and record.error is None
+    assert 890 <= (record.ttl or 0) <= 900 and record.size == len(raw.get(f"session:{sid}") or b"")
+    missing = await service.inspect(new_id())
+    assert not missing.exists and missing.ttl == -2
+
+
+# -- extend -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("minutes", [0, -5, "30", 1.5, 30.0, True, False, None, MAX_EXTEND_MINUTES + 1, 10**9])
+async def test_extend_validates_minutes_before_touching_redis(
+    service: LabSessionService, raw: redis.Redis, clock: Clock, embedded_redis: EmbeddedRedis, minutes: object
+) -> None:
+    sid = _store(raw, clock)
+    before = raw.get(f"session:{sid}")
+    with CommandCounter(embedded_redis.url) as seen:
+        with pytest.raises(InvalidExtension) as caught:
+            await service.extend(sid, minutes)
+    assert caught.value.minutes == minutes and isinstance(caught.value, ValueError)
+    assert seen.total == 0
+    assert raw.get(f"session:{sid}") == before
+
+
+async def test_extend_adds_minutes_and_keeps_the_ttl_with_expires_at(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
+    sid = _store(raw, clock, expires_in_s=600, ttl=600)
+    extended = await service.extend(sid, MAX_EXTEND_MINUTES)
+    stored = json.loads(raw.get(f"session:{sid}") or b"")
+    assert stored["expiresAt"] == extended.expires_at == now_ms(clock) + 600_000 + MAX_EXTEND_MINUTES * 60_000
+    pttl = raw.pttl(f"session:{sid}")
+    assert abs((stored["expiresAt"] - time.time() * 1000) - pttl) < 2000
+    default = await service.extend(sid)  # 30 minutes, like the TypeScript route's default
+    assert default.expires_at == extended.expires_at + 30 * 60_000
+
+
+async def test_concurrent_extends_from_two_clients_add_up_exactly(
+    settings: Settings, raw: redis.Redis, clock: Clock
+) -> None:
+    sid = _store(raw, clock, expires_in_s=600, ttl=600)
+    start = json.loads(raw.get(f"session:{sid}") or b"")["expiresAt"]
+    n = 40
+    async with RedisService(settings, client_name="a") as a, RedisService(settings, client_name="b") as b:
+        services = [LabSessionService(a), LabSessionService(b)]
+        await asyncio.gather(*(services[i % 2].extend(sid, 1) for i in range(n)))
+    stored = json.loads(raw.get(f"session:{sid}") or b"")
+    assert stored["expiresAt"] == start + n * 60_000
+    assert abs((stored["expiresAt"] - time.time() * 1000) - raw.pttl(f"session:{sid}")) < 2000
+
+
+async def test_extend_refuses_ended_unknown_expired_and_bad_ids(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
+    ended = _store(raw, clock, status="destroyed", created_ago_s=1)
+    with pytest.raises(SessionEnded):
+        await service.extend(ended, 5)
+    with pytest.raises(SessionNotFound):
+        await service.extend(new_id(), 5)
+    expired = _store(raw, clock, expires_in_s=-1)
+    with pytest.raises(SessionNotActive) as caught:
+        await service.extend(expired, 5)
+    assert caught.value.status == "expired"
+    stale = _store(raw, clock, status="creating", created_ago_s=60)
+    with pytest.raises(SessionNotActive):
+        await service.extend(stale, 5)
+    with pytest.raises(InvalidSessionId):
+        await service.extend("session:*", 5)
+
+
+# -- end --------------------------------------------------------------------------------------------
+
+
+async def test_end_is_idempotent_and_keeps_the_record_60_seconds(
+    service: LabSessionService, raw: redis.Redis, clock: Clock, embedded_redis: EmbeddedRedis
+) -> None:
+    session = await service.create("u", "l", "p", base_url="ws://h")
+    key = f"session:{session.session_id}"
+    ended = await service.end(session.session_id)
+    assert ended.status == "destroyed"
+    assert json.loads(raw.get(key) or b"")["status"] == "destroyed"
+    assert 55 <= raw.ttl(key) <= ENDED_TTL_SECONDS
+    raw.expire(key, 30)  # a second end must not reset the countdown
+    with CommandCounter(embedded_redis.url) as seen:
+        again = await service.end(session.session_id)
+    assert again.status == "destroyed" and "set" not in seen.delta
+    assert raw.ttl(key) <= 30
+    assert (await service.validate(session.session_id)).reason is ValidationReason.ENDED
+    clock.now += 1  # still under the grace period: an ended session stays ended
+    assert (await service.validate(session.session_id)).reason is ValidationReason.ENDED
+
+
+async def test_end_unknown_id_is_not_found(service: LabSessionService) -> None:
+    with pytest.raises(SessionNotFound) as caught:
+        await service.end(new_id())
+    assert "not found" in str(caught.value)
+
+
+# -- ids never reach Redis --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["*", "?", "[a-f]*", "../x", "session:*", "", "x" * 5000, None, 7,
+                                 "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4*"])
+async def test_malformed_ids_raise_before_touching_redis(
+    service: LabSessionService, embedded_redis: EmbeddedRedis, bad: object
+) -> None:
+    calls: list[Callable[[], object]] = [
+        lambda: service.get(bad),  # type: ignore[arg-type]
+        lambda: service.validate(bad),  # type: ignore[arg-type]
+        lambda: service.extend(bad, 5),  # type: ignore[arg-type]
+        lambda: service.end(bad),  # type: ignore[arg-type]
+        lambda: service.inspect(bad),  # type: ignore[arg-type]
+    ]
+    with CommandCounter(embedded_redis.url) as seen:
+        for call in calls:
+            with pytest.raises(InvalidSessionId):
+                await call()  # type: ignore[misc]
+        with pytest.raises(InvalidSessionId):
+            service.key(bad)  # type: ignore[arg-type]
+    assert seen.total == 0
+
+
+# -- listing ----------------------------------------------------------------------------------------
+
+
+async def _populate(service: LabSessionService, raw: redis.Redis, clock: Clock) -> dict[str, set[str]]:
+    """25 active sessions (5 of user-a), 3 ended, 2 expired, 1 corrupt, and keys of other apps."""
+    groups: dict[str, set[str]] = {"active": set(), "user-a": set(), "ended": set(), "expired": set()}
+    for i in range(25):
+        s = await service.create("user-a" if i < 5 else f"user-{i}", "l", "p", base_url="ws://h")
+        groups["active"].add(s.session_id)
+        if i < 5:
+            groups["user-a"].add(s.session_id)
+    for _ in range(3):
+        s = await service.create("user-z", "l", "p", base_url="ws://h")
+        await service.end(s.session_id)
+        groups["ended"].add(s.session_id)
+    for _ in range(2):
+        groups["expired"].add(_store(raw, clock, expires_in_s=-5))
+    corrupt = new_id()
+    raw.set(f"session:{corrupt}", b"{oops", ex=100)
+    groups["corrupt"] = {corrupt}
+    raw.set("sessionx:not-ours", b"1")
+    raw.set("other:session:abc", b"1")
+    raw.set("session", b"1")
+    return groups
+
+
+async def test_scan_lists_everything_in_batches_without_keys(
+    service: LabSessionService, raw: redis.Redis, clock: Clock, embedded_redis: EmbeddedRedis
+) -> None:
+    groups = await _populate(service, raw, clock)
+    everything = groups["active"] | groups["ended"] | groups["expired"]
+    with CommandCounter(embedded_redis.url) as seen:
+        scanned = [s.session_id async for s in service.scan(batch_size=4)]
+        active = await service.active_ids(batch_size=7)
+        mine = await service.sessions_for_user("user-a", batch_size=3)
+        count = await service.count(batch_size=5)
+    assert sorted(scanned) == sorted(everything)  # corrupt skipped, other apps' keys ignored
+    assert set(active) == groups["active"]
+    assert {s.session_id for s in mine} == groups["user-a"]
+    assert count == len(everything) + 1
+    assert "keys" not in seen.delta
+    assert seen.delta["scan"] >= 3
+    # values are read in batches (MGET or pipelined GETs), not one round trip per key
+    assert seen.delta["get"] + seen.delta["mget"] > 0
+
+
+async def test_scan_records_limit_ttl_and_corrupt(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
+    groups = await _populate(service, raw, clock)
+    limited = [r async for r in service.scan_records(batch_size=4, limit=7)]
+    assert len(limited) == 7
+    records = [r async for r in service.scan_records(batch_size=6, with_ttl=True)]
+    by_id = {r.session_id: r for r in records}
+    assert set(by_id) == groups["active"] | groups["ended"] | groups["expired"] | groups["corrupt"]
+    for sid in groups["active"]:
+        assert 7100 <= (by_id[sid].ttl or 0) <= 7200 and by_id[sid].size > 100
+        assert by_id[sid].key == f"session:{sid}"
+    for sid in groups["ended"]:
+        assert 0 < (by_id[sid].ttl or 0) <= 60
+    (corrupt,) = groups["corrupt"]
+    assert by_id[corrupt].session is None and by_id[corrupt].error
+    without = [r async for r in service.scan_records(batch_size=50)]
+    assert all(r.ttl is None for r in without) and len(without) == len(records)
+
+
+async def test_scan_on_an_empty_store(service: LabSessionService) -> None:
+    assert [r async for r in service.scan_records()] == []
+    assert await service.active_ids() == [] and await service.count() == 0
+
+
+async def test_key_prefix_with_glob_characters_matches_only_itself(
+    redis_service: RedisService, raw: redis.Redis
+) -> None:
+    prefix = "lab[1]*?\\:"
+    service = LabSessionService(redis_service, redis_service.settings.with_changes(key_prefix=prefix))
+    mine = {(await service.create("u", "l", "p", base_url="ws://h")).session_id for _ in range(3)}
+    for key in ("lab1x:" + new_id(), "lab[1]zz\\:" + new_id(), "lab[1]*?:" + new_id()):
+        raw.set(key, ts_json(ts_session(key.rsplit(":", 1)[-1], 0)))
+    assert set(await service.active_ids(batch_size=2)) == mine
+    assert await service.count() == 3
+    sid = next(iter(mine))
+    assert raw.exists(prefix + sid) and service.key(sid) == prefix + sid

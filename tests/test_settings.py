@@ -1,0 +1,140 @@
+"""Settings: from_env/from_url, one ConfigError per bad variable, nothing secret in repr/str."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import CANARY
+
+from labsession import ConfigError, Settings
+
+URL = f"redis://default:{CANARY}@127.0.0.1:6390/0"
+
+
+def test_from_env_reads_every_variable(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here")
+    env = {
+        "REDIS_URL": URL,
+        "LAB_TIMEOUT_MINUTES": "30",
+        "SESSION_KEY_PREFIX": "lab:",
+        "SESSION_GRACE_SECONDS": "2.5",
+        "REDIS_CA_CERT": str(ca),
+        "REDIS_TLS_VERIFY": "yes",
+        "REDIS_CONNECT_TIMEOUT": "1.5",
+        "REDIS_SOCKET_TIMEOUT": "2",
+        "REDIS_OPERATION_TIMEOUT": "4",
+        "REDIS_RETRY_ATTEMPTS": "3",
+        "REDIS_CLIENT_NAME": "probe-1",
+        "REDIS_CLUSTER": "false",
+    }
+    s = Settings.from_env(env)
+    assert (s.redis_url, s.lab_timeout_minutes, s.key_prefix, s.grace_seconds) == (URL, 30, "lab:", 2.5)
+    assert (s.ca_cert, s.tls_verify, s.connect_timeout, s.socket_timeout) == (str(ca), True, 1.5, 2.0)
+    assert (s.operation_timeout, s.retry_attempts, s.client_name, s.cluster) == (4.0, 3, "probe-1", False)
+    assert s.session_ttl_seconds == 1800
+
+
+def test_defaults_match_the_typescript_backend() -> None:
+    s = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:6379"})
+    assert s.lab_timeout_minutes == 120
+    assert s.session_ttl_seconds == 7200
+    assert s.key_prefix == "session:"
+    assert s.grace_seconds == 10
+    assert s.tls is False and s.tls_verify is True and s.cluster is False
+    assert s.retry_attempts == 10
+    assert s.client_name.startswith("labsession-")
+
+
+def test_overrides_win_over_the_environment() -> None:
+    s = Settings.from_env({"REDIS_URL": URL, "LAB_TIMEOUT_MINUTES": "30"}, lab_timeout_minutes=5)
+    assert s.lab_timeout_minutes == 5
+
+
+def test_from_url_decides_tls_by_scheme() -> None:
+    assert Settings.from_url("rediss://h.example:6380").tls is True
+    assert Settings.from_url("redis://h.example:6380").tls is False
+    unix = Settings.from_url("unix:///run/redis/redis.sock")
+    assert unix.tls is False and unix.endpoint == "/run/redis/redis.sock" and unix.port is None
+
+
+def test_upstash_redis_url_is_upgraded_to_tls() -> None:
+    s = Settings.from_url(f"redis://default:{CANARY}@eu1-fine-cat-12345.upstash.io:6379")
+    assert s.is_upstash and s.tls and s.tls_upgraded
+    already = Settings.from_url(f"rediss://default:{CANARY}@eu1-fine-cat-12345.upstash.io:6379")
+    assert already.tls and not already.tls_upgraded
+    lookalike = Settings.from_url("redis://upstash.io.evil.example:6379")
+    assert not lookalike.tls
+
+
+@pytest.mark.parametrize(
+    ("url", "env", "cluster"),
+    [
+        ("redis://127.0.0.1:7000?cluster=true", {}, True),
+        ("redis://127.0.0.1:7000?cluster=false", {}, False),
+        ("redis://127.0.0.1:7000", {"REDIS_CLUSTER": "1"}, True),
+        ("redis://127.0.0.1:7000?cluster=true", {"REDIS_CLUSTER": "off"}, False),
+    ],
+)
+def test_cluster_flag(url: str, env: dict[str, str], cluster: bool) -> None:
+    assert Settings.from_env({"REDIS_URL": url, **env}).cluster is cluster
+
+
+def test_from_url_cluster_query() -> None:
+    assert Settings.from_url("redis://127.0.0.1:7000?cluster=yes").cluster is True
+    assert Settings.from_url("redis://127.0.0.1:7000?cluster=yes", cluster=False).cluster is False
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "REDIS_URL"),
+        ({"REDIS_URL": "   "}, "REDIS_URL"),
+        ({"REDIS_URL": f"http://default:{CANARY}@host:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": f"redis://default:{CANARY}@host:notaport"}, "REDIS_URL"),
+        ({"REDIS_URL": f"redis://default:{CANARY}@:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": f"{CANARY}@host:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://host:0"}, "REDIS_URL"),
+        ({"REDIS_URL": "unix://"}, "REDIS_URL"),
+        ({"REDIS_URL": URL, "LAB_TIMEOUT_MINUTES": "two hours"}, "LAB_TIMEOUT_MINUTES"),
+        ({"REDIS_URL": URL, "LAB_TIMEOUT_MINUTES": "0"}, "LAB_TIMEOUT_MINUTES"),
+        ({"REDIS_URL": URL, "SESSION_GRACE_SECONDS": "ten"}, "SESSION_GRACE_SECONDS"),
+        ({"REDIS_URL": URL, "REDIS_TLS_VERIFY": "maybe"}, "REDIS_TLS_VERIFY"),
+        ({"REDIS_URL": URL, "REDIS_CA_CERT": "/nonexistent/ca.pem"}, "REDIS_CA_CERT"),
+        ({"REDIS_URL": URL, "REDIS_RETRY_ATTEMPTS": "many"}, "REDIS_RETRY_ATTEMPTS"),
+        ({"REDIS_URL": URL, "REDIS_RETRY_ATTEMPTS": "0"}, "REDIS_RETRY_ATTEMPTS"),
+        ({"REDIS_URL": URL, "REDIS_CONNECT_TIMEOUT": "-1"}, "REDIS_CONNECT_TIMEOUT"),
+        ({"REDIS_URL": URL, "REDIS_SOCKET_TIMEOUT": "0"}, "REDIS_SOCKET_TIMEOUT"),
+        ({"REDIS_URL": URL, "REDIS_OPERATION_TIMEOUT": "soon"}, "REDIS_OPERATION_TIMEOUT"),
+        ({"REDIS_URL": URL, "REDIS_CLUSTER": "sometimes"}, "REDIS_CLUSTER"),
+    ],
+)
+def test_each_config_error_names_its_variable_and_is_masked(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    error = caught.value
+    assert error.variable == variable
+    assert str(error).startswith(variable)
+    assert CANARY not in str(error) and CANARY not in repr(error)
+    # Every error shows a good example; a URL example never carries a real password.
+    assert error.example
+    assert f"{variable}={error.example}" in str(error)
+    if "@" in error.example:
+        assert ":****@" in error.example
+
+
+def test_repr_and_str_never_show_the_password() -> None:
+    s = Settings.from_url(URL)
+    for text in (repr(s), str(s), s.masked_url, s.endpoint, f"{s}", f"{s!r}"):
+        assert CANARY not in text
+    assert "****" in repr(s)
+    assert s.endpoint == "127.0.0.1:6390"
+
+
+def test_with_changes_validates_again() -> None:
+    s = Settings.from_url(URL)
+    assert s.with_changes(grace_seconds=1.0).grace_seconds == 1.0
+    with pytest.raises(ConfigError) as caught:
+        s.with_changes(key_prefix="")
+    assert caught.value.variable == "SESSION_KEY_PREFIX"
