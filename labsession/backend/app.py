@@ -1,0 +1,146 @@
+"""The Starlette application, built from injected collaborators (:func:`create_app`).
+
+Middleware, outermost first: :class:`RequestLogMiddleware` (request id, one log line per request,
+a JSON 500 without a trace for any bug), :class:`~labsession.backend.origins.CorsMiddleware`,
+then the routes. Errors become JSON bodies with a stable ``code`` (see :mod:`labsession.backend.errors`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ..errors import LabSessionError
+from ..masking import get_logger, mask_text
+from .errors import ApiError, error_body, from_library_error
+from .jsonio import REQUEST_ID_KEY, new_request_id, request_id, safe_path
+from .origins import CorsMiddleware, OriginPolicy
+from .routes_http import http_routes
+from .state import BackendState
+from .terminal import terminal_routes
+
+__all__ = ["RequestLogMiddleware", "create_app"]
+
+log = get_logger("labsession.backend.access")
+_CLIENT_RID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 400: "BAD_REQUEST"}
+
+
+class RequestLogMiddleware:
+    """Give every request an id (``X-Request-ID``; a well-formed one from the client is kept),
+    log one masked line per HTTP request, and turn any escaped exception into a JSON 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get("x-request-id", "")
+        rid = offered if _CLIENT_RID.fullmatch(offered) else new_request_id()
+        scope[REQUEST_ID_KEY] = rid
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message)["x-request-id"] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.error("event=error rid=%s %s %s error=%s: %s", rid, scope.get("method"), safe_path(scope["path"]),
+                      type(exc).__name__, mask_text(str(exc))[:200])
+            if status == 0:
+                status = 500
+                body = error_body(ApiError(500, "INTERNAL_ERROR", "Internal error"), rid)
+                await JSONResponse(body, status_code=500, headers={"x-request-id": rid})(scope, receive, send)
+        if log.isEnabledFor(20):
+            log.info("event=http rid=%s %s %s %d %.1fms", rid, scope.get("method"), safe_path(scope["path"]),
+                     status, (time.perf_counter() - started) * 1000)
+
+
+def _json_error(request: Request, error: ApiError) -> JSONResponse:
+    headers = {"retry-after": "1"} if error.status == 503 else None
+    return JSONResponse(error_body(error, request_id(request.scope)), status_code=error.status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _json_error(request, exc)
+
+
+async def _library_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LabSessionError)
+    return _json_error(request, from_library_error(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    message = {"NOT_FOUND": "Not found", "METHOD_NOT_ALLOWED": "Method not allowed"}.get(code, "Request refused")
+    response = _json_error(request, ApiError(exc.status_code, code, message))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """Unknown paths: JSON 404 for HTTP, a 404 handshake refusal for WebSockets."""
+    body = {"error": "Not found", "code": "NOT_FOUND"}
+    rid = request_id(scope)
+    if rid:
+        body["requestId"] = rid
+    response = JSONResponse(body, status_code=404)
+    if scope["type"] == "websocket":
+        await WebSocket(scope, receive, send).send_denial_response(response)
+        return
+    await response(scope, receive, send)
+
+
+def create_app(state: BackendState) -> Starlette:
+    """The application for ``state``; its lifespan starts and stops ``state`` (``async with state``).
+
+    When the app is driven without a lifespan (an in-process test client), start ``state`` yourself.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with state:
+            yield
+
+    policy = OriginPolicy(state.config.allowed_origins)
+    handlers: dict[Any, Any] = {
+        ApiError: _api_error,
+        LabSessionError: _library_error,
+        HTTPException: _http_error,
+    }
+    app = Starlette(
+        routes=[*http_routes(), *terminal_routes()],
+        middleware=[Middleware(RequestLogMiddleware), Middleware(CorsMiddleware, policy=policy)],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )
+    app.router.default = _not_found
+    app.state.backend = state
+    app.state.origins = policy
+    return app

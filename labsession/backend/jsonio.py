@@ -1,0 +1,78 @@
+"""Small helpers shared by the HTTP routes and the WebSocket: timestamps, bounded JSON bodies, request ids."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import Scope
+
+from .errors import ApiError
+
+__all__ = ["REQUEST_ID_KEY", "iso_time", "new_request_id", "read_json_object", "request_id", "safe_path"]
+
+#: Where the request id lives in the ASGI scope.
+REQUEST_ID_KEY = "labsession.request_id"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
+def iso_time(seconds: float | None = None) -> str:
+    """``seconds`` since the epoch (now when ``None``) as ISO 8601 UTC with milliseconds.
+
+    The same form as JavaScript's ``Date.toISOString()``."""
+    seconds = time.time() if seconds is None else seconds
+    millis = int(seconds * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
+
+
+def new_request_id() -> str:
+    """A short random id that ties one request's log line to its response (``X-Request-ID``)."""
+    return secrets.token_hex(6)
+
+
+def request_id(scope: Scope) -> str | None:
+    value = scope.get(REQUEST_ID_KEY)
+    return value if isinstance(value, str) else None
+
+
+def safe_path(path: str, limit: int = 120) -> str:
+    """``path`` for a log line: session ids shortened to 8 characters (they grant a terminal),
+    control and non-ASCII characters escaped, cut to ``limit`` characters."""
+    path = _UUID.sub(lambda m: m[0][:8] + "~", path)
+    path = _UNSAFE.sub(lambda m: f"%{ord(m[0]):02X}" if ord(m[0]) < 256 else "?", path)
+    return path if len(path) <= limit else path[: limit - 3] + "..."
+
+
+async def read_json_object(request: Request, limit: int, *, required: bool) -> dict[str, Any]:
+    """The request body as a JSON object, read up to ``limit`` bytes.
+
+    An empty body is ``{}`` unless ``required``. Raises :class:`ApiError` 413 when the body is
+    larger than ``limit``, 400 ``BAD_REQUEST`` when it is not a JSON object.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Request body larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "BAD_REQUEST", "Request body must be a JSON object")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "BAD_REQUEST", "Request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "BAD_REQUEST", "Request body must be a JSON object")
+    return data

@@ -1,0 +1,125 @@
+"""Serving: uvicorn with the ``websockets`` library's Sans-I/O protocol, and a graceful SIGTERM.
+
+On SIGTERM or SIGINT the server stops accepting connections, closes every open WebSocket with
+1001 "Server shutting down" (and waits briefly for the clients' replies), lets requests in
+flight finish within ``shutdown_timeout`` seconds, closes Redis and returns, so the process
+exits 0. Uvicorn alone would close WebSockets with 1012 and re-raise the signal (exit -15).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from .. import __version__
+from ..masking import get_logger
+from ..redis_service import RedisService
+from ..settings import Settings
+from .app import create_app
+from .config import BackendConfig
+from .state import BackendState
+
+__all__ = ["BackendServer", "build_server", "serve"]
+
+log = get_logger(__name__)
+
+
+class BackendServer(uvicorn.Server):
+    """A uvicorn server that closes WebSockets with 1001 before shutting down, and exits cleanly on a signal."""
+
+    def __init__(self, config: uvicorn.Config, state: BackendState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Like uvicorn's, minus re-raising the signal afterwards: a graceful stop exits 0.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        started = time.monotonic()
+        log.info("event=shutdown instance=%s open_websockets=%d", self.state.config.instance_id,
+                 len(self.state.sockets))
+        for server in getattr(self, "servers", []):
+            server.close()  # stop accepting first; uvicorn closes them again harmlessly
+        budget = max(0.5, self.state.config.shutdown_timeout / 2)
+        left = await self.state.close_sockets(1001, "Server shutting down", budget)
+        # Give clients a moment to answer our close frames before uvicorn drops the transports.
+        for _ in range(50):  # up to 1 s
+            if not any(_is_websocket(c) for c in self.server_state.connections):
+                break
+            await asyncio.sleep(0.02)
+        await super().shutdown(sockets)
+        log.info("event=stopped instance=%s seconds=%.3f unclosed_websockets=%d", self.state.config.instance_id,
+                 time.monotonic() - started, left)
+
+
+class _DenialLogFilter(logging.Filter):
+    """Drop uvicorn's "returned without completing handshake" error after a WebSocket denial response.
+
+    uvicorn 0.54's Sans-I/O protocol sends our 403/404 denial correctly but never marks the
+    handshake complete, then logs an error for it. Every other path in this app accepts or denies.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing handshake" not in str(record.msg)
+
+
+def _is_websocket(connection: Any) -> bool:
+    return hasattr(connection, "handshake_complete") and hasattr(connection, "close_sent")
+
+
+def build_server(config: BackendConfig, settings: Settings) -> BackendServer:
+    """A ready-to-``serve()`` server for ``config``, talking to the store in ``settings``."""
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DenialLogFilter) for f in uvicorn_error.filters):
+        uvicorn_error.addFilter(_DenialLogFilter())
+    state = BackendState(config, RedisService(settings), version=__version__)
+    app = create_app(state)
+    uv_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        ws="websockets-sansio",
+        ws_max_size=config.max_message_size,
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=config.ws_ping_timeout,
+        ws_per_message_deflate=False,  # small JSON messages; compression costs CPU and invites bombs
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=max(1, round(config.shutdown_timeout)),
+        http="h11",
+    )
+    return BackendServer(uv_config, state)
+
+
+async def serve(config: BackendConfig, settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a graceful stop, 1 if the port could not be bound."""
+    server = build_server(config, settings)
+    log.info("event=starting instance=%s listen=http://%s:%d store=%s", config.instance_id, config.host,
+             config.port, settings.endpoint)
+    try:
+        await server.serve()
+    except SystemExit as exc:  # uvicorn exits 1 when it cannot bind, 3 when startup fails
+        return int(exc.code) if isinstance(exc.code, int) else 1
+    return 0 if server.started else 1
