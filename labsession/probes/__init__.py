@@ -1,0 +1,79 @@
+"""Probes: the logic behind the diagnostic notebooks, returning typed results and check results.
+
+* :mod:`~labsession.probes.connection` — DNS, TCP, TLS, AUTH, PING latency, server facts, config lint
+* :mod:`~labsession.probes.lifecycle` — a probe session's whole life through the backends; visibility lag
+* :mod:`~labsession.probes.ttl` — a bounded streaming SCAN of the session keys: TTLs, statuses, anomalies
+* :mod:`~labsession.probes.websocket` — instance health, ``/terminal`` handshakes, origins, load balancer sampling
+* :mod:`~labsession.probes.backend` — the HTTP and WebSocket client both backends are probed with
+* :mod:`~labsession.probes.stats` — percentiles, histograms and bounded top-k counting
+"""
+
+from __future__ import annotations
+
+from .backend import BackendClient, Diagnostics, HttpAnswer, WsOutcome, parse_diagnostics, to_ws_url, ws_session
+from .connection import (
+    DnsResult,
+    LatencySamples,
+    TcpResult,
+    TlsResult,
+    auth_check,
+    health_checks,
+    lint_config,
+    ping_samples,
+    probe_dns,
+    probe_tcp,
+    probe_tls,
+)
+from .lifecycle import LifecycleResult, VisibilityResult, measure_visibility, run_lifecycle
+from .stats import Histogram, TopK, percentile
+from .ttl import Anomaly, TtlInspection, inspect_ttls, short_id
+from .websocket import (
+    BalancerSample,
+    InstanceInfo,
+    check_instance,
+    probe_refused_origin,
+    probe_unknown_session,
+    probe_valid_session,
+    same_store,
+    sample_balancer,
+)
+
+__all__ = [
+    "Anomaly",
+    "BackendClient",
+    "BalancerSample",
+    "Diagnostics",
+    "DnsResult",
+    "Histogram",
+    "HttpAnswer",
+    "InstanceInfo",
+    "LatencySamples",
+    "LifecycleResult",
+    "TcpResult",
+    "TlsResult",
+    "TopK",
+    "TtlInspection",
+    "VisibilityResult",
+    "WsOutcome",
+    "auth_check",
+    "check_instance",
+    "health_checks",
+    "inspect_ttls",
+    "lint_config",
+    "measure_visibility",
+    "parse_diagnostics",
+    "percentile",
+    "ping_samples",
+    "probe_dns",
+    "probe_refused_origin",
+    "probe_tcp",
+    "probe_tls",
+    "probe_unknown_session",
+    "probe_valid_session",
+    "run_lifecycle",
+    "same_store",
+    "sample_balancer",
+    "short_id",
+    "to_ws_url",
+    "ws_session",
+]

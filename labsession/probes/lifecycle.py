@@ -1,0 +1,274 @@
+"""Session lifecycle probe: create through one backend, use through every instance, extend, end.
+
+A probe session is created with ``userId``/``labId`` ``labsession-probe``; when Redis may be
+written its record is marked ``"probe": true`` and shortened to live :data:`PROBE_TTL_SECONDS`,
+so that even a run killed halfway leaves nothing behind for long (the extend step adds one
+minute: at most 2 minutes in all). It is always cleaned up — ended through a backend and its
+key deleted — even when a step fails.
+
+The cross-connection visibility probe writes a key outside the session prefix on one Redis
+connection and polls for it on another: Upstash promises read-your-writes per connection
+only, and a backend instance that looks a session up uses another connection than the one
+that created it. Times are milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..checks import CheckResult, Status
+from ..errors import LabSessionError
+from ..masking import get_logger
+from ..redis_service import RedisService
+from ..settings import Settings
+from .backend import BackendClient, HttpAnswer, to_ws_url, ws_session
+from .stats import percentile
+from .ttl import short_id
+
+__all__ = [
+    "LOOKUP_RETRY_WINDOW_MS",
+    "PROBE_TTL_SECONDS",
+    "VISIBILITY_PREFIX",
+    "LifecycleResult",
+    "VisibilityResult",
+    "measure_visibility",
+    "run_lifecycle",
+]
+
+log = get_logger(__name__)
+
+#: Seconds a probe session lives before the extend step (which adds 60 s).
+PROBE_TTL_SECONDS = 60
+#: The WebSocket handler's lookup retries (after 0, 100, 200 and 400 ms): a session must be
+#: visible on another connection within this many ms or a fresh one is called invalid.
+LOOKUP_RETRY_WINDOW_MS = 700.0
+#: Visibility probe keys live outside the session prefix, so session scans never count them.
+VISIBILITY_PREFIX = "labsession:probe:visibility:"
+
+
+@dataclass(slots=True)
+class LifecycleResult:
+    """The checks of one lifecycle run, the WebSocket ping round trips (ms) and step times (ms)."""
+
+    checks: list[CheckResult] = field(default_factory=list)
+    ping_rtts_ms: list[float] = field(default_factory=list)
+    steps_ms: dict[str, float] = field(default_factory=dict)
+    cleaned_up: bool = False
+
+    def add(self, name: str, status: Status, evidence: str, **data: Any) -> None:
+        self.checks.append(CheckResult(name, status, evidence, data))
+
+
+def _said(answer: HttpAnswer) -> str:
+    if answer.status is None:
+        return answer.error or "no answer"
+    detail = answer.body.get("error") or answer.body.get("code") or answer.body.get("message")
+    return f"HTTP {answer.status}" + (f" ({detail})" if detail else "")
+
+
+async def _shorten(redis: RedisService, key: str, ttl: int) -> bool:
+    """Mark the probe record and make it expire in ``ttl`` seconds (value and TTL in one SET)."""
+    async with redis.guard("probe mark"):
+        raw = await redis.client.get(key)
+        if raw is None:
+            return False
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            return False
+        data["probe"] = True
+        data["expiresAt"] = int(time.time() * 1000) + ttl * 1000
+        return bool(await redis.client.set(key, json.dumps(data, separators=(",", ":")), ex=ttl, xx=True))
+
+
+async def run_lifecycle(
+    backend_urls: Sequence[str],
+    *,
+    redis: RedisService | None,
+    pings: int = 3,
+    timeout: float = 5.0,
+    origin: str | None = None,
+) -> LifecycleResult:
+    """Create a probe session through the first backend, validate it and open a WebSocket
+    (``pings`` round trips) through every instance, extend it by one minute through the last,
+    end it through the first, then expect validate → 404 and WebSocket → close 4000 everywhere.
+
+    ``redis`` (allowed to write) marks, shortens and finally deletes the probe key; without
+    it the probe is only ended through the backend (it then expires within 60 s).
+    """
+    result = LifecycleResult()
+    clients = [BackendClient(url, timeout=timeout) for url in backend_urls]
+    session_id: str | None = None
+    key: str | None = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for client in clients:
+                await stack.enter_async_context(client)
+            answer, session_id = await clients[0].start_probe()
+            result.steps_ms["create"] = answer.elapsed_ms
+            if not answer.ok or not session_id:
+                result.add("create", Status.FAIL, f"POST /api/labs/start on {clients[0].base_url}: {_said(answer)}",
+                           response=answer.body)
+                return result
+            result.add("create", Status.PASS,
+                       f"created probe session {short_id(session_id)} through {clients[0].base_url} "
+                       f"({_said(answer)}, {answer.elapsed_ms:.1f} ms)")
+            if redis is not None:
+                key = redis.settings.key_prefix + session_id
+                try:
+                    marked = await _shorten(redis, key, PROBE_TTL_SECONDS)
+                except (LabSessionError, ValueError) as exc:
+                    marked = False
+                    log.warning("could not mark the probe session: %s", exc)
+                if marked:
+                    result.add("probe marked", Status.PASS,
+                               f"probe record marked \"probe\": true, TTL {PROBE_TTL_SECONDS} s")
+                else:
+                    result.add("probe marked", Status.WARN,
+                               f"the probe key {redis.settings.key_prefix}{short_id(session_id)} was not found "
+                               "in this Redis: does the backend use another store?")
+            for client in clients:
+                check = await client.validate(session_id)
+                valid = check.ok and check.body.get("valid") is True
+                result.add(f"validate via {client.base_url}", Status.PASS if valid else Status.FAIL,
+                           f"{_said(check)}, valid={check.body.get('valid')}, {check.elapsed_ms:.1f} ms")
+                ws = await ws_session(to_ws_url(client.base_url), session_id, origin=origin, pings=pings,
+                                      timeout=timeout)
+                result.ping_rtts_ms.extend(ws.ping_rtts_ms)
+                if ws.connected and len(ws.ping_rtts_ms) == pings:
+                    p50 = percentile(ws.ping_rtts_ms, 50)
+                    rtt = f", ping p50 {p50:.2f} ms" if p50 is not None else ""
+                    result.add(f"websocket via {client.base_url}", Status.PASS,
+                               f"connected in {ws.handshake_ms or 0:.1f} ms, {len(ws.ping_rtts_ms)} pongs{rtt}",
+                               **ws.to_dict())
+                else:
+                    result.add(f"websocket via {client.base_url}", Status.FAIL,
+                               f"expected connected and {pings} pongs; got first={ws.first_type} "
+                               f"code={ws.first_code} close={ws.close_code} refused={ws.refused_status} "
+                               f"error={ws.error}", **ws.to_dict())
+            before = await clients[-1].validate(session_id)
+            extended = await clients[-1].extend(session_id, 1)
+            new_expiry = extended.body.get("newExpiresAt", extended.body.get("expiresAt"))
+            old_expiry = before.body.get("expiresAt")
+            if extended.ok and isinstance(new_expiry, int) and isinstance(old_expiry, int):
+                moved = new_expiry - old_expiry
+                status = Status.PASS if moved == 60_000 else Status.FAIL
+                result.add("extend", status, f"extend by 1 minute through {clients[-1].base_url} moved expiresAt "
+                           f"by {moved} ms (want 60000)", movedMs=moved)
+            else:
+                result.add("extend", Status.FAIL, f"extend through {clients[-1].base_url}: {_said(extended)}")
+            ended = await clients[0].end(session_id)
+            result.add("end", Status.PASS if ended.ok else Status.FAIL,
+                       f"end through {clients[0].base_url}: {_said(ended)}")
+            for client in clients:
+                after = await client.validate(session_id)
+                gone = after.status == 404 and after.body.get("valid") is not True
+                evidence = f"after end: {_said(after)}, valid={after.body.get('valid')}"
+                if after.body.get("valid") is True:
+                    evidence += " — the ended session came back (grace-period revival?)"
+                result.add(f"ended → 404 via {client.base_url}", Status.PASS if gone else Status.FAIL, evidence)
+                ws = await ws_session(to_ws_url(client.base_url), session_id, origin=origin, timeout=timeout)
+                closed = ws.close_code == 4000
+                result.add(f"ended → close 4000 via {client.base_url}", Status.PASS if closed else Status.FAIL,
+                           f"WebSocket after end: first={ws.first_type} code={ws.first_code} close={ws.close_code} "
+                           f"in {ws.close_ms or 0:.0f} ms" + (f", error={ws.error}" if ws.error else ""),
+                           **ws.to_dict())
+    finally:
+        if session_id is not None:
+            result.cleaned_up = await _cleanup(backend_urls[0], session_id, redis, key, timeout)
+            result.add("cleanup", Status.PASS if result.cleaned_up else Status.WARN,
+                       "probe session deleted" if result.cleaned_up and key else
+                       "probe session ended (Redis expires it within 60 s)" if result.cleaned_up else
+                       "could not clean up the probe session; it expires by itself")
+    return result
+
+
+async def _cleanup(base_url: str, session_id: str, redis: RedisService | None, key: str | None,
+                   timeout: float) -> bool:
+    ok = False
+    with contextlib.suppress(Exception):
+        async with BackendClient(base_url, timeout=timeout) as client:
+            answer = await client.end(session_id)
+            ok = answer.status is not None and answer.status < 500
+    if redis is not None and key is not None:
+        try:
+            async with redis.guard("probe cleanup"):
+                await redis.client.delete(key)
+            ok = True
+        except Exception as exc:  # cleanup must not hide the result; the key expires anyway
+            log.warning("could not delete the probe key: %s", type(exc).__name__)
+    return ok
+
+
+@dataclass(frozen=True, slots=True)
+class VisibilityResult:
+    """Lag samples (ms) from a write on one connection to its first read on another; ``None`` = never seen."""
+
+    samples_ms: tuple[float | None, ...]
+    window_ms: float
+
+    @property
+    def worst_ms(self) -> float | None:
+        seen = [s for s in self.samples_ms if s is not None]
+        return max(seen) if seen and len(seen) == len(self.samples_ms) else None
+
+    def check(self) -> CheckResult:
+        data = {"samplesMs": [round(s, 3) if s is not None else None for s in self.samples_ms],
+                "windowMs": self.window_ms}
+        if not self.samples_ms:
+            return CheckResult("visibility lag", Status.SKIP, "no sample taken", data)
+        missing = sum(1 for s in self.samples_ms if s is None)
+        if missing:
+            return CheckResult("visibility lag", Status.FAIL,
+                               f"{missing} of {len(self.samples_ms)} writes were not visible on another connection "
+                               f"within {2 * self.window_ms:.0f} ms", data)
+        worst = self.worst_ms or 0.0
+        p50 = percentile([s for s in self.samples_ms if s is not None], 50) or 0.0
+        text = (f"{len(self.samples_ms)} writes visible on another connection after p50 {p50:.2f} ms, "
+                f"worst {worst:.2f} ms (lookup retry window {self.window_ms:.0f} ms)")
+        if worst > self.window_ms:
+            return CheckResult("visibility lag", Status.FAIL, text + ": longer than the window", data)
+        if worst > self.window_ms / 2:
+            return CheckResult("visibility lag", Status.WARN, text + ": more than half the window", data)
+        return CheckResult("visibility lag", Status.PASS, text, data)
+
+
+async def measure_visibility(
+    settings: Settings, *, samples: int = 5, window_ms: float = LOOKUP_RETRY_WINDOW_MS, poll_ms: float = 1.0
+) -> VisibilityResult:
+    """``samples`` times: SET a probe key (EX 120) on one connection, poll GET on another until it is
+    seen or ``2 × window_ms`` passed; the key is deleted right after. Needs write access.
+
+    Raises :class:`~labsession.errors.RedisUnavailable`.
+    """
+    out: list[float | None] = []
+    writer = RedisService(settings, client_name=f"{settings.client_name}-probe-w")
+    reader = RedisService(settings, client_name=f"{settings.client_name}-probe-r")
+    async with writer, reader:
+        for _ in range(samples):
+            key = VISIBILITY_PREFIX + uuid.uuid4().hex
+            token = uuid.uuid4().hex.encode()
+            try:
+                async with writer.guard("visibility write"):
+                    await writer.client.set(key, token, ex=120)
+                written = time.perf_counter()
+                lag: float | None = None
+                while (time.perf_counter() - written) * 1000 < 2 * window_ms:
+                    async with reader.guard("visibility read"):
+                        seen = await reader.client.get(key)
+                    if seen == token:
+                        lag = (time.perf_counter() - written) * 1000
+                        break
+                    await asyncio.sleep(poll_ms / 1000)
+                out.append(lag)
+            finally:
+                with contextlib.suppress(Exception):
+                    async with writer.guard("visibility cleanup"):
+                        await writer.client.delete(key)
+    return VisibilityResult(tuple(out), window_ms)

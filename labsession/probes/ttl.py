@@ -1,0 +1,256 @@
+"""TTL inspection: a bounded, throttled SCAN of the session keys, aggregated as it streams.
+
+Memory does not grow with the number of keys: counters, a fixed-bin TTL histogram, a
+bounded heavy-hitters counter for users (:class:`~labsession.probes.stats.TopK`) and a few
+redacted samples per anomaly. Only one SCAN batch of values is held at a time. Session ids
+are the only credential ``/terminal`` asks for, so samples show an id's first 8 characters.
+
+SCAN may return a key twice while Redis rehashes, and keys come and go during the walk:
+the counts describe the keyspace as it was walked, not one instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ..checks import CheckResult, Status
+from ..masking import redact
+from ..redis_service import RedisService
+from ..session_service import ENDED_TTL_SECONDS
+from .stats import Histogram, TopK
+
+__all__ = ["Anomaly", "TtlInspection", "inspect_ttls", "short_id"]
+
+#: TTL histogram bins: upper bounds in seconds, and their labels (the last is the overflow bin).
+TTL_EDGES = (0, 60, 300, 1800, 3600, 7200, 9000, 86400)
+TTL_LABELS = ("no TTL", "≤ 1 min", "≤ 5 min", "≤ 30 min", "≤ 1 h", "≤ 2 h", "≤ 2.5 h", "≤ 1 day", "> 1 day")
+_MAX_STATUSES = 50
+
+
+class Anomaly(StrEnum):
+    """What can be wrong with one stored session key."""
+
+    NO_TTL = "no_ttl"
+    TTL_TOO_LONG = "ttl_too_long"
+    CLOCK_SKEW = "clock_skew"
+    CORRUPT = "corrupt"
+    ENDED_LINGERING = "ended_lingering"
+    PAST_EXPIRY = "past_expiry"
+
+
+_ANOMALY_TEXT = {
+    Anomaly.NO_TTL: ("keys without a TTL (-1): they never expire, a leak", Status.FAIL),
+    Anomaly.TTL_TOO_LONG: ("TTLs longer than a session may live", Status.WARN),
+    Anomaly.CLOCK_SKEW: ("active sessions whose expiresAt disagrees with the TTL (clock skew between writers)",
+                         Status.WARN),
+    Anomaly.CORRUPT: ("values that are not session JSON (reported, never deleted)", Status.FAIL),
+    Anomaly.ENDED_LINGERING: (f"ended or expired sessions kept longer than {ENDED_TTL_SECONDS} s", Status.WARN),
+    Anomaly.PAST_EXPIRY: ("sessions still marked active after their expiresAt", Status.WARN),
+}
+
+
+def short_id(session_id: str) -> str:
+    """The first 8 characters of a session id and an ellipsis: enough to recognise, not to connect."""
+    return session_id[:8] + "…" if len(session_id) > 8 else session_id
+
+
+@dataclass(slots=True)
+class TtlInspection:
+    """The aggregate of one walk over the session keys. Durations are seconds."""
+
+    key_prefix: str
+    max_ttl_seconds: int
+    skew_tolerance_seconds: float
+    limit: int | None
+    scanned: int = 0
+    batches: int = 0
+    vanished: int = 0
+    truncated: bool = False
+    elapsed_seconds: float = 0.0
+    by_status: Counter[str] = field(default_factory=Counter)
+    anomalies: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    histogram: Histogram = field(default_factory=lambda: Histogram(TTL_EDGES, TTL_LABELS))
+    users: TopK = field(default_factory=lambda: TopK(1000))
+    skew_max_seconds: float = 0.0
+    sample_size: int = 3
+
+    # -- aggregation ---------------------------------------------------------------------------
+
+    def _sample(self, anomaly: Anomaly, key: str, ttl: int, value: Any) -> None:
+        bucket = self.samples.setdefault(anomaly.value, [])
+        if len(bucket) >= self.sample_size:
+            return
+        session_id = key[len(self.key_prefix):]
+        shown: dict[str, Any] = {"session": short_id(session_id), "ttl": ttl}
+        if isinstance(value, dict):
+            # Keep the diagnostic fields only; ids and secrets stay out of the output.
+            for name in ("status", "userId", "labId", "expiresAt", "createdAt"):
+                if name in value:
+                    shown[name] = value[name]
+        elif isinstance(value, str):
+            shown["value"] = value[:40] + ("…" if len(value) > 40 else "")
+        self.samples[anomaly.value] = [*bucket, redact(shown)]
+
+    def add(self, key: str, raw: bytes | None, ttl: int, now_ms: int) -> None:
+        """Fold one key (its value and TTL in seconds, as read at ``now_ms``) into the aggregate."""
+        if raw is None or ttl == -2:
+            self.vanished += 1  # expired between SCAN and GET
+            return
+        self.scanned += 1
+        self.histogram.add(ttl if ttl >= 0 else 0)
+        if ttl == -1:
+            self.anomalies[Anomaly.NO_TTL] += 1
+        elif ttl > self.max_ttl_seconds:
+            self.anomalies[Anomaly.TTL_TOO_LONG] += 1
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        expires_at = data.get("expiresAt") if isinstance(data, dict) else None
+        status = data.get("status") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(status, str) or isinstance(expires_at, bool) \
+                or not isinstance(expires_at, int | float):
+            self.anomalies[Anomaly.CORRUPT] += 1
+            self.by_status["(corrupt)"] += 1
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            self._sample(Anomaly.CORRUPT, key, ttl, "(not JSON)" if data is None else text)
+            if ttl == -1:
+                self._sample(Anomaly.NO_TTL, key, ttl, None)
+            return
+        if status in self.by_status or len(self.by_status) < _MAX_STATUSES:
+            self.by_status[status] += 1
+        else:
+            self.by_status["(other)"] += 1
+        user = data.get("userId")
+        self.users.add(user if isinstance(user, str) else "(none)")
+        if ttl == -1:
+            self._sample(Anomaly.NO_TTL, key, ttl, data)
+        elif ttl > self.max_ttl_seconds:
+            self._sample(Anomaly.TTL_TOO_LONG, key, ttl, data)
+        if status == "active":
+            left = (float(expires_at) - now_ms) / 1000.0
+            if left <= 0:
+                self.anomalies[Anomaly.PAST_EXPIRY] += 1
+                self._sample(Anomaly.PAST_EXPIRY, key, ttl, data)
+            elif ttl > 0:
+                # Redis rounds the TTL down to a whole second; the writer rounds up.
+                skew = abs(left - ttl)
+                self.skew_max_seconds = max(self.skew_max_seconds, skew)
+                if skew > self.skew_tolerance_seconds:
+                    self.anomalies[Anomaly.CLOCK_SKEW] += 1
+                    self._sample(Anomaly.CLOCK_SKEW, key, ttl, data)
+        elif status in ("destroyed", "expired") and (ttl == -1 or ttl > ENDED_TTL_SECONDS + 1):
+            self.anomalies[Anomaly.ENDED_LINGERING] += 1
+            self._sample(Anomaly.ENDED_LINGERING, key, ttl, data)
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def top_users(self, n: int = 10) -> list[dict[str, Any]]:
+        """The users with most sessions (counts are lower bounds once ``users.exact`` is False)."""
+        return [{"userId": user, "sessions": count} for user, count in self.users.top(n)]
+
+    def status_rows(self) -> list[dict[str, Any]]:
+        return [{"status": s, "count": c} for s, c in self.by_status.most_common()]
+
+    def anomaly_rows(self) -> list[dict[str, Any]]:
+        return [{"anomaly": a.value, "count": self.anomalies.get(a.value, 0), "meaning": _ANOMALY_TEXT[a][0]}
+                for a in Anomaly]
+
+    def checks(self) -> list[CheckResult]:
+        out: list[CheckResult] = []
+        rate = self.scanned / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+        scan_text = (f"read {self.scanned} session keys in {self.batches} batches, {self.elapsed_seconds:.2f} s "
+                     f"({rate:.0f} keys/s)")
+        if self.truncated:
+            out.append(CheckResult("scan", Status.WARN, f"{scan_text}; stopped at the key limit {self.limit}: "
+                                   "the counts below cover part of the keyspace", {"scanned": self.scanned}))
+        else:
+            out.append(CheckResult("scan", Status.PASS, scan_text, {"scanned": self.scanned,
+                                                                     "vanished": self.vanished}))
+        for anomaly in Anomaly:
+            count = self.anomalies.get(anomaly.value, 0)
+            meaning, bad = _ANOMALY_TEXT[anomaly]
+            data: dict[str, Any] = {"count": count}
+            if anomaly is Anomaly.CLOCK_SKEW:
+                data["maxSkewSeconds"] = round(self.skew_max_seconds, 3)
+            if count:
+                out.append(CheckResult(f"ttl: {anomaly.value}", bad, f"{count} {meaning}", data))
+            else:
+                out.append(CheckResult(f"ttl: {anomaly.value}", Status.PASS, f"none of the {meaning}", data))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scanned": self.scanned, "batches": self.batches, "truncated": self.truncated,
+            "elapsedSeconds": round(self.elapsed_seconds, 3), "byStatus": dict(self.by_status),
+            "anomalies": dict(self.anomalies), "histogram": self.histogram.rows(),
+            "topUsers": self.top_users(), "topUsersExact": self.users.exact,
+        }
+
+
+async def inspect_ttls(
+    redis: RedisService,
+    *,
+    key_prefix: str | None = None,
+    batch_size: int = 1000,
+    limit: int | None = 100_000,
+    pause: float = 0.0,
+    max_ttl_seconds: int = 86_400,
+    skew_tolerance_seconds: float = 5.0,
+    sample_size: int = 3,
+    deadline: float | None = None,
+) -> TtlInspection:
+    """Walk the session keys with SCAN (``batch_size`` per call), reading value and TTL in one
+    pipelined round trip per batch; stop after ``limit`` keys or at ``deadline`` (a
+    ``time.monotonic()`` value); sleep ``pause`` seconds between batches. Read-only.
+
+    Raises :class:`~labsession.errors.RedisUnavailable` when the store fails mid-walk.
+    """
+    prefix = key_prefix or redis.settings.key_prefix
+    result = TtlInspection(prefix, max_ttl_seconds, skew_tolerance_seconds, limit, sample_size=sample_size)
+    started = time.perf_counter()
+    client = redis.client
+    match = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+    nodes: list[Any] = list(client.get_primaries()) if hasattr(client, "get_primaries") else [None]
+    seen = 0
+    for node in nodes:
+        cursor = 0
+        while True:
+            extra = {} if node is None else {"target_nodes": node}
+            async with redis.guard("SCAN"):
+                cursor, keys = await client.scan(cursor=cursor, match=match, count=batch_size, **extra)
+            cursor = int(cursor)
+            if limit is not None and seen + len(keys) > limit:
+                keys = keys[: max(0, limit - seen)]
+                result.truncated = True
+            if keys:
+                async with redis.guard("scan read"):
+                    async with client.pipeline(transaction=False) as pipe:
+                        for key in keys:
+                            pipe.get(key)
+                            pipe.ttl(key)
+                        replies = await pipe.execute()
+                now_ms = int(time.time() * 1000)
+                for index, key in enumerate(keys):
+                    text_key = key.decode() if isinstance(key, bytes) else str(key)
+                    result.add(text_key, replies[2 * index], int(replies[2 * index + 1]), now_ms)
+                seen += len(keys)
+                result.batches += 1
+            if cursor == 0 or result.truncated:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                result.truncated = True
+                break
+            if pause:
+                await asyncio.sleep(pause)
+        if result.truncated:
+            break
+    result.elapsed_seconds = time.perf_counter() - started
+    return result
