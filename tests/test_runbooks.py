@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from conftest import CANARY
 from redis import exceptions as rx
 
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
+from labsession.backend.launch import BackendProcess
 from labsession.embedded import TlsFiles, free_port
 from labsession.redis_errors import classify
 from labsession.runbooks import (
@@ -304,3 +305,68 @@ def test_every_cause_has_a_remedy_and_is_registered() -> None:
     assert set(RUNBOOKS["invalid_session"].causes) == {c.value for c in C}
     for spec in RUNBOOKS.values():
         assert spec.path.name.endswith(".ipynb")
+
+
+# -- invalid_session with real backend instances ------------------------------------------------
+
+
+@pytest.fixture
+def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
+    """Start reference backends (``labsession serve``); all are stopped after the test."""
+    started: list[BackendProcess] = []
+
+    def start(redis_url: str, **options: object) -> BackendProcess:
+        backend = BackendProcess(redis_url, **options)  # type: ignore[arg-type]
+        started.append(backend)
+        return backend.start()
+
+    yield start
+    for backend in started:
+        backend.stop()
+
+
+@pytest.mark.slow
+async def test_two_backends_on_two_redis_servers_do_not_share_a_store(
+    redis_factory: Callable[..., EmbeddedRedis], backend_factory: Callable[..., BackendProcess]
+) -> None:
+    one, two = redis_factory(), redis_factory()
+    a = backend_factory(one.url, instance_id="instance-a")
+    b = backend_factory(two.url, instance_id="instance-b")
+    settings = Settings.from_url(one.url)
+    async with RedisService(settings) as redis:
+        session = await LabSessionService(redis).create("u", "lab", "p", base_url=a.ws_url)
+    cause, out = await invalid(settings, session.session_id, backend_urls=(a.url, b.url), samples_per_url=2)
+    assert cause == C.INSTANCES_DO_NOT_SHARE_STORE, out
+    checks = {c["name"]: c for c in out["report"]["checks"]}
+    assert checks["shared store"]["status"] == "FAIL"
+    assert set(checks["shared store"]["data"]["instances"]) == {"instance-a", "instance-b"}
+    assert checks["backend lookups"]["data"]["outcomes"] == {"valid": 2, "not found": 2}
+    assert checks["session key"]["status"] == "PASS"  # the session itself is fine
+
+
+@pytest.mark.slow
+async def test_two_backends_on_one_redis_and_a_valid_session_is_no_fault(
+    embedded_redis: EmbeddedRedis, backend_factory: Callable[..., BackendProcess]
+) -> None:
+    a = backend_factory(embedded_redis.url, instance_id="instance-a")
+    b = backend_factory(embedded_redis.url, instance_id="instance-b")
+    settings = Settings.from_url(embedded_redis.url)
+    async with RedisService(settings) as redis:
+        session = await LabSessionService(redis).create("u", "lab", "p", base_url=a.ws_url)
+    cause, out = await invalid(settings, session.session_id, backend_urls=(a.url, b.url), samples_per_url=2,
+                               read_only=False)
+    assert cause == C.NO_FAULT_FOUND, out
+    checks = {c["name"]: c for c in out["report"]["checks"]}
+    assert checks["shared store"]["status"] == "PASS"
+    assert checks["backend lookups"]["data"]["outcomes"] == {"valid": 4}
+
+
+@pytest.mark.slow
+async def test_backends_on_another_redis_than_the_runbook_looks_at(
+    redis_factory: Callable[..., EmbeddedRedis], backend_factory: Callable[..., BackendProcess]
+) -> None:
+    theirs, ours = redis_factory(), redis_factory()
+    a = backend_factory(theirs.url, instance_id="instance-a")
+    cause, out = await invalid(Settings.from_url(ours.url), None, backend_urls=(a.url,), samples_per_url=2)
+    assert cause == C.INSTANCES_DO_NOT_SHARE_STORE
+    assert "not the Redis" in json.dumps(out)

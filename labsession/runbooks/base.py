@@ -48,6 +48,7 @@ def conclude(runbook: str, report: Report, cause: str, remedy: str, *, healthy: 
     text = f"{cause}: {remedy}"
     if evidence:
         text = f"{cause} ({evidence}): {remedy}"
-    report.check("cause", status, text, cause=cause)
-    report.facts.update({"runbook": runbook, "cause": cause, "remedy": remedy})
-    return Diagnosis(runbook, cause, report.facts["remedy"], report, healthy)
+    code = str(cause)
+    report.check("cause", status, text, cause=code)
+    report.facts.update({"runbook": runbook, "cause": code, "remedy": remedy})
+    return Diagnosis(runbook, code, remedy, report, healthy)

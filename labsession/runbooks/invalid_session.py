@@ -18,14 +18,16 @@ It ends with one :class:`InvalidSessionCause` and a plain remediation.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from ..checks import CheckResult, Report, Status
-from ..errors import RedisUnavailable
+from ..errors import ConfigError, InvalidSessionId, RedisUnavailable
 from ..masking import get_logger
+from ..notebook import Param
 from ..redis_errors import remedy as redis_remedy
 from ..redis_service import RedisHealth, RedisService, StoreIdentity
 from ..session import SessionStatus, check_session_id
@@ -37,10 +39,14 @@ from .visibility import measure_visibility
 
 __all__ = [
     "LOOKUP_RETRY_WINDOW_MS",
+    "PARAMS",
     "REMEDIES",
     "InvalidSessionCause",
     "InvalidSessionInputs",
     "diagnose_invalid_session",
+    "eviction_check",
+    "inputs_from_parameters",
+    "judge_key",
 ]
 
 log = get_logger(__name__)
@@ -116,6 +122,40 @@ class InvalidSessionInputs:
     def __post_init__(self) -> None:
         if self.session_id is not None:
             check_session_id(self.session_id)
+
+
+#: The runbook's own notebook parameters (besides :data:`labsession.notebook.COMMON_PARAMS`).
+PARAMS: dict[str, Param] = {
+    "session_id": Param(str, "the session id the client was refused with ('' = check without one)"),
+    "samples_per_url": Param(int, "diagnostics requests per backend URL", minimum=1, maximum=100),
+    "lookup_retry_window_ms": Param(float, "how long the WebSocket handler keeps looking a session up, ms",
+                                    minimum=0, maximum=60_000),
+}
+
+
+def inputs_from_parameters(
+    params: Mapping[str, Any], *, writes_allowed: bool, backend_urls: Sequence[str] | None = None
+) -> InvalidSessionInputs:
+    """:class:`InvalidSessionInputs` from a notebook's validated parameters; ``backend_urls``
+    (the resolved target's, e.g. an embedded one's) replaces the parameter when given.
+
+    Raises :class:`~labsession.errors.ConfigError` naming ``session_id`` when it is not a UUID.
+    """
+    sid = str(params.get("session_id") or "").strip() or None
+    if sid is not None:
+        try:
+            check_session_id(sid)
+        except InvalidSessionId as exc:
+            raise ConfigError("parameter 'session_id'", f"is {exc.message}") from None
+    timeout = float(params.get("timeout_seconds") or 3.0)
+    return InvalidSessionInputs(
+        session_id=sid,
+        backend_urls=tuple(backend_urls if backend_urls is not None else params.get("backend_urls") or ()),
+        samples_per_url=int(params.get("samples_per_url") or 6),
+        lookup_retry_window_ms=float(params.get("lookup_retry_window_ms", LOOKUP_RETRY_WINDOW_MS)),
+        read_only=not writes_allowed,
+        http_timeout=timeout,
+    )
 
 
 def _iso(ms: int) -> str:
@@ -205,14 +245,20 @@ def eviction_check(health: RedisHealth) -> tuple[CheckResult, bool]:
 
 
 async def diagnose_invalid_session(
-    settings: Settings, inputs: InvalidSessionInputs, *, clock: Callable[[], float] = time.time
+    settings: Settings,
+    inputs: InvalidSessionInputs,
+    *,
+    clock: Callable[[], float] = time.time,
+    report: Report | None = None,
 ) -> Diagnosis:
     """Run every step against ``settings``' Redis and ``inputs.backend_urls``; never raises for a
     store or backend failure (that is evidence), only for bad inputs.
 
-    ``clock`` returns seconds since the epoch (the time sessions are judged at).
+    ``clock`` returns seconds since the epoch (the time sessions are judged at); the steps are
+    recorded on ``report`` when given (a notebook's own), else on a new one.
     """
-    report = Report("Runbook: invalid session", facts={
+    report = report if report is not None else Report("Runbook: invalid session")
+    report.facts.update({
         "endpoint": settings.endpoint,
         "session_id": inputs.session_id,
         "backends": list(inputs.backend_urls),

@@ -117,11 +117,12 @@ def _why(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {str(exc)[:160]}"
 
 
-async def diagnose_redis_connectivity(settings: Settings) -> Diagnosis:
+async def diagnose_redis_connectivity(settings: Settings, *, report: Report | None = None) -> Diagnosis:
     """Every layer from DNS to PING against ``settings``' Redis, one attempt each, each bounded by
     ``settings.connect_timeout`` / ``operation_timeout`` seconds. Never raises for a failure of
-    the target: that is the evidence."""
-    report = Report("Runbook: Redis connectivity", facts={
+    the target: that is the evidence. Steps go on ``report`` when given, else on a new one."""
+    report = report if report is not None else Report("Runbook: Redis connectivity")
+    report.facts.update({
         "endpoint": settings.endpoint, "scheme": settings.scheme, "tls": settings.tls,
         "tls_verify": settings.tls_verify,
     })

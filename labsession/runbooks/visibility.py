@@ -59,13 +59,19 @@ async def measure_visibility(
             try:
                 async with writer.guard("probe write"):
                     await writer.client.set(key, token, px=120_000)
+                # Measured from the write's acknowledgement to the read that saw it (that read's
+                # round trip included): what a second instance's lookup would experience.
                 started = time.perf_counter()
                 seen: float | None = None
-                while (elapsed := (time.perf_counter() - started) * 1000) <= bound_ms:
+                while True:
                     async with reader.guard("probe read"):
-                        if await reader.client.get(key) == token:
-                            seen = elapsed
-                            break
+                        value = await reader.client.get(key)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    if value == token:
+                        seen = elapsed
+                        break
+                    if elapsed > bound_ms:
+                        break
                     await asyncio.sleep(poll_ms / 1000)
                 out.append(seen)
             finally:

@@ -1,0 +1,40 @@
+"""How a runbook notebook shows its steps and its conclusion (HTML with a text fallback)."""
+
+from __future__ import annotations
+
+import html
+
+from ..checks import Report, Status
+from ..notebook import display_bundle, show_checks, show_table
+from .base import Diagnosis
+
+__all__ = ["show_cause", "show_samples", "show_step"]
+
+
+def show_step(report: Report, *names: str) -> None:
+    """Show the checks called ``names`` (in report order), or say the step did not run."""
+    picked = [c for c in report if c.name in names]
+    if picked:
+        show_checks(picked)
+    else:
+        display_bundle({"text/plain": f"(step {', '.join(names)} did not run)"})
+
+
+def show_samples(report: Report) -> None:
+    """The ``shared store`` step's answers: which stores the instances named, how often."""
+    for check in report:
+        if check.name == "shared store" and check.data.get("stores"):
+            rows = [{"store (run_id or endpoint)": k, "answers": n} for k, n in check.data["stores"].items()]
+            show_table(rows, title=f"{check.data.get('samples', 0)} diagnostics samples, "
+                                   f"instances: {', '.join(check.data.get('instances', []))}")
+
+
+def show_cause(diagnosis: Diagnosis) -> None:
+    """The conclusion in large type: the cause code and what to do about it."""
+    colour = "#1a7f37" if diagnosis.healthy else "#cf222e"
+    status = Status.PASS if diagnosis.healthy else Status.FAIL
+    body = (f"<div style='border-left:6px solid {colour};padding:0.4em 1em'>"
+            f"<p style='font-size:1.3em;margin:0'><b>Cause: <code>{html.escape(diagnosis.cause)}</code></b></p>"
+            f"<p style='margin:0.4em 0 0 0'><b>Remedy:</b> {html.escape(diagnosis.remedy)}</p></div>")
+    display_bundle({"text/html": body,
+                    "text/plain": f"{status.value} cause: {diagnosis.cause}\nremedy: {diagnosis.remedy}"})
