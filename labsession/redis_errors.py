@@ -16,7 +16,7 @@ from redis import exceptions as rx
 
 from .errors import RedisCause, RedisUnavailable
 
-__all__ = ["classify", "is_retryable", "remedy", "unavailable"]
+__all__ = ["classify", "describe", "is_retryable", "remedy", "unavailable"]
 
 _REMEDY: dict[RedisCause, str] = {
     RedisCause.DNS_FAILURE: "the host name does not resolve; check the host in REDIS_URL",
@@ -48,9 +48,44 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+# What a live server may *reply* with (a ResponseError): only these rules apply to a reply,
+# so a command error that happens to mention "timeout" or "maxclients" (say, an unknown
+# CONFIG GET maxclients) is never mistaken for an outage.
+_REPLY_RULES: list[tuple[tuple[str, ...], RedisCause]] = [
+    (("wrongpass", "noauth", "invalid password", "invalid username-password", "authentication required",
+      "auth failed", "invalid username"), RedisCause.AUTH_FAILED),
+    (("max number of clients", "too many connections"), RedisCause.MAX_CONNECTIONS),
+    (("max requests limit", "max daily request", "max request size", "max concurrent", "limit exceeded",
+      "quota"), RedisCause.QUOTA_EXCEEDED),
+    (("oom command not allowed", "used memory > 'maxmemory'"), RedisCause.OUT_OF_MEMORY),
+    (("noperm", "no permissions", "readonly", "read only"), RedisCause.READ_ONLY),
+]
+# What a failed connection may say (socket, TLS and driver errors).
+_CONNECTION_RULES: list[tuple[tuple[str, ...], RedisCause]] = [
+    (("certificate verify failed", "hostname mismatch", "certificate_verify_failed"), RedisCause.TLS_VERIFY_FAILED),
+    (("name or service not known", "nodename nor servname", "temporary failure in name resolution",
+      "no address associated", "getaddrinfo failed"), RedisCause.DNS_FAILURE),
+    (("connection refused", "connect call failed", f"error {errno.ECONNREFUSED} "), RedisCause.CONNECTION_REFUSED),
+    *_REPLY_RULES,
+    (("wrong version number", "unknown protocol", "sslv3 alert", "tlsv1 alert"), RedisCause.TLS_VERIFY_FAILED),
+    (("timeout", "timed out"), RedisCause.TIMEOUT),
+    (("connection reset", "closed by server", "connection closed", "broken pipe",
+      "connection lost", "eof", "error while reading"), RedisCause.CONNECTION_LOST),
+]
+
+
+def _match(text: str, rules: list[tuple[tuple[str, ...], RedisCause]]) -> RedisCause | None:
+    text = text.lower()
+    for needles, cause in rules:
+        if any(n in text for n in needles):
+            return cause
+    return None
+
+
 def classify(exc: BaseException) -> RedisCause:
     """The cause of a failed connection or command, from the exception and its chain."""
-    for link in _chain(exc):
+    chain = _chain(exc)
+    for link in chain:
         if isinstance(link, ssl.SSLCertVerificationError):
             return RedisCause.TLS_VERIFY_FAILED
         if isinstance(link, socket.gaierror):
@@ -61,34 +96,19 @@ def classify(exc: BaseException) -> RedisCause:
             return RedisCause.AUTH_FAILED
         if isinstance(link, rx.MaxConnectionsError):
             return RedisCause.MAX_CONNECTIONS
-        if isinstance(link, rx.ReadOnlyError):
+        if isinstance(link, rx.ReadOnlyError | rx.NoPermissionError):
             return RedisCause.READ_ONLY
         if isinstance(link, rx.OutOfMemoryError):
             return RedisCause.OUT_OF_MEMORY
-    text = " ".join(str(link) for link in _chain(exc)).lower()
-    rules: list[tuple[tuple[str, ...], RedisCause]] = [
-        (("certificate verify failed", "hostname mismatch", "certificate_verify_failed"), RedisCause.TLS_VERIFY_FAILED),
-        (("name or service not known", "nodename nor servname", "temporary failure in name resolution",
-          "no address associated", "getaddrinfo failed"), RedisCause.DNS_FAILURE),
-        (("connection refused", "connect call failed", f"error {errno.ECONNREFUSED} "), RedisCause.CONNECTION_REFUSED),
-        (("wrongpass", "noauth", "invalid password", "invalid username-password", "authentication required",
-          "auth failed", "invalid username"), RedisCause.AUTH_FAILED),
-        (("max number of clients", "too many connections", "maxclients"), RedisCause.MAX_CONNECTIONS),
-        (("max requests limit", "max daily request", "max request size", "max concurrent", "limit exceeded",
-          "quota"), RedisCause.QUOTA_EXCEEDED),
-        (("oom command not allowed", "used memory > 'maxmemory'"), RedisCause.OUT_OF_MEMORY),
-        (("wrong version number", "unknown protocol", "sslv3 alert", "tlsv1 alert"), RedisCause.TLS_VERIFY_FAILED),
-        (("noperm", "readonly", "read only"), RedisCause.READ_ONLY),
-        (("timeout", "timed out"), RedisCause.TIMEOUT),
-        (("connection reset", "closed by server", "connection closed", "broken pipe",
-          "connection lost", "eof", "error while reading"), RedisCause.CONNECTION_LOST),
-    ]
-    for needles, cause in rules:
-        if any(n in text for n in needles):
-            return cause
-    if any(isinstance(link, asyncio.TimeoutError | TimeoutError | rx.TimeoutError) for link in _chain(exc)):
+    if isinstance(exc, rx.ResponseError):
+        # The server answered: the connection is fine, whatever the words of the reply.
+        return _match(str(exc), _REPLY_RULES) or RedisCause.UNKNOWN
+    cause = _match(" ".join(str(link) for link in chain), _CONNECTION_RULES)
+    if cause is not None:
+        return cause
+    if any(isinstance(link, asyncio.TimeoutError | TimeoutError | rx.TimeoutError) for link in chain):
         return RedisCause.TIMEOUT
-    if any(isinstance(link, rx.ConnectionError | ConnectionError | OSError) for link in _chain(exc)):
+    if any(isinstance(link, rx.ConnectionError | ConnectionError | OSError) for link in chain):
         return RedisCause.CONNECTION_LOST
     return RedisCause.UNKNOWN
 
@@ -110,17 +130,34 @@ def is_retryable(exc: BaseException) -> bool:
     return classify(exc) not in _NOT_RETRYABLE
 
 
-def unavailable(exc: BaseException, endpoint: str, *, tls: bool | None = None) -> RedisUnavailable:
+def unavailable(
+    exc: BaseException, endpoint: str, *, tls: bool | None = None, waited: float | None = None
+) -> RedisUnavailable:
     """Turn a driver error into :class:`RedisUnavailable` with the cause and its remedy.
 
     A connection that a server drops before answering, made without TLS, is reported as
     ``TLS_REQUIRED`` when ``tls`` is False: that is what a TLS-only endpoint does to it.
+    ``waited`` (seconds) says that the operation's time bound ran out; the detail then
+    names the bound and the last error seen while retrying.
     """
     cause = classify(exc)
     if tls is False and cause in (RedisCause.CONNECTION_LOST, RedisCause.TIMEOUT) and _dropped_early(exc):
         cause = RedisCause.TLS_REQUIRED
-    detail = f"{remedy(cause)} ({type(exc).__name__}: {str(exc)[:200]})"
+    if waited is not None:
+        detail = f"{remedy(cause)} (gave up after {waited:g} s; last error: {describe(exc)})"
+    else:
+        detail = f"{remedy(cause)} ({describe(exc)})"
     return RedisUnavailable(cause, endpoint, detail)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of the most telling exception in ``exc``'s chain (a timeout that
+    cancelled a retry loop says nothing itself; the error it interrupted does)."""
+    for link in _chain(exc):
+        if isinstance(link, asyncio.CancelledError) or not str(link).strip():
+            continue
+        return f"{type(link).__name__}: {str(link)[:200]}"
+    return "no reply in time" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 def _dropped_early(exc: BaseException) -> bool:

@@ -25,7 +25,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from .errors import LabSessionError, RedisCause, RedisUnavailable
 from .masking import get_logger
-from .redis_errors import is_retryable, unavailable
+from .redis_errors import classify, is_retryable, unavailable
 from .settings import Settings
 
 __all__ = ["RedisHealth", "RedisService", "StoreIdentity"]
@@ -212,8 +212,9 @@ class RedisService:
     @asynccontextmanager
     async def guard(self, what: str = "operation") -> AsyncIterator[None]:
         """Bound the block by ``operation_timeout`` and turn store errors into :class:`RedisUnavailable`."""
+        bound = asyncio.timeout(self.settings.operation_timeout)
         try:
-            async with asyncio.timeout(self.settings.operation_timeout):
+            async with bound:
                 yield
         except RedisUnavailable:
             raise
@@ -223,7 +224,8 @@ class RedisService:
                 raise  # a real command error (wrong type, script bug), not an outage
             raise error from None
         except STORE_ERRORS as exc:
-            error = unavailable(exc, self.settings.endpoint, tls=self.settings.tls)
+            waited = self.settings.operation_timeout if bound.expired() else None
+            error = unavailable(exc, self.settings.endpoint, tls=self.settings.tls, waited=waited)
             log.warning("Redis %s failed: %s", what, error)
             raise error from None
 
@@ -241,16 +243,19 @@ class RedisService:
 
     async def identity(self) -> StoreIdentity:
         """This store's masked endpoint and server ``run_id`` (``None`` if the provider hides it)."""
-        run_id: str | None = None
-        try:
-            async with self.guard("INFO server"):
-                info = await self._info("server")
-            run_id = _text(info.get("run_id"))
-        except RedisUnavailable:
-            raise
-        except rx.ResponseError:
-            run_id = None
-        return StoreIdentity(self.settings.endpoint, run_id)
+        info = await self._optional_info("server", {})
+        return StoreIdentity(self.settings.endpoint, _text(info.get("run_id")))
+
+    async def _optional_info(self, section: str, unknown: dict[str, str]) -> dict[str, Any]:
+        """INFO ``section``, or ``{}`` (noted in ``unknown``) when the server refuses it."""
+        async with self.guard(f"INFO {section}"):
+            try:
+                return await self._info(section)
+            except rx.ResponseError as exc:
+                if not _refused(exc):
+                    raise
+                unknown[f"INFO {section}"] = str(exc)[:120]
+                return {}
 
     async def _info(self, section: str) -> dict[str, Any]:
         """One INFO section; on a cluster, from every master, merged by :func:`_merge_nodes`."""
@@ -270,19 +275,18 @@ class RedisService:
         unknown: dict[str, str] = {}
         info: dict[str, Any] = {}
         for section in ("server", "clients", "memory", "stats", "replication"):
-            try:
-                async with self.guard(f"INFO {section}"):
-                    info.update(await self._info(section))
-            except rx.ResponseError as exc:
-                unknown[f"INFO {section}"] = str(exc)[:120]
+            info.update(await self._optional_info(section, unknown))
         config: dict[str, str] = {}
         for name in ("maxmemory-policy", "maxclients", "maxmemory"):
-            try:
-                async with self.guard("CONFIG GET"):
+            async with self.guard("CONFIG GET"):
+                try:
                     raw = await self.client.config_get(name)
-                config.update({_text(k) or "": _text(v) or "" for k, v in _first(raw).items()})
-            except rx.ResponseError as exc:
-                unknown[f"CONFIG GET {name}"] = str(exc)[:120]
+                except rx.ResponseError as exc:
+                    if not _refused(exc):
+                        raise
+                    unknown[f"CONFIG GET {name}"] = str(exc)[:120]
+                    continue
+            config.update({_text(k) or "": _text(v) or "" for k, v in _first(raw).items()})
         upstash = self.settings.is_upstash or "upstash" in str(info.get("server_name", "")).lower()
         provider = "upstash" if upstash else "redis"
         return RedisHealth(
@@ -309,6 +313,12 @@ class RedisService:
     def __repr__(self) -> str:
         state = "connected" if self._client is not None else "closed"
         return f"RedisService({self.settings.masked_url!r}, tls={self.settings.tls}, {state})"
+
+
+def _refused(exc: rx.ResponseError) -> bool:
+    """True when a reply means "not for you" (unknown/renamed command, no ACL permission):
+    a fact the provider hides, not an outage."""
+    return classify(exc) in (RedisCause.UNKNOWN, RedisCause.READ_ONLY)
 
 
 def _first(value: Any) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""classify()/unavailable() on errors produced by real servers, and on reply texts that only
+look like outages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis
+from conftest import CANARY
+
+from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, RedisUnavailable, Settings
+from labsession.redis_errors import classify, describe, is_retryable, remedy, unavailable
+
+Factory = Callable[..., EmbeddedRedis]
+
+
+async def test_full_server_is_out_of_memory(redis_factory: Factory) -> None:
+    server = redis_factory(maxmemory="2mb", maxmemory_policy="noeviction")
+    filler = redis.Redis.from_url(server.url)
+    for size in (100_000, 1_000):  # coarse, then fine: end right at the limit
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            for i in range(10_000):
+                filler.set(f"filler:{size}:{i}", b"x" * size)
+    async with RedisService(Settings.from_url(server.url)) as service:
+        with pytest.raises(RedisUnavailable) as caught:
+            await LabSessionService(service).create("u", "l", "p", base_url="ws://h")
+    filler.close()
+    assert caught.value.cause is RedisCause.OUT_OF_MEMORY and "maxmemory" in str(caught.value)
+
+
+async def test_full_client_table_is_max_connections(redis_factory: Factory) -> None:
+    server = redis_factory(maxclients=1)
+    holder = redis.Redis.from_url(server.url)
+    holder.ping()
+    settings = Settings.from_url(server.url, retry_attempts=2, operation_timeout=1.0)
+    with pytest.raises(RedisUnavailable) as caught:
+        async with RedisService(settings):
+            pass
+    holder.close()
+    assert caught.value.cause is RedisCause.MAX_CONNECTIONS
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (redis.ResponseError("unknown command 'CONFIG', with args beginning with: 'GET' 'maxclients'"),
+         RedisCause.UNKNOWN),
+        (redis.ResponseError("ERR Error running script: timeout in user code"), RedisCause.UNKNOWN),
+        (redis.ResponseError("ERR max requests limit exceeded. Limit: 10000, Usage: 10000"),
+         RedisCause.QUOTA_EXCEEDED),
+        (redis.ResponseError("ERR max number of clients reached"), RedisCause.MAX_CONNECTIONS),
+        (redis.exceptions.NoPermissionError("this user has no permissions to run the 'set' command"),
+         RedisCause.READ_ONLY),
+        (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), RedisCause.READ_ONLY),
+        (redis.ConnectionError("Error 111 connecting to h:1. Connection refused."), RedisCause.CONNECTION_REFUSED),
+        (redis.ConnectionError("Connection closed by server."), RedisCause.CONNECTION_LOST),
+        (redis.TimeoutError("Timeout reading from socket"), RedisCause.TIMEOUT),
+        (redis.AuthenticationError("invalid username-password pair"), RedisCause.AUTH_FAILED),
+        (ValueError("something else"), RedisCause.UNKNOWN),
+    ],
+)
+def test_classify(error: Exception, cause: RedisCause) -> None:
+    assert classify(error) is cause
+    assert remedy(cause)
+
+
+def test_retryable_only_when_waiting_can_help() -> None:
+    assert is_retryable(redis.ConnectionError("Connection closed by server."))
+    assert is_retryable(redis.TimeoutError("Timeout reading from socket"))
+    assert not is_retryable(redis.AuthenticationError("invalid password"))
+    assert not is_retryable(redis.ResponseError("ERR max daily request limit exceeded"))
+
+
+def test_unavailable_after_a_timeout_names_the_bound_and_the_last_error() -> None:
+    try:
+        try:
+            raise redis.ConnectionError(f"Error 111 connecting to redis://u:{CANARY}@h:1. Connection refused.")
+        except redis.ConnectionError:
+            raise TimeoutError from None
+    except TimeoutError as outer:
+        outer.__context__ = redis.ConnectionError("Error 111 connecting to h:1. Connection refused.")
+        error = unavailable(outer, "h:1", tls=False, waited=2.5)
+    assert error.cause is RedisCause.CONNECTION_REFUSED
+    assert "gave up after 2.5 s" in str(error) and "Connection refused" in str(error)
+    assert describe(TimeoutError()) == "no reply in time"
+
+
+def test_plain_connection_dropped_by_a_tls_port_is_tls_required() -> None:
+    dropped = redis.ConnectionError("Connection closed by server.")
+    assert unavailable(dropped, "h:1", tls=False).cause is RedisCause.TLS_REQUIRED
+    assert unavailable(dropped, "h:1", tls=True).cause is RedisCause.CONNECTION_LOST

@@ -1,0 +1,234 @@
+"""RedisService against real redis-servers: fail fast with a clear, masked cause; bounded
+operations during an outage and recovery on the same object; health() on hidden facts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+import redis
+from conftest import CANARY, MS
+
+from labsession import (
+    ConfigError,
+    EmbeddedRedis,
+    LabSessionService,
+    RedisCause,
+    RedisService,
+    RedisUnavailable,
+    Settings,
+)
+from labsession.embedded import free_port
+
+Factory = Callable[..., EmbeddedRedis]
+
+
+def assert_clean(error: BaseException, logs: pytest.LogCaptureFixture) -> None:
+    """The canary password appears nowhere: message, repr, args, log records, tracebacks."""
+    for text in (str(error), repr(error), repr(error.args)):
+        assert CANARY not in text
+    for record in logs.records:
+        assert CANARY not in record.getMessage()
+        assert CANARY not in (record.exc_text or "")
+    assert CANARY not in logs.text
+
+
+async def fail_to_connect(settings: Settings) -> RedisUnavailable:
+    with pytest.raises(RedisUnavailable) as caught:
+        async with RedisService(settings):
+            pass
+    return caught.value
+
+
+def test_missing_redis_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({})
+    assert caught.value.variable == "REDIS_URL" and "is not set" in str(caught.value)
+
+
+async def test_refused_port_fails_fast(captured_logs: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    settings = Settings.from_url(f"redis://default:{CANARY}@127.0.0.1:{port}/0", retry_attempts=3)
+    started = time.monotonic()
+    error = await fail_to_connect(settings)
+    assert time.monotonic() - started < settings.operation_timeout + 1
+    assert error.cause is RedisCause.CONNECTION_REFUSED
+    assert error.endpoint == f"127.0.0.1:{port}" and "nothing listens" in str(error)
+    assert_clean(error, captured_logs)
+
+
+async def test_wrong_password_is_auth_failed(redis_factory: Factory, captured_logs: pytest.LogCaptureFixture) -> None:
+    server = redis_factory(password="the-right-one-123")
+    started = time.monotonic()
+    error = await fail_to_connect(Settings.from_url(f"redis://default:{CANARY}@127.0.0.1:{server.port}/0"))
+    assert time.monotonic() - started < 2  # not retried: a password does not fix itself
+    assert error.cause is RedisCause.AUTH_FAILED and "credentials" in str(error)
+    assert_clean(error, captured_logs)
+    missing = await fail_to_connect(Settings.from_url(f"redis://127.0.0.1:{server.port}/0"))
+    assert missing.cause is RedisCause.AUTH_FAILED
+
+
+async def test_unknown_host_is_dns_failure_and_fails_fast(captured_logs: pytest.LogCaptureFixture) -> None:
+    settings = Settings.from_url(f"redis://default:{CANARY}@nonexistent.invalid:6379/0")
+    started = time.monotonic()
+    error = await fail_to_connect(settings)
+    assert time.monotonic() - started < settings.operation_timeout + 1
+    assert error.cause is RedisCause.DNS_FAILURE and "nonexistent.invalid:6379" in str(error)
+    assert_clean(error, captured_logs)
+
+
+async def test_connects_names_itself_and_closes(embedded_redis: EmbeddedRedis) -> None:
+    settings = Settings.from_url(embedded_redis.url, client_name="labsession-test-7")
+    service = RedisService(settings)
+    assert not service.connected and "closed" in repr(service)
+    with pytest.raises(Exception, match="not connected"):
+        _ = service.client
+    async with service as redis_service:
+        assert redis_service.connected
+        assert await redis_service.ping() > 0
+        clients = await redis_service.client.client_list()
+        assert any(c["name"] == "labsession-test-7" for c in clients)
+        identity = await redis_service.identity()
+        assert identity.endpoint == settings.endpoint and identity.run_id
+    assert not service.connected
+    await service.aclose()  # twice is fine
+
+
+async def test_outage_fails_within_the_bound_then_recovers_on_the_same_object(
+    embedded_redis: EmbeddedRedis, captured_logs: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_url(embedded_redis.url, operation_timeout=1.0)
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        sid = (await sessions.create("u", "l", "p", base_url="ws://h")).session_id
+        client = service.client
+        await asyncio.to_thread(embedded_redis.stop)
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(RedisUnavailable) as caught:
+                await sessions.get(sid)
+            assert time.monotonic() - started < settings.operation_timeout + 0.5
+            assert caught.value.cause in (RedisCause.CONNECTION_REFUSED, RedisCause.CONNECTION_LOST)
+        await asyncio.to_thread(embedded_redis.start)  # same port, empty (no persistence)
+        assert await sessions.get(sid) is None
+        assert (await sessions.create("u", "l", "p", base_url="ws://h")).session_id
+        assert service.client is client  # nothing was recreated
+
+
+async def test_frozen_server_times_out_within_the_bound_then_recovers(embedded_redis: EmbeddedRedis) -> None:
+    settings = Settings.from_url(embedded_redis.url, operation_timeout=0.5, socket_timeout=0.3)
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        sid = (await sessions.create("u", "l", "p", base_url="ws://h")).session_id
+        embedded_redis.freeze()
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedisUnavailable) as caught:
+                await sessions.get(sid)
+            assert time.monotonic() - started < settings.operation_timeout + 0.5
+            assert caught.value.cause is RedisCause.TIMEOUT
+            assert "0.5" in str(caught.value)  # says how long it waited
+        finally:
+            embedded_redis.thaw()
+        for _ in range(int(2000 * MS / (50 * MS))):
+            try:
+                assert await sessions.get(sid) is not None
+                break
+            except RedisUnavailable:
+                await asyncio.sleep(50 * MS)
+        else:
+            pytest.fail("no recovery after thaw")
+
+
+async def test_startup_against_a_stopped_server_then_success(redis_factory: Factory) -> None:
+    server = redis_factory()
+    settings = Settings.from_url(server.url, retry_attempts=2)
+    server.stop()
+    error = await fail_to_connect(settings)
+    assert error.cause is RedisCause.CONNECTION_REFUSED
+    server.start()
+    async with RedisService(settings) as service:
+        assert await service.ping() > 0
+
+
+async def test_health_reports_real_server_facts(redis_factory: Factory) -> None:
+    server = redis_factory(maxmemory="64mb", maxmemory_policy="volatile-lru", maxclients=77)
+    async with RedisService(Settings.from_url(server.url)) as service:
+        health = await service.health()
+    assert health.ping_ms > 0 and health.tls is False and health.provider == "redis"
+    assert health.version and health.version.count(".") == 2
+    assert health.mode == "standalone" and health.role == "master"
+    assert health.maxmemory == 64 * 1024 * 1024 and health.maxmemory_policy == "volatile-lru"
+    assert health.max_clients == 77 and health.connected_clients is not None and health.connected_clients >= 1
+    assert health.evicted_keys == 0 and health.run_id and health.uptime_seconds is not None
+    assert health.unknown == {}
+    assert health.to_dict()["maxmemory_policy"] == "volatile-lru"
+
+
+async def test_health_on_a_server_that_hides_config_and_info(redis_factory: Factory) -> None:
+    server = redis_factory(extra_args=["--rename-command", "CONFIG", "", "--rename-command", "INFO", ""])
+    async with RedisService(Settings.from_url(server.url)) as service:
+        health = await service.health()
+        identity = await service.identity()
+    assert health.ping_ms > 0
+    assert health.version is None and health.maxmemory_policy is None and health.evicted_keys is None
+    assert health.max_clients is None and health.role is None
+    assert {"INFO server", "CONFIG GET maxmemory-policy"} <= set(health.unknown)
+    assert identity.run_id is None
+
+
+async def test_a_read_only_acl_user_can_read_validate_scan_and_check_health(redis_factory: Factory) -> None:
+    server = redis_factory()
+    admin = redis.Redis.from_url(server.url)
+    admin.execute_command("ACL", "SETUSER", "reader", "on", f">{CANARY}", "~*", "+@read", "+@connection",
+                          "-@write")
+    writer = LabSessionService(RedisService(Settings.from_url(server.url)))
+    async with writer.redis:
+        created = await writer.create("u", "l", "p", base_url="ws://h")
+    settings = Settings.from_url(f"redis://reader:{CANARY}@127.0.0.1:{server.port}/0", retry_attempts=2)
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        assert (await sessions.validate(created.session_id)).valid
+        assert (await sessions.get(created.session_id)) is not None
+        assert await sessions.active_ids() == [created.session_id]
+        health = await service.health()
+        assert health.ping_ms > 0 and "CONFIG GET maxmemory-policy" in health.unknown
+        with pytest.raises(RedisUnavailable) as caught:
+            await sessions.create("u", "l", "p", base_url="ws://h")
+        assert caught.value.cause is RedisCause.READ_ONLY
+        assert CANARY not in str(caught.value)
+    admin.close()
+
+
+async def test_command_errors_are_not_outages(redis_service: RedisService) -> None:
+    client = redis_service.client
+    await client.set("plain-string", "x")
+    with pytest.raises(redis.ResponseError):
+        async with redis_service.guard("HGET"):
+            await client.hget("plain-string", "field")
+
+
+def test_repr_never_shows_the_password() -> None:
+    service = RedisService(Settings.from_url(f"rediss://default:{CANARY}@h.example:6380"))
+    assert CANARY not in repr(service) and "****" in repr(service)
+
+
+async def test_canary_in_logs_across_scenarios(redis_factory: Factory, captured_logs: pytest.LogCaptureFixture,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # redis-py's own loggers too
+    server = redis_factory(password=CANARY)
+    async with RedisService(Settings.from_url(server.url, operation_timeout=0.5)) as service:
+        sessions = LabSessionService(service)
+        sid = (await sessions.create("u", "l", "p", base_url="ws://h")).session_id
+        server.stop()
+        with pytest.raises(RedisUnavailable) as caught:
+            await sessions.get(sid)
+        server.start()
+        assert await sessions.get(sid) is None
+        assert_clean(caught.value, caplog)
+    assert_clean(RuntimeError(repr(server)), caplog)
+    assert str(uuid.uuid4())
