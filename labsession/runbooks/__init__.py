@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..health_registry import HealthNotebook
 from .base import Diagnosis, conclude
 from .invalid_session import (
     LOOKUP_RETRY_WINDOW_MS,
@@ -23,6 +24,7 @@ from .invalid_session import (
 from .redis_connectivity import ConnectivityCause, diagnose_redis_connectivity
 
 __all__ = [
+    "HEALTH_NOTEBOOKS",
     "LOOKUP_RETRY_WINDOW_MS",
     "RUNBOOKS",
     "ConnectivityCause",
@@ -75,3 +77,11 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         (ConnectivityCause.OK.value,),
     ),
 }
+
+#: The runbooks as ``labsession health`` checks (read by :func:`labsession.health_registry.registry`):
+#: with no session id, ``invalid_session`` checks the store, the instances' sharing, eviction
+#: and visibility lag; ``redis_connectivity`` checks every layer down to PING.
+HEALTH_NOTEBOOKS: list[HealthNotebook] = [
+    HealthNotebook("runbook_redis_connectivity", "runbooks/redis_connectivity.ipynb"),
+    HealthNotebook("runbook_invalid_session", "runbooks/invalid_session.ipynb", writes=True),
+]

@@ -1,0 +1,161 @@
+"""``labsession runbook NAME -p key value …``: run an incident runbook headless and print its cause.
+
+The runbook's notebook (``runbooks/NAME.ipynb``) is executed through papermill with the
+parameters given; its machine-readable report (:data:`~labsession.checks.REPORT_MIME`) is read
+back from the executed notebook, and the cause code, the remedy and every step are printed.
+
+Parameters are the notebook's (``papermill --help-notebook runbooks/NAME.ipynb`` lists them);
+a value is read as JSON when it parses (``true``, ``5``, ``'["http://a:1"]'``), else as text.
+Unlike the notebook opened by hand, ``embedded`` is False unless ``--embedded`` is given: an
+on-call run never diagnoses a throwaway Redis by accident.
+
+Exit codes, as for ``labsession health``: 0 nothing wrong (the runbook's "healthy" cause),
+1 a cause was named (a FAIL), 2 the runbook could not run (bad parameter, unset variable, ERROR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .checks import REPORT_MIME, Status
+from .errors import ConfigError
+from .masking import get_logger, mask_text, redact
+from .runbooks import RUNBOOKS, RunbookSpec
+
+__all__ = ["configure", "execute", "parse_value", "read_report", "run"]
+
+log = get_logger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME", help=f"the runbook: {', '.join(RUNBOOKS)}")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="a notebook parameter (repeatable); credentials never go here, name their variable")
+    parser.add_argument("--embedded", action="store_true",
+                        help="diagnose an embedded Redis and two reference backends (a demonstration)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="keep the executed notebook and summary.json in DIR")
+    parser.add_argument("--cell-timeout", type=float, default=300.0, metavar="SECONDS",
+                        help="longest a notebook cell may run (default 300)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
+    parser.add_argument("--list", action="store_true", help="list the runbooks and exit")
+
+
+def parse_value(raw: str) -> Any:
+    """A parameter value from the command line: JSON when it parses, a Python literal, else text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        pass
+    if raw in ("True", "False", "None"):
+        return ast.literal_eval(raw)
+    return raw
+
+
+def read_report(notebook: Any) -> dict[str, Any] | None:
+    """The last :data:`REPORT_MIME` report displayed in an executed notebook (a NotebookNode or dict)."""
+    found: dict[str, Any] | None = None
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            data = output.get("data") or {}
+            if REPORT_MIME in data:
+                value = data[REPORT_MIME]
+                found = json.loads(value) if isinstance(value, str) else dict(value)
+    return found
+
+
+def _failure(notebook: Any) -> str:
+    """The masked ``ename: evalue`` of the first error output, or ''."""
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            if output.get("output_type") == "error":
+                return mask_text(f"{output.get('ename')}: {output.get('evalue')}")[:600]
+    return ""
+
+
+def execute(
+    spec: RunbookSpec, parameters: dict[str, Any], out_dir: Path, *, cell_timeout: float = 300.0
+) -> dict[str, Any]:
+    """Run ``spec``'s notebook with ``parameters`` into ``out_dir``; return the summary.
+
+    The summary holds ``runbook``, ``cause``, ``remedy``, ``verdict``, ``exit_code``, ``error``
+    (why it could not run, or ``None``), ``checks`` and ``notebook`` (the executed file).
+    Never raises for a failing notebook: that is in the summary.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / spec.notebook
+    error: str | None = None
+    try:
+        papermill.execute_notebook(
+            str(spec.path), str(output), parameters=parameters, kernel_name="python3", progress_bar=False,
+            log_output=False, cwd=str(spec.path.parent), execution_timeout=cell_timeout,
+        )
+    except PapermillExecutionError as exc:
+        error = mask_text(f"{exc.ename}: {exc.evalue}")[:600]
+    except Exception as exc:  # the kernel did not start, the file is unreadable...
+        error = mask_text(f"{type(exc).__name__}: {exc}")[:600]
+    report = None
+    if output.exists():
+        executed = json.loads(output.read_text())
+        report = read_report(executed)
+        error = error or (_failure(executed) or None)
+    summary: dict[str, Any] = {"runbook": spec.name, "notebook": str(output)}
+    if report is None or "cause" not in report.get("facts", {}):
+        summary.update(cause=None, remedy=None, verdict=Status.ERROR.value, checks=report["checks"] if report else [],
+                       error=error or "the runbook produced no report", exit_code=2)
+        return redact(summary)  # type: ignore[no-any-return]
+    verdict = Status(report["verdict"])
+    facts = report["facts"]
+    code = 2 if verdict is Status.ERROR else 1 if verdict is Status.FAIL else 0
+    summary.update(cause=facts["cause"], remedy=facts.get("remedy"), verdict=verdict.value,
+                   checks=report["checks"], error=None if code < 2 else error, exit_code=code,
+                   healthy=facts["cause"] in spec.healthy)
+    return redact(summary)  # type: ignore[no-any-return]
+
+
+def _print_text(summary: dict[str, Any]) -> None:
+    checks = summary.get("checks") or []
+    width = max((len(c["name"]) for c in checks), default=4)
+    for c in checks:
+        print(f"{c['status']:<5}  {c['name']:<{width}}  {c['evidence']}")
+    if summary.get("cause"):
+        print(f"\ncause:  {summary['cause']}")
+        print(f"remedy: {summary['remedy']}")
+    if summary.get("error") and summary["exit_code"] == 2:
+        print(f"\nthe runbook could not run: {summary['error']}")
+    print(f"verdict: {summary['verdict']} (exit {summary['exit_code']})")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list or not args.name:
+        for name, spec in RUNBOOKS.items():
+            print(f"{name:<20} {spec.title}\n{'':<20} causes: {', '.join(spec.causes)}")
+        return 0 if args.list else 2
+    if args.name not in RUNBOOKS:
+        raise ConfigError("runbook name", f"is unknown: {args.name!r}; known: {', '.join(RUNBOOKS)}")
+    spec = RUNBOOKS[args.name]
+    parameters: dict[str, Any] = {"embedded": bool(args.embedded)}
+    for key, raw in args.parameter:
+        parameters[key] = parse_value(raw)
+    if args.out is not None:
+        summary = execute(spec, parameters, args.out, cell_timeout=args.cell_timeout)
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    else:
+        with tempfile.TemporaryDirectory(prefix="labsession-runbook-") as tmp:
+            summary = execute(spec, parameters, Path(tmp), cell_timeout=args.cell_timeout)
+        summary.pop("notebook", None)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_text(summary)
+    sys.stdout.flush()
+    return int(summary["exit_code"])
