@@ -1,0 +1,403 @@
+"""Faults against real redis-server processes, each with a bounded, documented outcome.
+
+Killed and restarted under load, restarted with AOF persistence, frozen (SIGSTOP), slow
+(``DEBUG SLEEP``), full (``maxmemory`` with ``noeviction``) and out of client slots
+(``maxclients``). Every operation either succeeds or raises :class:`RedisUnavailable` with
+the documented cause, inside its time bound; nothing else escapes, nothing hangs, and the
+same service object serves again soon after Redis does.
+
+Bounds are generous on purpose (a shared 2-core machine): they catch hangs and give-ups,
+not slowness. ``MS`` scales them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import MS
+
+from labsession import (
+    EmbeddedRedis,
+    LabSessionService,
+    RedisCause,
+    RedisService,
+    RedisUnavailable,
+    Settings,
+)
+
+pytestmark = pytest.mark.timeout(90)
+
+#: Causes an outage may legitimately show while the server is gone or coming back.
+OUTAGE_CAUSES = {RedisCause.CONNECTION_REFUSED, RedisCause.CONNECTION_LOST, RedisCause.TIMEOUT}
+#: Slack on top of ``operation_timeout`` before an operation counts as hung, in seconds.
+SLACK = 1000 * MS
+
+
+def fault_settings(server: EmbeddedRedis, **overrides: object) -> Settings:
+    """Short timeouts so that a fault shows quickly; the defaults are for production."""
+    values: dict[str, object] = {
+        "connect_timeout": 0.5,
+        "socket_timeout": 0.5,
+        "operation_timeout": 1.0,
+        "retry_attempts": 10,
+        "retry_cap": 0.25,
+    }
+    values.update(overrides)
+    return Settings.from_url(server.url, **values)
+
+
+def kill(server: EmbeddedRedis) -> None:
+    """SIGKILL: no shutdown, no AOF rewrite, sockets reset (a crash or an OOM kill)."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while server.running and time.monotonic() < deadline:
+        time.sleep(0.005)
+    server.stop()  # reaps the process and closes its pipe; the port is free again
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One operation: when it started and ended (monotonic seconds) and what it raised."""
+
+    started: float
+    ended: float
+    error: RedisUnavailable | None
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
+async def hammer(sessions: LabSessionService, stop: asyncio.Event, outcomes: list[Outcome]) -> None:
+    """create + get + extend in a loop until ``stop``; only RedisUnavailable may be raised."""
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            created = await sessions.create("load", "lab", "p", base_url="wss://labs.example")
+            assert await sessions.get(created.session_id) is not None
+            await sessions.extend(created.session_id, 1)
+        except RedisUnavailable as exc:
+            outcomes.append(Outcome(started, time.monotonic(), exc))
+            await asyncio.sleep(10 * MS)
+        else:
+            outcomes.append(Outcome(started, time.monotonic(), None))
+
+
+async def test_redis_killed_and_restarted_under_load(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    settings = fault_settings(server)
+    stop = asyncio.Event()
+    outcomes: list[Outcome] = []
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        workers = [asyncio.create_task(hammer(sessions, stop, outcomes)) for _ in range(8)]
+        await asyncio.sleep(300 * MS)
+        healthy_before = sum(o.error is None for o in outcomes)
+        await asyncio.to_thread(kill, server)
+        killed_at = time.monotonic()
+        await asyncio.sleep(1000 * MS)
+        await asyncio.to_thread(server.start)
+        back_at = time.monotonic()
+        await asyncio.sleep(2500 * MS)
+        stop.set()
+        await asyncio.gather(*workers)  # re-raises anything but RedisUnavailable
+        assert await service.ping() >= 0  # the same service object, no reconnect by hand
+
+    assert healthy_before > 0
+    failures = [o for o in outcomes if o.error is not None]
+    assert failures, "an outage of a second must show"
+    assert {o.error.cause for o in failures if o.error} <= OUTAGE_CAUSES
+    assert all(killed_at - 0.1 <= o.ended for o in failures)
+    # Every operation ended within its bound, failed or not (no hang, no 5.5 s give-up).
+    assert max(o.seconds for o in outcomes) <= settings.operation_timeout * 3 + SLACK
+    # Service is back within about a second of Redis, and stays back.
+    first_ok = min(o.ended for o in outcomes if o.error is None and o.started >= back_at - 0.5)
+    assert first_ok - back_at <= 1.0 + SLACK
+    late = [o for o in outcomes if o.started >= back_at + 1.5]
+    assert late and all(o.error is None for o in late)
+
+
+async def test_an_operation_during_a_long_outage_fails_within_its_bound_and_never_gives_up(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    settings = fault_settings(server)
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        await asyncio.to_thread(kill, server)
+        # Longer than the TypeScript backend's 5.5 s give-up, in several failed operations.
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(RedisUnavailable) as caught:
+                await sessions.validate(str(uuid.uuid4()))
+            assert time.monotonic() - started <= settings.operation_timeout + SLACK
+            assert caught.value.cause in OUTAGE_CAUSES
+        await asyncio.sleep(2000 * MS)
+        await asyncio.to_thread(server.start)
+        started = time.monotonic()
+        created = await sessions.create("u", "l", "p", base_url="wss://x")
+        assert time.monotonic() - started <= 1.0 + SLACK
+        assert (await sessions.validate(created.session_id)).valid
+
+
+# -- persistence ------------------------------------------------------------------------------
+
+
+async def test_with_aof_no_session_is_lost_across_a_restart(
+    redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    server = redis_factory(aof_dir=tmp_path / "aof")
+    async with RedisService(fault_settings(server)) as service:
+        sessions = LabSessionService(service)
+        created = await asyncio.gather(
+            *(sessions.create(f"user-{i}", "lab", "p", base_url="wss://x") for i in range(200))
+        )
+        await sessions.extend(created[0].session_id, 30)
+        await sessions.end(created[1].session_id)
+        before = {s.session_id: s.expires_at for s in created}
+        before[created[0].session_id] += 30 * 60_000
+        await asyncio.to_thread(server.restart)  # SIGTERM: Redis flushes the AOF and exits
+        after = {s.session_id: s async for s in sessions.scan()}
+        assert set(after) == set(before)
+        assert {sid: s.expires_at for sid, s in after.items()} == before
+        assert after[created[1].session_id].status == "destroyed"
+        record = await sessions.inspect(created[2].session_id)
+        assert record.ttl is not None and 7000 < record.ttl <= 7200  # TTLs survive too
+
+
+async def test_with_aof_fsync_always_no_acknowledged_session_is_lost_when_killed_under_load(
+    redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    server = redis_factory(aof_dir=tmp_path / "aof", extra_args=["--appendfsync", "always"])
+    acknowledged: list[str] = []
+    stop = asyncio.Event()
+
+    async def create_until_stopped(sessions: LabSessionService) -> None:
+        while not stop.is_set():
+            try:
+                created = await sessions.create("u", "l", "p", base_url="wss://x")
+            except RedisUnavailable:
+                await asyncio.sleep(20 * MS)
+            else:
+                acknowledged.append(created.session_id)
+
+    async with RedisService(fault_settings(server)) as service:
+        sessions = LabSessionService(service)
+        workers = [asyncio.create_task(create_until_stopped(sessions)) for _ in range(6)]
+        await asyncio.sleep(400 * MS)
+        await asyncio.to_thread(kill, server)
+        before_kill = len(acknowledged)
+        await asyncio.sleep(300 * MS)
+        await asyncio.to_thread(server.start)
+        await asyncio.sleep(300 * MS)
+        stop.set()
+        await asyncio.gather(*workers)
+        stored = {s.session_id async for s in sessions.scan()}
+    assert before_kill > 20
+    missing = [sid for sid in acknowledged if sid not in stored]
+    assert missing == []
+
+
+# -- frozen and slow --------------------------------------------------------------------------
+
+
+async def test_frozen_redis_times_out_within_the_bound_then_recovers(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    settings = fault_settings(server)
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        kept = await sessions.create("u", "l", "p", base_url="wss://x")
+        server.freeze()
+        try:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(sessions.validate(kept.session_id) for _ in range(20)),
+                sessions.create("u", "l", "p", base_url="wss://x"),
+                service.ping(),
+                return_exceptions=True,
+            )
+            elapsed = time.monotonic() - started
+        finally:
+            server.thaw()
+        assert all(isinstance(r, RedisUnavailable) for r in results), results
+        assert {r.cause for r in results if isinstance(r, RedisUnavailable)} == {RedisCause.TIMEOUT}
+        assert elapsed <= settings.operation_timeout + SLACK
+        started = time.monotonic()
+        while True:  # back as soon as the server answers again
+            try:
+                assert (await sessions.validate(kept.session_id)).valid
+                break
+            except RedisUnavailable:
+                assert time.monotonic() - started <= 2.0 + SLACK
+        assert time.monotonic() - started <= 1.0 + SLACK
+
+
+async def test_closing_the_service_while_redis_is_frozen_does_not_hang(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    service = RedisService(fault_settings(server))
+    await service.connect()
+    server.freeze()
+    try:
+        with pytest.raises(RedisUnavailable):
+            await service.ping()
+        started = time.monotonic()
+        await service.aclose()
+        assert time.monotonic() - started <= 1.0 + SLACK
+    finally:
+        server.thaw()
+
+
+async def test_slow_redis_debug_sleep_times_out_and_no_reply_goes_to_the_wrong_caller(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(extra_args=["--enable-debug-command", "yes"])
+    settings = fault_settings(server, operation_timeout=0.6)
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        a = await sessions.create("user-a", "l", "p", base_url="wss://x")
+        b = await sessions.create("user-b", "l", "p", base_url="wss://x")
+        sleeper = threading.Thread(
+            target=lambda: redis.Redis.from_url(server.url, socket_timeout=10).execute_command("DEBUG", "SLEEP", 2),
+            daemon=True,
+        )
+        sleeper.start()
+        await asyncio.sleep(100 * MS)  # the server is now busy for 2 s
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable) as caught:
+            await sessions.get(a.session_id)
+        assert caught.value.cause is RedisCause.TIMEOUT
+        assert time.monotonic() - started <= settings.operation_timeout + SLACK
+        await asyncio.to_thread(sleeper.join, 10)
+        assert not sleeper.is_alive()
+        # The late reply to the timed-out GET of A must never answer someone else's GET.
+        for _ in range(20):
+            got_b = await sessions.get(b.session_id)
+            assert got_b is not None and got_b.user_id == "user-b"
+            got_a = await sessions.get(a.session_id)
+            assert got_a is not None and got_a.user_id == "user-a"
+
+
+# -- full and out of client slots -------------------------------------------------------------
+
+
+async def test_full_redis_with_noeviction_refuses_create_with_a_clear_error(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(maxmemory="3mb", maxmemory_policy="noeviction")
+    async with RedisService(fault_settings(server)) as service:
+        sessions = LabSessionService(service)
+        padding = {"notes": "x" * 4000}
+        kept: list[str] = []
+        with pytest.raises(RedisUnavailable) as caught:
+            for _ in range(5000):
+                created = await sessions.create("u", "l", "p", base_url="wss://x", extra=padding)
+                kept.append(created.session_id)
+        error = caught.value
+        assert error.cause is RedisCause.OUT_OF_MEMORY
+        assert "maxmemory" in str(error) and "OUT_OF_MEMORY" in str(error)
+        assert kept, "some sessions fit before Redis was full"
+        # Refused at once (a full server is not retried), and reads still work.
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable):
+            await sessions.create("u", "l", "p", base_url="wss://x", extra=padding)
+        assert time.monotonic() - started <= 0.5 + SLACK
+        assert (await sessions.validate(kept[0])).valid
+        health = await service.health()
+        assert health.maxmemory_policy == "noeviction"
+        assert health.maxmemory == 3 * 1024 * 1024
+
+
+async def test_full_redis_with_an_evicting_policy_drops_sessions_and_health_shows_it(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(maxmemory="3mb", maxmemory_policy="allkeys-lru")
+    async with RedisService(fault_settings(server)) as service:
+        sessions = LabSessionService(service)
+        ids = [
+            (await sessions.create("u", "l", "p", base_url="wss://x", extra={"notes": "x" * 4000})).session_id
+            for _ in range(1500)
+        ]
+        lost = [sid for sid in ids if await sessions.get(sid) is None]
+        health = await service.health()
+    # No error at all: sessions silently vanish. That is what a diagnosis must warn about.
+    assert health.maxmemory_policy == "allkeys-lru"
+    assert health.evicted_keys is not None
+    assert 0 < len(lost) <= health.evicted_keys
+
+
+def fill_client_slots(server: EmbeddedRedis, room: int) -> list[socket.socket]:
+    """Open plain connections until the server has at most ``room`` free client slots."""
+    with redis.Redis.from_url(server.url) as probe:
+        maxclients = int(probe.config_get("maxclients")["maxclients"])
+        connected = int(probe.info("clients")["connected_clients"]) - 1  # without the probe
+    sockets = []
+    for _ in range(maxclients - connected - room):
+        sock = socket.create_connection((server.host, server.port), timeout=2)
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(16).startswith(b"+PONG")
+        sockets.append(sock)
+    return sockets
+
+
+async def test_client_limit_reached_is_a_clear_max_connections_error(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(maxclients=12)
+    held = await asyncio.to_thread(fill_client_slots, server, 0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable) as caught:
+            async with RedisService(fault_settings(server, retry_attempts=3)):
+                pass
+        assert time.monotonic() - started <= 3.0 + SLACK
+        assert caught.value.cause is RedisCause.MAX_CONNECTIONS
+        assert "maxclients" in str(caught.value)
+    finally:
+        for sock in held:
+            sock.close()
+    await asyncio.sleep(100 * MS)
+    async with RedisService(fault_settings(server)) as service:  # room again: connects
+        assert await service.ping() >= 0
+
+
+async def test_client_limit_hit_by_a_running_service_fails_its_operations_then_recovers(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(maxclients=40)
+    settings = fault_settings(server, retry_attempts=3)
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        kept = await sessions.create("u", "l", "p", base_url="wss://x")
+        held = await asyncio.to_thread(fill_client_slots, server, 0)
+        try:
+            # 30 concurrent reads need more than the one pooled connection: the rest are refused.
+            results = await asyncio.gather(
+                *(sessions.validate(kept.session_id) for _ in range(30)), return_exceptions=True
+            )
+        finally:
+            for sock in held:
+                sock.close()
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors and all(isinstance(e, RedisUnavailable) for e in errors), errors
+        assert {e.cause for e in errors if isinstance(e, RedisUnavailable)} == {RedisCause.MAX_CONNECTIONS}
+        await asyncio.sleep(100 * MS)
+        again = await asyncio.gather(*(sessions.validate(kept.session_id) for _ in range(30)))
+        assert all(r.valid for r in again)
