@@ -34,6 +34,7 @@ import html
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 from .checks import REPORT_MIME, CheckResult, Report, Status
 from .errors import ConfigError, LabSessionError, RedisUnavailable
 from .masking import get_logger, mask_text, mask_url, redact
+from .redis_service import RedisService
 from .settings import Settings
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "show_table",
     "show_text",
     "start",
+    "start_embedded_target",
     "validate_parameters",
 ]
 
@@ -305,25 +308,52 @@ def _settings_for(url: str, key_prefix: str, timeout: float, env_name: str) -> S
         raise ConfigError(env_name, exc.message.removeprefix("REDIS_URL ")) from None
 
 
-def _start_own_embedded(key_prefix: str, timeout: float, backends: int) -> Target:
+def start_embedded_target(
+    backends: int = 2, *, password: str | None = None
+) -> tuple[str, list[str], Callable[[], None]]:
+    """Start an embedded Redis and ``backends`` reference backend instances on it (in parallel).
+
+    Returns ``(redis_url, backend_urls, stop)``; the URL carries the password when there is
+    one (hand it on through the environment only). With no reference backend in this build
+    the backend list is empty. Raises :class:`~labsession.errors.EmbeddedRedisError`.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .embedded import EmbeddedRedis
 
-    server = EmbeddedRedis().start()
-    target = Target(
-        _settings_for(server.url, key_prefix, timeout, "embedded Redis"),
-        [], True, "embedded target started by this notebook", read_only=True,
-    )
-    target._stoppers.append(server.close)
+    server = EmbeddedRedis(password=password).start()
+    started: list[Any] = []
+
+    def stop() -> None:
+        for backend in reversed(started):
+            with suppress(Exception):
+                backend.close()
+        server.close()
+
     try:
-        from .backend.launch import BackendProcess  # type: ignore[import-not-found,unused-ignore]
+        from .backend.launch import BackendProcess
     except ImportError:
+        return server.url, [], stop
+    try:
+        processes = [BackendProcess(server.url, instance_id=f"embedded-{i + 1}") for i in range(backends)]
+        started.extend(processes)
+        with ThreadPoolExecutor(max_workers=max(1, backends)) as pool:
+            list(pool.map(lambda p: p.start(), processes))
+    except BaseException:
+        stop()
+        raise
+    return server.url, [str(p.url).rstrip("/") for p in processes], stop
+
+
+def _start_own_embedded(key_prefix: str, timeout: float, backends: int) -> Target:
+    url, backend_urls, stop = start_embedded_target(backends)
+    target = Target(
+        _settings_for(url, key_prefix, timeout, "embedded Redis"),
+        backend_urls, True, "embedded target started by this notebook", read_only=True,
+    )
+    target._stoppers.append(stop)
+    if not backend_urls and backends:
         target.problem = "the reference backend is not available in this build: backend checks SKIP"
-        return target
-    for _ in range(backends):
-        backend = BackendProcess(server.url)
-        backend.start()
-        target._stoppers.append(backend.stop)
-        target.backend_urls.append(str(backend.url).rstrip("/"))
     return target
 
 
@@ -457,6 +487,9 @@ class NotebookRun:
         self.budget = budget
         self.report = Report(title, facts={"target": target.to_dict(), "parameters": _safe_params(params)})
         self._finished = False
+        self._redis: RedisService | None = None
+        self._redis_failed = False
+        self._shown = 0
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -474,6 +507,13 @@ class NotebookRun:
         items = [results] if isinstance(results, CheckResult) else list(results)
         self.report.extend(items)
         return items
+
+    def show_new(self) -> None:
+        """Show the checks recorded since the last call (the end of a notebook section)."""
+        new = self.report.checks[self._shown:]
+        self._shown = len(self.report.checks)
+        if new:
+            show_checks(new)
 
     def skip(self, name: str, reason: str) -> CheckResult:
         return self.check(name, Status.SKIP, reason)
@@ -522,6 +562,36 @@ class NotebookRun:
             self.check(name, Status.ERROR, f"probe error {type(exc).__name__}: {mask_text(str(exc))[:300]}")
         return None
 
+    async def redis(self, name: str = "redis connection") -> RedisService | None:
+        """The connected :class:`RedisService` of the target (opened once, closed by :meth:`finish`).
+
+        ``None`` after recording ``name`` as FAIL (with the cause) when the store cannot be
+        reached, or as SKIP when there is no Redis; later calls return ``None`` without a new check.
+        """
+        if self._redis is not None:
+            return self._redis
+        if self._redis_failed:
+            return None
+        self._redis_failed = True
+        if self.target.settings is None:
+            self.skip(name, self.target.problem or "no Redis URL")
+            return None
+        service = RedisService(self.target.settings)
+        try:
+            async with asyncio.timeout(max(0.05, self.budget.cap(self.target.settings.operation_timeout * 2))):
+                await service.connect()
+        except RedisUnavailable as exc:
+            self.check(name, Status.FAIL, str(exc), cause=exc.cause.value)
+            return None
+        except TimeoutError:
+            await service.aclose()
+            self.check(name, Status.FAIL, f"no answer from Redis at {self.target.settings.endpoint} in time",
+                       cause="TIMEOUT")
+            return None
+        self._redis_failed = False
+        self._redis = service
+        return service
+
     # -- end ---------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -533,6 +603,9 @@ class NotebookRun:
         self.report.facts["elapsedSeconds"] = round(self.budget.elapsed, 3)
         if not self._finished:
             self._finished = True
+            if self._redis is not None:
+                await self._redis.aclose()
+                self._redis = None
             await asyncio.to_thread(self.close)
         show_report(self.report)
         if raise_on_failure:

@@ -24,9 +24,17 @@ from .connection import (
     probe_tcp,
     probe_tls,
 )
-from .lifecycle import LifecycleResult, VisibilityResult, measure_visibility, run_lifecycle
+from .lifecycle import LifecycleResult, VisibilityResult, measure_visibility, probe_session, run_lifecycle
 from .stats import Histogram, TopK, percentile
-from .ttl import Anomaly, TtlInspection, inspect_ttls, short_id
+from .ttl import (
+    DEMO_USER_PREFIX,
+    Anomaly,
+    TtlInspection,
+    delete_demo_sessions,
+    inspect_ttls,
+    seed_demo_sessions,
+    short_id,
+)
 from .websocket import (
     BalancerSample,
     InstanceInfo,
@@ -39,6 +47,7 @@ from .websocket import (
 )
 
 __all__ = [
+    "DEMO_USER_PREFIX",
     "Anomaly",
     "BackendClient",
     "BalancerSample",
@@ -57,6 +66,7 @@ __all__ = [
     "WsOutcome",
     "auth_check",
     "check_instance",
+    "delete_demo_sessions",
     "health_checks",
     "inspect_ttls",
     "lint_config",
@@ -65,6 +75,7 @@ __all__ = [
     "percentile",
     "ping_samples",
     "probe_dns",
+    "probe_session",
     "probe_refused_origin",
     "probe_tcp",
     "probe_tls",
@@ -73,6 +84,7 @@ __all__ = [
     "run_lifecycle",
     "same_store",
     "sample_balancer",
+    "seed_demo_sessions",
     "short_id",
     "to_ws_url",
     "ws_session",

@@ -362,10 +362,10 @@ def health_checks(health: RedisHealth) -> list[CheckResult]:
     if health.evicted_keys:
         out.append(CheckResult("evictions", Status.WARN,
                                f"{health.evicted_keys} keys were evicted since the server started; sessions may "
-                               "have vanished early", {"evictedKeys": health.evicted_keys}))
+                               "have vanished early", {"evicted": health.evicted_keys}))
     elif health.evicted_keys == 0:
         out.append(CheckResult("evictions", Status.PASS, "no key was evicted since the server started",
-                               {"evictedKeys": 0}))
+                               {"evicted": 0}))
     if health.connected_clients is not None and health.max_clients:
         share = health.connected_clients / health.max_clients
         status = Status.WARN if share >= 0.8 else Status.PASS

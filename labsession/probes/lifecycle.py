@@ -19,7 +19,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = [
     "LifecycleResult",
     "VisibilityResult",
     "measure_visibility",
+    "probe_session",
     "run_lifecycle",
 ]
 
@@ -204,6 +205,27 @@ async def _cleanup(base_url: str, session_id: str, redis: RedisService | None, k
         except Exception as exc:  # cleanup must not hide the result; the key expires anyway
             log.warning("could not delete the probe key: %s", type(exc).__name__)
     return ok
+
+
+@contextlib.asynccontextmanager
+async def probe_session(
+    base_url: str, *, redis: RedisService | None, timeout: float = 5.0
+) -> AsyncIterator[tuple[str | None, HttpAnswer]]:
+    """Create a probe session through ``base_url`` for the block; yields ``(session_id, answer)``
+    (``session_id`` is ``None`` when creation failed). With ``redis`` the record is marked and
+    shortened to :data:`PROBE_TTL_SECONDS`. Always ended and deleted on the way out.
+    """
+    async with BackendClient(base_url, timeout=timeout) as client:
+        answer, session_id = await client.start_probe()
+    key = redis.settings.key_prefix + session_id if redis is not None and session_id else None
+    try:
+        if redis is not None and key is not None:
+            with contextlib.suppress(LabSessionError, ValueError):
+                await _shorten(redis, key, PROBE_TTL_SECONDS)
+        yield session_id, answer
+    finally:
+        if session_id is not None:
+            await _cleanup(base_url, session_id, redis, key, timeout)
 
 
 @dataclass(frozen=True, slots=True)

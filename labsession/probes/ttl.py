@@ -25,7 +25,15 @@ from ..redis_service import RedisService
 from ..session_service import ENDED_TTL_SECONDS
 from .stats import Histogram, TopK
 
-__all__ = ["Anomaly", "TtlInspection", "inspect_ttls", "short_id"]
+__all__ = [
+    "DEMO_USER_PREFIX",
+    "Anomaly",
+    "TtlInspection",
+    "delete_demo_sessions",
+    "inspect_ttls",
+    "seed_demo_sessions",
+    "short_id",
+]
 
 #: TTL histogram bins: upper bounds in seconds, and their labels (the last is the overflow bin).
 TTL_EDGES = (0, 60, 300, 1800, 3600, 7200, 9000, 86400)
@@ -254,3 +262,35 @@ async def inspect_ttls(
             break
     result.elapsed_seconds = time.perf_counter() - started
     return result
+
+
+#: Demo sessions (written only to an embedded store) belong to users named like this.
+DEMO_USER_PREFIX = "labsession-demo-"
+
+
+async def seed_demo_sessions(redis: RedisService, count: int) -> list[str]:
+    """Write ``count`` healthy demo sessions with varied lifetimes and a few ended ones, for an
+    embedded store only (the notebooks never call this on a real target). Returns their ids."""
+    from ..session_service import LabSessionService
+
+    ids: list[str] = []
+    lifetimes = (5, 20, 45, 90, 120)
+    for index in range(count):
+        service = LabSessionService(redis, redis.settings.with_changes(
+            lab_timeout_minutes=lifetimes[index % len(lifetimes)]))
+        user = f"{DEMO_USER_PREFIX}{min(index % 7, index % 3) + 1}"
+        session = await service.create(user, f"lab-{index % 4}", f"purchase-{index}", base_url="ws://demo.invalid",
+                                       extra={"probe": True})
+        ids.append(session.session_id)
+        if index % 6 == 5:
+            await service.end(session.session_id)
+    return ids
+
+
+async def delete_demo_sessions(redis: RedisService, ids: list[str]) -> int:
+    """Delete the demo sessions; returns how many keys were removed."""
+    if not ids:
+        return 0
+    async with redis.guard("demo cleanup"):
+        removed = await redis.client.delete(*(redis.settings.key_prefix + i for i in ids))
+    return int(removed)
