@@ -10,13 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
+import httpx
 import pytest
 import redis
+from backend_procs import GOOD_ORIGIN, close_of, connect, recv_json
 from redis.asyncio.cluster import RedisCluster
 from redisstats import CommandCounter
 
@@ -29,9 +36,12 @@ from labsession import (
     Settings,
     ValidationReason,
 )
+from labsession.backend import BackendProcess
 from labsession.embedded_cluster import CLUSTER_SLOTS, EmbeddedRedisCluster, find_redis_cli, key_slot
 
 pytestmark = pytest.mark.timeout(60)
+
+START = {"userId": "u", "labId": "l", "purchaseId": "p"}
 
 
 @pytest.fixture(scope="module")
@@ -330,3 +340,56 @@ async def test_scans_never_send_keys(cluster: EmbeddedRedisCluster, cluster_sess
     for counter in counters:
         assert counter.delta["scan"] >= 1, counter.delta
         assert "keys" not in counter.delta
+
+
+# -- the command line and the backend on a cluster --------------------------------------------
+
+
+def test_library_check_passes_against_the_cluster(cluster: EmbeddedRedisCluster) -> None:
+    script = Path(sys.executable).parent / "labsession"
+    result = subprocess.run(
+        [str(script), "check", "--write"], env=dict(os.environ, REDIS_URL=cluster.url),
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(cluster)" in result.stdout and "verdict: PASS" in result.stdout
+
+
+@pytest.mark.timeout(90)
+async def test_two_backends_share_sessions_on_the_cluster(cluster: EmbeddedRedisCluster) -> None:
+    with ExitStack() as stack:
+        a, b = (
+            stack.enter_context(BackendProcess(cluster.url, allowed_origins=(GOOD_ORIGIN,), instance_id=f"c-{i}"))
+            for i in range(2)
+        )
+        async with httpx.AsyncClient(timeout=10) as http:
+            created = [
+                (await http.post(f"{(a, b)[i % 2].url}/api/labs/start", json=START)).json() for i in range(12)
+            ]
+            ids = [c["sessionId"] for c in created]
+            assert all(keys_per_node(cluster)), "sessions on every master"
+            for sid in ids:  # each valid on the other instance at once
+                other = b if ids.index(sid) % 2 == 0 else a
+                check = await http.get(f"{other.url}/api/labs/session/{sid}/validate")
+                assert check.status_code == 200 and check.json()["valid"] is True
+            target = ids[0]
+            extends = await asyncio.gather(
+                *(http.post(f"{(a, b)[i % 2].url}/api/labs/session/{target}/extend", json={"minutes": 2})
+                  for i in range(20))
+            )
+            assert {r.status_code for r in extends} == {200}
+            final = (await http.get(f"{a.url}/api/labs/session/{target}/validate")).json()
+            assert final["expiresAt"] - created[0]["expiresAt"] == 20 * 2 * 60_000
+            diagnostics = [(await http.get(f"{x.url}/api/diagnostics/websocket")).json() for x in (a, b)]
+            assert diagnostics[0]["store"] == diagnostics[1]["store"]
+            assert diagnostics[0]["sessionCount"] == 12
+            async with connect(f"{b.ws_url}/terminal/{ids[1]}") as ws:
+                assert (await recv_json(ws))["type"] == "connected"
+                await ws.send(json.dumps({"type": "ping"}))
+                assert (await recv_json(ws))["type"] == "pong"
+                ended = await http.post(f"{a.url}/api/labs/session/{ids[1]}/end")
+                assert ended.status_code == 200
+                assert (await close_of(ws))[0] == 4000  # ended on A, closed on B
+            gone = await http.get(f"{b.url}/api/labs/session/{ids[1]}/validate")
+            assert gone.status_code == 404
+        assert "Traceback" not in a.output() + b.output()
