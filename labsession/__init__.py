@@ -22,11 +22,12 @@ from .errors import (
     SessionNotActive,
     SessionNotFound,
 )
-from .masking import mask_text, mask_url, redact
+from .masking import MaskingFilter, mask_text, mask_url, redact
 from .redis_service import RedisHealth, RedisService, StoreIdentity
 from .session import LabSession, SessionStatus, check_session_id
 from .session_service import (
     ENDED_TTL_SECONDS,
+    MAX_EXTEND_MINUTES,
     LabSessionService,
     SessionRecord,
     ValidationReason,
@@ -50,6 +51,8 @@ __all__ = [
     "LabSession",
     "LabSessionError",
     "LabSessionService",
+    "MAX_EXTEND_MINUTES",
+    "MaskingFilter",
     "RedisCause",
     "RedisHealth",
     "RedisService",
