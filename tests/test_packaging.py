@@ -29,7 +29,8 @@ def _environment() -> tuple[set[str], set[str]]:
     conda: set[str] = set()
     pip: set[str] = set()
     in_pip = False
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    text = (ROOT / "environment.yml").read_text()
+    for line in text[text.index("\ndependencies:"):].splitlines():
         item = re.match(r"^(\s*)-\s+([^#\s]+)", line)
         if not item:
             continue
