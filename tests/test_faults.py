@@ -13,6 +13,7 @@ not slowness. ``MS`` scales them all.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -20,11 +21,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
+from backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
 from conftest import MS
 
 from labsession import (
@@ -35,6 +39,7 @@ from labsession import (
     RedisUnavailable,
     Settings,
 )
+from labsession.backend import BackendProcess
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -401,3 +406,102 @@ async def test_client_limit_hit_by_a_running_service_fails_its_operations_then_r
         await asyncio.sleep(100 * MS)
         again = await asyncio.gather(*(sessions.validate(kept.session_id) for _ in range(30)))
         assert all(r.valid for r in again)
+
+
+# -- backends ---------------------------------------------------------------------------------
+
+START = {"userId": "u", "labId": "l", "purchaseId": "p"}
+
+
+@pytest.mark.timeout(120)
+async def test_redis_with_aof_killed_under_two_backends_503_then_every_acknowledged_session_is_back(
+    tmp_path: Path,
+) -> None:
+    server = EmbeddedRedis(aof_dir=tmp_path / "aof", extra_args=["--appendfsync", "always"])
+    with ExitStack() as stack:
+        stack.enter_context(server)
+        backends = [
+            stack.enter_context(BackendProcess(server.url, allowed_origins=(GOOD_ORIGIN,), instance_id=f"f-{i}"))
+            for i in range(2)
+        ]
+        acknowledged: list[str] = []
+        seen: list[tuple[int, float, float]] = []  # (status, started, seconds)
+        stop = asyncio.Event()
+
+        async def load(http: httpx.AsyncClient, index: int) -> None:
+            while not stop.is_set():
+                backend = backends[index % 2]
+                index += 1
+                started = time.monotonic()
+                response = await http.post(f"{backend.url}/api/labs/start", json=START)
+                seen.append((response.status_code, started, time.monotonic() - started))
+                if response.status_code == 201:
+                    acknowledged.append(response.json()["sessionId"])
+                else:
+                    assert response.status_code == 503, response.text
+                    assert response.json()["code"] == "STORE_UNAVAILABLE"
+                    await asyncio.sleep(20 * MS)
+
+        async with httpx.AsyncClient(timeout=15) as http:
+            loaders = [asyncio.create_task(load(http, i)) for i in range(6)]
+            await asyncio.sleep(500 * MS)
+            await asyncio.to_thread(kill, server)
+            down_at = time.monotonic()
+            await asyncio.sleep(1000 * MS)
+            await asyncio.to_thread(server.start)
+            back_at = time.monotonic()
+            await asyncio.sleep(2000 * MS)
+            stop.set()
+            await asyncio.gather(*loaders)
+
+            outage = [(code, s) for code, started, s in seen if down_at + 0.3 <= started <= back_at - 0.1]
+            assert outage and {code for code, _ in outage} == {503}
+            assert max(s for _, _, s in seen) <= 3.0 + SLACK  # bounded, never a hang
+            first_ok = min(started + s for code, started, s in seen if code == 201 and started >= back_at - 0.5)
+            assert first_ok - back_at <= 1.0 + SLACK
+            assert all(code == 201 for code, started, _ in seen if started >= back_at + 1.5)
+            for backend in backends:
+                assert backend.running and process_alive(backend.pid)
+            # Every 201 was fsynced before it was answered: all of them are valid again, anywhere.
+            assert len(acknowledged) > 20
+            checks = await asyncio.gather(
+                *(http.get(f"{backends[i % 2].url}/api/labs/session/{sid}/validate")
+                  for i, sid in enumerate(acknowledged))
+            )
+            assert [r.status_code for r in checks].count(200) == len(acknowledged)
+        output = "\n".join(b.output() for b in backends)
+        assert "Traceback" not in output
+
+
+@pytest.mark.timeout(120)
+async def test_backend_killed_with_open_websockets_clients_reconnect_through_the_other() -> None:
+    with backend_cluster(2) as cluster:
+        victim, survivor = cluster.backends
+        async with httpx.AsyncClient(timeout=10) as http:
+            ids = [(await http.post(f"{victim.url}/api/labs/start", json=START)).json()["sessionId"]
+                   for _ in range(20)]
+        sockets = [await connect(f"{victim.ws_url}/terminal/{sid}").__aenter__() for sid in ids]
+        try:
+            for ws in sockets:
+                assert (await recv_json(ws))["type"] == "connected"
+            await asyncio.to_thread(victim.kill)  # SIGKILL: no close frames, no goodbye
+            started = time.monotonic()
+            codes = await asyncio.gather(*(close_of(ws) for ws in sockets))
+            assert time.monotonic() - started <= 5.0
+            assert {code for code, _ in codes} <= {None, 1006}  # abnormal closure, as a crash looks
+        finally:
+            for ws in sockets:
+                await ws.close()
+        # Every client reconnects through the other instance and finds its session there.
+        async def reconnect(sid: str) -> str:
+            async with connect(f"{survivor.ws_url}/terminal/{sid}") as ws:
+                hello = await recv_json(ws)
+                assert hello["type"] == "connected", hello
+                await ws.send(json.dumps({"type": "ping"}))
+                pong = await recv_json(ws)
+                assert pong["type"] == "pong"
+                return str(hello.get("sessionId", sid))
+
+        assert sorted(await asyncio.gather(*(reconnect(sid) for sid in ids))) == sorted(ids)
+        assert survivor.running and process_alive(survivor.pid)
+        assert "Traceback" not in survivor.output()
