@@ -1,0 +1,442 @@
+"""``labsession health``: run the diagnostic notebooks (and registered runbooks) headless, in parallel.
+
+Targets: ``--embedded`` starts one embedded Redis and two reference backend instances shared
+by every notebook, handed over through environment variables (never parameters, which
+papermill writes into the saved notebooks); otherwise the Redis URL is read from
+``$REDIS_URL`` (``--redis-url-env`` names another variable) and backends from the repeatable
+``--backend-url``. A missing variable is an error (exit 2), never a switch to an embedded Redis.
+
+Which notebooks: :func:`labsession.health_registry.registry` (``--only NAME`` picks some).
+They run through papermill's Python API in a thread pool (each in its own kernel; a kernel
+start costs about a second of CPU, so more workers than cores only help while notebooks wait
+on the network). ``--out DIR`` keeps the executed notebooks, ``report.html`` (no code
+inputs), ``summary.json`` (every check with its status and evidence) and ``junit.xml``.
+
+Exit codes: 0 everything passed (WARN allowed), 1 a check failed, 2 a notebook could not run
+(or a check was ERROR, or the target could not be set up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime as dt
+import html
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+from xml.etree import ElementTree as ET
+
+from .checks import REPORT_MIME, Status
+from .health_registry import HealthNotebook, registry
+from .masking import get_logger, mask_text, redact
+from .notebook import embedded_env, start_embedded_target
+
+__all__ = ["NotebookOutcome", "RunSummary", "configure", "exit_code", "run", "run_health"]
+
+log = get_logger(__name__)
+
+KERNEL_NAME = "python3"
+_SUFFIX = {Status.PASS: "ok", Status.WARN: "warn", Status.SKIP: "skip", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--embedded", action="store_true",
+                        help="run against one embedded Redis and two reference backends shared by all notebooks")
+    parser.add_argument("--redis-url-env", default="REDIS_URL", metavar="VAR",
+                        help="environment variable holding the Redis URL (default REDIS_URL)")
+    parser.add_argument("--backend-url", action="append", default=[], metavar="URL",
+                        help="a backend base URL (http://host:port); repeat for every instance or a load balancer")
+    parser.add_argument("--read-write", action="store_true",
+                        help="allow probe sessions on a real target (default: read-only, write steps SKIP)")
+    parser.add_argument("--out", metavar="DIR", help="keep executed notebooks, report.html, summary.json, junit.xml")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only this notebook (repeatable); names: " + ", ".join(n.name for n in registry()))
+    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="notebooks run at once (default: all, at most 6)")
+    parser.add_argument("--cell-timeout", type=float, default=120.0, metavar="S",
+                        help="longest one notebook cell may run, seconds (default 120)")
+    parser.add_argument("--budget", type=float, default=300.0, metavar="S",
+                        help="time budget of the whole run, seconds (default 300)")
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                        help="longest wait for one network step inside a notebook, seconds (default 5)")
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class NotebookOutcome:
+    """One executed notebook: its verdict, its reports (from :data:`REPORT_MIME` outputs), the error if it broke."""
+
+    name: str
+    path: str
+    status: Status = Status.ERROR
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    elapsed_seconds: float = 0.0
+    output: Path | None = None
+
+    def checks(self) -> list[dict[str, Any]]:
+        return [dict(c, notebook=self.name) for r in self.reports for c in r.get("checks", [])]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "path": self.path, "verdict": self.status.value, "error": self.error,
+            "elapsedSeconds": round(self.elapsed_seconds, 3), "reports": self.reports,
+        }
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """The whole run: target description, per-notebook outcomes, wall time in seconds."""
+
+    target: dict[str, Any]
+    outcomes: list[NotebookOutcome]
+    started: str
+    elapsed_seconds: float = 0.0
+
+    @property
+    def verdict(self) -> Status:
+        worst = Status.PASS
+        for outcome in self.outcomes:
+            if outcome.status.rank > worst.rank:
+                worst = outcome.status
+        return worst
+
+    def to_dict(self) -> dict[str, Any]:
+        checks = [c for o in self.outcomes for c in o.checks()]
+        counts = {s.value: sum(1 for c in checks if c.get("status") == s.value) for s in Status}
+        return {
+            "verdict": self.verdict.value, "exitCode": exit_code(self.verdict), "startedAt": self.started,
+            "elapsedSeconds": round(self.elapsed_seconds, 3), "target": redact(self.target), "counts": counts,
+            "notebooks": [o.to_dict() for o in self.outcomes], "checks": checks,
+        }
+
+
+def exit_code(verdict: Status) -> int:
+    """0 for PASS/WARN/SKIP, 1 for FAIL, 2 for ERROR."""
+    return {Status.FAIL: 1, Status.ERROR: 2}.get(verdict, 0)
+
+
+# -- executing one notebook ------------------------------------------------------------------
+
+
+def _declared_parameters(path: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(path)).keys())
+
+
+def _reports_in(notebook: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            data = output.get("data") or {}
+            if REPORT_MIME in data:
+                report = data[REPORT_MIME]
+                found.append(dict(report) if isinstance(report, Mapping) else json.loads(str(report)))
+    return found
+
+
+def _error_in(notebook: Any) -> str | None:
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if output.get("output_type") == "error":
+                return mask_text(f"{output.get('ename')}: {output.get('evalue')}")[:500]
+    return None
+
+
+def execute_one(
+    entry: HealthNotebook, out_dir: Path, parameters: Mapping[str, Any], *, cell_timeout: float,
+    html_dir: Path | None = None,
+) -> NotebookOutcome:
+    """Execute ``entry`` with papermill (only the parameters it declares) and read its verdict back;
+    with ``html_dir``, also render it without code inputs there (while other notebooks still run)."""
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    outcome = NotebookOutcome(entry.name, entry.path)
+    started = time.monotonic()
+    output = out_dir / f"{entry.name}.ipynb"
+    outcome.output = output
+    try:
+        declared = _declared_parameters(entry.file)
+        merged = {**parameters, **entry.parameters}
+        given = {k: v for k, v in merged.items() if k in declared}
+        papermill.execute_notebook(
+            str(entry.file), str(output), parameters=given, kernel_name=KERNEL_NAME,
+            execution_timeout=int(cell_timeout), progress_bar=False, log_output=False,
+            cwd=str(entry.file.parent), extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+        )
+    except PapermillExecutionError:
+        pass  # the saved notebook holds the error and, when it got there, the report
+    except Exception as exc:
+        outcome.error = f"could not run: {type(exc).__name__}: {mask_text(str(exc))[:400]}"
+    outcome.elapsed_seconds = time.monotonic() - started
+    if output.exists():
+        try:
+            executed = nbformat.read(str(output), as_version=4)  # type: ignore[no-untyped-call,unused-ignore]
+            outcome.reports = _reports_in(executed)
+            outcome.error = outcome.error or _error_in(executed)
+        except (OSError, ValueError) as exc:
+            outcome.error = outcome.error or f"unreadable output notebook: {type(exc).__name__}"
+    if outcome.reports:
+        worst = Status.PASS
+        for report in outcome.reports:
+            status = Status(report.get("verdict", "ERROR"))
+            worst = status if status.rank > worst.rank else worst
+        outcome.status = worst
+        if outcome.error and not outcome.error.startswith("CheckFailed") and worst.rank < Status.ERROR.rank:
+            outcome.status = Status.ERROR  # it broke after reporting
+    else:
+        outcome.status = Status.ERROR
+        outcome.error = outcome.error or "the notebook recorded no report"
+    if html_dir is not None:
+        render_html(outcome, html_dir)
+    return outcome
+
+
+# -- writing the results ---------------------------------------------------------------------
+
+
+def write_junit(summary: RunSummary, path: Path) -> None:
+    """One ``testsuite`` per notebook, one ``testcase`` per check (FAIL → failure, ERROR → error, SKIP → skipped)."""
+    suites = ET.Element("testsuites", name="labsession health", time=f"{summary.elapsed_seconds:.3f}")
+    for outcome in summary.outcomes:
+        checks = outcome.checks()
+        suite = ET.SubElement(suites, "testsuite", name=outcome.name, time=f"{outcome.elapsed_seconds:.3f}",
+                              tests=str(max(1, len(checks))),
+                              failures=str(sum(c["status"] == "FAIL" for c in checks)),
+                              errors=str(sum(c["status"] == "ERROR" for c in checks) + (0 if checks else 1)),
+                              skipped=str(sum(c["status"] == "SKIP" for c in checks)))
+        if not checks:
+            case = ET.SubElement(suite, "testcase", classname=outcome.name, name="run")
+            ET.SubElement(case, "error", message=outcome.error or "no report").text = outcome.error or ""
+        for check in checks:
+            case = ET.SubElement(suite, "testcase", classname=outcome.name, name=str(check["name"]))
+            status, evidence = check["status"], str(check["evidence"])
+            if status == "FAIL":
+                ET.SubElement(case, "failure", message=evidence).text = evidence
+            elif status == "ERROR":
+                ET.SubElement(case, "error", message=evidence).text = evidence
+            elif status == "SKIP":
+                ET.SubElement(case, "skipped", message=evidence)
+            else:
+                ET.SubElement(case, "system-out").text = f"{status}: {evidence}"
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _notebook_html(path: Path) -> str:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)  # type: ignore[no-untyped-call,unused-ignore]
+    # nbconvert warns about plots without alt text on the traitlets logger; not actionable here.
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+    body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))  # type: ignore[no-untyped-call,unused-ignore]
+    return str(body)
+
+
+def render_html(outcome: NotebookOutcome, out_dir: Path) -> Path | None:
+    """Render the executed notebook without code inputs to ``out_dir/html/NAME.html``; ``None`` on failure."""
+    if outcome.output is None or not outcome.output.exists():
+        return None
+    target = out_dir / "html" / f"{outcome.name}.html"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(mask_text(_notebook_html(outcome.output)), encoding="utf-8")
+    except Exception as exc:  # a rendering problem must not lose the summary
+        log.warning("could not render %s as HTML: %s", outcome.name, type(exc).__name__)
+        return None
+    return target
+
+
+def write_html(summary: RunSummary, out_dir: Path) -> None:
+    """``report.html``: the verdict table, linking to each notebook rendered without code inputs."""
+    rows = []
+    for outcome in summary.outcomes:
+        link = html.escape(outcome.name)
+        rendered = out_dir / "html" / f"{outcome.name}.html"
+        if rendered.exists() or render_html(outcome, out_dir) is not None:
+            link = f"<a href='html/{html.escape(rendered.name)}'>{html.escape(outcome.name)}</a>"
+        for check in outcome.checks() or [{"status": outcome.status.value, "name": "run",
+                                            "evidence": outcome.error or ""}]:
+            rows.append(f"<tr><td>{link}</td><td>{html.escape(str(check['status']))}</td>"
+                        f"<td>{html.escape(str(check['name']))}</td><td>{html.escape(str(check['evidence']))}</td></tr>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>labsession health</title></head><body>"
+            f"<h1>labsession health: {summary.verdict.value}</h1>"
+            f"<p>{html.escape(mask_text(str(summary.target.get('description', ''))))}; "
+            f"{summary.elapsed_seconds:.1f} s; started {html.escape(summary.started)}</p>"
+            f"<table border='1' cellspacing='0' cellpadding='4'><tr><th>notebook</th><th>status</th><th>check</th>"
+            f"<th>evidence</th></tr>{''.join(rows)}</table></body></html>")
+    (out_dir / "report.html").write_text(mask_text(page), encoding="utf-8")
+
+
+def write_outputs(summary: RunSummary, out_dir: Path) -> None:
+    """summary.json, junit.xml and report.html (+ html/ pages) into ``out_dir``."""
+    (out_dir / "summary.json").write_text(mask_text(json.dumps(summary.to_dict(), indent=2, default=str)),
+                                          encoding="utf-8")
+    write_junit(summary, out_dir / "junit.xml")
+    write_html(summary, out_dir)
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+class _Progress:
+    """One line per finished notebook on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.lock = threading.Lock()
+
+    def started(self, names: Sequence[str]) -> None:
+        if self.enabled:
+            print(f"labsession health: running {self.total} notebooks ({', '.join(names)})", file=self.stream,
+                  flush=True)
+
+    def finished(self, outcome: NotebookOutcome) -> None:
+        with self.lock:
+            self.done += 1
+            if self.enabled:
+                print(f"  [{self.done}/{self.total}] {outcome.name:<22} {outcome.status.value:<5} "
+                      f"{outcome.elapsed_seconds:5.1f} s", file=self.stream, flush=True)
+
+
+def run_health(
+    entries: Sequence[HealthNotebook],
+    parameters: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    jobs: int,
+    cell_timeout: float,
+    budget: float,
+    target: dict[str, Any],
+    render: bool = False,
+    on_done: Callable[[NotebookOutcome], None] | None = None,
+) -> RunSummary:
+    """Execute ``entries`` with ``parameters`` in a pool of ``jobs`` threads, within ``budget`` seconds."""
+    started_wall = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started = time.monotonic()
+    (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    outcomes: dict[str, NotebookOutcome] = {}
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="labsession-health")
+    try:
+        futures = {
+            pool.submit(execute_one, entry, out_dir / "notebooks", parameters, cell_timeout=cell_timeout,
+                        html_dir=out_dir if render else None): entry
+            for entry in entries
+        }
+        try:
+            for future in cf.as_completed(futures, timeout=budget + 30.0):
+                outcome = future.result()
+                outcomes[outcome.name] = outcome
+                if on_done:
+                    on_done(outcome)
+        except cf.TimeoutError:
+            for future, entry in futures.items():
+                if entry.name not in outcomes:
+                    future.cancel()
+                    outcomes[entry.name] = NotebookOutcome(entry.name, entry.path, Status.ERROR,
+                                                           error=f"did not finish within the budget of {budget:g} s")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    ordered = [outcomes[e.name] for e in entries if e.name in outcomes]
+    return RunSummary(target, ordered, started_wall, time.monotonic() - started)
+
+
+def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
+    width = max((len(o.name) for o in summary.outcomes), default=8)
+    for outcome in summary.outcomes:
+        checks = outcome.checks()
+        bad = [c for c in checks if c["status"] in ("FAIL", "ERROR", "WARN")]
+        print(f"{outcome.status.value:<5}  {outcome.name:<{width}}  {len(checks)} checks, "
+              f"{outcome.elapsed_seconds:.1f} s", file=stream)
+        for check in bad:
+            print(f"       {check['status']:<5} {check['name']}: {str(check['evidence'])[:200]}", file=stream)
+        if outcome.error and not outcome.error.startswith("CheckFailed"):
+            print(f"       {outcome.error[:300]}", file=stream)
+    code = exit_code(summary.verdict)
+    print(f"verdict: {summary.verdict.value} ({summary.elapsed_seconds:.1f} s, exit {code})", file=stream)
+    stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    entries = registry()
+    if args.only:
+        known = {e.name for e in entries}
+        unknown = [n for n in args.only if n not in known]
+        if unknown:
+            print(f"labsession health: unknown notebook {unknown[0]!r}; known: {', '.join(sorted(known))}",
+                  file=sys.stderr)
+            return 2
+        entries = [e for e in entries if e.name in args.only]
+    missing = [e for e in entries if not e.file.exists()]
+    if missing:
+        print(f"labsession health: notebook file not found: {missing[0].file}", file=sys.stderr)
+        return 2
+    stop: Callable[[], None] | None = None
+    saved_env: dict[str, str | None] = {}
+    parameters: dict[str, Any] = {
+        "timeout_seconds": float(args.timeout),
+        "budget_seconds": float(max(5.0, args.budget - 10.0)),
+    }
+    try:
+        if args.embedded:
+            redis_url, backend_urls, stop = start_embedded_target(2)
+            env = embedded_env(redis_url, backend_urls)
+            parameters.update(embedded=True, backend_urls=[], read_only=True)
+            target = {"description": f"embedded Redis and {len(backend_urls)} reference backends, shared",
+                      "embedded": True, "backends": backend_urls}
+        else:
+            variable = args.redis_url_env
+            if not os.environ.get(variable, "").strip():
+                print(f"labsession health: {variable} is not set; set it to the Redis URL "
+                      f"(rediss://default:****@host:6379) or use --embedded for an offline run", file=sys.stderr)
+                return 2
+            from .settings import Settings
+
+            endpoint = Settings.from_url(os.environ[variable].strip()).endpoint
+            env = {}
+            parameters.update(embedded=False, backend_urls=list(args.backend_url), read_only=not args.read_write,
+                              redis_url_env=variable)
+            target = {"description": f"Redis at {endpoint} (from ${variable}), "
+                                     f"{len(args.backend_url)} backend URL(s)",
+                      "embedded": False, "backends": list(args.backend_url)}
+        for name, value in env.items():  # kernels inherit this process's environment
+            saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+        jobs = args.jobs or min(len(entries), 6)
+        progress = _Progress(len(entries), sys.stderr)
+        progress.started([e.name for e in entries])
+        with tempfile.TemporaryDirectory(prefix="labsession-health-") as scratch:
+            out_dir = Path(args.out) if args.out else Path(scratch)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            summary = run_health(entries, parameters, out_dir, jobs=jobs, cell_timeout=args.cell_timeout,
+                                 budget=args.budget, target=target, render=bool(args.out),
+                                 on_done=progress.finished)
+            if args.out:
+                write_outputs(summary, out_dir)
+    finally:
+        for name, old in saved_env.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+        if stop is not None:
+            stop()
+    _print_verdict(summary, sys.stdout)
+    return exit_code(summary.verdict)
