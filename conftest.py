@@ -1,0 +1,55 @@
+"""Root conftest: the embedded target the notebook kernels diagnose under ``pytest --nbval-lax``.
+
+nbval runs every notebook cell as a test item, and fixtures do not run for those items, so
+the target is started in :func:`pytest_sessionstart` — one embedded Redis and two reference
+backend instances — and handed to the kernels through environment variables (kernels inherit
+this process's environment; credentials never become notebook parameters). It is started only
+when the run collects notebooks (``notebooks/``, ``runbooks/`` or an ``.ipynb`` path), so a
+targeted ``pytest tests/test_x.py`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labsession.notebook import embedded_env, start_embedded_target
+
+_NOTEBOOK_DIRS = ("notebooks", "runbooks")
+_stop: list[Callable[[], None]] = []
+_saved: dict[str, str | None] = {}
+
+
+def _collects_notebooks(config: pytest.Config) -> bool:
+    for arg in config.args or []:
+        path = Path(str(arg).split("::", 1)[0]).resolve()
+        names = {path.name, *(parent.name for parent in path.parents)}
+        if path.suffix == ".ipynb" or names & set(_NOTEBOOK_DIRS):
+            return True
+        if path.is_dir() and any((path / d).is_dir() for d in _NOTEBOOK_DIRS):
+            return True
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not _collects_notebooks(session.config):
+        return
+    redis_url, backend_urls, stop = start_embedded_target(2)
+    _stop.append(stop)
+    for name, value in embedded_env(redis_url, backend_urls).items():
+        _saved[name] = os.environ.get(name)
+        os.environ[name] = value
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for name, old in _saved.items():
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+    _saved.clear()
+    while _stop:
+        _stop.pop()()
