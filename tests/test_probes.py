@@ -1,0 +1,279 @@
+"""Probes against real redis-servers and real reference backends (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings, Status
+from labsession.backend.launch import BackendProcess
+from labsession.embedded import TlsFiles, free_port
+from labsession.probes import (
+    Anomaly,
+    Histogram,
+    TopK,
+    check_instance,
+    health_checks,
+    inspect_ttls,
+    lint_config,
+    measure_visibility,
+    parse_diagnostics,
+    percentile,
+    ping_samples,
+    probe_dns,
+    probe_refused_origin,
+    probe_tcp,
+    probe_tls,
+    probe_unknown_session,
+    run_lifecycle,
+    sample_balancer,
+)
+from labsession.probes.lifecycle import VISIBILITY_PREFIX
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def backends(embedded_redis: EmbeddedRedis) -> Iterator[list[str]]:
+    """Two reference backend instances on the test's Redis."""
+    procs = [BackendProcess(embedded_redis.url, instance_id=f"probe-test-{i}") for i in (1, 2)]
+    try:
+        for proc in procs:
+            proc.start()
+        yield [p.url for p in procs]
+    finally:
+        for proc in procs:
+            proc.close()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[RedisService]:
+    async with RedisService(settings) as service:
+        yield service
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(i) for i in range(1, 101)]
+    assert percentile(samples, 50) == 50.0
+    assert percentile(samples, 99) == 99.0
+    assert percentile([], 50) is None
+
+
+def test_histogram_puts_values_in_bins_and_overflow() -> None:
+    h = Histogram((0, 10), ("none", "small", "big"))
+    for value in (0, 5, 10, 11, 1000):
+        h.add(value)
+    assert h.counts == [1, 2, 2]
+
+
+def test_topk_keeps_heavy_hitters_with_bounded_counters() -> None:
+    top = TopK(capacity=10)
+    for i in range(5000):
+        top.add(f"unique-{i}")
+        if i % 4 == 0:
+            top.add("heavy")
+    assert len(top.counts) <= 10
+    assert top.top(1)[0][0] == "heavy"
+    assert not top.exact
+    exact = TopK(capacity=10)
+    for name in "aabbbc":
+        exact.add(name)
+    assert exact.exact and exact.top(2) == [("b", 3), ("a", 2)]
+
+
+# -- connection ------------------------------------------------------------------------------
+
+
+def test_lint_plain_redis_to_upstash_fails_and_says_use_rediss() -> None:
+    results = lint_config(Settings.from_url("redis://default:pw12345@eu1-fine-owl-1234.upstash.io:6379"))
+    scheme = next(r for r in results if r.name == "url scheme")
+    assert scheme.status is Status.FAIL
+    assert "use rediss://" in scheme.evidence
+    assert "pw12345" not in json.dumps([r.to_dict() for r in results])
+
+
+def test_lint_disabled_verification_warns() -> None:
+    results = lint_config(Settings.from_url("rediss://x.example.com:6380", tls_verify=False))
+    assert [r.status for r in results if r.name == "tls verification"] == [Status.WARN]
+
+
+@pytest.mark.parametrize("policy, status", [("noeviction", Status.PASS), ("volatile-lru", Status.WARN),
+                                            ("allkeys-lru", Status.WARN)])
+async def test_eviction_policy_that_can_evict_sessions_warns_with_reason(
+    redis_factory: Callable[..., EmbeddedRedis], policy: str, status: Status
+) -> None:
+    server = redis_factory(maxmemory="64mb", maxmemory_policy=policy)
+    async with RedisService(Settings.from_url(server.url)) as service:
+        checks = health_checks(await service.health())
+    check = next(c for c in checks if c.name == "eviction policy")
+    assert check.status is status
+    assert policy in check.evidence
+    if policy.startswith("volatile"):
+        assert "every session key has one" in check.evidence
+
+
+async def test_ping_samples_and_tcp_and_dns(embedded_redis: EmbeddedRedis, redis: RedisService) -> None:
+    latency = await ping_samples(redis, 15)
+    assert len(latency.samples_ms) == 15 and latency.errors == 0
+    assert latency.p50 is not None and latency.p99 is not None and latency.p50 <= latency.p99
+    assert latency.check().status is Status.PASS
+    tcp = await probe_tcp("127.0.0.1", embedded_redis.port, timeout=2)
+    assert tcp.check().status is Status.PASS
+    dns = await probe_dns("localhost", timeout=2)
+    assert dns.addresses and dns.check().status is Status.PASS
+
+
+async def test_tcp_to_a_closed_port_names_connection_refused() -> None:
+    result = await probe_tcp("127.0.0.1", free_port(), timeout=2)
+    check = result.check()
+    assert check.status is Status.FAIL
+    assert check.data["cause"] == "CONNECTION_REFUSED"
+
+
+async def test_dns_failure_is_reported_not_raised() -> None:
+    result = await probe_dns("no-such-host.invalid", timeout=3)
+    assert result.check().status is Status.FAIL
+    assert result.check().data["cause"] == "DNS_FAILURE"
+
+
+@pytest.mark.tls
+async def test_tls_handshake_reports_certificate_trust_host_and_expiry(
+    tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]
+) -> None:
+    files, stranger = tls_files
+    assert tls_redis.tls_port is not None
+    good = await probe_tls("localhost", tls_redis.tls_port, ca_cert=str(files.ca), timeout=3)
+    assert good.verified and good.hostname_match is True
+    assert good.subject and "localhost" in good.subject
+    assert good.days_to_expiry is not None and good.days_to_expiry > 0
+    assert {c.name: c.status for c in good.checks()}["tls handshake"] is Status.PASS
+    untrusted = await probe_tls("localhost", tls_redis.tls_port, ca_cert=str(stranger), timeout=3)
+    assert not untrusted.verified
+    handshake = next(c for c in untrusted.checks() if c.name == "tls handshake")
+    assert handshake.status is Status.FAIL and "not trusted" in handshake.evidence
+    assert untrusted.subject and "localhost" in untrusted.subject  # still named, from the unverified handshake
+
+
+# -- TTL inspection --------------------------------------------------------------------------
+
+
+async def test_ttl_inspection_finds_every_anomaly_and_redacts_samples(
+    redis: RedisService, sessions: LabSessionService
+) -> None:
+    client = redis.client
+    healthy = [await sessions.create(f"user-{i % 2}", "lab", "p", base_url="ws://x") for i in range(6)]
+    ended = await sessions.create("user-9", "lab", "p", base_url="ws://x")
+    await sessions.end(ended.session_id)
+    now = int(time.time() * 1000)
+
+    def record(**fields: object) -> str:
+        base = {"sessionId": str(uuid.uuid4()), "userId": "odd", "labId": "lab", "status": "active",
+                "createdAt": now, "expiresAt": now + 3_600_000,
+                "sandboxAccount": {"iamSecretAccessKey": "SECRET-canary-42"}}
+        base.update(fields)
+        return json.dumps(base)
+
+    await client.set(f"session:{uuid.uuid4()}", record())  # no TTL
+    await client.set(f"session:{uuid.uuid4()}", record(expiresAt=now + 500_000_000), ex=500_000)  # too long
+    await client.set(f"session:{uuid.uuid4()}", record(), ex=600)  # expiresAt says 3600 s: skew
+    await client.set(f"session:{uuid.uuid4()}", "{not json", ex=600)  # corrupt
+    await client.set(f"session:{uuid.uuid4()}", record(status="destroyed"), ex=3000)  # ended, lingering
+    await client.set(f"session:{uuid.uuid4()}", record(expiresAt=now - 5000), ex=30)  # past expiry
+    await client.set("other:key", "not a session")
+
+    result = await inspect_ttls(redis, batch_size=3, limit=None, max_ttl_seconds=86_400)
+    assert result.scanned == len(healthy) + 1 + 6
+    assert result.anomalies[Anomaly.NO_TTL] == 1
+    assert result.anomalies[Anomaly.TTL_TOO_LONG] == 1
+    assert result.anomalies[Anomaly.CLOCK_SKEW] == 1
+    assert result.anomalies[Anomaly.CORRUPT] == 1
+    assert result.anomalies[Anomaly.ENDED_LINGERING] == 1
+    assert result.anomalies[Anomaly.PAST_EXPIRY] == 1
+    assert result.by_status["destroyed"] == 2 and result.by_status["(corrupt)"] == 1
+    assert result.top_users(1) == [{"userId": "odd", "sessions": 5}]
+    assert sum(result.histogram.counts) == result.scanned
+    statuses = {c.name: c.status for c in result.checks()}
+    assert statuses["ttl: no_ttl"] is Status.FAIL and statuses["ttl: clock_skew"] is Status.WARN
+    shown = json.dumps([result.samples, result.to_dict(), [c.to_dict() for c in result.checks()]])
+    assert "SECRET-canary-42" not in shown
+    for session in healthy:
+        assert session.session_id not in shown  # ids are credentials: only 8 characters are shown
+
+
+async def test_ttl_inspection_stops_at_the_key_limit(redis: RedisService, sessions: LabSessionService) -> None:
+    for i in range(25):
+        await sessions.create(f"u{i}", "lab", "p", base_url="ws://x")
+    result = await inspect_ttls(redis, batch_size=10, limit=12)
+    assert result.scanned == 12 and result.truncated
+    assert next(c for c in result.checks() if c.name == "scan").status is Status.WARN
+
+
+# -- backends: diagnostics, WebSocket, lifecycle ---------------------------------------------
+
+
+def test_diagnostics_of_the_typescript_backend_parse_without_identity() -> None:
+    body = {"status": "ok", "websocketEndpoint": "/terminal/:sessionId", "supportedProtocols": ["ws", "wss"],
+            "corsOrigins": ["http://localhost:3000"], "awsRegion": "us-east-1", "timestamp": "2024-01-01T00:00:00Z",
+            "activeSessions": [str(uuid.uuid4()) for _ in range(3)]}
+    diag = parse_diagnostics(body)
+    assert diag.flavour == "typescript" and diag.store is None and diag.instance_id is None
+    assert diag.session_count == 3 and diag.lists_session_ids
+    assert diag.cors_origins == ("http://localhost:3000",)
+
+
+async def test_instances_unknown_session_and_refused_origin(backends: list[str], redis: RedisService) -> None:
+    ours = await redis.identity()
+    info = await check_instance(backends[0], timeout=3, our_store=ours)
+    assert {c.status for c in info.checks} == {Status.PASS}
+    assert info.diagnostics is not None and info.diagnostics.instance_id == "probe-test-1"
+    check, outcome = await probe_unknown_session(backends[1], timeout=5, expected_close_ms=3000)
+    assert check.status is Status.PASS and outcome.close_code == 4000
+    refused = await probe_refused_origin(backends[0], allowed=info.diagnostics.cors_origins, timeout=3)
+    assert len(refused) == 2 and all(c.status is Status.PASS for c in refused)
+    sample = await sample_balancer(backends[0], 4, timeout=3)
+    assert sample.check(ours).status is Status.PASS and sample.instances == {"probe-test-1": 4}
+
+
+async def test_an_instance_on_another_store_fails_the_identity_check(
+    backends: list[str], redis_factory: Callable[..., EmbeddedRedis]
+) -> None:
+    other = redis_factory()
+    async with RedisService(Settings.from_url(other.url)) as service:
+        elsewhere = await service.identity()
+    info = await check_instance(backends[0], timeout=3, our_store=elsewhere)
+    identity = next(c for c in info.checks if c.name.startswith("store identity"))
+    assert identity.status is Status.FAIL
+
+
+async def test_lifecycle_passes_on_two_instances_and_cleans_up(backends: list[str], redis: RedisService) -> None:
+    result = await run_lifecycle(backends, redis=redis, pings=2, timeout=5)
+    failed = [(c.name, c.evidence) for c in result.checks if c.status is not Status.PASS]
+    assert failed == []
+    assert len(result.ping_rtts_ms) == 4 and result.cleaned_up
+    assert [k async for k in redis.client.scan_iter(match="session:*")] == []
+
+
+async def test_lifecycle_cleans_up_when_a_step_fails(embedded_redis: EmbeddedRedis, redis: RedisService) -> None:
+    with BackendProcess(embedded_redis.url) as good:
+        dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: every step through it fails
+        result = await run_lifecycle([good.url, dead], redis=redis, pings=1, timeout=1)
+    statuses = {c.name: c.status for c in result.checks}
+    assert statuses["create"] is Status.PASS
+    assert statuses[f"validate via {dead}"] is Status.FAIL
+    assert statuses["cleanup"] is Status.PASS
+    assert [k async for k in redis.client.scan_iter(match="session:*")] == []
+
+
+async def test_visibility_probe_measures_and_removes_its_keys(settings: Settings, redis: RedisService) -> None:
+    result = await measure_visibility(settings, samples=3)
+    assert len(result.samples_ms) == 3 and all(s is not None for s in result.samples_ms)
+    assert result.check().status is Status.PASS
+    assert [k async for k in redis.client.scan_iter(match=VISIBILITY_PREFIX + "*")] == []
