@@ -322,10 +322,11 @@ class SessionExplorer:
         self._cancel_confirm()
         record = await self.sessions.inspect(session_id)
         self.detail.value = self._detail_html(record)
-        allowed = record.session is not None and self.sessions.judge(record.session).valid
-        for button in (self.extend_button, self.end_button):
-            if button is not None:
-                button.disabled = record.session is None if button is self.end_button else not allowed
+        reason = self.sessions.judge(record.session).reason if record.session is not None else None
+        if self.extend_button is not None:
+            self.extend_button.disabled = reason is not ValidationReason.OK
+        if self.end_button is not None:
+            self.end_button.disabled = reason in (None, ValidationReason.ENDED)
 
     def _detail_html(self, record: SessionRecord) -> str:
         sid = html.escape(record.session_id)

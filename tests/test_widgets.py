@@ -143,6 +143,7 @@ async def test_ended_session_cannot_be_extended_from_the_panel(sessions: LabSess
     explorer = SessionExplorer(sessions, read_only=False)
     await explorer.select(made["bob"].session_id)
     assert explorer.extend_button is not None and explorer.extend_button.disabled
+    assert explorer.end_button is not None and explorer.end_button.disabled
 
 
 async def test_a_store_failure_shows_in_the_status_line_and_does_not_raise(
