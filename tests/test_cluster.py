@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -393,3 +394,23 @@ async def test_two_backends_share_sessions_on_the_cluster(cluster: EmbeddedRedis
             gone = await http.get(f"{b.url}/api/labs/session/{ids[1]}/validate")
             assert gone.status_code == 404
         assert "Traceback" not in a.output() + b.output()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_health_run_notebooks_and_runbooks_pass_against_the_cluster(
+    cluster: EmbeddedRedisCluster, tmp_path: Path
+) -> None:
+    with ExitStack() as stack:
+        backends = [stack.enter_context(BackendProcess(cluster.url, instance_id=f"h-{i}")) for i in range(2)]
+        argv = [str(Path(sys.executable).parent / "labsession"), "health", "--read-write", "--out", str(tmp_path)]
+        for backend in backends:
+            argv += ["--backend-url", backend.url]
+        result = subprocess.run(argv, env=dict(os.environ, REDIS_URL=cluster.url), capture_output=True,
+                                text=True, timeout=220, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["verdict"] == "PASS" and summary["exitCode"] == 0, summary
+    for name in ("connection_check", "session_lifecycle", "ttl_inspection", "websocket_probe",
+                 "runbook_redis_connectivity", "runbook_invalid_session"):
+        assert re.search(rf"^PASS\s+{name}\s", result.stdout, re.MULTILINE), result.stdout
