@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -29,8 +31,8 @@ import httpx
 import pytest
 import redis
 from backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
-from conftest import MS
 
+from conftest import MS
 from labsession import (
     EmbeddedRedis,
     LabSessionService,
@@ -505,3 +507,44 @@ async def test_backend_killed_with_open_websockets_clients_reconnect_through_the
         assert sorted(await asyncio.gather(*(reconnect(sid) for sid in ids))) == sorted(ids)
         assert survivor.running and process_alive(survivor.pid)
         assert "Traceback" not in survivor.output()
+
+
+# -- a running health check -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_a_health_run_while_redis_is_killed_and_restarted_ends_with_a_verdict(
+    redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    server = redis_factory()
+    script = Path(sys.executable).parent / "labsession"
+    env = dict(os.environ, REDIS_URL=server.url)
+    argv = [str(script), "health", "--read-write", "--only", "connection_check", "--only", "ttl_inspection",
+            "--only", "runbook_redis_connectivity"]
+    started = time.monotonic()
+    during = await asyncio.create_subprocess_exec(
+        *argv, "--out", str(tmp_path / "during"), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    await asyncio.sleep(4000 * MS)  # the kernels are up and probing by now
+    await asyncio.to_thread(kill, server)
+    await asyncio.sleep(1000 * MS)
+    await asyncio.to_thread(server.start)
+    output, _ = await asyncio.wait_for(during.communicate(), 200)
+    text = output.decode(errors="replace")
+    # A verdict, not a crash and not a probe error (exit 2): PASS if the outage fell between
+    # two probes, else FAIL naming the outage.
+    assert during.returncode in (0, 1), text
+    assert "Traceback" not in text
+    summary = json.loads((tmp_path / "during" / "summary.json").read_text())
+    assert summary["exitCode"] == during.returncode
+    if during.returncode == 1:
+        assert re.search(r"CONNECTION_REFUSED|CONNECTION_LOST|TIMEOUT", text), text
+    assert time.monotonic() - started <= 200
+    after = await asyncio.create_subprocess_exec(
+        *argv, "--out", str(tmp_path / "after"), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(after.communicate(), 200)
+    assert after.returncode == 0, output.decode(errors="replace")
