@@ -98,6 +98,8 @@ REMEDIES: dict[InvalidSessionCause, str] = {
     "URL, scheme (ws vs wss), host and Origin",
 }
 
+_NO_ID_HINT = "run again with the session_id a client was refused with to check that session"
+
 #: Order of precedence when several steps point at a cause: the first one found wins.
 _PRECEDENCE = list(InvalidSessionCause)
 
@@ -365,5 +367,7 @@ async def diagnose_invalid_session(
         detail[C.EVICTION_SUSPECTED] = _eviction_evidence(health)
 
     cause = min(found, key=_PRECEDENCE.index) if found else C.NO_FAULT_FOUND
-    return conclude(NAME, report, cause, REMEDIES[cause], healthy=cause is C.NO_FAULT_FOUND,
-                    evidence=detail.get(cause, ""))
+    remedy = REMEDIES[cause]
+    if cause is C.NO_FAULT_FOUND and inputs.session_id is None:
+        remedy = (f"the store, the instances' sharing, eviction and visibility look healthy; {_NO_ID_HINT}")
+    return conclude(NAME, report, cause, remedy, healthy=cause is C.NO_FAULT_FOUND, evidence=detail.get(cause, ""))
