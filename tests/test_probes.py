@@ -277,3 +277,17 @@ async def test_visibility_probe_measures_and_removes_its_keys(settings: Settings
     assert len(result.samples_ms) == 3 and all(s is not None for s in result.samples_ms)
     assert result.check().status is Status.PASS
     assert [k async for k in redis.client.scan_iter(match=VISIBILITY_PREFIX + "*")] == []
+
+
+async def test_ttl_inspection_script_and_pipeline_paths_agree(redis: RedisService, sessions: LabSessionService) -> None:
+    for i in range(30):
+        session = await sessions.create(f"u{i % 4}", "lab", "p", base_url="ws://x")
+        if i % 5 == 0:
+            await sessions.end(session.session_id)
+    await redis.client.set("session:not-a-uuid", "[1, 2]")  # corrupt, no TTL
+    fast = await inspect_ttls(redis, batch_size=7, limit=None)
+    slow = await inspect_ttls(redis, batch_size=7, limit=None, use_script=False)
+    drop = {"elapsedSeconds"}
+    assert {k: v for k, v in fast.to_dict().items() if k not in drop} == \
+        {k: v for k, v in slow.to_dict().items() if k not in drop}
+    assert fast.scanned == 31 and fast.anomalies[Anomaly.CORRUPT] == 1 and fast.anomalies[Anomaly.NO_TTL] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -33,11 +34,7 @@ class Histogram:
         self.counts = [0] * (len(self.edges) + 1)
 
     def add(self, value: float) -> None:
-        for index, edge in enumerate(self.edges):
-            if value <= edge:
-                self.counts[index] += 1
-                return
-        self.counts[-1] += 1
+        self.counts[bisect_left(self.edges, value)] += 1
 
     def rows(self) -> list[dict[str, object]]:
         return [{"bin": label, "count": count} for label, count in zip(self.labels, self.counts, strict=True)]
