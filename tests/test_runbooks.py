@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CANARY
 from redis import exceptions as rx
 
+from conftest import CANARY
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
 from labsession.backend.launch import BackendProcess
 from labsession.embedded import TlsFiles, free_port
@@ -370,3 +370,17 @@ async def test_backends_on_another_redis_than_the_runbook_looks_at(
     cause, out = await invalid(Settings.from_url(ours.url), None, backend_urls=(a.url,), samples_per_url=2)
     assert cause == C.INSTANCES_DO_NOT_SHARE_STORE
     assert "not the Redis" in json.dumps(out)
+
+
+async def test_a_read_only_acl_user_runs_every_read_only_step(
+    embedded_redis: EmbeddedRedis, sessions: LabSessionService, redis_service: RedisService
+) -> None:
+    session = await sessions.create("u", "lab", "p", base_url="ws://x")
+    await redis_service.client.execute_command(
+        "ACL", "SETUSER", "reader", "on", ">reader-pass-1234", "~*", "+@read", "+@connection", "+info", "-@write")
+    url = f"redis://reader:reader-pass-1234@127.0.0.1:{embedded_redis.port}/0"
+    cause, out = await invalid(Settings.from_url(url), session.session_id)
+    assert cause == C.NO_FAULT_FOUND, out
+    assert {c["name"]: c["status"] for c in out["report"]["checks"]}["session key"] == "PASS"
+    connectivity_cause, _ = await connectivity(fast(url))
+    assert connectivity_cause == K.OK

@@ -9,8 +9,8 @@ import threading
 import uuid
 
 import pytest
-from conftest import CANARY, MS
 
+from conftest import CANARY, MS
 from labsession import EmbeddedRedis, LabSession, LabSessionService, RedisService, ValidationReason
 from labsession.errors import LabSessionError
 from labsession.widgets import SessionExplorer, format_ttl
