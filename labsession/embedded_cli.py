@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import threading
@@ -30,8 +31,6 @@ def run(args: argparse.Namespace) -> int:
         if password:
             print(f"(the password is the one in ${args.password_env})", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0

@@ -35,7 +35,8 @@ async def connection_checks(redis: RedisService, report: Report) -> None:
     """PING and server facts, as PASS/WARN checks on ``report``."""
     health = await redis.health()
     report.check("ping", Status.PASS, f"PING answered in {health.ping_ms:.1f} ms", ping_ms=round(health.ping_ms, 3))
-    report.check("server", Status.PASS, f"Redis {health.version or 'unknown version'} ({health.mode or 'mode unknown'})")
+    version, mode = health.version or "unknown version", health.mode or "mode unknown"
+    report.check("server", Status.PASS, f"Redis {version} ({mode})")
     policy = health.maxmemory_policy
     if policy is None:
         report.check("eviction", Status.WARN, "maxmemory-policy is hidden by the provider; cannot rule out eviction")
@@ -54,7 +55,8 @@ async def lifecycle_checks(sessions: LabSessionService, report: Report) -> None:
         ttl = await sessions.redis.client.ttl(sessions.key(sid))
         want = sessions.settings.session_ttl_seconds
         ok = want - 2 <= int(ttl) <= want
-        report.check("create", Status.PASS if ok else Status.FAIL, f"created a probe session with TTL {ttl} s (want {want})")
+        report.check("create", Status.PASS if ok else Status.FAIL,
+                     f"created a probe session with TTL {ttl} s (want {want})")
         result = await sessions.validate(sid)
         report.check("validate", Status.PASS if result.valid else Status.FAIL, f"validate says {result.reason.value}")
         extended = await sessions.extend(sid, 5)

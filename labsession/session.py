@@ -8,6 +8,7 @@ written back unchanged, so a read-modify-write never drops what the other backen
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -88,30 +89,53 @@ class LabSession:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, session_id: str | None = None) -> LabSession:
         """Build from the stored JSON object; raises :class:`CorruptSession` if it is not one."""
-        sid = str(data.get("sessionId", session_id or "?"))
+        # Hot path (every get, every scanned key): plain dict lookups, no per-field loops.
+        get = data.get
+        expires_at = get("expiresAt")
+        created_at = get("createdAt", expires_at)
+        started_at = get("startedAt", created_at)
+        status = get("status")
+        if (
+            type(expires_at) is not int
+            or type(created_at) is not int
+            or type(started_at) is not int
+            or type(status) is not str
+            or "sessionId" not in data
+        ):
+            cls._check(data, session_id)  # raises with the precise reason
+            expires_at, created_at, started_at = (
+                int(expires_at), int(created_at), int(started_at)  # type: ignore[arg-type]
+            )
+        extra = {} if data.keys() <= _FIELDS.keys() else {k: v for k, v in data.items() if k not in _FIELDS}
+        return cls(
+            session_id=data["sessionId"],
+            user_id=get("userId", ""),
+            lab_id=get("labId", ""),
+            purchase_id=get("purchaseId", ""),
+            started_at=started_at,
+            created_at=created_at,
+            expires_at=expires_at,
+            status=status,  # type: ignore[arg-type]
+            terminal_port=get("terminalPort"),
+            web_socket_url=get("webSocketUrl", ""),
+            sandbox_account=get("sandboxAccount"),
+            extra=extra,
+        )
+
+    @staticmethod
+    def _check(data: dict[str, Any], session_id: str | None) -> None:
+        """Raise :class:`CorruptSession` saying what is wrong with ``data``; return if it is
+        acceptable after all (times stored as floats, as JavaScript may write them)."""
+        sid = session_id or str(data.get("sessionId", "?"))  # the id asked for names the error
         missing = [name for name in _REQUIRED if name not in data]
         if missing:
             raise CorruptSession(sid, f"missing field(s) {', '.join(missing)}")
-        values: dict[str, Any] = {}
-        for json_name, attr in _FIELDS.items():
-            if json_name in data:
-                values[attr] = data[json_name]
         for name in ("expiresAt", "createdAt", "startedAt"):
             value = data.get(name, data["expiresAt"])
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise CorruptSession(sid, f"{name} is not a number of milliseconds")
         if not isinstance(data["status"], str):
             raise CorruptSession(sid, "status is not a string")
-        expires_at = int(data["expiresAt"])
-        values["expires_at"] = expires_at
-        values["created_at"] = int(data.get("createdAt", expires_at))
-        values["started_at"] = int(data.get("startedAt", values["created_at"]))
-        values.setdefault("user_id", "")
-        values.setdefault("lab_id", "")
-        values.setdefault("purchase_id", "")
-        values.setdefault("web_socket_url", "")
-        extra = {k: v for k, v in data.items() if k not in _FIELDS}
-        return cls(**values, extra=extra)
 
     @classmethod
     def from_json(cls, raw: str | bytes, *, session_id: str | None = None) -> LabSession:

@@ -6,10 +6,10 @@ import logging
 import string
 
 import pytest
-from conftest import CANARY
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import CANARY
 from labsession.masking import MASK, MaskingFilter, get_logger, is_secret_name, mask_text, mask_url, redact
 
 # Characters a password may hold inside a URL's userinfo (RFC 3986 unreserved + sub-delims, and

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import CANARY
 
+from conftest import CANARY
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, RedisUnavailable, Settings
 from labsession.redis_errors import classify, describe, is_retryable, remedy, unavailable
 

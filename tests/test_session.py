@@ -38,6 +38,13 @@ def test_bytes_and_non_ascii_values() -> None:
     assert json.loads(session.to_json()) == value
 
 
+def test_float_times_as_javascript_may_write_them_are_read_as_integers() -> None:
+    session = LabSession.from_dict({"sessionId": SID, "expiresAt": NOW + 0.5, "createdAt": 1.0 * NOW,
+                                    "status": "active"})
+    assert (session.expires_at, session.created_at, session.started_at) == (NOW, NOW, NOW)
+    assert isinstance(session.expires_at, int)
+
+
 def test_minimal_record_gets_defaults() -> None:
     session = LabSession.from_dict({"sessionId": SID, "expiresAt": NOW, "status": "creating"})
     assert session.created_at == NOW and session.started_at == NOW
@@ -56,6 +63,8 @@ def test_minimal_record_gets_defaults() -> None:
         (json.dumps({"sessionId": SID, "expiresAt": True, "status": "active"}), "expiresAt"),
         (json.dumps({"sessionId": SID, "expiresAt": NOW, "status": 1}), "status"),
         (json.dumps({"sessionId": SID, "expiresAt": NOW, "createdAt": None, "status": "active"}), "createdAt"),
+        ('{"sessionId": "x", "expiresAt": 1e400, "status": "active"}', "expiresAt"),
+        ('{"sessionId": "x", "expiresAt": NaN, "status": "active"}', "expiresAt"),
     ],
 )
 def test_corrupt_values_raise_corrupt_session(raw: str | bytes, reason: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CANARY
 
+from conftest import CANARY
 from labsession import ConfigError, Settings
 
 URL = f"redis://default:{CANARY}@127.0.0.1:6390/0"
