@@ -306,7 +306,8 @@ async def inspect_ttls(
                     extra = {} if node is None else {"target_nodes": node}
                     async with redis.guard("SCAN"):
                         cursor, keys = await client.scan(cursor=cursor, match=match, count=batch_size, **extra)
-                    cursor = int(cursor)
+                    # redis-py's cluster client returns the cursor as {node name: cursor}.
+                    cursor = int(next(iter(cursor.values()), 0)) if isinstance(cursor, dict) else int(cursor)
                     if limit is not None and seen + len(keys) > limit:
                         keys = keys[: max(0, limit - seen)]
                         result.truncated = True
