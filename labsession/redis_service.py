@@ -13,6 +13,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
@@ -45,23 +46,41 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: True inside a guarded block that holds a cluster slot (a nested guard takes no second one).
+_HOLDING_SLOT: ContextVar[bool] = ContextVar("labsession_cluster_slot", default=False)
+
+
 class _Guard:
     """The context manager behind :meth:`RedisService.guard` (a class, not a generator: it
     wraps every operation, and a generator-based one costs a few microseconds more each)."""
 
-    __slots__ = ("_bound", "_service", "_what")
+    __slots__ = ("_bound", "_held", "_service", "_token", "_what")
 
     def __init__(self, service: RedisService, what: str) -> None:
         self._service = service
         self._what = what
         self._bound = asyncio.timeout(service.settings.operation_timeout)
+        self._token: Token[bool] | None = None
+        self._held: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> None:
         await self._bound.__aenter__()
+        slots = self._service._cluster_slots
+        if slots is not None and not _HOLDING_SLOT.get():
+            try:  # waits inside the time bound, as the single-server pool does for a connection
+                await slots.acquire()
+            except BaseException as exc:
+                await self.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+            self._held, self._token = slots, _HOLDING_SLOT.set(True)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._held is not None and self._token is not None:
+            _HOLDING_SLOT.reset(self._token)
+            self._held.release()
+            self._held = self._token = None
         # Returns None (never swallows): an exception either passes through or is replaced.
         try:
             await self._bound.__aexit__(exc_type, exc, tb)
@@ -240,6 +259,10 @@ class RedisService:
         self.settings = settings
         self.client_name = client_name or settings.client_name
         self._client: Any = None
+        #: Cluster only: redis-py's cluster client fails a checkout beyond ``max_connections``
+        #: per node at once ("Too many connections") instead of waiting; a guarded block uses
+        #: at most one connection per node, so this many slots keep every node within its pool.
+        self._cluster_slots: asyncio.Semaphore | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -299,6 +322,7 @@ class RedisService:
             from redis.asyncio.cluster import RedisCluster
 
             clean = url.split("?", 1)[0]
+            self._cluster_slots = asyncio.Semaphore(s.max_connections)
             return RedisCluster.from_url(clean, max_connections=s.max_connections, **common)
         if s.scheme == "unix":
             common.pop("socket_keepalive")
