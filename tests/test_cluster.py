@@ -396,6 +396,45 @@ async def test_two_backends_share_sessions_on_the_cluster(cluster: EmbeddedRedis
         assert "Traceback" not in a.output() + b.output()
 
 
+async def test_a_burst_beyond_the_pool_size_waits_for_a_connection_instead_of_failing(
+    cluster_settings: Settings,
+) -> None:
+    # The standalone pool blocks until a connection is free; the cluster client must not
+    # fail a burst with MAX_CONNECTIONS either (a backend sees bursts of 1,000 WebSockets).
+    async with RedisService(cluster_settings.with_changes(max_connections=4)) as service:
+        sessions = LabSessionService(service)
+        ids = await create_many(sessions, 30)
+        results = await asyncio.gather(*(sessions.validate(ids[i % len(ids)]) for i in range(300)))
+        extended = await asyncio.gather(*(sessions.extend(sid, 1) for sid in ids))
+    assert all(r.valid for r in results)
+    assert len(extended) == len(ids)
+
+
+async def test_nested_guards_on_a_one_connection_cluster_pool_do_not_deadlock(cluster_settings: Settings) -> None:
+    async with RedisService(cluster_settings.with_changes(max_connections=1, operation_timeout=2.0)) as service:
+        sessions = LabSessionService(service)
+        (session_id,) = await create_many(sessions, 1)
+        async with service.guard("outer"):
+            async with service.guard("inner"):
+                assert await service.client.get(sessions.key(session_id)) is not None
+
+        # A caller cancelled while it waits for a slot gives its place back.
+        async def hold() -> None:
+            async with service.guard("holder"):
+                await asyncio.sleep(0.3)
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0.05)
+        waiter = asyncio.create_task(sessions.get(session_id))
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await holder
+        for _ in range(3):  # one slot, still there
+            assert await sessions.get(session_id) is not None
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_health_run_notebooks_and_runbooks_pass_against_the_cluster(
