@@ -86,6 +86,8 @@ class TtlInspection:
     batches: int = 0
     vanished: int = 0
     truncated: bool = False
+    #: Why the walk stopped early: ``"key limit"`` or ``"time budget"`` (empty when it did not).
+    stop_reason: str = ""
     elapsed_seconds: float = 0.0
     by_status: Counter[str] = field(default_factory=Counter)
     anomalies: Counter[str] = field(default_factory=Counter)
@@ -190,7 +192,8 @@ class TtlInspection:
         scan_text = (f"read {self.scanned} session keys in {self.batches} batches, {self.elapsed_seconds:.2f} s "
                      f"({rate:.0f} keys/s)")
         if self.truncated:
-            out.append(CheckResult("scan", Status.WARN, f"{scan_text}; stopped at the key limit {self.limit}: "
+            reason = self.stop_reason or "key limit"
+            out.append(CheckResult("scan", Status.WARN, f"{scan_text}; stopped at the {reason}: "
                                    "the counts below cover part of the keyspace", {"scanned": self.scanned}))
         else:
             out.append(CheckResult("scan", Status.PASS, scan_text, {"scanned": self.scanned,
@@ -311,6 +314,7 @@ async def inspect_ttls(
                     if limit is not None and seen + len(keys) > limit:
                         keys = keys[: max(0, limit - seen)]
                         result.truncated = True
+                        result.stop_reason = f"key limit {limit}"
                     if keys:
                         seen += len(keys)
                         values, ttls = await reader.read(list(keys))
@@ -321,6 +325,7 @@ async def inspect_ttls(
                         break
                     if deadline is not None and time.monotonic() >= deadline:
                         result.truncated = True
+                        result.stop_reason = "time budget"
                         return
                     if pause:
                         await asyncio.sleep(pause)
