@@ -1,10 +1,10 @@
 """Load: 1,000 sessions and 1,000 concurrent WebSockets across two backend instances.
 
-Two ``labsession serve`` processes share one embedded Redis behind a round-robin TCP proxy
-(a few lines of asyncio below). 1,000 sessions are created through the proxy, one connection
-each, so they alternate between the instances; then every session's WebSocket is opened on
-the instance that did *not* create it, all 1,000 at once, and each is pinged. Nothing may say
-"Invalid session"; every ping must be answered.
+Two ``labsession serve`` processes share one embedded Redis (once a single redis-server, once a
+3-master cluster) behind a round-robin TCP proxy (a few lines of asyncio below). 1,000 sessions
+are created through the proxy, one connection each, so they alternate between the instances;
+then every session's WebSocket is opened on the instance that did *not* create it, all 1,000
+at once, and each is pinged. Nothing may say "Invalid session"; every ping must be answered.
 
 The test measures, and prints, memory per open WebSocket (backend RSS growth / sockets) and per
 stored session (Redis ``used_memory`` growth / sessions). It asserts no speed. With
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ from websockets.asyncio.client import ClientConnection
 from labsession import EmbeddedRedis
 from labsession.backend import BackendProcess
 from labsession.embedded import redis_server_version
+from labsession.embedded_cluster import EmbeddedRedisCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -109,7 +111,7 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
             sink.write_eof()
 
 
-def machine_description(server: EmbeddedRedis) -> str:
+def machine_description(binary: Path) -> str:
     """CPU model and count, OS, Python and redis-server versions: what the figures ran on."""
     model = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -117,9 +119,21 @@ def machine_description(server: EmbeddedRedis) -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    version = ".".join(map(str, redis_server_version(server.binary) or ("?",)))
+    version = ".".join(map(str, redis_server_version(binary) or ("?",)))
     return (f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, redis-server {version}")
+
+
+def record(path: Path, kind: str, figures: dict[str, Any]) -> None:
+    """Keep ``figures`` under ``kind`` in the JSON file at ``path`` (other kinds stay)."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    if "sessions" in recorded:  # an older single-store file
+        recorded = {}
+    recorded[kind] = figures
+    path.write_text(json.dumps(recorded, indent=2) + "\n")
 
 
 def rss_bytes(pid: int | None) -> int:
@@ -144,21 +158,51 @@ def open_files_limit() -> Iterator[int]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files_limit: int) -> None:
+class Store:
+    """The Redis under the backends, one server or a cluster, read directly by the test."""
+
+    def __init__(self, kind: str, stack: ExitStack) -> None:
+        self.kind = kind
+        if kind == "cluster":
+            cluster = stack.enter_context(EmbeddedRedisCluster())
+            self.url, self.binary = cluster.url, cluster.binary
+            self.nodes = [stack.enter_context(redis.Redis.from_url(n.url)) for n in cluster.nodes]
+        else:
+            server = stack.enter_context(EmbeddedRedis())
+            self.url, self.binary = server.url, server.binary
+            self.nodes = [stack.enter_context(redis.Redis.from_url(server.url))]
+
+    def used_memory(self) -> int:
+        """``used_memory`` summed over every node, bytes."""
+        return sum(int(node.info("memory")["used_memory"]) for node in self.nodes)
+
+    def dbsize(self) -> int:
+        return sum(int(node.dbsize()) for node in self.nodes)
+
+    def value_size(self, key: str) -> int:
+        """Bytes of ``key``'s value, read on the node that holds it."""
+        for node in self.nodes:
+            with contextlib.suppress(redis.exceptions.ResponseError):  # MOVED: another master has it
+                if size := int(node.strlen(key)):
+                    return size
+        raise AssertionError(f"no node holds {key}")
+
+
+@pytest.mark.parametrize("kind", ["standalone", "cluster"])
+async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files_limit: int, kind: str) -> None:
     began = time.monotonic()
     figures: dict[str, Any] = {}
     with ExitStack() as stack:
-        server = stack.enter_context(EmbeddedRedis())
+        store = Store(kind, stack)
         backends = [
             stack.enter_context(BackendProcess(
-                server.url, allowed_origins=(GOOD_ORIGIN,), instance_id=f"load-{i}", log_level="warning",
+                store.url, allowed_origins=(GOOD_ORIGIN,), instance_id=f"load-{i}", log_level="warning",
             ))
             for i in range(2)
         ]
-        store = stack.enter_context(redis.Redis.from_url(server.url))
         async with RoundRobinProxy([(b.host, b.port) for b in backends]) as proxy:
             # 1. 1,000 sessions through the proxy, one connection each: they alternate instances.
-            used_before = int(store.info("memory")["used_memory"])
+            used_before = store.used_memory()
             created_on: list[tuple[str, int]] = []
             no_reuse = httpx.Limits(max_keepalive_connections=0)
             async with httpx.AsyncClient(timeout=10, limits=no_reuse) as http:
@@ -166,12 +210,14 @@ async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files
                     response = await http.post(f"{proxy.url}/api/labs/start", json=START)
                     assert response.status_code == 201, response.text
                     created_on.append((response.json()["sessionId"], proxy.routed[n]))
-            used_after = int(store.info("memory")["used_memory"])
+            used_after = store.used_memory()
             assert len(proxy.routed) == SESSIONS
             assert proxy.routed.count(0) == proxy.routed.count(1) == SESSIONS // 2
-            assert int(store.dbsize()) == SESSIONS
+            assert store.dbsize() == SESSIONS
+            if kind == "cluster":
+                assert all(node.dbsize() > 0 for node in store.nodes)
             figures["redis_bytes_per_session"] = (used_after - used_before) / SESSIONS
-            figures["session_json_bytes"] = len(store.get(f"session:{created_on[0][0]}") or b"")
+            figures["session_json_bytes"] = store.value_size(f"session:{created_on[0][0]}")
 
         # 2. Warm each instance's WebSocket path, then take its RSS as the baseline.
         for backend in backends:
@@ -232,12 +278,13 @@ async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files
         websockets=SESSIONS,
         backends=2,
         total_seconds=round(time.monotonic() - began, 1),
-        machine=machine_description(server),
+        store=kind,
+        machine=machine_description(store.binary),
         command="LABSESSION_LOAD_RESULTS=bench/results/load.json .venv/bin/python -m pytest tests/test_load.py",
     )
     print("\nload figures:", json.dumps(figures, indent=2))
     if target := os.environ.get("LABSESSION_LOAD_RESULTS"):
-        await asyncio.to_thread(Path(target).write_text, json.dumps(figures, indent=2) + "\n")
+        await asyncio.to_thread(record, Path(target), kind, figures)
     # Sanity, not speed: a socket costs kilobytes, not megabytes; a session a few hundred bytes.
     assert 0 < figures["redis_bytes_per_session"] < 4096
     assert figures["backend_rss_bytes_per_websocket"] < 1024 * 1024
@@ -252,7 +299,7 @@ async def test_the_proxy_alternates_and_pipes_both_ways() -> None:
         await writer.wait_closed()
 
     servers = [
-        await asyncio.start_server(lambda r, w, t=tag: echo(r, w, t), "127.0.0.1", 0) for tag in (b"A:", b"B:")
+        await asyncio.start_server(functools.partial(echo, tag=tag), "127.0.0.1", 0) for tag in (b"A:", b"B:")
     ]
     targets = [("127.0.0.1", int(s.sockets[0].getsockname()[1])) for s in servers]
     replies = []
