@@ -278,6 +278,7 @@ async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files
         websockets=SESSIONS,
         backends=2,
         total_seconds=round(time.monotonic() - began, 1),
+        date=time.strftime("%Y-%m-%d"),
         store=kind,
         machine=machine_description(store.binary),
         command="LABSESSION_LOAD_RESULTS=bench/results/load.json .venv/bin/python -m pytest tests/test_load.py",
