@@ -62,15 +62,15 @@ def backend_cluster(
         yield cluster
 
 
-async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
-    """The next message, parsed; fails the test if none arrives within ``timeout`` seconds."""
-    raw = await asyncio.wait_for(ws.recv(), timeout)
+async def recv_json(ws: ClientConnection, within: float = 5.0) -> dict[str, Any]:
+    """The next message, parsed; fails the test if none arrives within ``within`` seconds."""
+    raw = await asyncio.wait_for(ws.recv(), within)
     data = json.loads(raw)
     assert isinstance(data, dict), raw
     return data
 
 
-async def close_of(ws: ClientConnection, timeout: float = 10.0) -> tuple[int | None, str]:
+async def close_of(ws: ClientConnection, within: float = 10.0) -> tuple[int | None, str]:
     """Read until the server closes; the close code and reason it sent (``None`` if it sent none)."""
     async def drain() -> tuple[int | None, str]:
         try:
@@ -80,7 +80,7 @@ async def close_of(ws: ClientConnection, timeout: float = 10.0) -> tuple[int | N
             rcvd = closed.rcvd
             return (rcvd.code, rcvd.reason) if rcvd is not None else (None, "")
 
-    return await asyncio.wait_for(drain(), timeout)
+    return await asyncio.wait_for(drain(), within)
 
 
 def connect(url: str, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -67,6 +67,8 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = status or 499  # the client left before we answered; nobody to tell
         except Exception as exc:
             log.error("event=error rid=%s %s %s error=%s: %s", rid, scope.get("method"), safe_path(scope["path"]),
                       type(exc).__name__, mask_text(str(exc))[:200])

@@ -22,6 +22,7 @@ from ..session_service import LabSessionService
 from .config import BackendConfig
 from .errors import store_not_connected
 from .jsonio import iso_time
+from .loops import every, stop_task
 from .watcher import SessionWatcher
 
 __all__ = ["BackendState", "OpenSocket", "StoreState"]
@@ -81,6 +82,7 @@ class BackendState:
         self.shutting_down = False
         self._started = time.monotonic()
         self._monitor: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._connect_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -95,11 +97,9 @@ class BackendState:
     async def aclose(self) -> None:
         """Stop background tasks and close the store connection; safe to call twice."""
         task, self._monitor = self._monitor, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.watcher.stop()
+        grace = self.redis.settings.operation_timeout + 0.5
+        await stop_task(task, self._stopping, grace)
+        await self.watcher.stop(grace)
         await self.redis.aclose()
 
     async def __aenter__(self) -> BackendState:
@@ -165,12 +165,9 @@ class BackendState:
         return self.store
 
     async def _monitor_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.store_check_interval)
+        while await every(self.config.store_check_interval, self._stopping):
             try:
                 await self.check_store()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # the monitor must outlive any one bad round
                 log.warning("event=store_check_failed error=%s", type(exc).__name__)
 

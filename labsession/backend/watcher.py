@@ -16,6 +16,7 @@ from ..masking import get_logger
 from ..session import LabSession
 from ..session_service import LabSessionService, ValidationReason, ValidationResult
 from .errors import store_not_connected
+from .loops import every, stop_task
 
 __all__ = ["SessionWatcher", "Verdict"]
 
@@ -39,6 +40,7 @@ class SessionWatcher:
         self._watched: dict[str, dict[int, Callable[[Verdict], None]]] = {}
         self._next = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def watch(self, session_id: str, notify: Callable[[Verdict], None]) -> Callable[[], None]:
         self._next += 1
@@ -63,20 +65,15 @@ class SessionWatcher:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="labsession-session-watcher")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop polling; waits up to ``grace`` seconds for a round in flight (then cancels it)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task, self._stopping, grace)
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
+        while await every(self.interval, self._stopping):
             try:
                 await self.check_once()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # the watcher must outlive any one bad round
                 log.warning("session watcher round failed: %s", type(exc).__name__)
 

@@ -88,7 +88,7 @@ async def test_sockets_on_every_instance_close_when_one_instance_ends_the_sessio
             for ws in [*opened, bystander]:
                 assert (await recv_json(ws))["type"] == "connected"
             assert (await http.post(f"{cluster.b.url}/api/labs/session/{sid}/end")).status_code == 200
-            codes = await asyncio.gather(*(close_of(ws, timeout=10) for ws in opened))
+            codes = await asyncio.gather(*(close_of(ws, within=10) for ws in opened))
             assert [code for code, _ in codes] == [4000, 4000, 4000]
             await bystander.send('{"type":"ping"}')
             assert (await recv_json(bystander))["type"] == "pong"

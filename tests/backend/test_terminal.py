@@ -112,9 +112,9 @@ async def test_session_ended_on_another_instance_closes_4000(cluster: Cluster) -
     sid = new_session(cluster.a.url)
     async with connect(f"{cluster.a.ws_url}/terminal/{sid}") as ws:
         assert (await recv_json(ws))["type"] == "connected"
-        assert httpx.post(f"{cluster.b.url}/api/labs/session/{sid}/end").status_code == 200
+        assert (await asyncio.to_thread(httpx.post, f"{cluster.b.url}/api/labs/session/{sid}/end")).status_code == 200
         ended = time.monotonic()
-        error = await recv_json(ws, timeout=10)
+        error = await recv_json(ws, within=10)
         assert error["type"] == "error" and error["code"] == "SESSION_ENDED"
         assert await close_of(ws) == (4000, "Invalid session")
         assert time.monotonic() - ended < 5.0  # "within a few seconds"; the poll is every 1 s
@@ -125,7 +125,7 @@ async def test_idle_socket_is_closed(cluster: Cluster) -> None:
     async with connect(f"{cluster.a.ws_url}/terminal/{sid}") as ws:
         assert (await recv_json(ws))["type"] == "connected"
         opened = time.monotonic()
-        assert await close_of(ws, timeout=15) == (1000, "Idle timeout")
+        assert await close_of(ws, within=15) == (1000, "Idle timeout")
         assert time.monotonic() - opened >= 1.5  # WS_IDLE_TIMEOUT=2 s, pings do not count as activity
 
 
@@ -135,7 +135,7 @@ async def test_oversized_message_closes_1009_and_the_server_lives(cluster: Clust
         assert (await recv_json(ws))["type"] == "connected"
         await ws.send("x" * 5000)
         assert (await close_of(ws))[0] == 1009
-    assert httpx.get(cluster.a.url + "/health").status_code == 200
+    assert (await asyncio.to_thread(httpx.get, cluster.a.url + "/health")).status_code == 200
 
 
 async def test_refused_origin_and_unknown_path_fail_the_handshake(cluster: Cluster) -> None:
@@ -178,7 +178,8 @@ async def test_server_sends_protocol_pings(cluster: Cluster) -> None:
 
 async def test_open_socket_count_in_diagnostics(cluster: Cluster) -> None:
     sid = new_session(cluster.b.url)
-    async with connect(f"{cluster.b.ws_url}/terminal/{sid}") as ws1, connect(f"{cluster.b.ws_url}/terminal/{sid}") as ws2:
+    url = f"{cluster.b.ws_url}/terminal/{sid}"
+    async with connect(url) as ws1, connect(url) as ws2:
         assert (await recv_json(ws1))["type"] == (await recv_json(ws2))["type"] == "connected"
-        body = httpx.get(cluster.b.url + "/api/diagnostics/websocket").json()
+        body = (await asyncio.to_thread(httpx.get, cluster.b.url + "/api/diagnostics/websocket")).json()
         assert body["instance"]["openWebSockets"] == 2
