@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -49,7 +48,11 @@ class RequestLogMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        offered = Headers(scope=scope).get("x-request-id", "")
+        offered = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                offered = value.decode("latin-1")
+                break
         rid = offered if _CLIENT_RID.fullmatch(offered) else new_request_id()
         scope[REQUEST_ID_KEY] = rid
         if scope["type"] == "websocket":
@@ -57,12 +60,13 @@ class RequestLogMiddleware:
             return
         started = time.perf_counter()
         status = 0
+        rid_header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                MutableHeaders(scope=message)["x-request-id"] = rid
+                message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
         try:

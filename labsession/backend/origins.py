@@ -51,11 +51,11 @@ class CorsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        if origin is None:
+        if not any(name == b"origin" for name, _ in scope["headers"]):  # not a browser: the hot path
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
+        origin = headers["origin"]
         granted_origin = self.policy.match(origin)
         preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
         if granted_origin is None:
