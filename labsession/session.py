@@ -14,10 +14,61 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from .errors import CorruptSession, InvalidSessionId
 from .masking import redact
 
 __all__ = ["LabSession", "SessionStatus", "check_session_id"]
+
+#: Exact types whose JSON orjson writes byte for byte as ``json.dumps`` does, and which
+#: ``orjson.loads`` returns exactly as ``json.loads`` does. Floats are not among them: orjson
+#: turns integers beyond 64 bits into floats when reading and writes ``1e16`` where Python
+#: writes ``1e+16`` (and ``null`` for NaN), so any float hands the value to :mod:`json`.
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: Any) -> bool:
+    """True if ``value`` holds only str, int, bool, None, lists and dicts of them (any depth)."""
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind in _PLAIN_SCALARS
+    for item in items:
+        kind = type(item)
+        if kind not in _PLAIN_SCALARS and not ((kind is dict or kind is list) and _plain(item)):
+            return False
+    return True
+
+
+def _loads(raw: str | bytes) -> Any:
+    """``json.loads(raw)``, parsed by orjson whenever that gives the same result (about twice
+    as fast for a 650-byte session, the check below included).
+
+    orjson refuses some values json accepts (NaN, a BOM, lone surrogates, UTF-16): json then
+    decides, raising what it always raised. A float in orjson's result may be a big integer it
+    converted, so json parses those values again (times are integers; floats are rare).
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+    return data if _plain(data) else json.loads(raw)
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """``json.dumps(data, separators=(",", ":"), ensure_ascii=False)``, by orjson when the
+    values are plain (see :data:`_PLAIN_SCALARS`); orjson refuses non-str keys and integers
+    beyond 64 bits with TypeError, and json then writes (or rejects) them as it always did."""
+    if _plain(data):
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            pass
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 # Canonical UUID text: 8-4-4-4-12 hex digits. Nothing else can reach a Redis key, so an id
 # can neither address another key nor act as a SCAN/KEYS glob.
@@ -54,6 +105,7 @@ _FIELDS: dict[str, str] = {
     "sandboxAccount": "sandbox_account",
 }
 _REQUIRED = ("sessionId", "expiresAt", "status")
+_KNOWN = frozenset(_FIELDS)  # a frozenset: ``keys() <= _KNOWN`` takes half the time of a keys view
 
 
 @dataclass(slots=True)
@@ -84,7 +136,7 @@ class LabSession:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return _dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, session_id: str | None = None) -> LabSession:
@@ -106,20 +158,21 @@ class LabSession:
             expires_at, created_at, started_at = (
                 int(expires_at), int(created_at), int(started_at)  # type: ignore[arg-type]
             )
-        extra = {} if data.keys() <= _FIELDS.keys() else {k: v for k, v in data.items() if k not in _FIELDS}
+        extra = {} if data.keys() <= _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}
+        # Positional, in field order: a third of the cost of the same call with keywords.
         return cls(
-            session_id=data["sessionId"],
-            user_id=get("userId", ""),
-            lab_id=get("labId", ""),
-            purchase_id=get("purchaseId", ""),
-            started_at=started_at,
-            created_at=created_at,
-            expires_at=expires_at,
-            status=status,  # type: ignore[arg-type]
-            terminal_port=get("terminalPort"),
-            web_socket_url=get("webSocketUrl", ""),
-            sandbox_account=get("sandboxAccount"),
-            extra=extra,
+            data["sessionId"],
+            get("userId", ""),
+            get("labId", ""),
+            get("purchaseId", ""),
+            started_at,
+            created_at,
+            expires_at,
+            status,  # type: ignore[arg-type]
+            get("terminalPort"),
+            get("webSocketUrl", ""),
+            get("sandboxAccount"),
+            extra,
         )
 
     @staticmethod
@@ -142,7 +195,7 @@ class LabSession:
         """Parse a stored value; raises :class:`CorruptSession` (never deletes anything)."""
         sid = session_id or "?"
         try:
-            data = json.loads(raw)
+            data = _loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptSession(sid, f"not JSON ({type(exc).__name__})") from None
         if not isinstance(data, dict):

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from .errors import (
     CorruptSession,
@@ -59,8 +60,10 @@ return 1
 """
 
 
-#: One read batch: ``(key, value or None, TTL or None)`` per key.
-_Batch = list[tuple[str, Any, int | None]]
+#: One read batch: ``(key as Redis returned it, value or None, TTL or None)`` per key.
+_Batch = list[tuple[Any, Any, int | None]]
+#: Batches requested ahead of the one being parsed (memory: about this many + 1 batches).
+_READ_AHEAD = 2
 
 
 class ValidationReason(StrEnum):
@@ -340,50 +343,67 @@ class LabSessionService:
         limit: int | None = None,
         with_ttl: bool = False,
         pause: float = 0.0,
-    ) -> AsyncIterator[SessionRecord]:
+    ) -> AsyncGenerator[SessionRecord, None]:
         """Every session key: SCAN in batches of about ``batch_size`` with one pipelined read
         per batch (values, and TTLs when asked). Never KEYS; memory is bounded by the batch.
 
         ``limit`` stops after that many keys; ``pause`` sleeps that many seconds between
         batches to throttle the load on a production server.
         """
-        async for batch in self._value_batches(batch_size, limit=limit, with_ttl=with_ttl):
-            for text_key, raw, ttl in batch:
-                if raw is not None:  # None: expired between SCAN and the read
-                    yield _record(text_key[len(self._prefix):], text_key, raw, ttl)
-            if pause:
-                await asyncio.sleep(pause)
+        cut = len(self._prefix)
+        # aclosing: a caller that stops early stops the reads ahead now, not when collected.
+        async with contextlib.aclosing(self._value_batches(batch_size, limit=limit, with_ttl=with_ttl)) as batches:
+            async for batch in batches:
+                for key, raw, ttl in batch:
+                    if raw is not None:  # None: expired between SCAN and the read
+                        text_key = _text_key(key)
+                        yield _record(text_key[cut:], text_key, raw, ttl)
+                if pause:
+                    await asyncio.sleep(pause)
 
     async def _value_batches(
         self, batch_size: int, *, limit: int | None = None, with_ttl: bool = False
-    ) -> AsyncIterator[_Batch]:
-        """SCAN batches with their values read, one batch read ahead: while the caller works
-        on one batch (parsing JSON is most of a listing's time), Redis already serves the
-        next, so the server and the client use both cores of a small machine."""
-        seen = 0
-        pending: asyncio.Future[_Batch] | None = None
+    ) -> AsyncGenerator[_Batch, None]:
+        """SCAN batches with their values read, :data:`_READ_AHEAD` batches ahead: a producer
+        task runs SCAN and sends each batch's read while the caller parses an earlier batch
+        (most of a listing's time), so Redis and the client keep both cores of a small machine
+        busy and the caller never waits for a SCAN round trip. Batches come in SCAN order."""
+        ready: asyncio.Queue[asyncio.Future[_Batch] | None] = asyncio.Queue(maxsize=_READ_AHEAD)
+        in_flight: set[asyncio.Future[_Batch]] = set()
+
+        async def produce() -> None:
+            seen = 0
+            try:
+                async for keys in self._scan_batches(batch_size):
+                    if limit is not None:
+                        keys = keys[: max(0, limit - seen)]
+                    if not keys:
+                        break
+                    seen += len(keys)
+                    read = asyncio.ensure_future(self._read_batch(keys, with_ttl))
+                    in_flight.add(read)
+                    await ready.put(read)  # waits while _READ_AHEAD batches are unclaimed
+                    if limit is not None and seen >= limit:
+                        break
+            except Exception as exc:  # a failed SCAN reaches the caller in order, after the batches before it
+                failed: asyncio.Future[_Batch] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                await ready.put(failed)
+            else:
+                await ready.put(None)
+
+        producer = asyncio.ensure_future(produce())
         try:
-            async for keys in self._scan_batches(batch_size):
-                if limit is not None:
-                    keys = keys[: max(0, limit - seen)]
-                if not keys:
-                    break
-                seen += len(keys)
-                ahead = asyncio.ensure_future(self._read_batch(keys, with_ttl))
-                await asyncio.sleep(0)  # let it send its request before the caller gets the CPU
-                if pending is not None:
-                    yield await pending
-                pending = ahead
-                if limit is not None and seen >= limit:
-                    break
-            if pending is not None:
-                done, pending = pending, None
-                yield await done
+            while (read := await ready.get()) is not None:
+                in_flight.discard(read)
+                yield await read
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, LabSessionError):
-                    await pending
+            pending: list[asyncio.Future[Any]] = [producer, *in_flight]
+            for job in pending:
+                job.cancel()
+            # Collect every outcome (no "exception never retrieved"); our own cancellation still propagates.
+            with contextlib.suppress(asyncio.CancelledError, LabSessionError):
+                await asyncio.gather(*pending, return_exceptions=True)
 
     async def _read_batch(self, keys: list[Any], with_ttl: bool) -> _Batch:
         """``(key, value or None, ttl or None)`` for a batch of keys, in one round trip.
@@ -414,10 +434,9 @@ class LabSessionService:
                 values, ttls = replies[0], [int(t) for t in replies[1:]]
             else:
                 values, ttls = await client.mget(keys), None
-        text_keys = [_text_key(k) for k in keys]
         if ttls is None:
-            return [(k, v, None) for k, v in zip(text_keys, values, strict=True)]
-        return list(zip(text_keys, values, ttls, strict=True))
+            return [(k, v, None) for k, v in zip(keys, values, strict=True)]
+        return list(zip(keys, values, ttls, strict=True))
 
     async def _scan_batches(self, batch_size: int) -> AsyncIterator[list[Any]]:
         client = self.redis.client
@@ -439,11 +458,12 @@ class LabSessionService:
                 if cursor == 0:
                     break
 
-    async def scan(self, *, batch_size: int = 1000) -> AsyncIterator[LabSession]:
+    async def scan(self, *, batch_size: int = 1000) -> AsyncGenerator[LabSession, None]:
         """Every readable session (corrupt values are skipped; see :meth:`scan_records`)."""
-        async for record in self.scan_records(batch_size=batch_size):
-            if record.session is not None:
-                yield record.session
+        async with contextlib.aclosing(self.scan_records(batch_size=batch_size)) as records:
+            async for record in records:
+                if record.session is not None:
+                    yield record.session
 
     async def active_ids(self, *, batch_size: int = 1000) -> list[str]:
         """Ids of the sessions that validate as OK right now (corrupt values are skipped).
@@ -452,18 +472,21 @@ class LabSessionService:
         without building a :class:`LabSession`; every other record goes through :meth:`judge`.
         """
         out: list[str] = []
-        async for batch in self._value_batches(batch_size):
-            now = self.now_ms()
-            for key, raw, _ in batch:
-                if raw is None:
-                    continue
-                sid = _plainly_active(raw, now)
-                if sid is not None:
-                    out.append(sid)
-                    continue
-                record = _record(key[len(self._prefix):], key, raw, None)
-                if record.session is not None and self.judge(record.session).valid:
-                    out.append(record.session.session_id)
+        cut = len(self._prefix)
+        async with contextlib.aclosing(self._value_batches(batch_size)) as batches:
+            async for batch in batches:
+                now = self.now_ms()
+                for key, raw, _ in batch:
+                    if raw is None:
+                        continue
+                    sid = _plainly_active(raw, now)
+                    if sid is not None:
+                        out.append(sid)
+                        continue
+                    text_key = _text_key(key)  # only here: most keys never need decoding
+                    record = _record(text_key[cut:], text_key, raw, None)
+                    if record.session is not None and self.judge(record.session).valid:
+                        out.append(record.session.session_id)
         return out
 
     async def count(self, *, batch_size: int = 1000) -> int:
@@ -481,21 +504,22 @@ class LabSessionService:
         return f"LabSessionService({self.redis!r}, prefix={self._prefix!r})"
 
 
-#: The C JSON scanner itself: ``json.loads`` adds ~3 µs of Python per value around it
-#: (encoding detection, whitespace checks), a third of a listing's time per session.
-_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
 def _plainly_active(raw: bytes | str, now_ms: int) -> str | None:
     """The session id when ``raw`` is an active session whose ``expiresAt`` is ahead and whose
     fields :meth:`LabSession.from_dict` would accept as they are; else ``None`` (the caller
-    then applies the full rules, which also handle every odd or corrupt value)."""
+    then applies the full rules, which also handle every odd or corrupt value).
+
+    Parsed by orjson straight from bytes (~1.3 µs for a 650-byte record, against ~3 µs for
+    json's C scanner after decoding). orjson accepts no value json refuses; what it refuses
+    (NaN, a BOM, ...) goes to the full path. Its one lossy reading, integers beyond 64 bits
+    as floats, cannot change the answer: only the fields checked here decide, and a float
+    time is not taken as plain either, so the full path (json) decides that record.
+    """
     try:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        data, end = _scan_json(text, 0)
-    except (StopIteration, ValueError):  # not JSON, or leading whitespace: the full path decides
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         return None
-    if end != len(text) or type(data) is not dict or data.get("status") != "active":
+    if type(data) is not dict or data.get("status") != "active":
         return None
     expires_at = data.get("expiresAt")
     if type(expires_at) is not int or expires_at <= now_ms:

@@ -4,6 +4,7 @@ CONTRACT.md's validation table, atomic extend, idempotent end, SCAN listing, com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -21,6 +22,7 @@ from labsession import (
     InvalidSessionId,
     LabSessionService,
     RedisService,
+    RedisUnavailable,
     SessionEnded,
     SessionNotActive,
     SessionNotFound,
@@ -130,6 +132,21 @@ async def test_unknown_fields_survive_extend_and_end(service: LabSessionService,
     after_end = json.loads(raw.get(f"session:{sid}") or b"")
     assert after_end == {**after_extend, "status": "destroyed"}
     assert list(after_end) == list(value)
+
+
+async def test_big_integers_and_odd_numbers_in_unknown_fields_survive_extend_exactly(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
+    """orjson reads integers beyond 64 bits as floats: the value must still come back exact."""
+    sid = new_id()
+    value = ts_session(sid, now_ms(clock), extra={"big": 2**64 + 1, "neg": -(2**63) - 1, "f": 1e16,
+                                                  "nested": [{"id": 10**25}], "name": "Zoë 🧪"})
+    raw.set(f"session:{sid}", ts_json(value), ex=7200)
+    await service.extend(sid, 1)
+    expected = {**value, "expiresAt": value["expiresAt"] + 60_000}
+    assert raw.get(f"session:{sid}") == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
+    assert [s.extra async for s in service.scan()] == [{k: expected[k] for k in ("big", "neg", "f", "nested")}
+                                                        | {"name": "Zoë 🧪"}]
 
 
 # -- the validation table -------------------------------------------------------------------------
@@ -457,10 +474,44 @@ async def test_active_ids_fast_path_agrees_with_the_full_rules(
     put('  {"sessionId":"SID","expiresAt":' + str(later) + ',"status":"active"}')  # leading space: valid JSON
     put('{"sessionId":"SID","expiresAt":' + str(later) + ',"status":"active"} trailing')  # not JSON
     put("[1, 2, 3]")
+    put({"expiresAt": 2**64 + now})                   # beyond 64 bits (orjson: a float): valid
+    put({"createdAt": -(2**63) - 1, "startedAt": 0})  # likewise, far in the past: valid
+    put({"extraCount": 10**30})                       # a big number elsewhere: valid
+    put('{"sessionId":"SID","expiresAt":' + str(later) + ',"status":"active","x":NaN}')  # json reads NaN
+    put('\ufeff{"sessionId":"SID","expiresAt":' + str(later) + ',"status":"active"}')  # BOM: json reads it
     raw.hset("session:" + new_id(), "not", "a string")  # another type under the prefix
     expected = sorted([
         str(r.session.session_id) async for r in service.scan_records()
         if r.session is not None and service.judge(r.session).valid
     ])
     assert sorted(map(str, await service.active_ids(batch_size=3))) == expected
-    assert len(expected) == 5
+    assert len(expected) == 10
+
+
+async def test_leaving_a_scan_early_leaves_no_read_behind(service: LabSessionService, raw: redis.Redis,
+                                                          clock: Clock) -> None:
+    for _ in range(40):
+        _store(raw, clock)
+    before = asyncio.all_tasks()
+    async with contextlib.aclosing(service.scan_records(batch_size=4)) as records:
+        async for _ in records:
+            break  # batches are being read ahead at this point
+    assert asyncio.all_tasks() == before
+    assert len(await service.active_ids(batch_size=4)) == 40  # the pool got every connection back
+
+
+async def test_a_store_failure_during_a_scan_reaches_the_caller(
+    service: LabSessionService, raw: redis.Redis, clock: Clock, embedded_redis: EmbeddedRedis
+) -> None:
+    for _ in range(40):
+        _store(raw, clock)
+    before = asyncio.all_tasks()
+    seen = 0
+    with pytest.raises(RedisUnavailable):
+        async with contextlib.aclosing(service.scan_records(batch_size=4)) as records:
+            async for _ in records:
+                seen += 1
+                if seen == 1:
+                    await asyncio.to_thread(embedded_redis.stop)
+    assert seen < 40
+    assert asyncio.all_tasks() == before
