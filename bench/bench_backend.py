@@ -94,7 +94,7 @@ class Baseline:
     async def wait_ready(self) -> None:
         for _ in range(400):
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 writer.close()
                 return
             except OSError:

@@ -159,3 +159,15 @@ def test_serve_rejects_a_malformed_configuration() -> None:
     result = subprocess.run([str(script), "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "ALLOWED_ORIGINS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_embedded_redis_flag_serves_a_demo_and_stops_cleanly() -> None:
+    from labsession.backend import BackendProcess
+
+    # REDIS_URL points nowhere on purpose: --embedded-redis must use its own server instead.
+    with BackendProcess("redis://127.0.0.1:1/0", args=["--embedded-redis"]) as backend:
+        created = httpx.post(backend.url + "/api/labs/start", json=START)
+        assert created.status_code == 201
+        assert httpx.get(backend.url + "/api/diagnostics/websocket").json()["sessionCount"] == 1
+        backend.terminate()
+        assert backend.wait(15) == 0
