@@ -33,7 +33,7 @@ from labsession.probes import (
     run_lifecycle,
     sample_balancer,
 )
-from labsession.probes.lifecycle import VISIBILITY_PREFIX
+from labsession.probes.visibility import VISIBILITY_PREFIX
 
 # -- fixtures --------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Probes: the logic behind the diagnostic notebooks, returning typed results and check results.
 
 * :mod:`~labsession.probes.connection` — DNS, TCP, TLS, AUTH, PING latency, server facts, config lint
-* :mod:`~labsession.probes.lifecycle` — a probe session's whole life through the backends; visibility lag
+* :mod:`~labsession.probes.lifecycle` — a probe session's whole life through the backends
+* :mod:`~labsession.probes.visibility` — cross-connection read-after-write lag against the lookup retry window
 * :mod:`~labsession.probes.ttl` — a bounded streaming SCAN of the session keys: TTLs, statuses, anomalies
 * :mod:`~labsession.probes.websocket` — instance health, ``/terminal`` handshakes, origins, load balancer sampling
 * :mod:`~labsession.probes.backend` — the HTTP and WebSocket client both backends are probed with
@@ -24,7 +25,7 @@ from .connection import (
     probe_tcp,
     probe_tls,
 )
-from .lifecycle import LifecycleResult, VisibilityResult, measure_visibility, probe_session, run_lifecycle
+from .lifecycle import LifecycleResult, probe_session, run_lifecycle
 from .stats import Histogram, TopK, percentile
 from .ttl import (
     DEMO_USER_PREFIX,
@@ -35,6 +36,7 @@ from .ttl import (
     seed_demo_sessions,
     short_id,
 )
+from .visibility import VisibilityResult, measure_visibility
 from .websocket import (
     BalancerSample,
     InstanceInfo,

@@ -4,21 +4,15 @@ A probe session is created with ``userId``/``labId`` ``labsession-probe``; when 
 written its record is marked ``"probe": true`` and shortened to live :data:`PROBE_TTL_SECONDS`,
 so that even a run killed halfway leaves nothing behind for long (the extend step adds one
 minute: at most 2 minutes in all). It is always cleaned up — ended through a backend and its
-key deleted — even when a step fails.
-
-The cross-connection visibility probe writes a key outside the session prefix on one Redis
-connection and polls for it on another: Upstash promises read-your-writes per connection
-only, and a backend instance that looks a session up uses another connection than the one
-that created it. Times are milliseconds.
+key deleted — even when a step fails. Times are milliseconds. The cross-connection
+visibility probe is in :mod:`labsession.probes.visibility`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,18 +21,13 @@ from ..checks import CheckResult, Status
 from ..errors import LabSessionError
 from ..masking import get_logger
 from ..redis_service import RedisService
-from ..settings import Settings
 from .backend import BackendClient, HttpAnswer, to_ws_url, ws_session
 from .stats import percentile
 from .ttl import short_id
 
 __all__ = [
-    "LOOKUP_RETRY_WINDOW_MS",
     "PROBE_TTL_SECONDS",
-    "VISIBILITY_PREFIX",
     "LifecycleResult",
-    "VisibilityResult",
-    "measure_visibility",
     "probe_session",
     "run_lifecycle",
 ]
@@ -47,11 +36,6 @@ log = get_logger(__name__)
 
 #: Seconds a probe session lives before the extend step (which adds 60 s).
 PROBE_TTL_SECONDS = 60
-#: The WebSocket handler's lookup retries (after 0, 100, 200 and 400 ms): a session must be
-#: visible on another connection within this many ms or a fresh one is called invalid.
-LOOKUP_RETRY_WINDOW_MS = 700.0
-#: Visibility probe keys live outside the session prefix, so session scans never count them.
-VISIBILITY_PREFIX = "labsession:probe:visibility:"
 
 
 @dataclass(slots=True)
@@ -226,71 +210,3 @@ async def probe_session(
     finally:
         if session_id is not None:
             await _cleanup(base_url, session_id, redis, key, timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class VisibilityResult:
-    """Lag samples (ms) from a write on one connection to its first read on another; ``None`` = never seen."""
-
-    samples_ms: tuple[float | None, ...]
-    window_ms: float
-
-    @property
-    def worst_ms(self) -> float | None:
-        seen = [s for s in self.samples_ms if s is not None]
-        return max(seen) if seen and len(seen) == len(self.samples_ms) else None
-
-    def check(self) -> CheckResult:
-        data = {"samplesMs": [round(s, 3) if s is not None else None for s in self.samples_ms],
-                "windowMs": self.window_ms}
-        if not self.samples_ms:
-            return CheckResult("visibility lag", Status.SKIP, "no sample taken", data)
-        missing = sum(1 for s in self.samples_ms if s is None)
-        if missing:
-            return CheckResult("visibility lag", Status.FAIL,
-                               f"{missing} of {len(self.samples_ms)} writes were not visible on another connection "
-                               f"within {2 * self.window_ms:.0f} ms", data)
-        worst = self.worst_ms or 0.0
-        p50 = percentile([s for s in self.samples_ms if s is not None], 50) or 0.0
-        text = (f"{len(self.samples_ms)} writes visible on another connection after p50 {p50:.2f} ms, "
-                f"worst {worst:.2f} ms (lookup retry window {self.window_ms:.0f} ms)")
-        if worst > self.window_ms:
-            return CheckResult("visibility lag", Status.FAIL, text + ": longer than the window", data)
-        if worst > self.window_ms / 2:
-            return CheckResult("visibility lag", Status.WARN, text + ": more than half the window", data)
-        return CheckResult("visibility lag", Status.PASS, text, data)
-
-
-async def measure_visibility(
-    settings: Settings, *, samples: int = 5, window_ms: float = LOOKUP_RETRY_WINDOW_MS, poll_ms: float = 1.0
-) -> VisibilityResult:
-    """``samples`` times: SET a probe key (EX 120) on one connection, poll GET on another until it is
-    seen or ``2 × window_ms`` passed; the key is deleted right after. Needs write access.
-
-    Raises :class:`~labsession.errors.RedisUnavailable`.
-    """
-    out: list[float | None] = []
-    writer = RedisService(settings, client_name=f"{settings.client_name}-probe-w")
-    reader = RedisService(settings, client_name=f"{settings.client_name}-probe-r")
-    async with writer, reader:
-        for _ in range(samples):
-            key = VISIBILITY_PREFIX + uuid.uuid4().hex
-            token = uuid.uuid4().hex.encode()
-            try:
-                async with writer.guard("visibility write"):
-                    await writer.client.set(key, token, ex=120)
-                written = time.perf_counter()
-                lag: float | None = None
-                while (time.perf_counter() - written) * 1000 < 2 * window_ms:
-                    async with reader.guard("visibility read"):
-                        seen = await reader.client.get(key)
-                    if seen == token:
-                        lag = (time.perf_counter() - written) * 1000
-                        break
-                    await asyncio.sleep(poll_ms / 1000)
-                out.append(lag)
-            finally:
-                with contextlib.suppress(Exception):
-                    async with writer.guard("visibility cleanup"):
-                        await writer.client.delete(key)
-    return VisibilityResult(tuple(out), window_ms)

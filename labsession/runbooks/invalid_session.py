@@ -28,6 +28,7 @@ from ..checks import CheckResult, Report, Status
 from ..errors import ConfigError, InvalidSessionId, RedisUnavailable
 from ..masking import get_logger
 from ..notebook import Param
+from ..probes.visibility import LOOKUP_RETRY_WINDOW_MS, measure_visibility
 from ..redis_errors import remedy as redis_remedy
 from ..redis_service import RedisHealth, RedisService, StoreIdentity
 from ..session import SessionStatus, check_session_id
@@ -35,7 +36,6 @@ from ..session_service import LabSessionService, SessionRecord
 from ..settings import Settings
 from .base import Diagnosis, conclude
 from .instances import compare_stores, sample_instances, validate_through_backends
-from .visibility import measure_visibility
 
 __all__ = [
     "LOOKUP_RETRY_WINDOW_MS",
@@ -52,8 +52,6 @@ __all__ = [
 log = get_logger(__name__)
 
 NAME = "invalid_session"
-#: The WebSocket handler looks a session up after 0, 100, 200 and 400 ms: 700 ms in all.
-LOOKUP_RETRY_WINDOW_MS = 700.0
 #: Policies that may remove a session key before its TTL runs out.
 _EVICTING = ("allkeys-", "volatile-")
 
@@ -343,12 +341,13 @@ async def diagnose_invalid_session(
     else:
         try:
             probe = await measure_visibility(settings, samples=inputs.visibility_samples,
+                                             window_ms=inputs.lookup_retry_window_ms,
                                              bound_ms=max(2000.0, 3 * inputs.lookup_retry_window_ms))
         except RedisUnavailable as exc:
             report.check("visibility", Status.ERROR, f"probe failed: {exc}")
         else:
             worst = probe.worst_ms
-            window = inputs.lookup_retry_window_ms
+            window = probe.window_ms
             data = {"samples_ms": [None if s is None else round(s, 2) for s in probe.samples_ms],
                     "window_ms": window}
             if worst is None or worst > window:
