@@ -17,8 +17,8 @@ from labsession.backend.launch import BackendProcess
 from labsession.embedded import TlsFiles, free_port
 from labsession.redis_errors import classify
 from labsession.runbooks import (
+    CONNECTIVITY_OK,
     RUNBOOKS,
-    ConnectivityCause,
     InvalidSessionCause,
     InvalidSessionInputs,
     diagnose_invalid_session,
@@ -27,7 +27,7 @@ from labsession.runbooks import (
 from labsession.runbooks.redis_connectivity import remedy_for
 
 C = InvalidSessionCause
-K = ConnectivityCause
+K = RedisCause
 
 
 def fast(url: str, **changes: object) -> Settings:
@@ -202,7 +202,7 @@ async def connectivity(settings: Settings) -> tuple[str, dict[str, object]]:
 
 async def test_connectivity_ok(embedded_redis: EmbeddedRedis) -> None:
     cause, out = await connectivity(fast(embedded_redis.url))
-    assert cause == K.OK
+    assert cause == CONNECTIVITY_OK
     assert [c["status"] for c in out["report"]["checks"]][:2] == ["PASS", "PASS"]
 
 
@@ -251,7 +251,7 @@ async def test_untrusted_certificate_is_tls_verify_failed(
 async def test_tls_with_the_right_ca_is_ok(tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]) -> None:
     files, _ = tls_files
     cause, out = await connectivity(fast(tls_redis.tls_url, ca_cert=str(files.ca)))
-    assert cause == K.OK, out
+    assert cause == CONNECTIVITY_OK, out
     tls = next(c for c in out["report"]["checks"] if c["name"] == "tls")
     assert "localhost" in tls["evidence"]
 
@@ -299,9 +299,9 @@ def test_upstash_limit_errors_are_quota_exceeded(message: str) -> None:
 
 
 def test_every_cause_has_a_remedy_and_is_registered() -> None:
-    for cause in K:
+    for cause in (CONNECTIVITY_OK, *K):
         assert remedy_for(cause)
-    assert set(RUNBOOKS["redis_connectivity"].causes) == {c.value for c in K}
+    assert set(RUNBOOKS["redis_connectivity"].causes) == {CONNECTIVITY_OK, *(c.value for c in K)}
     assert set(RUNBOOKS["invalid_session"].causes) == {c.value for c in C}
     for spec in RUNBOOKS.values():
         assert spec.path.name.endswith(".ipynb")
@@ -383,4 +383,4 @@ async def test_a_read_only_acl_user_runs_every_read_only_step(
     assert cause == C.NO_FAULT_FOUND, out
     assert {c["name"]: c["status"] for c in out["report"]["checks"]}["session key"] == "PASS"
     connectivity_cause, _ = await connectivity(fast(url))
-    assert connectivity_cause == K.OK
+    assert connectivity_cause == CONNECTIVITY_OK

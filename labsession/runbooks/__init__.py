@@ -21,13 +21,16 @@ from .invalid_session import (
     InvalidSessionInputs,
     diagnose_invalid_session,
 )
-from .redis_connectivity import ConnectivityCause, diagnose_redis_connectivity
+from .redis_connectivity import CAUSES as CONNECTIVITY_CAUSES
+from .redis_connectivity import OK as CONNECTIVITY_OK
+from .redis_connectivity import diagnose_redis_connectivity
 
 __all__ = [
     "HEALTH_NOTEBOOKS",
     "LOOKUP_RETRY_WINDOW_MS",
     "RUNBOOKS",
-    "ConnectivityCause",
+    "CONNECTIVITY_CAUSES",
+    "CONNECTIVITY_OK",
     "Diagnosis",
     "InvalidSessionCause",
     "InvalidSessionInputs",
@@ -73,8 +76,8 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         "redis_connectivity",
         "why a connection to Redis fails, layer by layer",
         "redis_connectivity.ipynb",
-        tuple(c.value for c in ConnectivityCause),
-        (ConnectivityCause.OK.value,),
+        CONNECTIVITY_CAUSES,
+        (CONNECTIVITY_OK,),
     ),
 }
 

@@ -4,8 +4,8 @@ Steps, layer by layer, each with its evidence: ``dns`` (the host resolves), ``tc
 port accepts), ``tls`` (for ``rediss://``: the handshake and certificate), ``redis`` (AUTH
 and PING through the library, one attempt) and, when a plain connection is dropped or
 hangs, ``tls probe`` (a TLS handshake on the same port: if it succeeds, the endpoint
-wants ``rediss://``). The cause is a :class:`ConnectivityCause`; the remedy is
-:func:`labsession.redis_errors.remedy`'s sentence, with the same codes.
+wants ``rediss://``). The cause is a :class:`~labsession.errors.RedisCause` code, or
+:data:`OK`; the remedy is :func:`labsession.redis_errors.remedy`'s sentence.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 
 from ..checks import Report, Status
 from ..errors import RedisCause, RedisUnavailable
@@ -25,41 +24,28 @@ from ..redis_service import RedisService
 from ..settings import Settings
 from .base import Diagnosis, conclude
 
-__all__ = ["ConnectivityCause", "TlsProbe", "diagnose_redis_connectivity", "probe_tls", "remedy_for"]
+__all__ = ["CAUSES", "OK", "TlsProbe", "diagnose_redis_connectivity", "probe_tls", "remedy_for"]
 
 log = get_logger(__name__)
 
 NAME = "redis_connectivity"
 
 
-class ConnectivityCause(StrEnum):
-    """:class:`~labsession.errors.RedisCause`'s codes plus ``OK``."""
-
-    OK = "OK"
-    DNS_FAILURE = "DNS_FAILURE"
-    CONNECTION_REFUSED = "CONNECTION_REFUSED"
-    TIMEOUT = "TIMEOUT"
-    TLS_REQUIRED = "TLS_REQUIRED"
-    TLS_VERIFY_FAILED = "TLS_VERIFY_FAILED"
-    AUTH_FAILED = "AUTH_FAILED"
-    MAX_CONNECTIONS = "MAX_CONNECTIONS"
-    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
-    OUT_OF_MEMORY = "OUT_OF_MEMORY"
-    READ_ONLY = "READ_ONLY"
-    CONNECTION_LOST = "CONNECTION_LOST"
-    UNKNOWN = "UNKNOWN"
-
+#: The cause when every layer works; every other cause is a :class:`~labsession.errors.RedisCause` code.
+OK = "OK"
+#: Every cause code this runbook names (``OK`` first), as ``summary.json`` and the CLI show them.
+CAUSES: tuple[str, ...] = (OK, *(c.value for c in RedisCause))
 
 _OK_REMEDY = "Redis answers: DNS, TCP, TLS, credentials and PING all work; the fault is elsewhere"
 _NOT_TLS_REMEDY = ("the port answered but not with TLS; use redis:// if this port is plain, or the provider's "
                    "TLS port with rediss://")
 
 
-def remedy_for(cause: ConnectivityCause) -> str:
-    """The fix for ``cause``, the same sentence as :func:`labsession.redis_errors.remedy`."""
-    if cause is ConnectivityCause.OK:
+def remedy_for(cause: str) -> str:
+    """The fix for ``cause`` (one of :data:`CAUSES`), the same sentence as :func:`labsession.redis_errors.remedy`."""
+    if cause == OK:
         return _OK_REMEDY
-    return remedy(RedisCause(cause.value))
+    return remedy(RedisCause(cause))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +112,10 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
         "endpoint": settings.endpoint, "scheme": settings.scheme, "tls": settings.tls,
         "tls_verify": settings.tls_verify,
     })
-    C = ConnectivityCause
+    C = RedisCause
     timeout = settings.connect_timeout
 
-    def fail(cause: ConnectivityCause, *skipped: str, text: str = "", evidence: str = "") -> Diagnosis:
+    def fail(cause: str, *skipped: str, text: str = "", evidence: str = "") -> Diagnosis:
         for step in skipped:
             report.check(step, Status.SKIP, "an earlier layer failed")
         return conclude(NAME, report, cause, text or remedy_for(cause), healthy=False, evidence=evidence)
@@ -160,7 +146,7 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
             report.check("tcp", Status.PASS, f"{host}:{port} accepted a TCP connection in "
                          f"{(time.perf_counter() - started) * 1000:.1f} ms")
         except (OSError, TimeoutError) as exc:
-            cause = C.TIMEOUT if isinstance(exc, TimeoutError) else C(classify(exc).value)
+            cause = C.TIMEOUT if isinstance(exc, TimeoutError) else classify(exc)
             if cause not in (C.TIMEOUT, C.CONNECTION_REFUSED):
                 cause = C.CONNECTION_REFUSED
             report.check("tcp", Status.FAIL, f"{host}:{port} did not accept a connection ({_why(exc)})")
@@ -190,7 +176,7 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
         async with RedisService(one_try) as redis:
             health = await redis.health()
     except RedisUnavailable as exc:
-        cause = C(exc.cause.value)
+        cause = exc.cause
         report.check("redis", Status.FAIL, f"{exc.cause.value}: {exc.detail}", redis_cause=exc.cause.value)
         if not settings.tls and settings.scheme != "unix" and cause in (C.TLS_REQUIRED, C.CONNECTION_LOST, C.TIMEOUT):
             probe = await probe_tls(settings.host, settings.port or 6379, handshake_timeout=timeout)
@@ -212,4 +198,4 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
     report.check("redis", status, f"PING in {health.ping_ms:.1f} ms; {health.provider} {health.version or ''} "
                  f"({health.role or 'role hidden'}){clients}", ping_ms=round(health.ping_ms, 2),
                  version=health.version, provider=health.provider)
-    return conclude(NAME, report, C.OK, _OK_REMEDY, healthy=True)
+    return conclude(NAME, report, OK, _OK_REMEDY, healthy=True)
