@@ -6,7 +6,7 @@ The public names are re-exported here; each module's ``__all__`` says what it of
 
 from __future__ import annotations
 
-from .checks import REPORT_MIME, CheckFailed, CheckResult, Report, Status
+from .checks import REPORT_MIME, CheckFailed, CheckResult, Report, Status, worst
 from .embedded import EmbeddedRedis, TlsFiles, find_redis_server
 from .errors import (
     ConfigError,
@@ -76,4 +76,5 @@ __all__ = [
     "mask_text",
     "mask_url",
     "redact",
+    "worst",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import LabSessionError
 from .masking import mask_text, redact
 
-__all__ = ["REPORT_MIME", "CheckFailed", "CheckResult", "Report", "Status"]
+__all__ = ["REPORT_MIME", "CheckFailed", "CheckResult", "Report", "Status", "worst"]
 
 #: MIME type of the machine-readable report a notebook displays in its verdict cell.
 REPORT_MIME = "application/vnd.labsession.report+json"
@@ -37,6 +37,15 @@ class Status(StrEnum):
 
 
 _RANK = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.FAIL: 2, Status.ERROR: 3}
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """The worst of ``statuses``: PASS when there are none or all passed or were skipped."""
+    out = Status.PASS
+    for status in statuses:
+        if status.rank > out.rank:
+            out = status
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +112,7 @@ class Report:
     @property
     def verdict(self) -> Status:
         """PASS when every check passed or was skipped; else the worst status seen."""
-        worst = Status.PASS
-        for check in self.checks:
-            if check.status.rank > worst.rank:
-                worst = check.status
-        return worst
+        return worst(c.status for c in self.checks)
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}

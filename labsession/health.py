@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
-from .checks import REPORT_MIME, Status
+from .checks import REPORT_MIME, Status, worst
 from .health_registry import HealthNotebook, registry
 from .masking import get_logger, mask_text, redact
 from .notebook import embedded_env, start_embedded_target
@@ -106,11 +106,7 @@ class RunSummary:
 
     @property
     def verdict(self) -> Status:
-        worst = Status.PASS
-        for outcome in self.outcomes:
-            if outcome.status.rank > worst.rank:
-                worst = outcome.status
-        return worst
+        return worst(o.status for o in self.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
         checks = [c for o in self.outcomes for c in o.checks()]
@@ -191,12 +187,8 @@ def execute_one(
         except (OSError, ValueError) as exc:
             outcome.error = outcome.error or f"unreadable output notebook: {type(exc).__name__}"
     if outcome.reports:
-        worst = Status.PASS
-        for report in outcome.reports:
-            status = Status(report.get("verdict", "ERROR"))
-            worst = status if status.rank > worst.rank else worst
-        outcome.status = worst
-        if outcome.error and not outcome.error.startswith("CheckFailed") and worst.rank < Status.ERROR.rank:
+        outcome.status = worst(Status(report.get("verdict", "ERROR")) for report in outcome.reports)
+        if outcome.error and not outcome.error.startswith("CheckFailed") and outcome.status is not Status.ERROR:
             outcome.status = Status.ERROR  # it broke after reporting
     else:
         outcome.status = Status.ERROR
