@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import importlib.util
 import os
 import re
@@ -28,6 +27,7 @@ from types import TracebackType
 
 from .errors import EmbeddedRedisError
 from .masking import get_logger, register_secret
+from .processes import stop_process
 
 __all__ = ["EmbeddedRedis", "TlsFiles", "find_redis_server", "free_port", "redis_server_version", "supports_tls"]
 
@@ -254,22 +254,10 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 5.0) -> None:
         """SHUTDOWN (or SIGTERM if refused), then SIGKILL after ``timeout`` seconds; safe to call twice."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            try:
-                os.kill(process.pid, signal.SIGCONT)  # a frozen server cannot act on SIGTERM
-                if self._send_shutdown():
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        process.wait(timeout=min(timeout, 1.0))
-                if process.poll() is None:
-                    process.terminate()
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout)
-            except ProcessLookupError:
-                pass
-        if process is not None and process.stdout:
-            process.stdout.close()
+        if process is not None:
+            stop_process(process, timeout, ask=self._send_shutdown)
+            if process.stdout:
+                process.stdout.close()
         _live.discard(self)
 
     def _send_shutdown(self) -> bool:

@@ -31,6 +31,7 @@ from types import TracebackType
 
 from ..embedded import free_port
 from ..masking import get_logger, mask_text, register_secret
+from ..processes import stop_process
 from .config import DEFAULT_ALLOWED_ORIGINS
 from .errors import BackendError
 
@@ -193,20 +194,9 @@ class BackendProcess:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds; returns the exit code. Safe to call twice."""
-        process = self._process
-        if process is None:
-            return self.returncode
-        try:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGCONT)  # a frozen server cannot act on SIGTERM
-                process.terminate()
-            self.returncode = process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            self.returncode = process.wait(timeout)
-        except ProcessLookupError:
-            self.returncode = process.wait(timeout)
-        self._process = None
+        if self._process is not None:
+            self.returncode = stop_process(self._process, timeout)
+            self._process = None
         return self.returncode
 
     def kill(self) -> None:
