@@ -239,17 +239,23 @@ class EmbeddedRedis:
         self.close()
         raise EmbeddedRedisError(f"redis-server did not answer PING within {self.startup_timeout} s")
 
-    def _answers_ping(self) -> bool:
+    def _ask(self, *command: str) -> bytes | None:
+        """Send one command on a new connection (after AUTH when there is a password) and return
+        the start of the reply; ``None`` when the server cannot be reached or refuses AUTH."""
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                 if self.password:
                     sock.sendall(_command("AUTH", self.password))
                     if not sock.recv(64).startswith(b"+OK"):
-                        return False
-                sock.sendall(_command("PING"))
-                return sock.recv(64).startswith(b"+PONG")
+                        return None
+                sock.sendall(_command(*command))
+                return sock.recv(64)
         except OSError:
-            return False
+            return None
+
+    def _answers_ping(self) -> bool:
+        reply = self._ask("PING")
+        return reply is not None and reply.startswith(b"+PONG")
 
     def stop(self, timeout: float = 5.0) -> None:
         """SHUTDOWN (or SIGTERM if refused), then SIGKILL after ``timeout`` seconds; safe to call twice."""
@@ -264,17 +270,9 @@ class EmbeddedRedis:
         """Ask for SHUTDOWN (flushes an AOF like SIGTERM does). Redis acts on SIGTERM only at
         its next timer tick, about 100 ms later; the command exits at once, and tests stop
         servers by the hundred. False when the server would not take the command."""
-        try:
-            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
-                if self.password:
-                    sock.sendall(_command("AUTH", self.password))
-                    if not sock.recv(64).startswith(b"+OK"):
-                        return False
-                sock.sendall(_command("SHUTDOWN"))
-                # Success closes the connection without a reply; an error reply means refused.
-                return not sock.recv(64).startswith(b"-")
-        except OSError:
-            return False
+        reply = self._ask("SHUTDOWN")
+        # Success closes the connection without a reply; an error reply means refused.
+        return reply is not None and not reply.startswith(b"-")
 
     def close(self) -> None:
         """Stop the server and remove its working directory."""
