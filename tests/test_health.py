@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from conftest import CANARY
 from labsession import EmbeddedRedis
 from labsession.backend.launch import BackendProcess
 from labsession.embedded import free_port
 from labsession.health_registry import DEFAULT_NOTEBOOKS
+
+from conftest import CANARY
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(300)]
 

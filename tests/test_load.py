@@ -30,13 +30,14 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from backend_procs import GOOD_ORIGIN, connect, recv_json
 from websockets.asyncio.client import ClientConnection
 
 from labsession import EmbeddedRedis
 from labsession.backend import BackendProcess
 from labsession.embedded import redis_server_version
 from labsession.embedded_cluster import EmbeddedRedisCluster
+
+from backend_procs import GOOD_ORIGIN, connect, recv_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

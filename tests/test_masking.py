@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import CANARY
 from labsession.masking import MASK, MaskingFilter, get_logger, is_secret_name, mask_text, mask_url, redact
+
+from conftest import CANARY
 
 # Characters a password may hold inside a URL's userinfo (RFC 3986 unreserved + sub-delims, and
 # '%' for percent-escapes); '@', '/', '?' and '#' are tested separately.

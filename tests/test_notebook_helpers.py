@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from conftest import CANARY
 from labsession import ConfigError, EmbeddedRedis, Status
 from labsession.checks import REPORT_MIME, CheckFailed
 from labsession.embedded import free_port
@@ -22,6 +21,8 @@ from labsession.notebook import (
     start,
     validate_parameters,
 )
+
+from conftest import CANARY
 
 BASE: dict[str, Any] = {
     "redis_url_env": "REDIS_URL", "embedded": False, "backend_urls": [], "read_only": True,

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from ts_standin import SECRET, ts_backend
 
 from labsession import EmbeddedRedis, RedisService, Settings, Status
 from labsession.checks import CheckResult
@@ -18,6 +17,8 @@ from labsession.probes import (
     run_lifecycle,
     sample_balancer,
 )
+
+from ts_standin import SECRET, ts_backend
 
 
 @pytest.fixture

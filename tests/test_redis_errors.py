@@ -8,9 +8,10 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from conftest import CANARY
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, RedisUnavailable, Settings
 from labsession.redis_errors import classify, describe, is_retryable, remedy, unavailable
+
+from conftest import CANARY
 
 Factory = Callable[..., EmbeddedRedis]
 

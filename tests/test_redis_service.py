@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import CANARY, MS
 
 from labsession import (
     ConfigError,
@@ -23,6 +22,8 @@ from labsession import (
     Settings,
 )
 from labsession.embedded import free_port
+
+from conftest import CANARY, MS
 
 Factory = Callable[..., EmbeddedRedis]
 

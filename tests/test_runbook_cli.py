@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CANARY
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
 from labsession.embedded import free_port
 from labsession.runbook_cli import parse_value
+
+from conftest import CANARY
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from redis import exceptions as rx
 
-from conftest import CANARY
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
 from labsession.backend.launch import BackendProcess
 from labsession.embedded import TlsFiles, free_port
@@ -25,6 +24,8 @@ from labsession.runbooks import (
     diagnose_redis_connectivity,
 )
 from labsession.runbooks.redis_connectivity import remedy_for
+
+from conftest import CANARY
 
 C = InvalidSessionCause
 K = RedisCause

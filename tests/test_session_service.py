@@ -12,8 +12,6 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from redisstats import CommandCounter
-from tsformat import TS_FIELDS, ts_json, ts_session
 
 from labsession import (
     CorruptSession,
@@ -30,6 +28,9 @@ from labsession import (
     ValidationReason,
 )
 from labsession.session_service import ENDED_TTL_SECONDS, MAX_EXTEND_MINUTES
+
+from redisstats import CommandCounter
+from tsformat import TS_FIELDS, ts_json, ts_session
 
 
 class Clock:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY
 from labsession import ConfigError, Settings
+
+from conftest import CANARY
 
 URL = f"redis://default:{CANARY}@127.0.0.1:6390/0"
 

@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CANARY
 
 from labsession import EmbeddedRedis, RedisCause, RedisService, RedisUnavailable, Settings
 from labsession.embedded import TlsFiles
+
+from conftest import CANARY
 
 
 async def test_rediss_with_the_right_ca_connects(tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]) -> None:

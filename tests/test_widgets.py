@@ -10,10 +10,11 @@ import uuid
 
 import pytest
 
-from conftest import CANARY, MS
 from labsession import EmbeddedRedis, LabSession, LabSessionService, RedisService, ValidationReason
 from labsession.errors import LabSessionError
 from labsession.widgets import SessionExplorer, format_ttl
+
+from conftest import CANARY, MS
 
 
 async def seed(sessions: LabSessionService) -> dict[str, LabSession]:

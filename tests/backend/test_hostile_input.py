@@ -16,16 +16,17 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from backend_procs import GOOD_ORIGIN, Cluster, backend_cluster, process_alive
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as sync_connect
 
-from conftest import CANARY
 from labsession import EmbeddedRedis, RedisService
 from labsession.backend import BackendConfig, BackendState, create_app, store_settings
+
+from backend_procs import GOOD_ORIGIN, Cluster, backend_cluster, process_alive
+from conftest import CANARY
 
 pytestmark = pytest.mark.timeout(120)
 

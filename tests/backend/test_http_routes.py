@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
+
 from backend_procs import EVIL_ORIGIN, GOOD_ORIGIN, Cluster, backend_cluster
 from conftest import CANARY
 

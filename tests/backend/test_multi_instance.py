@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from backend_procs import Cluster, backend_cluster, close_of, connect, recv_json
 
 pytestmark = pytest.mark.timeout(120)

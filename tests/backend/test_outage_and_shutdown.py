@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from backend_procs import backend_cluster, close_of, connect, process_alive, recv_json
 
+from backend_procs import backend_cluster, close_of, connect, process_alive, recv_json
 from conftest import CANARY
 
 pytestmark = pytest.mark.timeout(120)

@@ -12,10 +12,11 @@ import httpx
 import pytest
 import redis
 import websockets
-from backend_procs import EVIL_ORIGIN, Cluster, backend_cluster, close_of, connect, recv_json
-from conftest import MS
 from websockets.frames import Opcode
 from websockets.protocol import State
+
+from backend_procs import EVIL_ORIGIN, Cluster, backend_cluster, close_of, connect, recv_json
+from conftest import MS
 
 pytestmark = pytest.mark.timeout(120)
 
