@@ -108,6 +108,10 @@ def parse_diagnostics(body: dict[str, Any]) -> Diagnostics:
     return Diagnostics(instance_id, store, count, isinstance(active, list), cors, flavour)
 
 
+def _failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {mask_text(str(exc))[:160]}"
+
+
 def _clean(body: Any) -> dict[str, Any]:
     """A response body safe to keep: no credentials, session ids in lists dropped, secrets masked."""
     if not isinstance(body, dict):
@@ -147,9 +151,9 @@ class BackendClient:
             await self._client.aclose()
             self._client = None
 
-    async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                      headers: dict[str, str] | None = None) -> HttpAnswer:
-        """One request; JSON body parsed and cleaned; never raises for network trouble."""
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None = None,
+                    headers: dict[str, str] | None = None) -> tuple[httpx.Response | None, float, str | None]:
+        """One request bounded by ``timeout``: ``(response, ms, None)``, or ``(None, ms, error text)``."""
         if self._client is None:
             await self.__aenter__()
         assert self._client is not None
@@ -159,9 +163,16 @@ class BackendClient:
                 response = await self._client.request(method, self.base_url + path, json=body, headers=headers)
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
             text = f"no answer within {self.timeout:g} s" if isinstance(exc, TimeoutError | httpx.TimeoutException) \
-                else f"{type(exc).__name__}: {mask_text(str(exc))[:160]}"
-            return HttpAnswer(None, {}, (time.perf_counter() - started) * 1000, text)
-        elapsed = (time.perf_counter() - started) * 1000
+                else _failure(exc)
+            return None, (time.perf_counter() - started) * 1000, text
+        return response, (time.perf_counter() - started) * 1000, None
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                      headers: dict[str, str] | None = None) -> HttpAnswer:
+        """One request; JSON body parsed and cleaned; never raises for network trouble."""
+        response, elapsed, error = await self._send(method, path, body, headers)
+        if response is None:
+            return HttpAnswer(None, {}, elapsed, error)
         try:
             parsed: Any = response.json()
         except (ValueError, UnicodeDecodeError):
@@ -170,17 +181,13 @@ class BackendClient:
 
     async def raw_json(self, path: str) -> tuple[int | None, Any, float, str | None]:
         """GET ``path`` and return the raw parsed JSON (for parsers that must see the shape), never shown."""
-        if self._client is None:
-            await self.__aenter__()
-        assert self._client is not None
-        started = time.perf_counter()
+        response, elapsed, error = await self._send("GET", path)
+        if response is None:
+            return None, None, elapsed, error
         try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._client.get(self.base_url + path)
-            data: Any = response.json()
-            return response.status_code, data, (time.perf_counter() - started) * 1000, None
-        except (httpx.HTTPError, OSError, TimeoutError, ValueError) as exc:
-            return None, None, (time.perf_counter() - started) * 1000, f"{type(exc).__name__}: {str(exc)[:160]}"
+            return response.status_code, response.json(), elapsed, None
+        except ValueError as exc:
+            return None, None, elapsed, _failure(exc)
 
     async def health(self) -> HttpAnswer:
         return await self.request("GET", "/health")
@@ -194,20 +201,15 @@ class BackendClient:
 
     async def start_probe(self) -> tuple[HttpAnswer, str | None]:
         """Create a probe session; returns the answer (cleaned) and the new id (kept out of the answer)."""
-        status, data, elapsed, error = None, None, 0.0, None
-        if self._client is None:
-            await self.__aenter__()
-        assert self._client is not None
-        started = time.perf_counter()
         body = {"userId": PROBE_USER_ID, "labId": PROBE_LAB_ID, "purchaseId": "labsession-probe"}
-        try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._client.post(self.base_url + "/api/labs/start", json=body)
-            status = response.status_code
-            data = response.json()
-        except (httpx.HTTPError, OSError, TimeoutError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {mask_text(str(exc))[:160]}"
-        elapsed = (time.perf_counter() - started) * 1000
+        response, elapsed, error = await self._send("POST", "/api/labs/start", body)
+        status = response.status_code if response is not None else None
+        data: Any = None
+        if response is not None:
+            try:
+                data = response.json()
+            except ValueError as exc:
+                error = _failure(exc)
         session_id: str | None = None
         if isinstance(data, dict):
             inner = data.get("session") if isinstance(data.get("session"), dict) else data
