@@ -189,7 +189,9 @@ def test_oversized_frames_close_1009_without_harm(served: Cluster, size: int) ->
             if size > 0:
                 ws.send("x" * size)
             else:
-                ws.send(["y" * 1000 for _ in range(10)])  # fragmented, over the limit only in total
+                # Fragmented, over the limit only in total, and small enough to arrive in one write:
+                # more bytes still in flight when the server closes would reset the connection.
+                ws.send(["y" * 2050, "y" * 2050])
             while True:
                 ws.recv(timeout=10)
     if isinstance(closed.value, ConnectionClosed) and closed.value.rcvd is not None:
