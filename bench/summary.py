@@ -49,6 +49,28 @@ def _core(data: dict[str, Any]) -> Iterator[Row]:
                f"**{figures['median_s'] * 1000:.1f} ms**", "< 0.5 s", "")
 
 
+def _backend(data: dict[str, Any]) -> Iterator[Row]:
+    ts = data.get("typescript", {})
+    figures = [
+        ("validate", "validate, valid id", "≥ 0.8",
+         f"{ts.get('validate_rps', '')} req/s, p99 {ts.get('validate_p99_ms', '')} ms"),
+        ("validate_unknown_2000_stored", "validate, unknown id, 2,000 stored", "≥ 0.8; ≥ 4× TypeScript",
+         f"{ts.get('unknown_validate_rps', '')} req/s"),
+        ("websocket_cycle", "WebSocket connect + first message + close", "≥ 0.8",
+         f"{ts.get('ws_cycles_per_s', '')} cycles/s"),
+    ]
+    for key, name, target, typescript in figures:
+        if key not in data:
+            continue
+        ours, floor = data[key]["labsession"], data[key]["floor"]
+        latest = (f"**{_num(data[key]['ratio'])}** of the Starlette + one GET floor ({ours['per_s']:,.0f} vs "
+                  f"{floor['per_s']:,.0f}/s, p99 {ours['p99_ms']} ms)")
+        yield ("backend", f"{name}, throughput ratio (c=50)", latest, target, typescript)
+    if invalid := data.get("invalid_session_to_4000"):
+        yield ("backend", "invalid session → close 4000", f"**{invalid['p50_ms']:,.0f} ms** (700 ms of it is the "
+               "contract's lookup retry)", "as fast as TypeScript", f"{ts.get('invalid_to_4000_ms', '')} ms")
+
+
 def _health(data: dict[str, Any]) -> Iterator[Row]:
     health = data.get("health")
     if health:
@@ -104,7 +126,7 @@ def _unknown(name: str) -> Callable[[dict[str, Any]], Iterator[Row]]:
 
 
 KNOWN: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
-    "core": _core, "health": _health, "cluster": _cluster, "load": _load,
+    "core": _core, "backend": _backend, "health": _health, "cluster": _cluster, "load": _load,
 }
 #: Files in this order first (core, backend, notebooks, scale), then any other alphabetically.
 ORDER = ["core", "backend", "health", "cluster", "load"]
