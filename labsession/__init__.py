@@ -22,7 +22,7 @@ from .errors import (
     SessionNotActive,
     SessionNotFound,
 )
-from .masking import MaskingFilter, mask_text, mask_url, redact
+from .masking import MaskingFilter, log_id, mask_text, mask_url, redact
 from .redis_service import RedisHealth, RedisService, StoreIdentity
 from .session import LabSession, SessionStatus, check_session_id
 from .session_service import (
@@ -73,6 +73,7 @@ __all__ = [
     "__version__",
     "check_session_id",
     "find_redis_server",
+    "log_id",
     "mask_text",
     "mask_url",
     "redact",

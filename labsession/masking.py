@@ -23,6 +23,7 @@ __all__ = [
     "redact",
     "register_secret",
     "get_logger",
+    "log_id",
 ]
 
 MASK = "****"
@@ -48,6 +49,12 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= 4:
         with _known_lock:
             _known_secrets.add(value)
+
+
+def log_id(session_id: str) -> str:
+    """The first 8 characters of a session id, for logs: enough to follow a session, useless as
+    the credential a full id is (it opens ``/terminal/{id}``). Untrusted text is made printable."""
+    return "".join(c if c.isalnum() or c == "-" else "?" for c in session_id[:8]) + "~"
 
 
 def is_secret_name(name: str) -> bool:

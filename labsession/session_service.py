@@ -29,7 +29,7 @@ from .errors import (
     SessionNotActive,
     SessionNotFound,
 )
-from .masking import get_logger
+from .masking import get_logger, log_id
 from .redis_service import RedisService
 from .session import LabSession, SessionStatus, check_session_id
 from .settings import Settings
@@ -195,9 +195,9 @@ class LabSessionService:
                     self.key(session_id), session.to_json(), ex=ttl, nx=True
                 )
             if stored:
-                log.info("created session %s for lab %s", session_id, lab_id)
+                log.info("created session %s for lab %s", log_id(session_id), lab_id)
                 return session
-            log.warning("session id %s already existed; drawing another", session_id)
+            log.warning("session id %s already existed; drawing another", log_id(session_id))
         raise LabSessionError("could not draw an unused session id in 5 attempts; check id_factory")
 
     # -- reads ---------------------------------------------------------------------------------

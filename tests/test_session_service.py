@@ -516,3 +516,14 @@ async def test_a_store_failure_during_a_scan_reaches_the_caller(
                     await asyncio.to_thread(embedded_redis.stop)
     assert seen < 40
     assert asyncio.all_tasks() == before
+
+
+async def test_logs_never_carry_a_whole_session_id(
+    sessions: LabSessionService, captured_logs: pytest.LogCaptureFixture
+) -> None:
+    # A whole id opens /terminal/{id}: logs show only its first 8 characters.
+    session = await sessions.create("u", "l", "p", base_url="wss://x")
+    await sessions.extend(session.session_id, 5)
+    await sessions.end(session.session_id)
+    assert any(session.session_id[:8] in r.getMessage() for r in captured_logs.records)
+    assert not any(session.session_id in r.getMessage() for r in captured_logs.records)

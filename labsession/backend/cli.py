@@ -67,6 +67,3 @@ def _setup_logging(level: str, verbose: int) -> None:
     chosen = logging.DEBUG if verbose > 1 else getattr(logging, level.upper(), logging.INFO)
     logging.getLogger("labsession").setLevel(chosen)
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
-    # The library logs whole session ids when it creates one; an id opens a terminal, so the
-    # backend's own event lines (ids cut to 8 characters) replace those.
-    logging.getLogger("labsession.session_service").setLevel(max(chosen, logging.WARNING))

@@ -31,7 +31,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import LabSessionError, RedisUnavailable
-from ..masking import get_logger
+from ..masking import get_logger, log_id
 from ..session import check_session_id
 from ..session_service import ValidationReason, ValidationResult
 from .errors import short_id
@@ -102,7 +102,7 @@ class TerminalConnection:
                 unwatch()
             reader.cancel()
             log.info("event=ws_closed rid=%s session=%s code=%s messages=%d seconds=%.3f", self.rid,
-                     _short(self.raw_id), self.close_code, self.messages, time.monotonic() - self._opened)
+                     log_id(self.raw_id), self.close_code, self.messages, time.monotonic() - self._opened)
 
     async def _read(self) -> None:
         """Move every client message into ``events`` as it arrives, so none is lost during the lookup."""
@@ -153,7 +153,7 @@ class TerminalConnection:
             "instanceId": self.state.config.instance_id,
             "timestamp": iso_time(),
         })
-        log.info("event=ws_connected rid=%s session=%s", self.rid, _short(session_id))
+        log.info("event=ws_connected rid=%s session=%s", self.rid, log_id(session_id))
         return session_id
 
     async def _loop(self) -> None:
@@ -226,19 +226,16 @@ class TerminalConnection:
         await self._error(_CODES.get(reason, "SESSION_NOT_FOUND"), "Session not found or expired",
                           sessionId=short_id(self.raw_id))
         await self._close(CLOSE_INVALID_SESSION, "Invalid session")
-        log.info("event=ws_rejected rid=%s session=%s reason=%s", self.rid, _short(self.raw_id), detail)
+        log.info("event=ws_rejected rid=%s session=%s reason=%s", self.rid, log_id(self.raw_id), detail)
 
     async def _store_failed(self, exc: RedisUnavailable) -> None:
         await self._error("STORE_UNAVAILABLE", "The session store is unavailable; reconnect shortly",
                           cause=exc.cause.value)
         await self._close(CLOSE_STORE_UNAVAILABLE, "Store unavailable")
-        log.warning("event=ws_store_unavailable rid=%s session=%s cause=%s", self.rid, _short(self.raw_id),
+        log.warning("event=ws_store_unavailable rid=%s session=%s cause=%s", self.rid, log_id(self.raw_id),
                     exc.cause.value)
 
 
-def _short(session_id: str) -> str:
-    """The first 8 characters of an id: enough to follow a socket in the logs, useless as a credential."""
-    return "".join(c if c.isalnum() or c == "-" else "?" for c in session_id[:8]) + "~"
 
 
 async def terminal(websocket: WebSocket) -> None:
