@@ -64,6 +64,10 @@ _CODES: dict[ValidationReason, str] = {
 }
 
 
+#: Lookups are retried (``lookup_delays``) only while another instance's write may still be on its
+#: way: the key is not there yet, or the session is still being created.
+_WORTH_RETRYING = frozenset({ValidationReason.NOT_FOUND, ValidationReason.NOT_ACTIVE})
+
 class TerminalConnection:
     """One accepted ``/terminal`` socket: its lookup, its message loop and its reasons to close."""
 
@@ -137,8 +141,8 @@ class TerminalConnection:
             except RedisUnavailable as exc:
                 await self._store_failed(exc)
                 return None
-            if verdict.valid:
-                break
+            if verdict.reason not in _WORTH_RETRYING:
+                break  # valid, or final (ended, expired, corrupt): waiting cannot change it
         assert verdict is not None
         if not verdict.valid or verdict.session is None:
             await self._reject(verdict.reason, verdict.reason.value)

@@ -17,6 +17,7 @@ from websockets.protocol import State
 
 from backend_procs import EVIL_ORIGIN, Cluster, backend_cluster, close_of, connect, recv_json
 from conftest import MS
+from redisstats import CommandCounter
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -79,6 +80,19 @@ async def test_unknown_session_gets_the_typescript_error_then_4000(cluster: Clus
         assert await close_of(ws) == (4000, "Invalid session")
     # Four lookups, after 0, 100, 200 and 400 ms: at least 0.7 s before the verdict.
     assert time.monotonic() - started >= 700 * MS * 0.95
+
+
+async def test_only_a_missing_session_is_looked_up_again(cluster: Cluster) -> None:
+    """The retry schedule covers another instance's write still on its way; an ended session is
+    final, so it is refused after one read, and an unknown one after all four."""
+    ended = new_session(cluster.a.url)
+    assert (await asyncio.to_thread(httpx.post, f"{cluster.a.url}/api/labs/session/{ended}/end")).status_code == 200
+    for sid, reads, code in ((ended, 1, "SESSION_ENDED"), (str(uuid.uuid4()), 4, "SESSION_NOT_FOUND")):
+        with CommandCounter(cluster.redis.url) as seen:
+            async with connect(f"{cluster.b.ws_url}/terminal/{sid}") as ws:
+                assert (await recv_json(ws))["code"] == code
+                assert (await close_of(ws))[0] == 4000
+        assert seen.delta["get"] == reads, seen.delta
 
 
 @pytest.mark.parametrize("bad", ["abc", "0" * 36, "%2E%2E", "%00", "session:*"])
