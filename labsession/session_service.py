@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+from redis import exceptions as rx
 
 from .errors import (
     CorruptSession,
@@ -209,7 +210,7 @@ class LabSessionService:
         """
         key = self.key(session_id)
         async with self.redis.guard("get"):
-            raw = await self.redis.client.get(key)
+            raw = await self._get_raw(session_id, key)
         if raw is None:
             return None
         return LabSession.from_json(raw, session_id=session_id)
@@ -243,6 +244,17 @@ class LabSessionService:
             sid, ValidationReason.NOT_ACTIVE, session, expires_in, detail=f"status {session.status!r}"
         )
 
+    def judge_reply(self, session_id: str, reply: Any) -> ValidationResult:
+        """The validation rules on one ``GET`` reply for ``session_id`` (``None``: no key; an error
+        from a pipeline run with ``raise_on_error=False``: see :func:`_stored_value`)."""
+        try:
+            raw = _stored_value(session_id, reply)
+            if raw is None:
+                return ValidationResult(session_id, ValidationReason.NOT_FOUND)
+            return self.judge(LabSession.from_json(raw, session_id=session_id))
+        except CorruptSession as exc:
+            return ValidationResult(session_id, ValidationReason.CORRUPT, detail=exc.reason)
+
     async def inspect(self, session_id: str) -> SessionRecord:
         """The raw state of one key: parsed session or parse error, TTL and size (one round trip)."""
         key = self.key(session_id)
@@ -250,8 +262,20 @@ class LabSessionService:
             async with self.redis.client.pipeline(transaction=False) as pipe:
                 pipe.get(key)
                 pipe.ttl(key)
-                raw, ttl = await pipe.execute()
-        return _record(session_id, key, raw, int(ttl))
+                raw, ttl = await pipe.execute(raise_on_error=False)
+            ttl = int(_stored_value(session_id, ttl))
+            try:
+                raw = _stored_value(session_id, raw)
+            except CorruptSession as exc:
+                return SessionRecord(session_id, key, None, exc.reason, ttl, 0)
+        return _record(session_id, key, raw, ttl)
+
+    async def _get_raw(self, session_id: str, key: str) -> Any:
+        """``GET key``; raises :class:`CorruptSession` when the key holds another Redis type."""
+        try:
+            return await self.redis.client.get(key)
+        except rx.ResponseError as exc:
+            return _stored_value(session_id, exc)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -321,7 +345,7 @@ class LabSessionService:
         client = self.redis.client
         async with self.redis.guard(what):
             for attempt in range(_WATCH_ATTEMPTS):
-                raw = await client.get(key)
+                raw = await self._get_raw(session_id, key)
                 if raw is None:
                     raise SessionNotFound(session_id)
                 session = LabSession.from_json(raw, session_id=session_id)
@@ -529,6 +553,17 @@ def _plainly_active(raw: bytes | str, now_ms: int) -> str | None:
     if type(created_at) is not int or type(data.get("startedAt", created_at)) is not int or type(sid) is not str:
         return None
     return sid
+
+
+def _stored_value(session_id: str, reply: Any) -> Any:
+    """A ``GET`` reply (from a pipeline run with ``raise_on_error=False``, or the error a ``GET``
+    raised) as the stored value: a key of another Redis type (``WRONGTYPE``) is a corrupt session,
+    reported like a value that is not JSON; any other error is raised as it is."""
+    if isinstance(reply, rx.ResponseError) and str(reply).startswith("WRONGTYPE"):
+        raise CorruptSession(session_id, "the key holds another Redis type, not a string") from None
+    if isinstance(reply, BaseException):
+        raise reply
+    return reply
 
 
 def _text_key(key: Any) -> str:

@@ -235,6 +235,37 @@ async def test_corrupt_value_is_reported_and_kept(
     assert raw.get(f"session:{sid}") == value
 
 
+async def test_key_of_another_redis_type_is_corrupt_not_an_error(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
+    """A GET answered WRONGTYPE (someone wrote a hash there) is a corrupt session: reported, kept,
+    and never a raw driver error (a 500 on HTTP, a crashed WebSocket handler, a dead watcher round)."""
+    from labsession.backend.watcher import SessionWatcher
+
+    sid = new_id()
+    raw.hset(f"session:{sid}", "sessionId", sid)
+    result = await service.validate(sid)
+    assert result.reason is ValidationReason.CORRUPT and result.detail
+    with pytest.raises(CorruptSession):
+        await service.get(sid)
+    record = await service.inspect(sid)
+    assert record.exists and record.session is None and record.error and record.ttl == -1
+    with pytest.raises(CorruptSession):
+        await service.extend(sid, 5)
+    with pytest.raises(CorruptSession):
+        await service.end(sid)
+    assert raw.type(f"session:{sid}") == b"hash"
+    # The watcher still tells the other sockets: one odd key does not fail the whole round.
+    ended = _store(raw, clock)
+    await service.end(ended)
+    seen: dict[str, ValidationReason] = {}
+    watcher = SessionWatcher(service, 1.0)
+    for watched in (sid, ended):
+        watcher.watch(watched, lambda verdict, w=watched: seen.__setitem__(w, verdict.reason))
+    await watcher.check_once()
+    assert seen == {sid: ValidationReason.CORRUPT, ended: ValidationReason.ENDED}
+
+
 async def test_inspect_reports_value_ttl_and_size(service: LabSessionService, raw: redis.Redis,
                                                   clock: Clock) -> None:
     sid = _store(raw, clock, ttl=900)

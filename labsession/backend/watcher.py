@@ -11,10 +11,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from ..errors import CorruptSession, LabSessionError, RedisUnavailable
+from ..errors import LabSessionError, RedisUnavailable
 from ..masking import get_logger
-from ..session import LabSession
-from ..session_service import LabSessionService, ValidationReason, ValidationResult
+from ..session_service import LabSessionService, ValidationResult
 from .errors import store_not_connected
 from .loops import every, stop_task
 
@@ -100,17 +99,9 @@ class SessionWatcher:
             async with redis.client.pipeline(transaction=False) as pipe:
                 for session_id in batch:
                     pipe.get(self.sessions.key(session_id))
-                replies = await pipe.execute()
-        out: list[ValidationResult] = []
-        for session_id, raw in zip(batch, replies, strict=True):
-            if raw is None:
-                out.append(ValidationResult(session_id, ValidationReason.NOT_FOUND))
-                continue
-            try:
-                out.append(self.sessions.judge(LabSession.from_json(raw, session_id=session_id)))
-            except CorruptSession as exc:
-                out.append(ValidationResult(session_id, ValidationReason.CORRUPT, detail=exc.reason))
-        return out
+                replies = await pipe.execute(raise_on_error=False)
+            # One key of another Redis type is a corrupt session, not a failed round for every socket.
+            return [self.sessions.judge_reply(sid, reply) for sid, reply in zip(batch, replies, strict=True)]
 
     def _notify(self, session_id: str, verdict: Verdict) -> None:
         for notify in list(self._watched.get(session_id, {}).values()):
