@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -291,3 +292,37 @@ async def test_ttl_inspection_script_and_pipeline_paths_agree(redis: RedisServic
     assert {k: v for k, v in fast.to_dict().items() if k not in drop} == \
         {k: v for k, v in slow.to_dict().items() if k not in drop}
     assert fast.scanned == 31 and fast.anomalies[Anomaly.CORRUPT] == 1 and fast.anomalies[Anomaly.NO_TTL] == 1
+
+
+async def test_tls_probe_is_bounded_when_the_server_never_closes(tls_files: tuple[TlsFiles, Path]) -> None:
+    """A server that completes the handshake and then neither reads nor closes must not hold the
+    probe for asyncio's 30 s TLS shutdown wait: the whole probe stays within its ``timeout``."""
+    import socket
+    import ssl
+    import threading
+
+    files, _ = tls_files
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(files.cert), str(files.key))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    release = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(2):  # the probe may handshake twice
+                conn, _ = listener.accept()
+                with context.wrap_socket(conn, server_side=True):
+                    release.wait(20)  # never answers the client's close_notify
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        started = time.perf_counter()
+        result = await probe_tls("localhost", port, ca_cert=str(files.ca), timeout=1.0)
+        elapsed = time.perf_counter() - started
+    finally:
+        release.set()
+        listener.close()
+    assert result.verified
+    assert elapsed < 3.0, f"probe_tls took {elapsed:.1f} s"

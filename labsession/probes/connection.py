@@ -8,7 +8,6 @@ Times are milliseconds unless a name says otherwise.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import socket
 import ssl
@@ -112,10 +111,21 @@ async def probe_tcp(host: str, port: int, *, timeout: float = 3.0) -> TcpResult:
         return TcpResult(host, port, (time.perf_counter() - started) * 1000, str(exc) or type(exc).__name__,
                          classify(exc).value)
     elapsed = (time.perf_counter() - started) * 1000
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    await _close(writer, timeout)
     return TcpResult(host, port, elapsed)
+
+
+async def _close(writer: asyncio.StreamWriter, timeout: float) -> None:
+    """Close ``writer``, waiting at most ``timeout`` seconds: a TLS peer that never answers our
+    close_notify would otherwise hold us for asyncio's 30 s shutdown timeout."""
+    writer.close()
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.wait_closed()
+    except TimeoutError:
+        writer.transport.abort()
+    except (OSError, ssl.SSLError):
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,9 +233,7 @@ async def probe_tls(
             sslobj = writer.get_extra_info("ssl_object")
             return sslobj.getpeercert() or {}, sslobj.getpeercert(binary_form=True) or b"", sslobj.version()
         finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
+            await _close(writer, timeout)
 
     strict = ssl.create_default_context(cafile=ca_cert)
     strict.check_hostname = False  # checked separately, so a mismatch is reported, not just fatal
