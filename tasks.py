@@ -40,8 +40,10 @@ def bootstrap() -> None:
         venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
     _say("installing labsession and its test dependencies (first run takes a minute)")
     pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    # The build backend's advice about editable installs is for package authors, not for you.
+    quiet = dict(os.environ, PYTHONWARNINGS="ignore")
+    subprocess.run([*pip, "--upgrade", "pip"], check=True, env=quiet)
+    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True, env=quiet)
     subprocess.run([str(PY), "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
                    check=True, stdout=subprocess.DEVNULL)
     stamp.write_text(want)

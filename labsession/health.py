@@ -352,6 +352,8 @@ def run_health(
 
 def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
     width = max((len(o.name) for o in summary.outcomes), default=8)
+    if description := summary.target.get("description"):
+        print(f"labsession health: {mask_text(str(description))}", file=stream)
     for outcome in summary.outcomes:
         checks = outcome.checks()
         bad = [c for c in checks if c["status"] in ("FAIL", "ERROR", "WARN")]
