@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .masking import mask_text
+from .masking import log_id, mask_text
 
 __all__ = [
     "ConfigError",
@@ -102,7 +102,11 @@ class EmbeddedRedisError(LabSessionError):
 
 
 class SessionError(LabSessionError):
-    """Something about one session; ``session_id`` is the id as given (already validated or not)."""
+    """Something about one session; ``session_id`` is the id as given (already validated or not).
+
+    Messages name a session by :func:`~labsession.masking.log_id` (8 characters): a whole id opens
+    its terminal, and messages end up in logs, notebook outputs and reports.
+    """
 
     def __init__(self, session_id: str, message: str) -> None:
         self.session_id = session_id
@@ -121,14 +125,14 @@ class SessionNotFound(SessionError):
     """No session is stored under that id."""
 
     def __init__(self, session_id: str) -> None:
-        super().__init__(session_id, f"session {session_id} not found or expired")
+        super().__init__(session_id, f"session {log_id(session_id)} not found or expired")
 
 
 class SessionEnded(SessionError):
     """The session was ended; it cannot be extended or revived."""
 
     def __init__(self, session_id: str) -> None:
-        super().__init__(session_id, f"session {session_id} has ended")
+        super().__init__(session_id, f"session {log_id(session_id)} has ended")
 
 
 class SessionNotActive(SessionError):
@@ -136,7 +140,7 @@ class SessionNotActive(SessionError):
 
     def __init__(self, session_id: str, status: str) -> None:
         self.status = status
-        super().__init__(session_id, f"session {session_id} is not active (status {status!r})")
+        super().__init__(session_id, f"session {log_id(session_id)} is not active (status {status!r})")
 
 
 class CorruptSession(SessionError):
@@ -144,7 +148,7 @@ class CorruptSession(SessionError):
 
     def __init__(self, session_id: str, reason: str) -> None:
         self.reason = reason
-        super().__init__(session_id, f"session {session_id} holds a corrupt value: {reason}")
+        super().__init__(session_id, f"session {log_id(session_id)} holds a corrupt value: {reason}")
 
 
 class InvalidExtension(SessionError, ValueError):

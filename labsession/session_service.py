@@ -356,7 +356,7 @@ class LabSessionService:
                     return session
                 # Another instance changed it between our read and write: read again.
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
-        raise LabSessionError(f"{what} of session {session_id} lost {_WATCH_ATTEMPTS} races in a row")
+        raise LabSessionError(f"{what} of session {log_id(session_id)} lost {_WATCH_ATTEMPTS} races in a row")
 
     # -- listing -------------------------------------------------------------------------------
 

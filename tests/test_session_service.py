@@ -558,3 +558,25 @@ async def test_logs_never_carry_a_whole_session_id(
     await sessions.end(session.session_id)
     assert any(session.session_id[:8] in r.getMessage() for r in captured_logs.records)
     assert not any(session.session_id in r.getMessage() for r in captured_logs.records)
+
+
+async def test_session_errors_name_the_session_by_8_characters(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
+    """A whole id opens its terminal; error messages reach logs, notebook outputs and reports, so
+    they carry the short form while ``session_id`` keeps the whole id for the caller."""
+    unknown, ended, expired, corrupt = new_id(), _store(raw, clock), _store(raw, clock, expires_in_s=-5), new_id()
+    await service.end(ended)
+    raw.set(f"session:{corrupt}", b"{oops", ex=100)
+    cases = [
+        (unknown, SessionNotFound, lambda: service.extend(unknown, 5)),
+        (ended, SessionEnded, lambda: service.extend(ended, 5)),
+        (expired, SessionNotActive, lambda: service.extend(expired, 5)),
+        (corrupt, CorruptSession, lambda: service.end(corrupt)),
+    ]
+    for sid, kind, call in cases:
+        with pytest.raises(kind) as caught:
+            await call()
+        assert caught.value.session_id == sid
+        assert sid not in str(caught.value) and sid not in repr(caught.value)
+        assert sid[:8] in str(caught.value)
