@@ -87,6 +87,9 @@ async def throughput(url: str, seconds: float, trials: int) -> dict[str, Any]:
         async def raw_set(i: int) -> Any:
             return await raw.set(f"session:{uuid.uuid4()}", payload, ex=7200, nx=True)
 
+        async def raw_get_parse(i: int) -> Any:
+            return json.loads(await raw.get(keys[next(counter) % 1000]))
+
         async def raw_get_set(i: int) -> Any:  # the TypeScript backend's extend: read, modify, write
             key = keys[i]
             data = json.loads(await raw.get(key))
@@ -97,6 +100,8 @@ async def throughput(url: str, seconds: float, trials: int) -> dict[str, Any]:
         pairs: dict[str, tuple[Callable[[int], Awaitable[Any]], Callable[[int], Awaitable[Any]]]] = {
             "get": (lambda i: sessions.get(ids[next(counter) % 1000]),
                     lambda i: raw.get(keys[next(counter) % 1000])),
+            # What the TypeScript backend's getSession does: GET, then JSON.parse.
+            "get vs GET+parse": (lambda i: sessions.get(ids[next(counter) % 1000]), raw_get_parse),
             "create": (lambda i: sessions.create("user-1", "lab", "p", base_url="wss://h"), raw_set),
             "extend": (lambda i: sessions.extend(own[i], 1), raw_get_set),
             "extend vs SET": (lambda i: sessions.extend(own[i], 1),

@@ -33,7 +33,8 @@ def _core(data: dict[str, Any]) -> Iterator[Row]:
     throughput = data.get("throughput", {})
     targets = {"get": "≥ 0.8"}
     names = {
-        "get": "`get` vs raw `GET`", "create": "`create` vs raw `SET … EX NX`",
+        "get": "`get` vs raw `GET`", "get vs GET+parse": "`get` vs raw `GET` + `json.loads`",
+        "create": "`create` vs raw `SET … EX NX`",
         "extend": "`extend` vs the TypeScript way (not atomic)", "extend vs SET": "`extend` vs one raw `SET`",
     }
     for name, figures in throughput.items():
