@@ -38,8 +38,17 @@ from ..errors import (
     SessionNotFound,
 )
 from ..masking import mask_text, redact
+from ..session_service import ValidationReason
 
-__all__ = ["ApiError", "BackendError", "error_body", "from_library_error", "short_id", "store_not_connected"]
+__all__ = [
+    "ApiError",
+    "BackendError",
+    "error_body",
+    "from_library_error",
+    "reason_code",
+    "short_id",
+    "store_not_connected",
+]
 
 
 class BackendError(LabSessionError):
@@ -55,6 +64,20 @@ class ApiError(Exception):
         self.message = mask_text(message)
         self.fields = fields
         super().__init__(f"{http_status} {code}: {self.message}")
+
+
+_REASON_CODES: dict[ValidationReason, str] = {
+    ValidationReason.NOT_FOUND: "SESSION_NOT_FOUND",
+    ValidationReason.EXPIRED: "SESSION_EXPIRED",
+    ValidationReason.ENDED: "SESSION_ENDED",
+    ValidationReason.NOT_ACTIVE: "SESSION_NOT_ACTIVE",
+    ValidationReason.CORRUPT: "SESSION_CORRUPT",
+}
+
+
+def reason_code(reason: ValidationReason) -> str:
+    """The stable ``code`` for a session that did not validate (HTTP bodies and WebSocket errors alike)."""
+    return _REASON_CODES.get(reason, "SESSION_NOT_FOUND")
 
 
 def short_id(value: str, limit: int = 64) -> str:

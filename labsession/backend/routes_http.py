@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from ..errors import LabSessionError, RedisUnavailable
 from ..session import LabSession, check_session_id
-from ..session_service import MAX_EXTEND_MINUTES, ValidationReason
-from .errors import ApiError, from_library_error, short_id
+from ..session_service import MAX_EXTEND_MINUTES
+from .errors import ApiError, from_library_error, reason_code, short_id
 from .jsonio import iso_time, read_json_object, request_id
 from .state import BackendState
 
@@ -26,13 +26,6 @@ __all__ = ["FIELD_LIMIT", "http_routes"]
 #: Longest accepted ``userId``/``labId``/``purchaseId``/``token``, characters.
 FIELD_LIMIT = 256
 _NOT_FOUND_TEXT = "Session not found or expired"
-_REASON_CODES: dict[ValidationReason, str] = {
-    ValidationReason.NOT_FOUND: "SESSION_NOT_FOUND",
-    ValidationReason.EXPIRED: "SESSION_EXPIRED",
-    ValidationReason.ENDED: "SESSION_ENDED",
-    ValidationReason.NOT_ACTIVE: "SESSION_NOT_ACTIVE",
-    ValidationReason.CORRUPT: "SESSION_CORRUPT",
-}
 
 
 def _state(request: Request) -> BackendState:
@@ -169,7 +162,7 @@ async def get_session(request: Request) -> JSONResponse:
     state.require_store()
     verdict = await state.sessions.validate(session_id)
     if not verdict.valid or verdict.session is None:
-        raise ApiError(404, _REASON_CODES.get(verdict.reason, "SESSION_NOT_FOUND"), _NOT_FOUND_TEXT,
+        raise ApiError(404, reason_code(verdict.reason), _NOT_FOUND_TEXT,
                        sessionId=session_id, reason=verdict.reason.value)
     return JSONResponse(_public_view(verdict.session, state.sessions.now_ms()))
 
@@ -190,7 +183,7 @@ async def validate(request: Request) -> JSONResponse:
         raise error from None
     if not verdict.valid or verdict.session is None:
         # Returned, not raised: a miss is the common case under attack and exceptions cost ~20 %.
-        return JSONResponse({"error": _NOT_FOUND_TEXT, "code": _REASON_CODES.get(verdict.reason, "SESSION_NOT_FOUND"),
+        return JSONResponse({"error": _NOT_FOUND_TEXT, "code": reason_code(verdict.reason),
                              "valid": False, "sessionId": session_id, "reason": verdict.reason.value,
                              "requestId": request_id(request.scope)}, status_code=404)
     session = verdict.session

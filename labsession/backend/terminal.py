@@ -34,7 +34,7 @@ from ..errors import LabSessionError, RedisUnavailable
 from ..masking import get_logger, log_id
 from ..session import check_session_id
 from ..session_service import ValidationReason, ValidationResult
-from .errors import short_id
+from .errors import reason_code, short_id
 from .jsonio import iso_time, request_id
 from .origins import OriginPolicy
 from .state import BackendState
@@ -55,13 +55,6 @@ CLOSE_SHUTDOWN = 1001
 CLOSE_STORE_UNAVAILABLE = 1013
 CLOSE_INVALID_SESSION = 4000
 _COMMAND_TYPES = frozenset({"command", "exec", "execute", "input", "shell", "run"})
-_CODES: dict[ValidationReason, str] = {
-    ValidationReason.NOT_FOUND: "SESSION_NOT_FOUND",
-    ValidationReason.EXPIRED: "SESSION_EXPIRED",
-    ValidationReason.ENDED: "SESSION_ENDED",
-    ValidationReason.NOT_ACTIVE: "SESSION_NOT_ACTIVE",
-    ValidationReason.CORRUPT: "SESSION_CORRUPT",
-}
 
 
 #: Lookups are retried (``lookup_delays``) only while another instance's write may still be on its
@@ -227,7 +220,7 @@ class TerminalConnection:
             await self.websocket.close(code, reason)
 
     async def _reject(self, reason: ValidationReason, detail: str) -> None:
-        await self._error(_CODES.get(reason, "SESSION_NOT_FOUND"), "Session not found or expired",
+        await self._error(reason_code(reason), "Session not found or expired",
                           sessionId=short_id(self.raw_id))
         await self._close(CLOSE_INVALID_SESSION, "Invalid session")
         log.info("event=ws_rejected rid=%s session=%s reason=%s", self.rid, log_id(self.raw_id), detail)
