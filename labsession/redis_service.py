@@ -64,6 +64,7 @@ class _Guard:
         self._held: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> None:
+        _LAST_FAILURE.set(None)
         await self._bound.__aenter__()
         slots = self._service._cluster_slots
         if slots is not None and not _HOLDING_SLOT.get():
@@ -85,7 +86,8 @@ class _Guard:
         try:
             await self._bound.__aexit__(exc_type, exc, tb)
         except TimeoutError as expired:  # our bound ran out: the block was cancelled
-            raise self._service._unavailable(expired, self._what, expired=True) from None
+            seen = _LAST_FAILURE.get()
+            raise self._service._unavailable(seen or expired, self._what, expired=True) from None
         if exc is None or isinstance(exc, RedisUnavailable):
             return
         if isinstance(exc, rx.ResponseError):
@@ -198,9 +200,19 @@ class _ClassifiedRetry(Retry):
         is_retryable_fn: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
     ) -> T:
+        async def remember(error: Exception, *count: int) -> Any:
+            _LAST_FAILURE.set(error)  # read by the guard if the time bound ends the retries
+            return await fail(error, *count)
+
         return await super().call_with_retry(
-            do, fail, is_retryable_fn or is_retryable, with_failure_count
+            do, remember, is_retryable_fn or is_retryable, with_failure_count
         )
+
+
+#: The last error a retry loop of the current task saw. When an operation's time bound runs
+#: out in the middle of retrying (often during a backoff sleep), this, not the bare timeout,
+#: says why: refused connections must be reported as refused, not as a timeout.
+_LAST_FAILURE: ContextVar[BaseException | None] = ContextVar("labsession_last_failure", default=None)
 
 
 @dataclass(frozen=True, slots=True)
