@@ -143,11 +143,26 @@ def unavailable(
     cause = classify(exc)
     if tls is False and cause in (RedisCause.CONNECTION_LOST, RedisCause.TIMEOUT) and _dropped_early(exc):
         cause = RedisCause.TLS_REQUIRED
+    advice = _POOL_FULL if cause is RedisCause.MAX_CONNECTIONS and _client_pool_full(exc) else remedy(cause)
     if waited is not None:
-        detail = f"{remedy(cause)} (gave up after {waited:g} s; last error: {describe(exc)})"
+        detail = f"{advice} (gave up after {waited:g} s; last error: {describe(exc)})"
     else:
-        detail = f"{remedy(cause)} ({describe(exc)})"
+        detail = f"{advice} ({describe(exc)})"
     return RedisUnavailable(cause, endpoint, detail)
+
+
+_POOL_FULL = ("this process's own connection pool is full (every connection busy); raise max_connections "
+              "or send fewer operations at once; the server did not refuse anything")
+
+
+def _client_pool_full(exc: BaseException) -> bool:
+    """True when redis-py ran out of pooled connections on our side; the server's refusal
+    ("max number of clients reached") arrives as a reply and reads differently."""
+    text = " ".join(str(link) for link in _chain(exc)).lower()
+    return "max number of clients" not in text and (
+        "too many connections" in text
+        or any(isinstance(link, rx.MaxConnectionsError) and not str(link).strip() for link in _chain(exc))
+    )
 
 
 def describe(exc: BaseException) -> str:

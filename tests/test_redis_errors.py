@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 import redis
+from redis import exceptions as rx
 
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, RedisUnavailable, Settings
 from labsession.redis_errors import classify, describe, is_retryable, remedy, unavailable
@@ -91,3 +92,24 @@ def test_plain_connection_dropped_by_a_tls_port_is_tls_required() -> None:
     dropped = redis.ConnectionError("Connection closed by server.")
     assert unavailable(dropped, "h:1", tls=False).cause is RedisCause.TLS_REQUIRED
     assert unavailable(dropped, "h:1", tls=True).cause is RedisCause.CONNECTION_LOST
+
+
+def test_a_full_client_pool_is_not_blamed_on_the_server() -> None:
+    # redis-py raises these itself when its own pool has no free connection; nothing reached Redis.
+    for raised in (rx.MaxConnectionsError("Too many connections"), rx.MaxConnectionsError()):
+        error = unavailable(raised, "h:6379")
+        assert error.cause is RedisCause.MAX_CONNECTIONS
+        assert "own connection pool" in str(error) and "maxclients" not in str(error)
+
+
+async def test_the_servers_client_limit_is_named_as_the_servers(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(maxclients=1)
+    with redis.Redis.from_url(server.url) as holder:
+        holder.ping()  # takes the only slot
+        with pytest.raises(RedisUnavailable) as caught:
+            async with RedisService(Settings.from_url(server.url, retry_attempts=1)):
+                pass
+    assert caught.value.cause is RedisCause.MAX_CONNECTIONS
+    assert "maxclients" in str(caught.value) and "own connection pool" not in str(caught.value)
