@@ -1,0 +1,82 @@
+"""Deadline: asyncio.timeout's semantics (its own expiry becomes TimeoutError, anyone else's
+cancellation passes through, nesting works), at a coarse resolution of deadlines.TICK."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from labsession.deadlines import TICK, Deadline, _sweeper
+
+
+async def test_a_block_that_overruns_raises_timeout_error_soon_after_its_bound() -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with Deadline(0.2) as deadline:
+            await asyncio.sleep(5)
+    elapsed = time.monotonic() - started
+    assert 0.2 <= elapsed < 0.2 + TICK + 0.1
+    assert deadline.expired
+
+
+async def test_a_block_that_finishes_in_time_leaves_nothing_behind() -> None:
+    for _ in range(100):
+        async with Deadline(1.0) as deadline:
+            await asyncio.sleep(0)
+        assert not deadline.expired
+    sweeper = _sweeper(asyncio.get_running_loop())
+    assert sweeper.active == {}
+    await asyncio.sleep(TICK * 2.5)
+    assert sweeper.handle is None  # the sweeper stops once nothing is pending
+
+
+async def test_none_means_no_bound() -> None:
+    async with Deadline(None) as deadline:
+        await asyncio.sleep(TICK * 3)
+    assert not deadline.expired
+
+
+async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
+    async def guarded() -> None:
+        async with Deadline(5.0):
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(guarded())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_the_inner_of_two_nested_deadlines_expires_alone() -> None:
+    async with Deadline(5.0) as outer:
+        with pytest.raises(TimeoutError):
+            async with Deadline(0.1):
+                await asyncio.sleep(5)
+        await asyncio.sleep(0)  # the outer block goes on, uncancelled
+    assert not outer.expired
+
+
+async def test_when_the_outer_deadline_expires_the_inner_lets_it_through() -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with Deadline(0.1) as outer:
+            async with Deadline(5.0) as inner:
+                await asyncio.sleep(5)
+    assert outer.expired and not inner.expired
+    assert time.monotonic() - started < 0.1 + TICK + 0.1
+
+
+async def test_many_tasks_each_get_their_own_bound() -> None:
+    async def one(delay: float, work: float) -> str:
+        try:
+            async with Deadline(delay):
+                await asyncio.sleep(work)
+            return "done"
+        except TimeoutError:
+            return "timeout"
+
+    results = await asyncio.gather(*(one(0.15, 0.3 if i % 2 else 0.01) for i in range(200)))
+    assert results == ["done" if i % 2 == 0 else "timeout" for i in range(200)]
