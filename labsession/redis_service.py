@@ -10,8 +10,11 @@ resumes as soon as Redis answers again. There is no in-memory fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from .deadlines import Deadline
 from .errors import LabSessionError, RedisCause, RedisUnavailable
 from .masking import get_logger
 from .redis_errors import classify, is_retryable, unavailable
@@ -59,7 +63,7 @@ class _Guard:
     def __init__(self, service: RedisService, what: str) -> None:
         self._service = service
         self._what = what
-        self._bound = asyncio.timeout(service.settings.operation_timeout)
+        self._bound = Deadline(service.settings.operation_timeout)
         self._token: Token[bool] | None = None
         self._held: asyncio.Semaphore | None = None
 
@@ -103,43 +107,101 @@ class _BoundedPool(aioredis.ConnectionPool):
     """A connection pool of at most ``max_connections`` that waits up to ``wait_timeout``
     seconds for a free connection rather than failing with "Too many connections".
 
-    redis-py's ``BlockingConnectionPool`` does the same but takes a condition variable and a
-    timeout on every checkout, which cost a quarter of a GET's throughput; here a semaphore
-    gates checkouts and only a checkout that must wait pays for a timeout.
+    redis-py's ``BlockingConnectionPool`` does the same, but its checkout (like the plain
+    pool's) takes a lock, a condition, observability hooks and a retried ``connect()`` on
+    every command: a fifth of a GET's time. Here a checkout that finds a free slot and a
+    connected, clean connection costs a counter and a buffer check; waiting for a slot is
+    first come, first served.
     """
 
     def __init__(self, *, wait_timeout: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.wait_timeout = wait_timeout
-        self._slots = asyncio.Semaphore(self.max_connections)
-        self._gated: set[Any] = set()
+        self._free_slots = self.max_connections
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if self._slots.locked():
-            try:
-                async with asyncio.timeout(self.wait_timeout):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise rx.ConnectionError("No connection available.") from None
+        if self._free_slots > 0 and not self._slot_waiters:
+            self._free_slots -= 1
         else:
-            await self._slots.acquire()  # returns at once: a slot is free
+            await self._wait_for_slot()
         try:
-            connection = await super().get_connection()  # type: ignore[no-untyped-call]
+            connection = self.get_available_connection()  # type: ignore[no-untyped-call]
         except BaseException:
-            self._slots.release()
+            self._give_slot_back()
             raise
-        self._gated.add(connection)
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
         return connection
 
+    async def ensure_connection(self, connection: Any) -> None:
+        # Fast path: connected with nothing unread; anything else takes redis-py's full
+        # check, which reconnects (with retries) or raises.
+        if connection.is_connected:
+            try:
+                if not await connection.can_read():
+                    return
+            except rx.ConnectionError:
+                pass  # can_read disconnected it; the full check connects again
+        await super().ensure_connection(connection)
+
     async def release(self, connection: Any) -> None:
+        # What the parent does, minus its lock (nothing here awaits between the checks)
+        # and its event and metrics hooks (we register neither).
+        if connection not in self._in_use_connections:
+            return  # not checked out (released twice, or from before a reset)
         try:
-            await super().release(connection)
+            self._in_use_connections.remove(connection)
+            if connection.should_reconnect():
+                await connection.disconnect()
+            self._available_connections.append(connection)
         finally:
-            # Only checkouts that took a slot give one back (the parent also releases a
-            # connection whose health check failed inside get_connection).
-            if connection in self._gated:
-                self._gated.discard(connection)
-                self._slots.release()
+            self._give_slot_back()
+
+    def reset(self) -> None:
+        super().reset()  # type: ignore[no-untyped-call]
+        if hasattr(self, "_slot_waiters"):  # the parent's __init__ calls reset() first
+            self._free_slots = self.max_connections
+            for waiter in self._slot_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._slot_waiters.clear()
+
+    async def _wait_for_slot(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(waiter)
+        # If the operation's own bound ends this wait, the pool, not the server, was the cause.
+        noted = _LAST_FAILURE.set(_pool_exhausted())
+        try:
+            async with asyncio.timeout(self.wait_timeout):
+                await waiter
+            _LAST_FAILURE.reset(noted)
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._give_slot_back()  # handed a slot just as we gave up: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._slot_waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise _pool_exhausted() from None
+            raise
+
+    def _give_slot_back(self) -> None:
+        """Hand the slot to the longest waiter, or free it."""
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free_slots += 1
+
+
+def _pool_exhausted() -> rx.MaxConnectionsError:
+    """What redis-py's own pool raises when it has no connection to give (its wording)."""
+    return rx.MaxConnectionsError("Too many connections")
 
 
 try:  # hiredis is a dependency (redis[hiredis]); stay correct without it
@@ -151,12 +213,22 @@ except ImportError:  # pragma: no cover
 _BIG_COMMAND = 64
 
 
-class _BigCommandsInC:
-    """Connection mixin: pack large commands (an MGET of a whole SCAN batch) with hiredis.
+class _LeanConnection:
+    """Connection mixin for the two hottest paths of every command.
 
-    redis-py's asyncio connection packs in Python at about 1 µs per argument, a quarter of
-    the time of listing sessions; small commands keep redis-py's own packer, unchanged.
+    - Packing: large commands (an MGET of a whole SCAN batch) are packed by hiredis, in C;
+      redis-py's asyncio connection packs in Python at about 1 µs per argument, a quarter
+      of the time of listing sessions. Small commands keep redis-py's own packer.
+    - Sending: with a socket timeout, redis-py wraps every write in ``asyncio.wait_for``,
+      which starts a task per command. A write that fits the transport's buffer cannot
+      block, so it is sent directly; only a write that must wait for the buffer to drain
+      takes the timeout (and fails as redis-py's does).
+    - Reading: the socket timeout is a :class:`~labsession.deadlines.Deadline`.
     """
+
+    _writer: asyncio.StreamWriter | None
+    socket_timeout: float | None
+    is_connected: bool
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if (
@@ -170,16 +242,59 @@ class _BigCommandsInC:
         packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]
         return packed
 
+    async def read_response(
+        self, disable_decoding: bool = False, timeout: float | None = None, **options: Any  # noqa: ASYNC109
+    ) -> Any:
+        # redis-py bounds each read by socket_timeout with asyncio.timeout; a Deadline gives the
+        # same bound (up to deadlines.TICK later) for a fifth of the cost, and a read that runs
+        # out fails as redis-py's does: disconnected, with redis' retryable TimeoutError.
+        if timeout is not None or not self.socket_timeout or self._relaxes_timeouts():
+            return await super().read_response(disable_decoding, timeout, **options)  # type: ignore[misc]
+        try:
+            async with Deadline(self.socket_timeout):
+                return await super().read_response(disable_decoding, math.inf, **options)  # type: ignore[misc]
+        except TimeoutError:
+            raise rx.TimeoutError(f"Timeout reading from {self._host_error()}") from None  # type: ignore[attr-defined]
 
-class _Connection(_BigCommandsInC, aioredis.Connection):
+    def _relaxes_timeouts(self) -> bool:
+        """True when redis-py's maintenance notifications may stretch this read's timeout."""
+        return getattr(self, "_maint_notifications_connection_handler", None) is not None
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        writer = self._writer
+        if writer is None or not self.is_connected or not isinstance(command, list):
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+            return
+        if check_health:
+            await self.check_health()  # type: ignore[attr-defined]
+        try:
+            writer.writelines(command)
+            transport = writer.transport
+            if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
+                await writer.drain()  # below the high-water mark: returns without waiting
+            else:
+                async with asyncio.timeout(self.socket_timeout):
+                    await writer.drain()
+        except TimeoutError:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise rx.TimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise rx.ConnectionError(f"Error while writing to socket: {exc}") from exc
+        except BaseException:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise
+
+
+class _Connection(_LeanConnection, aioredis.Connection):
     pass
 
 
-class _SSLConnection(_BigCommandsInC, aioredis.SSLConnection):
+class _SSLConnection(_LeanConnection, aioredis.SSLConnection):
     pass
 
 
-class _UnixConnection(_BigCommandsInC, aioredis.UnixDomainSocketConnection):
+class _UnixConnection(_LeanConnection, aioredis.UnixDomainSocketConnection):
     pass
 
 
@@ -191,7 +306,12 @@ _CONNECTION_CLASSES: dict[type[Any], type[Any]] = {
 
 
 class _ClassifiedRetry(Retry):
-    """redis-py's asyncio ``Retry``, asking :func:`is_retryable` before each new attempt."""
+    """redis-py's asyncio ``Retry`` loop, asking :func:`is_retryable` before each new attempt
+    and recording each failure in :data:`_LAST_FAILURE`.
+
+    The loop is redis-py's own, written out rather than wrapped: it runs around every command,
+    and a wrapping coroutine and closure cost more than the rest of the loop's success path.
+    """
 
     async def call_with_retry(
         self,
@@ -200,13 +320,22 @@ class _ClassifiedRetry(Retry):
         is_retryable_fn: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
     ) -> T:
-        async def remember(error: Exception, *count: int) -> Any:
-            _LAST_FAILURE.set(error)  # read by the guard if the time bound ends the retries
-            return await fail(error, *count)
-
-        return await super().call_with_retry(
-            do, remember, is_retryable_fn or is_retryable, with_failure_count
-        )
+        self._backoff.reset()  # type: ignore[no-untyped-call]
+        failures = 0
+        while True:
+            try:
+                return await do()
+            except self._supported_errors as error:
+                if not (is_retryable_fn or is_retryable)(error):
+                    raise
+                _LAST_FAILURE.set(error)  # read by the guard if the time bound ends the retries
+                failures += 1
+                await (fail(error, failures) if with_failure_count else fail(error))
+                if self._retries >= 0 and failures > self._retries:
+                    raise error
+                delay = self._backoff.compute(failures)
+                if delay > 0:
+                    await asyncio.sleep(delay)
 
 
 #: The last error a retry loop of the current task saw. When an operation's time bound runs

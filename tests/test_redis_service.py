@@ -248,3 +248,57 @@ async def test_a_bound_that_runs_out_while_retrying_reports_what_the_retries_saw
             await sessions.get(str(uuid.uuid4()))
     assert caught.value.cause is RedisCause.CONNECTION_REFUSED, str(caught.value)
     assert "0.05" in str(caught.value)  # and it says how long it waited
+
+
+# -- the connection pool ---------------------------------------------------------------------
+
+
+async def labsession_clients(service: RedisService) -> int:
+    clients = await service.client.client_list()
+    return sum(1 for c in clients if c["name"] == service.client_name)
+
+
+async def test_a_burst_beyond_the_pool_waits_and_never_opens_more_connections(embedded_redis: EmbeddedRedis) -> None:
+    settings = Settings.from_url(embedded_redis.url, max_connections=3, client_name="pool-burst")
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        sid = (await sessions.create("u", "l", "p", base_url="ws://h")).session_id
+        results = await asyncio.gather(*(sessions.validate(sid) for _ in range(200)))
+        assert all(r.valid for r in results)
+        assert await labsession_clients(service) <= 3
+
+
+async def test_a_pool_held_past_the_bound_fails_with_the_pool_named(embedded_redis: EmbeddedRedis) -> None:
+    settings = Settings.from_url(embedded_redis.url, max_connections=2, operation_timeout=0.5)
+    async with RedisService(settings) as service:
+        # Two blocking reads hold both connections for longer than the bound.
+        holders = [asyncio.create_task(service.client.blpop([f"never-{i}"], timeout=2)) for i in range(2)]
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable) as caught:
+            await service.ping()
+        assert time.monotonic() - started < settings.operation_timeout + 0.5
+        assert "own connection pool" in str(caught.value)
+        await asyncio.gather(*holders)
+        assert await service.ping() >= 0  # both connections came back
+
+
+async def test_cancelled_waiters_give_no_slot_away(embedded_redis: EmbeddedRedis) -> None:
+    settings = Settings.from_url(embedded_redis.url, max_connections=2, client_name="pool-cancel")
+    async with RedisService(settings) as service:
+        holders = [asyncio.create_task(service.client.blpop([f"never-{i}"], timeout=0.5)) for i in range(2)]
+        await asyncio.sleep(0.1)
+        waiters = [asyncio.create_task(service.ping()) for _ in range(20)]
+        await asyncio.sleep(0.05)
+        for task in waiters[::2]:
+            task.cancel()
+        await asyncio.gather(*holders)
+        done = await asyncio.gather(*waiters, return_exceptions=True)
+        assert sum(isinstance(r, asyncio.CancelledError) for r in done) == 10
+        assert all(isinstance(r, float) for r in done[1::2])
+        # Full capacity, and no more: two concurrent blocking reads still fit, a third waits.
+        again = [asyncio.create_task(service.client.blpop([f"never-{i}"], timeout=0.3)) for i in range(3)]
+        started = time.monotonic()
+        await asyncio.gather(*again)
+        assert time.monotonic() - started >= 0.55  # the third ran after one of the first two
+        assert await labsession_clients(service) <= 2
