@@ -3,8 +3,9 @@
 The handshake is refused (403) for an ``Origin`` outside the allow-list. Otherwise the socket
 is accepted first, so a client sees a close code rather than an HTTP error, then the session is
 looked up with the TypeScript backend's retry (after 0, 100, 200, 400 ms; one ``GET`` each, never
-``KEYS``). Messages the client sends meanwhile wait in the server's queue and are answered in
-order afterwards. Then ``{"type":"connected",…}``, or an error with ``SESSION_NOT_FOUND`` and
+``KEYS``), timed from the upgrade request's arrival so that reads slowed by load do not add up.
+Messages the client sends meanwhile wait in the server's queue and are answered in order afterwards.
+Then ``{"type":"connected",…}``, or an error with ``SESSION_NOT_FOUND`` and
 close 4000 "Invalid session".
 
 While open: ``{"type":"ping"}`` → ``{"type":"pong","timestamp"}``; invalid JSON, unknown types and
@@ -64,7 +65,10 @@ _WORTH_RETRYING = frozenset({ValidationReason.NOT_FOUND, ValidationReason.NOT_AC
 class TerminalConnection:
     """One accepted ``/terminal`` socket: its lookup, its message loop and its reasons to close."""
 
-    def __init__(self, websocket: WebSocket, state: BackendState, raw_id: str, rid: str | None) -> None:
+    def __init__(
+        self, websocket: WebSocket, state: BackendState, raw_id: str, rid: str | None, *, arrived: float | None = None
+    ) -> None:
+        """``arrived``: when the upgrade request reached this instance (``time.monotonic()``)."""
         self.websocket = websocket
         self.state = state
         self.raw_id = raw_id
@@ -73,6 +77,7 @@ class TerminalConnection:
         self.messages = 0
         self.close_code: int | None = None
         self._opened = time.monotonic()
+        self._arrived = self._opened if arrived is None else arrived
 
     # -- called from elsewhere ---------------------------------------------------------------
 
@@ -125,9 +130,14 @@ class TerminalConnection:
             await self._reject(ValidationReason.NOT_FOUND, "malformed id")
             return None
         verdict: ValidationResult | None = None
+        due = self._arrived
         for delay in self.state.config.lookup_delays:
-            if delay:
-                await asyncio.sleep(delay)
+            # Attempt n is due sum(delays[:n+1]) after the upgrade request arrived: the same
+            # window as the TypeScript backend, which slow reads under load do not stretch.
+            due += delay
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
             try:
                 self.state.require_store()
                 verdict = await self.state.sessions.validate(session_id)
@@ -236,6 +246,7 @@ class TerminalConnection:
 
 
 async def terminal(websocket: WebSocket) -> None:
+    arrived = time.monotonic()
     state: BackendState = websocket.app.state.backend
     policy: OriginPolicy = websocket.app.state.origins
     rid = request_id(websocket.scope)
@@ -250,7 +261,8 @@ async def terminal(websocket: WebSocket) -> None:
             {"error": "This instance is shutting down", "code": "SHUTTING_DOWN", "requestId": rid}, status_code=503))
         return
     await websocket.accept()
-    connection = TerminalConnection(websocket, state, str(websocket.path_params.get("session_id", "")), rid)
+    connection = TerminalConnection(websocket, state, str(websocket.path_params.get("session_id", "")), rid,
+                                    arrived=arrived)
     state.add_socket(connection)
     try:
         await connection.run()
