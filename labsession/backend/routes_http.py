@@ -234,14 +234,14 @@ async def end(request: Request) -> JSONResponse:
 
 
 def http_routes() -> list[Route]:
-    """The HTTP routes, in the order the router tries them."""
+    """The HTTP routes, busiest first: the router tries them in order (no two overlap)."""
     return [
+        Route("/api/labs/session/{session_id}/validate", validate, methods=["GET"]),
+        Route("/api/labs/session/{session_id}", get_session, methods=["GET"]),
+        Route("/api/labs/session/{session_id}/extend", extend, methods=["POST"]),
+        Route("/api/labs/session/{session_id}/end", end, methods=["POST"]),
+        Route("/api/labs/start", start_lab, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
         Route("/api/diagnostics/websocket", diagnostics, methods=["GET"]),
-        Route("/api/labs/start", start_lab, methods=["POST"]),
-        Route("/api/labs/session/{session_id}", get_session, methods=["GET"]),
-        Route("/api/labs/session/{session_id}/validate", validate, methods=["GET"]),
-        Route("/api/labs/session/{session_id}/extend", extend, methods=["POST"]),
-        Route("/api/labs/session/{session_id}/end", end, methods=["POST"]),
     ]
