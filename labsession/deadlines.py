@@ -88,8 +88,18 @@ class Deadline:
         return self._state in (_EXPIRING, _EXPIRED)
 
     async def __aenter__(self) -> Deadline:
+        self.arm()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.disarm(exc_type, exc)
+
+    def arm(self) -> None:
+        """Start the bound (what ``__aenter__`` does; subclasses call it without a coroutine)."""
         if self.delay is None:
-            return self
+            return
         loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None:
@@ -99,7 +109,6 @@ class Deadline:
         self.due = loop.time() + self.delay
         self._sweeper = _sweeper(loop)
         self._sweeper.add(self)
-        return self
 
     def expire(self) -> None:
         """Called by the sweeper once ``due`` has passed: cancel the task running the block."""
@@ -107,21 +116,20 @@ class Deadline:
             self._state = _EXPIRING
             self._task.cancel()
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def disarm(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        """End the bound (what ``__aexit__`` does): raises :class:`TimeoutError` from ``exc``
+        when the block was cancelled by this deadline and by no one else."""
         sweeper = self._sweeper
         if sweeper is None:
-            return None
+            return
         self._sweeper = None
         if self._state == _PENDING:
             self._state = _FINISHED
             sweeper.active.pop(id(self), None)
-            return None
+            return
         self._state = _EXPIRED
         task = self._task
         assert task is not None
         # Ours only if no one else asked for a cancellation meanwhile (asyncio.timeout's rule).
         if task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc
-        return None

@@ -54,22 +54,23 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
 _HOLDING_SLOT: ContextVar[bool] = ContextVar("labsession_cluster_slot", default=False)
 
 
-class _Guard:
-    """The context manager behind :meth:`RedisService.guard` (a class, not a generator: it
+class _Guard(Deadline):
+    """The context manager behind :meth:`RedisService.guard`: a :class:`Deadline` of
+    ``operation_timeout`` that also translates store errors (a class, not a generator: it
     wraps every operation, and a generator-based one costs a few microseconds more each)."""
 
-    __slots__ = ("_bound", "_held", "_service", "_token", "_what")
+    __slots__ = ("_held", "_service", "_token", "_what")
 
     def __init__(self, service: RedisService, what: str) -> None:
+        super().__init__(service.settings.operation_timeout)
         self._service = service
         self._what = what
-        self._bound = Deadline(service.settings.operation_timeout)
         self._token: Token[bool] | None = None
         self._held: asyncio.Semaphore | None = None
 
-    async def __aenter__(self) -> None:
+    async def __aenter__(self) -> _Guard:
         _LAST_FAILURE.set(None)
-        await self._bound.__aenter__()
+        self.arm()
         slots = self._service._cluster_slots
         if slots is not None and not _HOLDING_SLOT.get():
             try:  # waits inside the time bound, as the single-server pool does for a connection
@@ -78,6 +79,7 @@ class _Guard:
                 await self.__aexit__(type(exc), exc, exc.__traceback__)
                 raise
             self._held, self._token = slots, _HOLDING_SLOT.set(True)
+        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -88,7 +90,7 @@ class _Guard:
             self._held = self._token = None
         # Returns None (never swallows): an exception either passes through or is replaced.
         try:
-            await self._bound.__aexit__(exc_type, exc, tb)
+            self.disarm(exc_type, exc)
         except TimeoutError as expired:  # our bound ran out: the block was cancelled
             seen = _LAST_FAILURE.get()
             raise self._service._unavailable(seen or expired, self._what, expired=True) from None
