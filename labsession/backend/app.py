@@ -17,14 +17,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import LabSessionError
 from ..masking import get_logger, mask_text
 from .errors import ApiError, error_body, from_library_error
-from .jsonio import REQUEST_ID_KEY, new_request_id, request_id, safe_path
+from .jsonio import REQUEST_ID_KEY, JsonResponse, new_request_id, request_id, safe_path
 from .origins import CorsMiddleware, OriginPolicy
 from .routes_http import http_routes
 from .state import BackendState
@@ -79,15 +79,15 @@ class RequestLogMiddleware:
             if status == 0:
                 status = 500
                 body = error_body(ApiError(500, "INTERNAL_ERROR", "Internal error"), rid)
-                await JSONResponse(body, status_code=500, headers={"x-request-id": rid})(scope, receive, send)
+                await JsonResponse(body, status_code=500, headers={"x-request-id": rid})(scope, receive, send)
         if log.isEnabledFor(20):
             log.info("event=http rid=%s %s %s %d %.1fms", rid, scope.get("method"), safe_path(scope["path"]),
                      status, (time.perf_counter() - started) * 1000)
 
 
-def _json_error(request: Request, error: ApiError) -> JSONResponse:
+def _json_error(request: Request, error: ApiError) -> JsonResponse:
     headers = {"retry-after": "1"} if error.status == 503 else None
-    return JSONResponse(error_body(error, request_id(request.scope)), status_code=error.status, headers=headers)
+    return JsonResponse(error_body(error, request_id(request.scope)), status_code=error.status, headers=headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -116,7 +116,7 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     rid = request_id(scope)
     if rid:
         body["requestId"] = rid
-    response = JSONResponse(body, status_code=404)
+    response = JsonResponse(body, status_code=404)
     if scope["type"] == "websocket":
         await WebSocket(scope, receive, send).send_denial_response(response)
         return

@@ -9,17 +9,39 @@ import secrets
 import time
 from typing import Any
 
+import orjson
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import Scope
 
 from .errors import ApiError
 
-__all__ = ["REQUEST_ID_KEY", "iso_time", "new_request_id", "read_json_object", "request_id", "safe_path"]
+__all__ = [
+    "REQUEST_ID_KEY",
+    "JsonResponse",
+    "iso_time",
+    "new_request_id",
+    "read_json_object",
+    "request_id",
+    "safe_path",
+]
 
 #: Where the request id lives in the ASGI scope.
 REQUEST_ID_KEY = "labsession.request_id"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
+class JsonResponse(JSONResponse):
+    """Starlette's ``JSONResponse``, rendered by orjson (the same compact UTF-8 JSON, in a
+    fraction of the time); content orjson refuses (non-str keys, integers beyond 64 bits)
+    is rendered by Starlette as before."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return super().render(content)
 
 
 def iso_time(seconds: float | None = None) -> str:

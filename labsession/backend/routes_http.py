@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..errors import LabSessionError, RedisUnavailable
 from ..session import LabSession, check_session_id
 from ..session_service import MAX_EXTEND_MINUTES
 from .errors import ApiError, from_library_error, reason_code, short_id
-from .jsonio import iso_time, read_json_object, request_id
+from .jsonio import JsonResponse, iso_time, read_json_object, request_id
 from .state import BackendState
 
 __all__ = ["FIELD_LIMIT", "http_routes"]
@@ -70,10 +69,10 @@ def _public_view(session: LabSession, now_ms: int) -> dict[str, Any]:
 # -- health ---------------------------------------------------------------------------------
 
 
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> JsonResponse:
     """Liveness: always 200 while the process serves; the store's last known state is in the body."""
     state = _state(request)
-    return JSONResponse({
+    return JsonResponse({
         "status": "ok",
         "timestamp": iso_time(state.clock()),
         "instanceId": state.config.instance_id,
@@ -82,7 +81,7 @@ async def health(request: Request) -> JSONResponse:
     })
 
 
-async def ready(request: Request) -> JSONResponse:
+async def ready(request: Request) -> JsonResponse:
     """Readiness: a live PING of the store; 503 ``STORE_UNAVAILABLE`` while it cannot be reached."""
     state = _state(request)
     if state.shutting_down:
@@ -91,11 +90,11 @@ async def ready(request: Request) -> JSONResponse:
     if not store.up:
         raise ApiError(503, "STORE_UNAVAILABLE", "The session store is unavailable", cause=store.cause,
                        status="unavailable", store=store.to_dict())
-    return JSONResponse({"status": "ready", "timestamp": iso_time(state.clock()),
+    return JsonResponse({"status": "ready", "timestamp": iso_time(state.clock()),
                          "instanceId": state.config.instance_id, "store": store.to_dict()})
 
 
-async def diagnostics(request: Request) -> JSONResponse:
+async def diagnostics(request: Request) -> JsonResponse:
     """This instance and its store, for runbooks: never a session id (they open terminals), a count instead."""
     state = _state(request)
     body: dict[str, Any] = {
@@ -121,7 +120,7 @@ async def diagnostics(request: Request) -> JSONResponse:
                        store={"endpoint": state.redis.settings.endpoint, "runId": None}) from None
     body["store"] = identity.to_dict()
     body["sessionCount"] = count
-    return JSONResponse(body)
+    return JsonResponse(body)
 
 
 # -- sessions -------------------------------------------------------------------------------
@@ -139,7 +138,7 @@ def _text_field(data: dict[str, Any], name: str, *, required: bool) -> str | Non
     return value
 
 
-async def start_lab(request: Request) -> JSONResponse:
+async def start_lab(request: Request) -> JsonResponse:
     """``POST /api/labs/start {userId, labId, purchaseId, token?}`` → 201 with the new session's id and URL."""
     state = _state(request)
     data = await read_json_object(request, state.config.max_body_size, required=True)
@@ -152,10 +151,10 @@ async def start_lab(request: Request) -> JSONResponse:
     session = await state.sessions.create(user_id, lab_id, purchase_id, base_url=_ws_base(request, state))
     summary = {"sessionId": session.session_id, "webSocketUrl": session.web_socket_url,
                "expiresAt": session.expires_at}
-    return JSONResponse({"success": True, **summary, "session": summary}, status_code=201)
+    return JsonResponse({"success": True, **summary, "session": summary}, status_code=201)
 
 
-async def get_session(request: Request) -> JSONResponse:
+async def get_session(request: Request) -> JsonResponse:
     """``GET /api/labs/session/{id}`` → the session (no credentials) while it is valid, else 404."""
     state = _state(request)
     session_id = _session_id(request)
@@ -164,10 +163,10 @@ async def get_session(request: Request) -> JSONResponse:
     if not verdict.valid or verdict.session is None:
         raise ApiError(404, reason_code(verdict.reason), _NOT_FOUND_TEXT,
                        sessionId=session_id, reason=verdict.reason.value)
-    return JSONResponse(_public_view(verdict.session, state.sessions.now_ms()))
+    return JsonResponse(_public_view(verdict.session, state.sessions.now_ms()))
 
 
-async def validate(request: Request) -> JSONResponse:
+async def validate(request: Request) -> JsonResponse:
     """``GET /api/labs/session/{id}/validate``: the TypeScript backend's field names, one ``GET``, no writes."""
     state = _state(request)
     try:
@@ -183,11 +182,11 @@ async def validate(request: Request) -> JSONResponse:
         raise error from None
     if not verdict.valid or verdict.session is None:
         # Returned, not raised: a miss is the common case under attack and exceptions cost ~20 %.
-        return JSONResponse({"error": _NOT_FOUND_TEXT, "code": reason_code(verdict.reason),
+        return JsonResponse({"error": _NOT_FOUND_TEXT, "code": reason_code(verdict.reason),
                              "valid": False, "sessionId": session_id, "reason": verdict.reason.value,
                              "requestId": request_id(request.scope)}, status_code=404)
     session = verdict.session
-    return JSONResponse({
+    return JsonResponse({
         "valid": True,
         "sessionId": session.session_id,
         "labId": session.lab_id,
@@ -197,7 +196,7 @@ async def validate(request: Request) -> JSONResponse:
     })
 
 
-async def extend(request: Request) -> JSONResponse:
+async def extend(request: Request) -> JsonResponse:
     """``POST …/extend {minutes?=30}``: atomic across instances; minutes a whole number from 1 to 1440."""
     state = _state(request)
     session_id = _session_id(request)
@@ -211,7 +210,7 @@ async def extend(request: Request) -> JSONResponse:
         session = await state.sessions.extend(session_id, minutes)
     except LabSessionError as exc:
         raise from_library_error(exc, changing=True) from None
-    return JSONResponse({
+    return JsonResponse({
         "success": True,
         "sessionId": session_id,
         "newExpiresAt": session.expires_at,
@@ -221,7 +220,7 @@ async def extend(request: Request) -> JSONResponse:
     })
 
 
-async def end(request: Request) -> JSONResponse:
+async def end(request: Request) -> JsonResponse:
     """``POST …/end``: idempotent; unknown ids → 404; an ended session stays ended."""
     state = _state(request)
     session_id = _session_id(request)
@@ -230,7 +229,7 @@ async def end(request: Request) -> JSONResponse:
         session = await state.sessions.end(session_id)
     except LabSessionError as exc:
         raise from_library_error(exc, changing=True) from None
-    return JSONResponse({"success": True, "sessionId": session_id, "status": session.status})
+    return JsonResponse({"success": True, "sessionId": session_id, "status": session.status})
 
 
 def http_routes() -> list[Route]:

@@ -27,7 +27,6 @@ import json
 import time
 from typing import Any
 
-from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -36,7 +35,7 @@ from ..masking import get_logger, log_id
 from ..session import check_session_id
 from ..session_service import ValidationReason, ValidationResult
 from .errors import reason_code, short_id
-from .jsonio import iso_time, request_id
+from .jsonio import JsonResponse, iso_time, request_id
 from .origins import OriginPolicy
 from .state import BackendState
 
@@ -253,11 +252,11 @@ async def terminal(websocket: WebSocket) -> None:
     origin = websocket.headers.get("origin")
     if not policy.allows(origin):
         log.info("event=ws_refused rid=%s reason=origin", rid)
-        await websocket.send_denial_response(JSONResponse(
+        await websocket.send_denial_response(JsonResponse(
             {"error": "Origin not allowed", "code": "ORIGIN_REFUSED", "requestId": rid}, status_code=403))
         return
     if state.shutting_down:
-        await websocket.send_denial_response(JSONResponse(
+        await websocket.send_denial_response(JsonResponse(
             {"error": "This instance is shutting down", "code": "SHUTTING_DOWN", "requestId": rid}, status_code=503))
         return
     await websocket.accept()
