@@ -108,7 +108,7 @@ def build_server(config: BackendConfig, settings: Settings) -> BackendServer:
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=max(1, round(config.shutdown_timeout)),
-        http="h11",
+        http="httptools",
     )
     return BackendServer(uv_config, state)
 
