@@ -326,7 +326,7 @@ class _ClassifiedRetry(Retry):
         failures = 0
         while True:
             try:
-                return await do()
+                result = await do()
             except self._supported_errors as error:
                 if not (is_retryable_fn or is_retryable)(error):
                     raise
@@ -338,6 +338,10 @@ class _ClassifiedRetry(Retry):
                 delay = self._backoff.compute(failures)
                 if delay > 0:
                     await asyncio.sleep(delay)
+                continue
+            if failures:
+                _LAST_FAILURE.set(None)  # recovered: that failure explains nothing that comes later
+            return result
 
 
 #: The last error a retry loop of the current task saw. When an operation's time bound runs

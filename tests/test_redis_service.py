@@ -302,3 +302,40 @@ async def test_cancelled_waiters_give_no_slot_away(embedded_redis: EmbeddedRedis
         await asyncio.gather(*again)
         assert time.monotonic() - started >= 0.55  # the third ran after one of the first two
         assert await labsession_clients(service) <= 2
+
+
+async def test_a_failure_the_retries_recovered_from_is_not_blamed_for_a_later_hang(
+    embedded_redis: EmbeddedRedis,
+) -> None:
+    """In one guarded block: a read whose connection is killed and retried successfully, then a
+    read that waits past the bound. The bound ran out waiting for an answer: TIMEOUT, not the
+    dropped connection the first read already recovered from."""
+    settings = Settings.from_url(embedded_redis.url, operation_timeout=1.5, client_name="stale-failure")
+    killer = redis.Redis.from_url(embedded_redis.url)
+
+    def blocked_ids() -> list[int]:
+        return [int(c["id"]) for c in killer.client_list() if c["name"] == "stale-failure" and c["cmd"] == "blpop"]
+
+    def kill_then_feed() -> None:
+        for _ in range(200):
+            if ids := blocked_ids():
+                killer.client_kill_filter(_id=str(ids[0]))
+                break
+            time.sleep(0.005)
+        for _ in range(200):  # the retry reconnected and blocks again: now let it finish
+            if blocked_ids():
+                killer.lpush("stale:list", "x")
+                return
+            time.sleep(0.005)
+
+    try:
+        async with RedisService(settings) as service:
+            feeder = asyncio.create_task(asyncio.to_thread(kill_then_feed))
+            with pytest.raises(RedisUnavailable) as caught:
+                async with service.guard("two reads"):
+                    assert await service.client.blpop(["stale:list"], timeout=1) is not None
+                    await feeder
+                    await service.client.blpop(["stale:empty"], timeout=5)  # nobody feeds this one
+            assert caught.value.cause is RedisCause.TIMEOUT, str(caught.value)
+    finally:
+        killer.close()
