@@ -169,10 +169,13 @@ def execute_one(
         declared = _declared_parameters(entry.file)
         merged = {**parameters, **entry.parameters}
         given = {k: v for k, v in merged.items() if k in declared}
+        # The kernel's working directory goes to nbclient (``resources``), not papermill's ``cwd``:
+        # that one is a process-wide os.chdir, which races between the pool's threads.
         papermill.execute_notebook(
             str(entry.file), str(output), parameters=given, kernel_name=KERNEL_NAME,
             execution_timeout=int(cell_timeout), progress_bar=False, log_output=False,
-            cwd=str(entry.file.parent), extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            resources={"metadata": {"path": str(entry.file.parent)}},
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except PapermillExecutionError:
         pass  # the saved notebook holds the error and, when it got there, the report
@@ -417,7 +420,7 @@ def run(args: argparse.Namespace) -> int:
         progress = _Progress(len(entries), sys.stderr)
         progress.started([e.name for e in entries])
         with tempfile.TemporaryDirectory(prefix="labsession-health-") as scratch:
-            out_dir = Path(args.out) if args.out else Path(scratch)
+            out_dir = Path(args.out).resolve() if args.out else Path(scratch)
             out_dir.mkdir(parents=True, exist_ok=True)
             summary = run_health(entries, parameters, out_dir, jobs=jobs, cell_timeout=args.cell_timeout,
                                  budget=args.budget, target=target, render=bool(args.out),
