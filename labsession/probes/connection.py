@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..checks import CheckResult, Status
@@ -81,13 +81,14 @@ async def probe_dns(host: str, *, timeout: float = 3.0) -> DnsResult:
 
 @dataclass(frozen=True, slots=True)
 class TcpResult:
-    """One TCP connect to ``host:port``: time in ms, or the error."""
+    """One TCP connect to ``host:port``: time in ms, or the error (``exception`` is the one raised)."""
 
     host: str
     port: int
     elapsed_ms: float
     error: str | None = None
     cause: str | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def check(self) -> CheckResult:
         where = f"{self.host}:{self.port}"
@@ -104,12 +105,12 @@ async def probe_tcp(host: str, port: int, *, timeout: float = 3.0) -> TcpResult:
     try:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port)
-    except TimeoutError:
+    except TimeoutError as exc:
         return TcpResult(host, port, (time.perf_counter() - started) * 1000, f"no answer within {timeout:g} s",
-                         "TIMEOUT")
+                         "TIMEOUT", exc)
     except OSError as exc:
         return TcpResult(host, port, (time.perf_counter() - started) * 1000, str(exc) or type(exc).__name__,
-                         classify(exc).value)
+                         classify(exc).value, exc)
     elapsed = (time.perf_counter() - started) * 1000
     await _close(writer, timeout)
     return TcpResult(host, port, elapsed)
@@ -132,7 +133,8 @@ async def _close(writer: asyncio.StreamWriter, timeout: float) -> None:
 class TlsResult:
     """A TLS handshake: certificate facts and whether the chain and host name verified.
 
-    ``days_to_expiry`` is whole days (negative once expired); ``None`` fields were not learned.
+    ``days_to_expiry`` is whole days (negative once expired); ``None`` fields were not learned;
+    ``exception`` is what ended a failed handshake.
     """
 
     host: str
@@ -147,6 +149,8 @@ class TlsResult:
     version: str | None = None
     error: str | None = None
     verify_enabled: bool = True
+    cipher: str | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def checks(self) -> list[CheckResult]:
         data = {"subject": self.subject, "issuer": self.issuer, "notAfter": self.not_after,
@@ -217,50 +221,64 @@ def _host_matches(host: str, names: Sequence[str]) -> bool:
 
 
 async def probe_tls(
-    host: str, port: int, *, ca_cert: str | None = None, verify: bool = True, timeout: float = 3.0
+    host: str, port: int, *, ca_cert: str | None = None, verify: bool = True, timeout: float = 3.0,
+    as_client: bool = False,
 ) -> TlsResult:
     """Handshake with ``host:port``; report the certificate, chain trust, host-name match and expiry.
 
     The chain is checked against ``ca_cert`` (or the system's CAs); when it is not trusted a
     second, unverified handshake still reads the certificate so the report can name it.
+    With ``as_client`` the one handshake is the one a Redis client makes: chain and host name
+    checked when ``verify``, nothing checked otherwise; a failure is the result (``error`` set).
     """
     started = time.perf_counter()
 
-    async def handshake(context: ssl.SSLContext) -> tuple[dict[str, Any], bytes, str | None]:
+    def since_start() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    async def handshake(context: ssl.SSLContext) -> tuple[dict[str, Any], bytes, str | None, str | None, float]:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+        elapsed = since_start()
         try:
             sslobj = writer.get_extra_info("ssl_object")
-            return sslobj.getpeercert() or {}, sslobj.getpeercert(binary_form=True) or b"", sslobj.version()
+            cipher = sslobj.cipher()
+            return (sslobj.getpeercert() or {}, sslobj.getpeercert(binary_form=True) or b"", sslobj.version(),
+                    cipher[0] if cipher else None, elapsed)
         finally:
             await _close(writer, timeout)
 
-    strict = ssl.create_default_context(cafile=ca_cert)
-    strict.check_hostname = False  # checked separately, so a mismatch is reported, not just fatal
+    context = ssl.create_default_context(cafile=ca_cert)
+    if as_client and not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif not as_client:
+        context.check_hostname = False  # checked separately, so a mismatch is reported, not just fatal
     error: str | None = None
-    verified = False
     try:
-        info, der, version = await handshake(strict)
-        verified = True
-    except TimeoutError:
-        return TlsResult(host, port, (time.perf_counter() - started) * 1000, False, None,
-                         error=f"no answer within {timeout:g} s", verify_enabled=verify)
+        info, der, version, cipher, elapsed = await handshake(context)
+    except TimeoutError as exc:
+        return TlsResult(host, port, since_start(), False, None, error=f"no answer within {timeout:g} s",
+                         verify_enabled=verify, exception=exc)
     except ssl.SSLCertVerificationError as exc:
         error = exc.verify_message or str(exc)
-        info, der, version = {}, b"", None
+        if as_client:
+            return TlsResult(host, port, since_start(), False, None, error=error, verify_enabled=verify,
+                             exception=exc)
+        info, der, version, cipher, elapsed = {}, b"", None, None, since_start()
     except (OSError, ssl.SSLError) as exc:
-        return TlsResult(host, port, (time.perf_counter() - started) * 1000, False, None,
-                         error=f"{type(exc).__name__}: {exc}", verify_enabled=verify)
-    elapsed = (time.perf_counter() - started) * 1000
-    if not verified:
+        return TlsResult(host, port, since_start(), False, None, error=f"{type(exc).__name__}: {exc}",
+                         verify_enabled=verify, exception=exc)
+    verified = error is None and context.verify_mode != ssl.CERT_NONE
+    if error is not None:
         loose = ssl.create_default_context()
         loose.check_hostname = False
         loose.verify_mode = ssl.CERT_NONE
         try:
-            _, der, version = await handshake(loose)
+            _, der, version, cipher, _ = await handshake(loose)
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             return TlsResult(host, port, elapsed, False, None, error=f"{error}; then {type(exc).__name__}",
-                             verify_enabled=verify)
+                             verify_enabled=verify, exception=exc)
     subject = _name(info.get("subject"))
     issuer = _name(info.get("issuer"))
     names = [v for (k, v) in info.get("subjectAltName", ()) if k == "DNS"]
@@ -280,7 +298,7 @@ async def probe_tls(
     if not_after is not None:
         days = int((not_after - dt.datetime.now(dt.UTC)).total_seconds() // 86400)
     return TlsResult(host, port, elapsed, verified, match, subject, issuer,
-                     not_after.date().isoformat() if not_after else None, days, version, error, verify)
+                     not_after.date().isoformat() if not_after else None, days, version, error, verify, cipher)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import time
-from dataclasses import dataclass
 
 from ..checks import Report, Status
 from ..errors import RedisCause, RedisUnavailable
 from ..masking import get_logger
-from ..redis_errors import classify, remedy
+from ..probes.connection import TlsResult, probe_tcp, probe_tls
+from ..redis_errors import remedy
 from ..redis_service import RedisService
 from ..settings import Settings
 from .base import Diagnosis, conclude
 
-__all__ = ["CAUSES", "OK", "TlsProbe", "diagnose_redis_connectivity", "probe_tls", "remedy_for"]
+__all__ = ["CAUSES", "OK", "diagnose_redis_connectivity", "remedy_for"]
 
 log = get_logger(__name__)
 
@@ -48,51 +47,11 @@ def remedy_for(cause: str) -> str:
     return remedy(RedisCause(cause))
 
 
-@dataclass(frozen=True, slots=True)
-class TlsProbe:
-    """Outcome of a TLS handshake: ``ok``, how long it took (ms), the peer's subject, or the error."""
-
-    ok: bool
-    elapsed_ms: float
-    subject: str = ""
-    error: BaseException | None = None
-
-
-async def probe_tls(
-    host: str, port: int, *, handshake_timeout: float, verify: bool = False, ca_file: str | None = None
-) -> TlsProbe:
-    """One TLS handshake to ``host:port`` within ``handshake_timeout`` seconds; never raises.
-
-    With ``verify`` False the certificate is not checked (we only ask "does it speak TLS?").
-    """
-    context = ssl.create_default_context(cafile=ca_file)
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    started = time.perf_counter()
-    writer = None
-    try:
-        async with asyncio.timeout(handshake_timeout):
-            _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
-        elapsed = (time.perf_counter() - started) * 1000
-        obj = writer.get_extra_info("ssl_object")
-        subject = ""
-        if verify and obj is not None:
-            cert = obj.getpeercert() or {}
-            subject = ", ".join("=".join(pair) for rdn in cert.get("subject", ()) for pair in rdn)
-        elif obj is not None:
-            subject = f"{obj.version()} {obj.cipher()[0] if obj.cipher() else ''}".strip()
-        return TlsProbe(True, elapsed, subject)
-    except (OSError, TimeoutError, ssl.SSLError) as exc:
-        return TlsProbe(False, (time.perf_counter() - started) * 1000, error=exc)
-    finally:
-        if writer is not None:
-            writer.close()
-            try:
-                async with asyncio.timeout(1.0):
-                    await writer.wait_closed()
-            except (OSError, TimeoutError, ssl.SSLError):
-                pass
+def _shown(probe: TlsResult, verified: bool) -> str:
+    """What a handshake's evidence names: the certificate's subject once verified, else protocol and cipher."""
+    if verified:
+        return probe.subject or ""
+    return f"{probe.version} {probe.cipher or ''}".strip()
 
 
 def _why(exc: BaseException | None) -> str:
@@ -138,32 +97,27 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
             report.check("dns", Status.FAIL, f"{host} does not resolve ({_why(exc)})")
             return fail(C.DNS_FAILURE, "tcp", "tls", "redis")
         # tcp
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(timeout):
-                _, writer = await asyncio.open_connection(host, port)
-            writer.close()
-            report.check("tcp", Status.PASS, f"{host}:{port} accepted a TCP connection in "
-                         f"{(time.perf_counter() - started) * 1000:.1f} ms")
-        except (OSError, TimeoutError) as exc:
-            cause = C.TIMEOUT if isinstance(exc, TimeoutError) else classify(exc)
-            if cause not in (C.TIMEOUT, C.CONNECTION_REFUSED):
-                cause = C.CONNECTION_REFUSED
-            report.check("tcp", Status.FAIL, f"{host}:{port} did not accept a connection ({_why(exc)})")
+        tcp = await probe_tcp(host, port, timeout=timeout)
+        if tcp.error is None:
+            report.check("tcp", Status.PASS, f"{host}:{port} accepted a TCP connection in {tcp.elapsed_ms:.1f} ms")
+        else:
+            cause = C(tcp.cause) if tcp.cause in (C.TIMEOUT, C.CONNECTION_REFUSED) else C.CONNECTION_REFUSED
+            report.check("tcp", Status.FAIL, f"{host}:{port} did not accept a connection ({_why(tcp.exception)})")
             return fail(cause, "tls", "redis")
         # tls (for rediss://)
         if settings.tls:
-            probe = await probe_tls(host, port, handshake_timeout=timeout, verify=settings.tls_verify,
-                                    ca_file=settings.ca_cert)
-            if probe.ok:
+            probe = await probe_tls(host, port, ca_cert=settings.ca_cert, verify=settings.tls_verify,
+                                    timeout=timeout, as_client=True)
+            if probe.error is None:
+                subject = _shown(probe, settings.tls_verify)
                 report.check("tls", Status.PASS if settings.tls_verify else Status.WARN,
                              f"TLS handshake in {probe.elapsed_ms:.1f} ms"
-                             + (f", certificate {probe.subject}" if probe.subject else "")
+                             + (f", certificate {subject}" if subject else "")
                              + ("" if settings.tls_verify else "; certificate verification is OFF"))
             else:
-                report.check("tls", Status.FAIL, f"TLS handshake failed ({_why(probe.error)})")
-                plain = probe.error is not None and "wrong version number" in str(probe.error).lower()
-                if isinstance(probe.error, TimeoutError):
+                report.check("tls", Status.FAIL, f"TLS handshake failed ({_why(probe.exception)})")
+                plain = probe.exception is not None and "wrong version number" in str(probe.exception).lower()
+                if isinstance(probe.exception, TimeoutError):
                     return fail(C.TIMEOUT, "redis")
                 return fail(C.TLS_VERIFY_FAILED, "redis", text=_NOT_TLS_REMEDY if plain else "")
         else:
@@ -179,13 +133,14 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
         cause = exc.cause
         report.check("redis", Status.FAIL, f"{exc.cause.value}: {exc.detail}", redis_cause=exc.cause.value)
         if not settings.tls and settings.scheme != "unix" and cause in (C.TLS_REQUIRED, C.CONNECTION_LOST, C.TIMEOUT):
-            probe = await probe_tls(settings.host, settings.port or 6379, handshake_timeout=timeout)
-            if probe.ok:
+            probe = await probe_tls(settings.host, settings.port or 6379, verify=False, timeout=timeout,
+                                    as_client=True)
+            if probe.error is None:
                 report.check("tls probe", Status.FAIL,
-                             f"the same port completed a TLS handshake ({probe.subject}) in {probe.elapsed_ms:.1f} "
-                             "ms: the endpoint expects TLS")
+                             f"the same port completed a TLS handshake ({_shown(probe, False)}) in "
+                             f"{probe.elapsed_ms:.1f} ms: the endpoint expects TLS")
                 return fail(C.TLS_REQUIRED, evidence="confirmed by a TLS handshake on the same port")
-            report.check("tls probe", Status.PASS, f"the port does not speak TLS either ({_why(probe.error)})")
+            report.check("tls probe", Status.PASS, f"the port does not speak TLS either ({_why(probe.exception)})")
             if cause is C.TLS_REQUIRED:
                 cause = C.CONNECTION_LOST
         return fail(cause)
