@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labsession.masking import MASK, MaskingFilter, get_logger, is_secret_name, mask_text, mask_url, redact
+from labsession.masking import (
+    MASK,
+    MaskingFilter,
+    get_logger,
+    is_secret_name,
+    log_id,
+    mask_text,
+    mask_url,
+    redact,
+)
+from labsession.probes.ttl import short_id
 
 from conftest import CANARY
 
@@ -64,6 +74,19 @@ def test_mask_text_masks_auth_arguments_and_registered_secrets() -> None:
 
     Settings.from_url(f"redis://:{CANARY}@127.0.0.1:1")
     assert mask_text(f"the password is {CANARY}!") == f"the password is {MASK}!"
+
+
+@pytest.mark.parametrize(
+    ("session_id", "shown"),
+    [
+        ("3f2b9c1e-7a4d-4e2b-9c1e-7a4d4e2b9c1e", "3f2b9c1e~"),
+        ("abc", "abc~"),
+        ("\x1b[31m*\nx", "??31m??x~"),
+    ],
+)
+def test_log_id_is_eight_printable_characters_of_an_id(session_id: str, shown: str) -> None:
+    assert log_id(session_id) == shown
+    assert short_id is log_id  # the TTL samples show an id the same way the logs do
 
 
 @pytest.mark.parametrize(

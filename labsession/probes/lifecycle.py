@@ -19,11 +19,10 @@ from typing import Any
 
 from ..checks import CheckResult, Status
 from ..errors import LabSessionError
-from ..masking import get_logger
+from ..masking import get_logger, log_id
 from ..redis_service import RedisService
 from .backend import BackendClient, HttpAnswer, to_ws_url, ws_session
 from .stats import percentile
-from .ttl import short_id
 
 __all__ = [
     "PROBE_TTL_SECONDS",
@@ -102,7 +101,7 @@ async def run_lifecycle(
                            response=answer.body)
                 return result
             result.add("create", Status.PASS,
-                       f"created probe session {short_id(session_id)} through {clients[0].base_url} "
+                       f"created probe session {log_id(session_id)} through {clients[0].base_url} "
                        f"({_said(answer)}, {answer.elapsed_ms:.1f} ms)")
             if redis is not None:
                 key = redis.settings.key_prefix + session_id
@@ -116,7 +115,7 @@ async def run_lifecycle(
                                f"probe record marked \"probe\": true, TTL {PROBE_TTL_SECONDS} s")
                 else:
                     result.add("probe marked", Status.WARN,
-                               f"the probe key {redis.settings.key_prefix}{short_id(session_id)} was not found "
+                               f"the probe key {redis.settings.key_prefix}{log_id(session_id)} was not found "
                                "in this Redis: does the backend use another store?")
             for client in clients:
                 check = await client.validate(session_id)

@@ -23,7 +23,7 @@ from redis import exceptions as rx
 
 from ..checks import CheckResult, Status
 from ..errors import RedisCause, RedisUnavailable
-from ..masking import redact
+from ..masking import log_id, redact
 from ..redis_service import RedisService
 from ..session_service import ENDED_TTL_SECONDS
 from .stats import Histogram, TopK
@@ -69,9 +69,8 @@ _ANOMALY_TEXT = {
 }
 
 
-def short_id(session_id: str) -> str:
-    """The first 8 characters of a session id and an ellipsis: enough to recognise, not to connect."""
-    return session_id[:8] + "…" if len(session_id) > 8 else session_id
+#: The short form of a session id shown in samples; kept under this name for the notebooks.
+short_id = log_id
 
 
 @dataclass(slots=True)
@@ -105,7 +104,7 @@ class TtlInspection:
             return
         text_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
         session_id = text_key[len(self.key_prefix):]
-        shown: dict[str, Any] = {"session": short_id(session_id), "ttl": ttl}
+        shown: dict[str, Any] = {"session": log_id(session_id), "ttl": ttl}
         if isinstance(value, dict):
             # Keep the diagnostic fields only; ids and secrets stay out of the output.
             for name in ("status", "userId", "labId", "expiresAt", "createdAt"):
