@@ -46,8 +46,8 @@ __all__ = [
     "error_body",
     "from_library_error",
     "reason_code",
-    "short_id",
     "store_not_connected",
+    "truncate_echo",
 ]
 
 
@@ -80,8 +80,8 @@ def reason_code(reason: ValidationReason) -> str:
     return _REASON_CODES.get(reason, "SESSION_NOT_FOUND")
 
 
-def short_id(value: str, limit: int = 64) -> str:
-    """``value`` cut to ``limit`` characters (with ``...``), for echoing untrusted ids back."""
+def truncate_echo(value: str, limit: int = 64) -> str:
+    """Untrusted text (a malformed id, a message type) cut to ``limit`` characters (with ``...``), to echo back."""
     return value if len(value) <= limit else value[: limit - 3] + "..."
 
 

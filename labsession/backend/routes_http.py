@@ -16,7 +16,7 @@ from starlette.routing import Route
 from ..errors import LabSessionError, RedisUnavailable
 from ..session import LabSession, check_session_id
 from ..session_service import MAX_EXTEND_MINUTES
-from .errors import ApiError, from_library_error, reason_code, short_id
+from .errors import ApiError, from_library_error, reason_code, truncate_echo
 from .jsonio import JsonResponse, iso_time, read_json_object, request_id
 from .state import BackendState
 
@@ -38,7 +38,7 @@ def _session_id(request: Request) -> str:
         return check_session_id(raw)
     except LabSessionError:
         raise ApiError(400, "INVALID_SESSION_ID", "Invalid session id (expected a UUID)",
-                       field="sessionId", sessionId=short_id(raw)) from None
+                       field="sessionId", sessionId=truncate_echo(raw)) from None
 
 
 def _ws_base(request: Request, state: BackendState) -> str:

@@ -34,7 +34,7 @@ from ..errors import LabSessionError, RedisUnavailable
 from ..masking import get_logger, log_id
 from ..session import check_session_id
 from ..session_service import ValidationReason, ValidationResult
-from .errors import reason_code, short_id
+from .errors import reason_code, truncate_echo
 from .jsonio import JsonResponse, iso_time, request_id
 from .origins import OriginPolicy
 from .state import BackendState
@@ -208,7 +208,7 @@ class TerminalConnection:
         elif kind in _COMMAND_TYPES:
             await self._error("COMMANDS_DISABLED", "This backend never executes commands")
         else:
-            await self._error("UNKNOWN_TYPE", f"Unknown message type: {short_id(kind, 40)!r}")
+            await self._error("UNKNOWN_TYPE", f"Unknown message type: {truncate_echo(kind, 40)!r}")
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -230,7 +230,7 @@ class TerminalConnection:
 
     async def _reject(self, reason: ValidationReason, detail: str) -> None:
         await self._error(reason_code(reason), "Session not found or expired",
-                          sessionId=short_id(self.raw_id))
+                          sessionId=truncate_echo(self.raw_id))
         await self._close(CLOSE_INVALID_SESSION, "Invalid session")
         log.info("event=ws_rejected rid=%s session=%s reason=%s", self.rid, log_id(self.raw_id), detail)
 
