@@ -61,7 +61,8 @@ return 1
 """
 
 
-#: One read batch: ``(key as Redis returned it, value or None, TTL or None)`` per key.
+#: One read batch: ``(key as Redis returned it, value or None, TTL or None)`` per key; on a
+#: cluster a value is a :class:`CorruptSession` when the key holds another Redis type.
 _Batch = list[tuple[Any, Any, int | None]]
 #: Batches requested ahead of the one being parsed (memory: about this many + 1 batches).
 _READ_AHEAD = 2
@@ -434,21 +435,12 @@ class LabSessionService:
 
         A single server answers one ``MGET`` (plus a ``TTL`` per key when asked, pipelined):
         pipelining a ``GET`` per key costs redis-py ~20 µs of Python per command, and MGET
-        made listing several times faster. On a cluster the keys live in different slots,
-        so each gets its own pipelined ``GET``, which the cluster client routes.
+        made listing several times faster. On a cluster see :meth:`_read_cluster_batch`.
         """
         client = self.redis.client
         async with self.redis.guard("scan read"):
             if self.settings.cluster:
-                async with client.pipeline(transaction=False) as pipe:
-                    for key in keys:
-                        pipe.get(key)
-                        if with_ttl:
-                            pipe.ttl(key)
-                    replies = await pipe.execute()
-                step = 2 if with_ttl else 1
-                values = replies[::step]
-                ttls = [int(t) for t in replies[1::2]] if with_ttl else None
+                values, ttls = await self._read_cluster_batch(keys, with_ttl)
             elif with_ttl:
                 async with client.pipeline(transaction=False) as pipe:
                     pipe.mget(keys)
@@ -461,6 +453,17 @@ class LabSessionService:
         if ttls is None:
             return [(k, v, None) for k, v in zip(keys, values, strict=True)]
         return list(zip(keys, values, ttls, strict=True))
+
+    async def _read_cluster_batch(self, keys: list[Any], with_ttl: bool) -> tuple[list[Any], list[int] | None]:
+        """Values (and TTLs) of a batch on a cluster, where the keys live in different slots
+        (MGET cannot cross them): a pipelined ``GET`` per key, which the cluster client routes.
+
+        A key of another Redis type is a :class:`CorruptSession` value; any other error is raised.
+        """
+        replies = await _cluster_pipeline_read(self.redis.client, keys, with_ttl)
+        step = 2 if with_ttl else 1
+        values = [_listed_value(self._prefix, k, v) for k, v in zip(keys, replies[::step], strict=True)]
+        return values, [int(_no_error(t)) for t in replies[1::2]] if with_ttl else None
 
     async def _scan_batches(self, batch_size: int) -> AsyncIterator[list[Any]]:
         client = self.redis.client
@@ -535,9 +538,11 @@ def _plainly_active(raw: bytes | str, now_ms: int) -> str | None:
 
     Parsed by orjson straight from bytes (~1.3 µs for a 650-byte record, against ~3 µs for
     json's C scanner after decoding). orjson accepts no value json refuses; what it refuses
-    (NaN, a BOM, ...) goes to the full path. Its one lossy reading, integers beyond 64 bits
-    as floats, cannot change the answer: only the fields checked here decide, and a float
-    time is not taken as plain either, so the full path (json) decides that record.
+    (NaN, a BOM, ...) goes to the full path, as does a value that is not text at all (a
+    cluster listing's :class:`CorruptSession`: orjson refuses any other type with
+    ``JSONDecodeError``). Its one lossy reading, integers beyond 64 bits as floats, cannot
+    change the answer: only the fields checked here decide, and a float time is not taken
+    as plain either, so the full path (json) decides that record.
     """
     try:
         data = orjson.loads(raw)
@@ -566,13 +571,45 @@ def _stored_value(session_id: str, reply: Any) -> Any:
     return reply
 
 
+async def _cluster_pipeline_read(client: Any, keys: list[Any], with_ttl: bool) -> list[Any]:
+    """``GET`` (then ``TTL`` when asked) of each key through redis-py's cluster pipeline, replies
+    in order; an error is returned in its reply's place (``raise_on_error=False``)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+            if with_ttl:
+                pipe.ttl(key)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    return replies
+
+
+def _no_error(reply: Any) -> Any:
+    """A pipeline reply, or the error it holds raised."""
+    if isinstance(reply, BaseException):
+        raise reply
+    return reply
+
+
+def _listed_value(prefix: str, key: Any, reply: Any) -> Any:
+    """A cluster listing's ``GET`` reply as the batch's value: a key of another Redis type is a
+    :class:`CorruptSession` (reported, not raised: one odd key must not fail the listing)."""
+    if not isinstance(reply, BaseException):
+        return reply
+    try:
+        return _stored_value(_text_key(key)[len(prefix) :], reply)
+    except CorruptSession as exc:
+        return exc
+
+
 def _text_key(key: Any) -> str:
     return key.decode() if isinstance(key, bytes) else str(key)
 
 
-def _record(session_id: str, key: str, raw: bytes | str | None, ttl: int | None) -> SessionRecord:
+def _record(session_id: str, key: str, raw: bytes | str | CorruptSession | None, ttl: int | None) -> SessionRecord:
     if raw is None:
         return SessionRecord(session_id, key, None, None, ttl, 0)
+    if isinstance(raw, CorruptSession):  # a listed key of another Redis type
+        return SessionRecord(session_id, key, None, raw.reason, ttl, 0)
     size = len(raw)
     try:
         return SessionRecord(session_id, key, LabSession.from_json(raw, session_id=session_id), None, ttl, size)

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -332,6 +333,76 @@ async def test_scans_see_the_keys_of_every_master(
     assert all(r.ttl is not None and r.ttl > 0 for r in records)
     limited = [r async for r in cluster_sessions.scan_records(batch_size=10, limit=20)]
     assert len(limited) == 20
+
+
+def store_on_owner(cluster: EmbeddedRedisCluster, key: str, value: str | None = None) -> None:
+    """``SET key value`` on the master that owns ``key`` (a hash when ``value`` is None)."""
+    with redis.Redis.from_url(cluster.node_for_key(key).url) as client:
+        if value is None:
+            client.hset(key, "sessionId", key)
+        else:
+            client.set(key, value, ex=600)
+
+
+async def test_cluster_listing_reports_every_key_once_corrupt_and_other_types_included(
+    cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService
+) -> None:
+    """Every key under the prefix is listed exactly once, on whichever master it lives; a value
+    that is not JSON and a key of another Redis type (WRONGTYPE to a GET) are corrupt records,
+    never a raw driver error that ends the listing."""
+    active = await create_many(cluster_sessions, 240)
+    ended = active[:4]
+    for session_id in ended:
+        await cluster_sessions.end(session_id)
+    not_json, other_type = str(uuid.uuid4()), str(uuid.uuid4())
+    store_on_owner(cluster, f"session:{not_json}", "{oops")
+    store_on_owner(cluster, f"session:{other_type}")
+    store_on_owner(cluster, "other-app:key", "not ours")
+    assert all(keys_per_node(cluster))
+
+    for batch_size in (1000, 7):
+        records = [r async for r in cluster_sessions.scan_records(batch_size=batch_size, with_ttl=True)]
+        seen = Counter(r.session_id for r in records)
+        assert set(seen) == {*active, not_json, other_type} and set(seen.values()) == {1}
+        by_id = {r.session_id: r for r in records}
+        wrong_type = by_id[other_type]
+        assert wrong_type.session is None and wrong_type.ttl == -1
+        assert wrong_type.error is not None and "another Redis type" in wrong_type.error
+        assert by_id[not_json].session is None and by_id[not_json].error and by_id[not_json].size == 5
+        assert all(by_id[sid].session is not None and by_id[sid].ttl for sid in active)
+        assert {r.session.status for r in records if r.session and r.session_id in ended} == {"destroyed"}
+
+        assert sorted(await cluster_sessions.active_ids(batch_size=batch_size)) == sorted(active[4:])
+        scanned = [s.session_id async for s in cluster_sessions.scan(batch_size=batch_size)]
+        assert sorted(scanned) == sorted(active)
+    assert await cluster_sessions.count() == 242
+
+
+class _VanishingAfterScan(LabSessionService):
+    """Deletes every third key a SCAN returned before the batch is read: keys that expire
+    between SCAN and GET."""
+
+    vanished: set[str]
+
+    async def _scan_batches(self, batch_size: int) -> AsyncIterator[list[Any]]:
+        async for keys in super()._scan_batches(batch_size):
+            for key in keys[::3]:
+                await self.redis.client.delete(key)
+                self.vanished.add(key.decode()[len("session:"):])
+            yield keys
+
+
+async def test_cluster_listing_skips_keys_that_vanish_between_scan_and_read(
+    cluster_sessions: LabSessionService,
+) -> None:
+    ids = await create_many(cluster_sessions, 90)
+    vanishing = _VanishingAfterScan(cluster_sessions.redis)
+    for with_ttl in (False, True):
+        vanishing.vanished = set()
+        listed = [r.session_id async for r in vanishing.scan_records(batch_size=10, with_ttl=with_ttl)]
+        assert vanishing.vanished and len(listed) == len(set(listed))
+        assert set(listed) == set(ids) - vanishing.vanished
+        ids = listed
 
 
 async def test_scans_never_send_keys(cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService) -> None:
