@@ -176,6 +176,18 @@ def test_extend_validates_minutes(cluster: Cluster, minutes: object) -> None:
     assert response.json() == {**response.json(), "code": "INVALID_FIELD", "field": "minutes"}
 
 
+@pytest.mark.parametrize("minutes", [0, 1441, "30", True])
+@pytest.mark.parametrize("known", [True, False], ids=["live", "unknown"])
+def test_bad_minutes_answer_one_exact_body(cluster: Cluster, minutes: object, known: bool) -> None:
+    """A bad ``minutes`` is refused before the session is looked up, with the same bytes every time."""
+    sid = start(cluster.a.url)["sessionId"] if known else str(uuid.uuid4())
+    response = httpx.post(f"{cluster.a.url}/api/labs/session/{sid}/extend", json={"minutes": minutes},
+                          headers={"X-Request-ID": "rid-minutes"})
+    assert response.status_code == 400
+    assert response.content == (b'{"error":"minutes must be a whole number from 1 to 1440","code":"INVALID_FIELD",'
+                                b'"field":"minutes","requestId":"rid-minutes"}')
+
+
 def test_extend_adds_minutes_and_moves_the_ttl(cluster: Cluster, store: redis.Redis) -> None:
     data = start(cluster.a.url)
     sid = data["sessionId"]
