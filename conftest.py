@@ -6,6 +6,12 @@ backend instances — and handed to the kernels through environment variables (k
 this process's environment; credentials never become notebook parameters). It is started only
 when the run collects notebooks (``notebooks/``, ``runbooks/`` or an ``.ipynb`` path), so a
 targeted ``pytest tests/test_x.py`` does not pay for it.
+
+Output checks: a cell marked ``# NBVAL_CHECK_OUTPUT`` is compared with the output committed in
+the notebook, sanitized by ``nbval_sanitize.cfg``; every other cell only has to run. The
+comparison uses each output's ``text/plain``: the HTML twin of a table says the same thing with
+markup, and the verdict's machine-readable report (:data:`~labsession.checks.REPORT_MIME`) holds
+raw timings no regex can mask, so both are left out of it (:func:`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from labsession.checks import REPORT_MIME
 from labsession.notebook import embedded_env, start_embedded_target
 
 _NOTEBOOK_DIRS = ("notebooks", "runbooks")
+#: MIME types nbval leaves out of the output comparison, besides its own (metadata, images, widget ids).
+NBVAL_SKIP_COMPARE = ("text/html", REPORT_MIME)
 _stop: list[Callable[[], None]] = []
 _saved: dict[str, str | None] = {}
 
@@ -53,3 +62,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _saved.clear()
     while _stop:
         _stop.pop()()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make nbval compare the ``text/plain`` of checked cells only (see the module docstring)."""
+    for item in items:
+        notebook = item.parent
+        skip = getattr(notebook, "skip_compare", None)  # set by nbval's notebook collector only
+        if isinstance(skip, tuple) and not set(NBVAL_SKIP_COMPARE) <= set(skip):
+            notebook.skip_compare = (*skip, *NBVAL_SKIP_COMPARE)
