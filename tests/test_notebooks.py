@@ -57,8 +57,10 @@ def test_notebook_is_a_document_with_one_parameters_cell(path: Path) -> None:
     headings = [c.source.split("\n", 1)[0] for c in book.cells if c.cell_type == "markdown"]
     assert any(h.startswith("## 1. ") for h in headings) and headings[-1] == "## Verdict"
     code = [c for c in book.cells if c.cell_type == "code"]
-    # Bound to a name, so the Report's repr, full of raw timings, is not an output of the verdict cell.
-    assert code[-1].source.splitlines()[-1] in ("await run.finish()", "report = await run.finish()")
+    # The verdict is compared, not only run: a notebook that runs but names the wrong verdict fails.
+    # (Bound to a name, so the Report's repr, full of raw timings, is not an output too.)
+    assert code[-1].source.splitlines()[-1] == "report = await run.finish()"
+    assert nbval_checks(code[-1]), "the verdict cell must be marked # NBVAL_CHECK_OUTPUT"
     assert "nb.start(" in code[1].source  # parameters validated right after the parameters cell
 
 
