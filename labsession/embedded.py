@@ -8,13 +8,11 @@ also when the block that used it raised.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import importlib.util
 import os
 import re
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,11 +21,10 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from .errors import EmbeddedRedisError
 from .masking import get_logger, register_secret
-from .processes import stop_process
+from .processes import ChildProcess, stop_process
 
 __all__ = ["EmbeddedRedis", "TlsFiles", "find_redis_server", "free_port", "redis_server_version", "supports_tls"]
 
@@ -131,11 +128,12 @@ def supports_tls(binary: str | Path) -> bool:
         return False
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(ChildProcess):
     """A ``redis-server`` child process on 127.0.0.1, as a sync or async context manager.
 
     ``url`` carries the password (never log it; use ``masked_url``). With ``tls``, ``tls_url``
-    reaches the TLS port (``rediss://``) and ``url`` the plain one.
+    reaches the TLS port (``rediss://``) and ``url`` the plain one. ``freeze`` and ``thaw``
+    SIGSTOP and SIGCONT the server (a frozen Redis keeps its sockets but answers nothing).
     """
 
     def __init__(
@@ -165,7 +163,7 @@ class EmbeddedRedis:
         self.port = port or free_port()
         self.tls_port = free_port() if tls else None
         self.host = "127.0.0.1"
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
     # -- addresses ---------------------------------------------------------------------------
@@ -187,14 +185,6 @@ class EmbeddedRedis:
     @property
     def masked_url(self) -> str:
         return f"redis://{':****@' if self.password else ''}{self.host}:{self.port}/0"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -310,34 +300,6 @@ class EmbeddedRedis:
         """Stop and start again on the same port (an outage, then recovery)."""
         self.stop()
         self.start()
-
-    def freeze(self) -> None:
-        """SIGSTOP the server: it keeps its sockets but answers nothing (a frozen Redis)."""
-        if self._process:
-            os.kill(self._process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        """SIGCONT a frozen server."""
-        if self._process:
-            os.kill(self._process.pid, signal.SIGCONT)
-
-    # -- context managers ----------------------------------------------------------------------
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> EmbeddedRedis:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self.close)
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"

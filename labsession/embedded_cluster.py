@@ -13,7 +13,6 @@ map; every node is stopped on exit, also when start-up failed half way.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import random
 import shutil
@@ -22,7 +21,6 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 import redis
@@ -30,6 +28,7 @@ import redis
 from .embedded import EmbeddedRedis, find_redis_server
 from .errors import EmbeddedRedisError
 from .masking import get_logger
+from .processes import Lifecycle
 
 __all__ = ["CLUSTER_SLOTS", "EmbeddedRedisCluster", "cluster_port", "find_redis_cli", "key_slot"]
 
@@ -79,7 +78,7 @@ def key_slot(key: str | bytes) -> int:
     return int(_slot(key.encode() if isinstance(key, str) else key))
 
 
-class EmbeddedRedisCluster:
+class EmbeddedRedisCluster(Lifecycle):
     """``masters`` redis-servers with cluster mode on, sharing the 16,384 slots evenly.
 
     ``nodes`` are the masters in slot order (node 0 owns the lowest slots). ``url`` reaches
@@ -264,24 +263,6 @@ class EmbeddedRedisCluster:
     @property
     def running(self) -> bool:
         return self._started and all(node.running for node in self.nodes)
-
-    # -- context managers ----------------------------------------------------------------------
-
-    def __enter__(self) -> EmbeddedRedisCluster:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> EmbeddedRedisCluster:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self.close)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -1,14 +1,18 @@
-"""Stopping a child process (an embedded redis-server, a ``labsession serve``): SIGTERM, then SIGKILL."""
+"""Child processes (an embedded redis-server, a ``labsession serve``): stopping one (SIGTERM, then
+SIGKILL), and the parts every wrapper of one shares: ``with`` blocks, pid, freeze and thaw."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 from collections.abc import Callable
+from types import TracebackType
+from typing import Self
 
-__all__ = ["stop_process"]
+__all__ = ["ChildProcess", "Lifecycle", "stop_process"]
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float, *, ask: Callable[[], bool] | None = None) -> int:
@@ -32,3 +36,64 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float, *, ask: Calla
         return process.wait(timeout)
     except ProcessLookupError:  # it exited between poll() and a signal
         return process.wait(timeout)
+
+
+class Lifecycle:
+    """``with`` and ``async with`` over :meth:`start` and :meth:`close`: the block starts the object
+    and always closes it, also when starting failed; the async forms run both in a worker thread."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        try:
+            await asyncio.to_thread(self.start)
+        except BaseException:
+            await asyncio.to_thread(self.close)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.close)
+
+
+class ChildProcess(Lifecycle):
+    """A :class:`Lifecycle` around one child process, ``_process`` (``None`` while there is none)."""
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def freeze(self) -> None:
+        """SIGSTOP the process: it keeps its sockets open but answers nothing."""
+        if self._process is not None:
+            os.kill(self._process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen process."""
+        if self._process is not None:
+            os.kill(self._process.pid, signal.SIGCONT)

@@ -151,6 +151,16 @@ def test_missing_binary_is_an_embedded_redis_error(tmp_path: Path) -> None:
         EmbeddedRedis(binary=tmp_path / "nope").start()
 
 
+def test_a_with_block_cleans_up_when_start_fails(tmp_path: Path) -> None:
+    """Leaving a ``with`` block closes the server also when ``start`` itself raised."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    server = EmbeddedRedis(aof_dir=blocker / "aof")  # mkdir fails after the work directory exists
+    with pytest.raises(OSError), server:
+        pass
+    assert server._workdir is None and not server.running
+
+
 def test_port_in_use_is_an_embedded_redis_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -15,7 +15,6 @@ block on a full pipe. :meth:`stop` sends SIGTERM, then SIGKILL after a bound; le
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -27,11 +26,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from ..embedded import free_port
 from ..masking import get_logger, mask_text, register_secret
-from ..processes import stop_process
+from ..processes import ChildProcess, stop_process
 from .config import DEFAULT_ALLOWED_ORIGINS
 from .errors import BackendError
 
@@ -47,7 +45,7 @@ def _command() -> list[str]:
     return [sys.executable, "-m", "labsession.cli"]
 
 
-class BackendProcess:
+class BackendProcess(ChildProcess):
     """One ``labsession serve`` child process bound to ``host`` (127.0.0.1) on ``port`` (a free one).
 
     ``env`` adds or overrides environment variables (``REDIS_URL`` is set from ``redis_url``);
@@ -81,7 +79,7 @@ class BackendProcess:
         self.args = list(args)
         self.startup_timeout = startup_timeout
         self.log_level = log_level
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process = None
         self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
         self.returncode: int | None = None
 
@@ -96,14 +94,6 @@ class BackendProcess:
     def ws_url(self) -> str:
         """``ws://127.0.0.1:<port>``"""
         return f"ws://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def output(self) -> str:
         """Everything the process wrote to stdout and stderr so far (the server masks its own logs)."""
@@ -207,15 +197,6 @@ class BackendProcess:
                 process.kill()
             self.returncode = process.wait(10)
 
-    def freeze(self) -> None:
-        """SIGSTOP the server: its sockets stay open but it answers nothing."""
-        if self._process is not None:
-            os.kill(self._process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        if self._process is not None:
-            os.kill(self._process.pid, signal.SIGCONT)
-
     def close(self) -> None:
         """Stop the process and delete its output file."""
         self.stop()
@@ -223,32 +204,6 @@ class BackendProcess:
             self._log.close()
             Path(self._log.name).unlink(missing_ok=True)
             self._log = None
-
-    # -- context managers ----------------------------------------------------------------------
-
-    def __enter__(self) -> BackendProcess:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> BackendProcess:
-        try:
-            return await asyncio.to_thread(self.start)
-        except BaseException:
-            await asyncio.to_thread(self.close)
-            raise
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self.close)
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
