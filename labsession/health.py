@@ -7,10 +7,18 @@ papermill writes into the saved notebooks); otherwise the Redis URL is read from
 ``--backend-url``. A missing variable is an error (exit 2), never a switch to an embedded Redis.
 
 Which notebooks: :func:`labsession.health_registry.registry` (``--only NAME`` picks some).
-They run through papermill's Python API in a thread pool (each in its own kernel; a kernel
+They run through papermill's Python API in worker threads (each in its own kernel; a kernel
 start costs about a second of CPU, so more workers than cores only help while notebooks wait
-on the network). ``--out DIR`` keeps the executed notebooks, ``report.html`` (no code
-inputs), ``summary.json`` (every check with its status and evidence) and ``junit.xml``.
+on the network).
+
+``--budget`` (seconds, counted from the start of the run, target setup included) is a hard bound:
+when it is spent, every notebook still running has its kernel killed (its process group, SIGKILL)
+and is reported as a FAIL check saying it did not finish within the budget and on which cell; the
+reports are still written and the process exits within :data:`STOP_GRACE_SECONDS` after the budget
+(exit 1, or 2 when a check was ERROR). Notebooks still waiting for a worker then never start.
+
+``--out DIR`` keeps the executed notebooks, ``report.html`` (no code inputs), ``summary.json``
+(every check with its status and evidence) and ``junit.xml``.
 
 Exit codes: 0 everything passed (WARN allowed), 1 a check failed, 2 a notebook could not run
 (or a check was ERROR, or the target could not be set up).
@@ -19,12 +27,16 @@ Exit codes: 0 everything passed (WARN allowed), 1 a check failed, 2 a notebook c
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
+import asyncio
+import contextlib
 import datetime as dt
 import html
 import json
 import logging
 import os
+import queue
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,16 +47,22 @@ from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
-from .checks import REPORT_MIME, Status, worst
+from .checks import REPORT_MIME, Report, Status, worst
 from .health_registry import HealthNotebook, registry
 from .masking import get_logger, mask_text, redact
 from .notebook import embedded_env, start_embedded_target
 
-__all__ = ["NotebookOutcome", "RunSummary", "configure", "exit_code", "run", "run_health"]
+__all__ = ["STOP_GRACE_SECONDS", "NotebookOutcome", "RunSummary", "configure", "exit_code", "run", "run_health"]
 
 log = get_logger(__name__)
 
 KERNEL_NAME = "python3"
+#: Seconds past ``--budget`` within which ``labsession health`` exits, counted from its start: enough to
+#: kill the kernels still running, let their notebooks be saved, write the reports and stop the target.
+STOP_GRACE_SECONDS = 5.0
+#: Seconds :func:`run_health` waits, after killing the kernels still running at the budget, for their
+#: threads to save the notebooks as far as they ran (nbclient notices a dead kernel within a second).
+SAVE_WAIT_SECONDS = 2.0
 _SUFFIX = {Status.PASS: "ok", Status.WARN: "warn", Status.SKIP: "skip", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
 
 
@@ -65,7 +83,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell-timeout", type=float, default=120.0, metavar="S",
                         help="longest one notebook cell may run, seconds (default 120)")
     parser.add_argument("--budget", type=float, default=300.0, metavar="S",
-                        help="time budget of the whole run, seconds (default 300)")
+                        help="time budget of the whole run, seconds (default 300); a hard bound: notebooks "
+                             f"still running then are stopped and FAIL, and the run exits within "
+                             f"{STOP_GRACE_SECONDS:g} s after")
     parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
                         help="longest wait for one network step inside a notebook, seconds (default 5)")
 
@@ -151,16 +171,114 @@ def _error_in(notebook: Any) -> str | None:
     return None
 
 
+_current = threading.local()  # .execution: the _Execution a worker thread is running
+
+
+class _StoppedKernelFilter(logging.Filter):
+    """Drops what nbclient logs (on papermill's logger) from a thread whose kernel the budget killed:
+    "Kernel died while waiting for execute reply" is the kill itself, already reported as a FAIL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        execution = getattr(_current, "execution", None)
+        return not (execution is not None and execution.stopped.is_set())
+
+
+class _Execution:
+    """One notebook's execution as the coordinating thread sees it: its kernel, its cell, whether it was stopped.
+
+    nbclient calls the hooks from the worker thread; :meth:`stop` is called from the coordinating
+    thread and kills the kernel's process group (the kernel runs in a session of its own).
+    """
+
+    def __init__(self, entry: HealthNotebook) -> None:
+        self.entry = entry
+        self.began_at: float | None = None  # time.monotonic() when its thread took it
+        self.cell: int | None = None  # 0-based index of the cell executing (or last executed)
+        self.cells: int | None = None
+        self.stopped = threading.Event()
+        #: True once :meth:`stop` killed a live kernel or refused to start one.
+        self.interrupted = False
+        self._manager: Any = None
+
+    def on_notebook_start(self, notebook: Any, **_: Any) -> None:
+        self.cells = len(notebook.cells)
+
+    def on_cell_start(self, cell_index: int, **_: Any) -> None:
+        self.cell = cell_index
+
+    def manager_class(self) -> type[Any]:
+        """nbclient's default ``AsyncKernelManager``, registering itself here and starting no kernel once stopped."""
+        from jupyter_client.manager import AsyncKernelManager
+
+        execution = self
+
+        class TrackedKernelManager(AsyncKernelManager):
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(**kwargs)
+                execution._manager = self
+
+            # AsyncKernelManager itself redeclares the sync start_kernel as a coroutine function.
+            async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
+                if execution.stopped.is_set():
+                    execution.interrupted = True
+                    raise RuntimeError("the time budget was spent before the kernel started")
+                await super().start_kernel(**kwargs)
+
+        return TrackedKernelManager
+
+    def stop(self) -> None:
+        """Mark stopped and SIGKILL the kernel's process group if it is alive (and reap it); safe to repeat."""
+        self.stopped.set()
+        provisioner = getattr(self._manager, "provisioner", None)
+        process = getattr(provisioner, "process", None)  # jupyter_client's LocalProvisioner: a Popen
+        if process is None or process.poll() is not None:
+            return
+        self.interrupted = True
+        pgid = getattr(provisioner, "pgid", None)
+        try:
+            if pgid and pgid != os.getpgid(0):  # never our own group
+                os.killpg(pgid, signal.SIGKILL)
+            else:
+                process.kill()
+        except ProcessLookupError:
+            pass
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(0.5)  # reap it: no zombie outlives the run
+
+    def unfinished(self, notebooks_dir: Path) -> NotebookOutcome:
+        """The outcome of a notebook whose thread never reported: no reports, its output file if any."""
+        outcome = NotebookOutcome(self.entry.name, self.entry.path)
+        output = notebooks_dir / f"{self.entry.name}.ipynb"
+        outcome.output = output if self.began_at is not None and output.exists() else None
+        outcome.elapsed_seconds = 0.0 if self.began_at is None else time.monotonic() - self.began_at
+        return outcome
+
+    def where(self) -> str:
+        """Where the notebook was stopped, as a parenthesis for the budget message."""
+        if self.began_at is None:
+            return " (it never started: every worker was busy)"
+        if self.cell is None:
+            return " (its kernel was still starting)"
+        of = f" of {self.cells}" if self.cells else ""
+        return f" (it was on cell {self.cell + 1}{of})"
+
+
 def execute_one(
     entry: HealthNotebook, out_dir: Path, parameters: Mapping[str, Any], *, cell_timeout: float,
-    html_dir: Path | None = None,
+    html_dir: Path | None = None, execution: _Execution | None = None,
 ) -> NotebookOutcome:
     """Execute ``entry`` with papermill (only the parameters it declares) and read its verdict back;
-    with ``html_dir``, also render it without code inputs there (while other notebooks still run)."""
+    with ``html_dir``, also render it without code inputs there (while other notebooks still run).
+
+    ``execution`` lets another thread see the cell running and kill the kernel (:meth:`_Execution.stop`).
+    """
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    execution = execution or _Execution(entry)
+    execution.began_at = time.monotonic()
+    _current.execution = execution
     outcome = NotebookOutcome(entry.name, entry.path)
     started = time.monotonic()
     output = out_dir / f"{entry.name}.ipynb"
@@ -176,6 +294,8 @@ def execute_one(
             execution_timeout=int(cell_timeout), progress_bar=False, log_output=False,
             resources={"metadata": {"path": str(entry.file.parent)}},
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            kernel_manager_class=execution.manager_class(),
+            on_notebook_start=execution.on_notebook_start, on_cell_start=execution.on_cell_start,
         )
     except PapermillExecutionError:
         pass  # the saved notebook holds the error and, when it got there, the report
@@ -196,7 +316,7 @@ def execute_one(
     else:
         outcome.status = Status.ERROR
         outcome.error = outcome.error or "the notebook recorded no report"
-    if html_dir is not None:
+    if html_dir is not None and not execution.stopped.is_set():  # a stopped one is rendered with the reports
         render_html(outcome, html_dir)
     return outcome
 
@@ -311,6 +431,39 @@ class _Progress:
                       f"{outcome.elapsed_seconds:5.1f} s", file=self.stream, flush=True)
 
 
+def _close_thread_loop() -> None:
+    """Close the event loop nbclient left set on this thread (cancelling what a killed kernel left pending)."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return
+    if loop.is_running() or loop.is_closed():
+        return
+    try:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _budget_outcome(execution: _Execution, budget: float, done: NotebookOutcome | None) -> NotebookOutcome:
+    """The outcome of a notebook stopped at the budget: a FAIL check saying so (after any report it showed)."""
+    entry = execution.entry
+    outcome = done or NotebookOutcome(entry.name, entry.path)
+    message = f"did not finish within the budget of {budget:g} s{execution.where()}"
+    report = Report(entry.name)
+    report.check("finished within the budget", Status.FAIL, message, budgetSeconds=budget,
+                 cell=None if execution.cell is None else execution.cell + 1)
+    outcome.reports = [*outcome.reports, report.to_dict()]
+    outcome.status = worst([Status.FAIL, *(Status(r.get("verdict", "ERROR")) for r in outcome.reports)])
+    outcome.error = message
+    return outcome
+
+
 def run_health(
     entries: Sequence[HealthNotebook],
     parameters: Mapping[str, Any],
@@ -322,33 +475,82 @@ def run_health(
     target: dict[str, Any],
     render: bool = False,
     on_done: Callable[[NotebookOutcome], None] | None = None,
+    started: float | None = None,
 ) -> RunSummary:
-    """Execute ``entries`` with ``parameters`` in a pool of ``jobs`` threads, within ``budget`` seconds."""
+    """Execute ``entries`` with ``parameters`` in ``jobs`` threads, within ``budget`` seconds of ``started``.
+
+    ``started`` is a :func:`time.monotonic` reading (default: now). The budget is a hard bound: at
+    its end every notebook still running has its kernel killed and becomes a FAIL check saying it did
+    not finish within the budget (and on which cell), and notebooks not started yet never start; the
+    call returns about :data:`SAVE_WAIT_SECONDS` after the budget at most. Worker threads are daemons,
+    so none can hold the process up.
+    """
     started_wall = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    started = time.monotonic()
-    (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
-    outcomes: dict[str, NotebookOutcome] = {}
-    pool = cf.ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="labsession-health")
-    try:
-        futures = {
-            pool.submit(execute_one, entry, out_dir / "notebooks", parameters, cell_timeout=cell_timeout,
-                        html_dir=out_dir if render else None): entry
-            for entry in entries
-        }
+    started = time.monotonic() if started is None else started
+    deadline = started + budget
+    notebooks_dir = out_dir / "notebooks"
+    notebooks_dir.mkdir(parents=True, exist_ok=True)
+    executions = [_Execution(entry) for entry in entries]
+    papermill_log = logging.getLogger("papermill")
+    if not any(isinstance(f, _StoppedKernelFilter) for f in papermill_log.filters):
+        papermill_log.addFilter(_StoppedKernelFilter())
+    waiting: queue.SimpleQueue[_Execution] = queue.SimpleQueue()
+    for execution in executions:
+        waiting.put(execution)
+    finished: queue.SimpleQueue[tuple[_Execution, NotebookOutcome]] = queue.SimpleQueue()
+    spent = threading.Event()
+
+    def work() -> None:
         try:
-            for future in cf.as_completed(futures, timeout=budget + 30.0):
-                outcome = future.result()
-                outcomes[outcome.name] = outcome
-                if on_done:
-                    on_done(outcome)
-        except cf.TimeoutError:
-            for future, entry in futures.items():
-                if entry.name not in outcomes:
-                    future.cancel()
-                    outcomes[entry.name] = NotebookOutcome(entry.name, entry.path, Status.ERROR,
-                                                           error=f"did not finish within the budget of {budget:g} s")
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+            while not spent.is_set():
+                try:
+                    execution = waiting.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    outcome = execute_one(execution.entry, notebooks_dir, parameters, cell_timeout=cell_timeout,
+                                          html_dir=out_dir if render else None, execution=execution)
+                except Exception as exc:  # execute_one catches what papermill raises; this is a last resort
+                    outcome = NotebookOutcome(execution.entry.name, execution.entry.path,
+                                              error=f"could not run: {type(exc).__name__}")
+                finished.put((execution, outcome))
+        finally:
+            _close_thread_loop()
+
+    for index in range(max(1, min(jobs, len(executions)))):
+        threading.Thread(target=work, name=f"labsession-health-{index}", daemon=True).start()
+
+    outcomes: dict[str, NotebookOutcome] = {}
+
+    def record(execution: _Execution, outcome: NotebookOutcome) -> None:
+        if execution.interrupted:  # killed (or refused a kernel) at the budget: say so, keep what it showed
+            outcome = _budget_outcome(execution, budget, outcome)
+        outcomes[execution.entry.name] = outcome
+        if on_done:
+            on_done(outcome)
+
+    while len(outcomes) < len(executions) and (left := deadline - time.monotonic()) > 0:
+        with contextlib.suppress(queue.Empty):
+            record(*finished.get(timeout=min(left, 60.0)))  # capped: a wait of inf seconds is an OverflowError
+    if len(outcomes) < len(executions):
+        spent.set()
+        running = [e for e in executions if e.entry.name not in outcomes]
+        for execution in running:
+            execution.stop()
+        # A killed kernel is noticed by nbclient within about a second; papermill then saves the
+        # notebook as far as it ran. Keep killing meanwhile: a kernel may have been mid-launch.
+        until = time.monotonic() + SAVE_WAIT_SECONDS
+        while time.monotonic() < until and any(e.began_at is not None and e.entry.name not in outcomes
+                                               for e in running):
+            with contextlib.suppress(queue.Empty):
+                record(*finished.get(timeout=0.1))
+            for execution in running:
+                execution.stop()
+        for execution in running:
+            if execution.entry.name not in outcomes:  # never started, or its thread is still busy: leave it
+                execution.stop()
+                execution.interrupted = True
+                record(execution, execution.unfinished(notebooks_dir))
     ordered = [outcomes[e.name] for e in entries if e.name in outcomes]
     return RunSummary(target, ordered, started_wall, time.monotonic() - started)
 
@@ -364,7 +566,8 @@ def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
               f"{outcome.elapsed_seconds:.1f} s", file=stream)
         for check in bad:
             print(f"       {check['status']:<5} {check['name']}: {str(check['evidence'])[:200]}", file=stream)
-        if outcome.error and not outcome.error.startswith("CheckFailed"):
+        if (outcome.error and not outcome.error.startswith("CheckFailed")
+                and outcome.error not in {c["evidence"] for c in bad}):
             print(f"       {outcome.error[:300]}", file=stream)
     code = exit_code(summary.verdict)
     print(f"verdict: {summary.verdict.value} ({summary.elapsed_seconds:.1f} s, exit {code})", file=stream)
@@ -372,6 +575,7 @@ def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()  # the budget counts setting up the target too
     entries = registry()
     if args.only:
         known = {e.name for e in entries}
@@ -424,7 +628,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
             summary = run_health(entries, parameters, out_dir, jobs=jobs, cell_timeout=args.cell_timeout,
                                  budget=args.budget, target=target, render=bool(args.out),
-                                 on_done=progress.finished)
+                                 on_done=progress.finished, started=started)
             if args.out:
                 write_outputs(summary, out_dir)
     finally:

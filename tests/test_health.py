@@ -181,3 +181,135 @@ def test_papermill_runs_a_notebook_with_parameters(tmp_path: Path, embedded_redi
         papermill.execute_notebook(notebook, str(tmp_path / "bad.ipynb"), kernel_name="python3", progress_bar=False,
                                    parameters={"redis_url_env": "MY_STORE_URL", "timeout_seconds": "fast"})
     assert caught.value.ename == "ConfigError" and "timeout_seconds" in caught.value.evalue
+
+
+# -- the budget is a hard bound --------------------------------------------------------------
+
+BUDGET = 8.0
+#: ``labsession health`` may run this long past its budget, from process start to exit (seconds).
+GRACE = 5.0
+_KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def write_notebook(path: Path, *cells: str, parameters: str = "") -> Path:
+    """A notebook of code ``cells`` (after a tagged ``parameters`` cell when given)."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    if parameters:
+        notebook.cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    notebook.cells.extend(nbformat.v4.new_code_cell(source) for source in cells)
+    notebook.metadata["kernelspec"] = _KERNELSPEC
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def sleeper(tmp_path: Path) -> Path:
+    """Records its kernel's pid in ``pid_file``, then sleeps for ten minutes (cell 4 of 5 once parameterized)."""
+    return write_notebook(
+        tmp_path / "sleeper.ipynb",
+        "import os, pathlib, time\npathlib.Path(pid_file).write_text(str(os.getpid()))",
+        "time.sleep(600)",
+        "print('never')",
+        parameters='pid_file = ""',
+    )
+
+
+def quick(tmp_path: Path) -> Path:
+    """Shows a one-check PASS report at once."""
+    return write_notebook(
+        tmp_path / "quick.ipynb",
+        "from labsession.checks import Report, Status\nfrom labsession.notebook import show_report\n"
+        "report = Report('quick')\nreport.check('answer', Status.PASS, 'right away')\nshow_report(report)",
+    )
+
+
+def processes_marked(mark: str) -> list[Any]:
+    """Live processes (not zombies) whose environment holds ``LABSESSION_TEST_MARK=mark``: kernels inherit it."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("LABSESSION_TEST_MARK") == mark and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:  # gone, a zombie, or not ours to read
+            continue
+    return found
+
+
+@pytest.fixture
+def mark() -> Iterator[str]:
+    """A unique environment marker; whatever still carries it afterwards is killed (the test has failed then)."""
+    import uuid
+
+    value = uuid.uuid4().hex
+    yield value
+    for process in processes_marked(value):
+        process.kill()
+
+
+def test_budget_is_a_hard_bound_and_leaves_no_kernel(tmp_path: Path, mark: str) -> None:
+    import time
+
+    out = tmp_path / "out"
+    pid_file = tmp_path / "kernel.pid"
+    register = (
+        "import sys\n"
+        "from labsession.health_registry import HealthNotebook, register\n"
+        "register(HealthNotebook('sleeper', sys.argv[1], {'pid_file': sys.argv[2]}))\n"
+        "register(HealthNotebook('quick', sys.argv[3]))\n"
+        "from labsession.cli import main\n"
+        "raise SystemExit(main(sys.argv[4:]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
+    env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", LABSESSION_TEST_MARK=mark)  # neither notebook uses it
+    began = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", register, str(sleeper(tmp_path)), str(pid_file), str(quick(tmp_path)),
+         "health", "--only", "sleeper", "--only", "quick", "--jobs", "2", "--budget", f"{BUDGET:g}",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=BUDGET + GRACE + 30, env=env, check=False,
+    )
+    elapsed = time.monotonic() - began
+    left = processes_marked(mark)  # at once: nothing may be left to exit by itself later
+    assert elapsed < BUDGET + GRACE, (elapsed, result.stdout, result.stderr)
+    assert not left, [(p.pid, p.cmdline()) for p in left]
+    assert pid_file.exists()  # the kernel did run the notebook up to its sleep
+    assert result.returncode == 1, result.stdout + result.stderr
+    message = f"did not finish within the budget of {BUDGET:g} s (it was on cell 4 of 5)"
+    assert message in result.stdout and "exit 1" in result.stdout
+    summary = summary_of(out)
+    assert summary["verdict"] == "FAIL" and summary["exitCode"] == 1
+    verdicts = {n["name"]: n["verdict"] for n in summary["notebooks"]}
+    assert verdicts == {"sleeper": "FAIL", "quick": "PASS"}
+    assert statuses(summary) == {("sleeper", "finished within the budget"): "FAIL", ("quick", "answer"): "PASS"}
+    assert [c["evidence"] for c in summary["checks"] if c["notebook"] == "sleeper"] == [message]
+    suites = {s.get("name"): s for s in ET.parse(out / "junit.xml").getroot().findall("testsuite")}
+    failure = suites["sleeper"].find("testcase/failure")
+    assert failure is not None and failure.get("message") == message
+    assert message in (out / "report.html").read_text()
+    assert (out / "notebooks" / "sleeper.ipynb").exists()  # saved as far as it ran
+
+
+def test_notebooks_still_waiting_at_the_budget_never_start(tmp_path: Path, mark: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    from labsession.health import run_health
+    from labsession.health_registry import HealthNotebook
+
+    monkeypatch.setenv("LABSESSION_TEST_MARK", mark)
+    entries = [HealthNotebook("sleeper", str(sleeper(tmp_path)), {"pid_file": str(tmp_path / "kernel.pid")}),
+               HealthNotebook("quick", str(quick(tmp_path)))]
+    budget = 6.0
+    summary = run_health(entries, {}, tmp_path / "out", jobs=1, cell_timeout=120, budget=budget,
+                         target={"description": "none"})
+    assert summary.elapsed_seconds < budget + 3.0  # it waits 2 s for the killed notebook's thread at most
+    kernel = int((tmp_path / "kernel.pid").read_text())
+    assert kernel not in {p.pid for p in psutil.Process().children(recursive=True)}  # killed and reaped
+    assert not processes_marked(mark)
+    by_name = {o.name: o for o in summary.outcomes}
+    assert by_name["sleeper"].error == "did not finish within the budget of 6 s (it was on cell 4 of 5)"
+    assert by_name["quick"].error == "did not finish within the budget of 6 s (it never started: every worker was busy)"
+    assert summary.verdict.value == "FAIL"
