@@ -14,8 +14,9 @@ on the network).
 ``--budget`` (seconds, counted from the start of the run, target setup included) is a hard bound:
 when it is spent, every notebook still running has its kernel killed (its process group, SIGKILL)
 and is reported as a FAIL check saying it did not finish within the budget and on which cell; the
-reports are still written and the process exits within :data:`STOP_GRACE_SECONDS` after the budget
-(exit 1, or 2 when a check was ERROR). Notebooks still waiting for a worker then never start.
+reports are still written (a stopped notebook is kept as far as it ran, not rendered to HTML) and
+the process exits within :data:`STOP_GRACE_SECONDS` after the budget (exit 1, or 2 when a check
+was ERROR). Notebooks still waiting for a worker then never start.
 
 ``--out DIR`` keeps the executed notebooks, ``report.html`` (no code inputs), ``summary.json``
 (every check with its status and evidence) and ``junit.xml``.
@@ -104,6 +105,8 @@ class NotebookOutcome:
     error: str | None = None
     elapsed_seconds: float = 0.0
     output: Path | None = None
+    #: Stopped at the end of the budget (its kernel killed, or never started).
+    stopped: bool = False
 
     def checks(self) -> list[dict[str, Any]]:
         return [dict(c, notebook=self.name) for r in self.reports for c in r.get("checks", [])]
@@ -111,7 +114,8 @@ class NotebookOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "path": self.path, "verdict": self.status.value, "error": self.error,
-            "elapsedSeconds": round(self.elapsed_seconds, 3), "reports": self.reports,
+            "elapsedSeconds": round(self.elapsed_seconds, 3), "stoppedAtBudget": self.stopped,
+            "reports": self.reports,
         }
 
 
@@ -277,7 +281,8 @@ def execute_one(
     from papermill.exceptions import PapermillExecutionError
 
     execution = execution or _Execution(entry)
-    execution.began_at = time.monotonic()
+    if execution.began_at is None:
+        execution.began_at = time.monotonic()
     _current.execution = execution
     outcome = NotebookOutcome(entry.name, entry.path)
     started = time.monotonic()
@@ -316,7 +321,7 @@ def execute_one(
     else:
         outcome.status = Status.ERROR
         outcome.error = outcome.error or "the notebook recorded no report"
-    if html_dir is not None and not execution.stopped.is_set():  # a stopped one is rendered with the reports
+    if html_dir is not None and not execution.stopped.is_set():  # a stopped one is not rendered at all
         render_html(outcome, html_dir)
     return outcome
 
@@ -382,7 +387,9 @@ def write_html(summary: RunSummary, out_dir: Path) -> None:
     for outcome in summary.outcomes:
         link = html.escape(outcome.name)
         rendered = out_dir / "html" / f"{outcome.name}.html"
-        if rendered.exists() or render_html(outcome, out_dir) is not None:
+        if outcome.stopped:  # not rendered (the budget is spent); a page of an earlier run must not stand in
+            rendered.unlink(missing_ok=True)
+        elif rendered.exists() or render_html(outcome, out_dir) is not None:
             link = f"<a href='html/{html.escape(rendered.name)}'>{html.escape(outcome.name)}</a>"
         for check in outcome.checks() or [{"status": outcome.status.value, "name": "run",
                                             "evidence": outcome.error or ""}]:
@@ -459,6 +466,7 @@ def _budget_outcome(execution: _Execution, budget: float, done: NotebookOutcome 
     report.check("finished within the budget", Status.FAIL, message, budgetSeconds=budget,
                  cell=None if execution.cell is None else execution.cell + 1)
     outcome.reports = [*outcome.reports, report.to_dict()]
+    outcome.stopped = True
     outcome.status = worst([Status.FAIL, *(Status(r.get("verdict", "ERROR")) for r in outcome.reports)])
     outcome.error = message
     return outcome
@@ -507,6 +515,7 @@ def run_health(
                     execution = waiting.get_nowait()
                 except queue.Empty:
                     return
+                execution.began_at = time.monotonic()
                 try:
                     outcome = execute_one(execution.entry, notebooks_dir, parameters, cell_timeout=cell_timeout,
                                           html_dir=out_dir if render else None, execution=execution)

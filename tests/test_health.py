@@ -289,7 +289,9 @@ def test_budget_is_a_hard_bound_and_leaves_no_kernel(tmp_path: Path, mark: str) 
     failure = suites["sleeper"].find("testcase/failure")
     assert failure is not None and failure.get("message") == message
     assert message in (out / "report.html").read_text()
-    assert (out / "notebooks" / "sleeper.ipynb").exists()  # saved as far as it ran
+    assert [n["stoppedAtBudget"] for n in summary["notebooks"]] == [True, False]
+    assert (out / "notebooks" / "sleeper.ipynb").exists()  # saved as far as it ran, but not rendered
+    assert (out / "html" / "quick.html").exists() and not (out / "html" / "sleeper.html").exists()
 
 
 def test_notebooks_still_waiting_at_the_budget_never_start(tmp_path: Path, mark: str,
