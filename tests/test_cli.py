@@ -37,6 +37,14 @@ def test_check_embedded_passes() -> None:
     assert lines[-1] == "verdict: PASS" or lines[-1] == "verdict: WARN"
 
 
+def test_python_dash_m_labsession_is_the_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "labsession", "--help"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    for command in ("health", "check", "serve", "redis", "runbook"):
+        assert command in done.stdout
+
+
 def test_check_without_redis_url_exits_2_with_one_line() -> None:
     done = run_cli("check")
     assert done.returncode == 2
