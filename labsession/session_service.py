@@ -392,14 +392,22 @@ class LabSessionService:
         """SCAN batches with their values read, :data:`_READ_AHEAD` batches ahead: a producer
         task runs SCAN and sends each batch's read while the caller parses an earlier batch
         (most of a listing's time), so Redis and the client keep both cores of a small machine
-        busy and the caller never waits for a SCAN round trip. Batches come in SCAN order."""
+        busy and the caller never waits for a SCAN round trip. Batches come in SCAN order.
+
+        A caller that leaves early cancels the producer, and it also stops at its next step on
+        its own: redis-py sends each command under ``asyncio.wait_for``, which on Python 3.11
+        drops a cancellation that arrives as the send completes (every cluster command), and a
+        producer that went on would wait on the full queue for ever."""
         ready: asyncio.Queue[asyncio.Future[_Batch] | None] = asyncio.Queue(maxsize=_READ_AHEAD)
         in_flight: set[asyncio.Future[_Batch]] = set()
+        closed = False  # the caller has left: nothing more is handed over
 
         async def produce() -> None:
             seen = 0
             try:
                 async for keys in self._scan_batches(batch_size):
+                    if closed:
+                        return
                     if limit is not None:
                         keys = keys[: max(0, limit - seen)]
                     if not keys:
@@ -411,11 +419,13 @@ class LabSessionService:
                     if limit is not None and seen >= limit:
                         break
             except Exception as exc:  # a failed SCAN reaches the caller in order, after the batches before it
-                failed: asyncio.Future[_Batch] = asyncio.get_running_loop().create_future()
-                failed.set_exception(exc)
-                await ready.put(failed)
+                if not closed:
+                    failed: asyncio.Future[_Batch] = asyncio.get_running_loop().create_future()
+                    failed.set_exception(exc)
+                    await ready.put(failed)
             else:
-                await ready.put(None)
+                if not closed:
+                    await ready.put(None)
 
         producer = asyncio.ensure_future(produce())
         try:
@@ -423,6 +433,7 @@ class LabSessionService:
                 in_flight.discard(read)
                 yield await read
         finally:
+            closed = True
             pending: list[asyncio.Future[Any]] = [producer, *in_flight]
             for job in pending:
                 job.cancel()

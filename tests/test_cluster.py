@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, aclosing
 from pathlib import Path
 from typing import Any
 
@@ -416,6 +416,27 @@ async def test_scans_never_send_keys(cluster: EmbeddedRedisCluster, cluster_sess
     for counter in counters:
         assert counter.delta["scan"] >= 1, counter.delta
         assert "keys" not in counter.delta
+
+
+async def test_a_cluster_listing_left_early_returns_every_connection(cluster_settings: Settings) -> None:
+    async with RedisService(cluster_settings.with_changes(max_connections=2)) as service:
+        sessions = LabSessionService(service)
+        ids = await create_many(sessions, 60)
+
+        async def leave_early() -> None:
+            for _ in range(10):
+                async with aclosing(sessions.scan_records(batch_size=4)) as records:
+                    async for _ in records:
+                        break  # batches are being read ahead, on every master's connections
+
+        before = asyncio.all_tasks()
+        leaving = asyncio.create_task(leave_early())
+        if not (await asyncio.wait({leaving}, timeout=20))[0]:
+            leaving.cancel()
+            pytest.fail("leaving a cluster listing early hung: its SCAN producer went on after its cancellation")
+        leaving.result()
+        assert asyncio.all_tasks() == before
+        assert sorted(await sessions.active_ids(batch_size=4)) == sorted(ids)
 
 
 # -- the command line and the backend on a cluster --------------------------------------------
