@@ -29,6 +29,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from labsession import (
     ENDED_TTL_SECONDS,
+    EmbeddedRedis,
     LabSessionService,
     RedisService,
     SessionEnded,
@@ -418,6 +419,39 @@ async def test_scans_never_send_keys(cluster: EmbeddedRedisCluster, cluster_sess
         assert "keys" not in counter.delta
 
 
+def reads_processed(client: redis.Redis) -> int:
+    """How many times the server has read from a client socket: one per round trip of a client
+    that waits for each reply, a few for a whole pipeline."""
+    return int(client.info("stats")["total_reads_processed"])
+
+
+class _OneBatchScan(LabSessionService):
+    """Hands the keys of every master to one read, as a batch spanning nodes would be."""
+
+    async def _scan_batches(self, batch_size: int) -> AsyncIterator[list[Any]]:
+        yield [key async for keys in super()._scan_batches(batch_size) for key in keys]
+
+
+async def test_a_cluster_listing_reads_each_master_in_one_round_trip_per_batch(
+    cluster: EmbeddedRedisCluster, cluster_sessions: LabSessionService
+) -> None:
+    """Each key is read once, by its own master, and each master gets a batch's reads as one
+    pipeline: a GET per round trip would cost the server a socket read per key."""
+    ids = await create_many(cluster_sessions, 600)
+    per_node = keys_per_node(cluster)
+    assert min(per_node) > 150, per_node
+    for service in (cluster_sessions, _OneBatchScan(cluster_sessions.redis)):
+        with ExitStack() as stack:
+            counters = [stack.enter_context(CommandCounter(node.url)) for node in cluster.nodes]
+            before = [reads_processed(counter.client) for counter in counters]
+            assert sorted(await service.active_ids()) == sorted(ids)
+            reads = [reads_processed(c.client) - b for c, b in zip(counters, before, strict=True)]
+        for counter, keys, read in zip(counters, per_node, reads, strict=True):
+            assert counter.delta["get"] == keys, counter.delta  # no MOVED, no second attempt
+            assert set(counter.delta) <= {"get", "scan"}, counter.delta
+            assert read < keys / 10, (read, keys)
+
+
 async def test_a_cluster_listing_left_early_returns_every_connection(cluster_settings: Settings) -> None:
     async with RedisService(cluster_settings.with_changes(max_connections=2)) as service:
         sessions = LabSessionService(service)
@@ -437,6 +471,123 @@ async def test_a_cluster_listing_left_early_returns_every_connection(cluster_set
         leaving.result()
         assert asyncio.all_tasks() == before
         assert sorted(await sessions.active_ids(batch_size=4)) == sorted(ids)
+
+
+class _ConnectionsKilledAfterScan(LabSessionService):
+    """After each SCAN batch, the master that answered drops every client connection: the
+    listing's next round trip there finds its pooled connection closed."""
+
+    kills = 0
+
+    async def _scan_batches(self, batch_size: int) -> AsyncIterator[list[Any]]:
+        async for keys in super()._scan_batches(batch_size):
+            node = self.redis.client.get_node_from_key(keys[0])
+            with redis.Redis(host=node.host, port=node.port) as client:
+                self.kills += int(client.client_kill_filter(_type="normal", skipme=True))
+            yield keys
+
+
+async def test_a_cluster_listing_survives_connections_dropped_between_scan_and_read(
+    cluster_sessions: LabSessionService,
+) -> None:
+    ids = await create_many(cluster_sessions, 90)
+    killer = _ConnectionsKilledAfterScan(cluster_sessions.redis)
+    records = [r async for r in killer.scan_records(batch_size=1000, with_ttl=True)]
+    assert killer.kills >= 3
+    assert sorted(r.session_id for r in records) == sorted(ids)
+    assert all(r.session is not None and r.ttl and r.ttl > 0 for r in records)
+
+
+# -- listing while slots move between masters -------------------------------------------------
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[EmbeddedRedisCluster]:
+    """A cluster for this test alone: it moves slots, which the module's cluster must keep."""
+    with EmbeddedRedisCluster() as cluster:
+        yield cluster
+
+
+def node_id(client: redis.Redis) -> str:
+    nodes = client.cluster("nodes")
+    return next(str(n["node_id"]) for n in nodes.values() if "myself" in n["flags"])
+
+
+def move_keys(cluster: EmbeddedRedisCluster, slot: int, keys: list[str], *, finish: bool) -> EmbeddedRedis:
+    """Migrate ``keys`` of ``slot`` to the next master, as ``redis-cli --cluster reshard`` does;
+    with ``finish`` the slot then belongs to that master, else it stays MIGRATING/IMPORTING.
+    Returns the master the keys came from."""
+    source = cluster.node_for_key(keys[0])
+    target = cluster.nodes[(cluster.nodes.index(source) + 1) % len(cluster.nodes)]
+    with ExitStack() as stack:
+        src, dst = (stack.enter_context(redis.Redis.from_url(n.url, decode_responses=True)) for n in (source, target))
+        src_id, dst_id = node_id(src), node_id(dst)
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+        if finish:
+            for client in (dst, src):
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+            for other in cluster.nodes:
+                if other not in (source, target):
+                    with redis.Redis.from_url(other.url) as client:
+                        client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    return source
+
+
+def redirected_gets(node: EmbeddedRedis) -> int:
+    """GETs this master answered with MOVED or ASK (``rejected_calls``) since it started."""
+    with redis.Redis.from_url(node.url) as client:
+        return int(client.info("commandstats").get("cmdstat_get", {}).get("rejected_calls", 0))
+
+
+def ids_in_one_slot(count: int) -> tuple[int, list[str]]:
+    """``count`` new session ids whose keys share a hash slot, and that slot."""
+    by_slot: dict[int, list[str]] = {}
+    while True:
+        session_id = str(uuid.uuid4())
+        slot = key_slot(f"session:{session_id}")
+        by_slot.setdefault(slot, []).append(session_id)
+        if len(by_slot[slot]) == count:
+            return slot, by_slot[slot]
+
+
+async def test_a_cluster_listing_follows_moved_for_a_slot_resharded_since_the_client_mapped_it(
+    own_cluster: EmbeddedRedisCluster,
+) -> None:
+    async with RedisService(Settings.from_url(own_cluster.url, retry_attempts=3)) as service:
+        sessions = LabSessionService(service)
+        ids = await create_many(sessions, 120)  # the client has the slot map now
+        moved = ids[0]
+        slot = key_slot(f"session:{moved}")
+        source = move_keys(own_cluster, slot, [f"session:{moved}"], finish=True)
+        before = redirected_gets(source)
+        for with_ttl in (False, True):
+            records = [r async for r in sessions.scan_records(with_ttl=with_ttl)]
+            assert sorted(r.session_id for r in records) == sorted(ids)
+            assert all(r.session is not None for r in records)
+        assert redirected_gets(source) > before  # the fast read met MOVED and it was followed
+        assert sorted(await sessions.active_ids()) == sorted(ids)
+
+
+async def test_a_cluster_listing_follows_ask_for_a_slot_in_the_middle_of_a_migration(
+    own_cluster: EmbeddedRedisCluster,
+) -> None:
+    slot, (gone, stays) = ids_in_one_slot(2)
+    draws = iter([gone, stays])
+    async with RedisService(Settings.from_url(own_cluster.url, retry_attempts=3)) as service:
+        pair = LabSessionService(service, id_factory=lambda: next(draws))
+        await pair.create("u", "l", "p", base_url="wss://x")
+        await pair.create("u", "l", "p", base_url="wss://x")
+        sessions = LabSessionService(service)
+        ids = [gone, stays, *await create_many(sessions, 60)]
+        source = move_keys(own_cluster, slot, [f"session:{gone}"], finish=False)
+        before = redirected_gets(source)
+        records = [r async for r in sessions.scan_records(batch_size=10, with_ttl=True)]
+        assert sorted(r.session_id for r in records) == sorted(ids)
+        assert all(r.session is not None and r.ttl and r.ttl > 0 for r in records)
+        assert redirected_gets(source) > before  # GET of the migrated key was answered ASK
+        assert sorted(await sessions.active_ids()) == sorted(ids)
 
 
 # -- the command line and the backend on a cluster --------------------------------------------
