@@ -32,6 +32,7 @@ from .session_service import (
     SessionRecord,
     ValidationReason,
     ValidationResult,
+    check_extension_minutes,
 )
 from .settings import Settings
 
@@ -71,6 +72,7 @@ __all__ = [
     "ValidationReason",
     "ValidationResult",
     "__version__",
+    "check_extension_minutes",
     "check_session_id",
     "find_redis_server",
     "log_id",

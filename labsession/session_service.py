@@ -40,6 +40,7 @@ from .settings import Settings
 __all__ = [
     "ENDED_TTL_SECONDS",
     "MAX_EXTEND_MINUTES",
+    "check_extension_minutes",
     "LabSessionService",
     "SessionRecord",
     "ValidationReason",
@@ -52,6 +53,14 @@ log = get_logger(__name__)
 ENDED_TTL_SECONDS = 60
 #: The most one extend may add, in minutes (one day).
 MAX_EXTEND_MINUTES = 24 * 60
+
+
+def check_extension_minutes(minutes: object, session_id: str = "?") -> int:
+    """Return ``minutes`` if it is a whole number from 1 to :data:`MAX_EXTEND_MINUTES`, else
+    raise :class:`InvalidExtension` (``True``, floats and numeric strings are refused)."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_EXTEND_MINUTES:
+        raise InvalidExtension(session_id, minutes, MAX_EXTEND_MINUTES)
+    return minutes
 #: Races one update may lose before giving up (each loss means another instance wrote first).
 _WATCH_ATTEMPTS = 200
 #: Compare-and-set on one key: KEYS[1] is replaced by ARGV[2] with TTL ARGV[3] seconds only
@@ -290,9 +299,7 @@ class LabSessionService:
         Raises :class:`SessionNotFound`, :class:`SessionEnded`, :class:`SessionNotActive`.
         """
         check_session_id(session_id)
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_EXTEND_MINUTES:
-            raise InvalidExtension(session_id, minutes, MAX_EXTEND_MINUTES)
-        step = minutes
+        step = check_extension_minutes(minutes, session_id)
 
         def change(session: LabSession, now: int) -> int:
             verdict = self.judge(session)

@@ -49,7 +49,9 @@ class BackendProcess(ChildProcess):
     """One ``labsession serve`` child process bound to ``host`` (127.0.0.1) on ``port`` (a free one).
 
     ``env`` adds or overrides environment variables (``REDIS_URL`` is set from ``redis_url``);
-    ``args`` are extra command-line arguments. Times are seconds.
+    ``args`` are extra command-line arguments. Times are seconds. Start waits until the server is
+    ready (``/health/ready``: it has reached its Redis), or with ``wait_for_store=False`` only
+    until it answers (``/health``), for a server whose Redis is down on purpose.
     """
 
     def __init__(
@@ -64,8 +66,10 @@ class BackendProcess(ChildProcess):
         args: Sequence[str] = (),
         startup_timeout: float = 30.0,
         log_level: str = "info",
+        wait_for_store: bool = True,
     ) -> None:
         self.redis_url = redis_url
+        self.wait_for_store = wait_for_store
         from urllib.parse import urlsplit
 
         with contextlib.suppress(ValueError):
@@ -117,7 +121,7 @@ class BackendProcess(ChildProcess):
         return env
 
     def start(self) -> BackendProcess:
-        """Start the server and wait until ``/health/ready`` is 200; raises :class:`BackendError`.
+        """Start the server and wait until it is ready (see :meth:`ready`); raises :class:`BackendError`.
 
         When no port was given and the chosen one was taken meanwhile, tries again on another.
         """
@@ -161,9 +165,11 @@ class BackendProcess(ChildProcess):
         raise BackendError(f"labsession serve was not ready within {self.startup_timeout} s: {tail}")
 
     def ready(self, timeout: float = 1.0) -> bool:
-        """True when ``GET /health/ready`` answers 200 within ``timeout`` seconds."""
+        """True when ``GET /health/ready`` (``/health`` without ``wait_for_store``) answers 200
+        within ``timeout`` seconds."""
+        path = "/health/ready" if self.wait_for_store else "/health"
         try:
-            with urllib.request.urlopen(self.url + "/health/ready", timeout=timeout) as response:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError, ValueError):
             return False

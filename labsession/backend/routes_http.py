@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from ..errors import LabSessionError, RedisUnavailable
 from ..session import LabSession, check_session_id
+from ..session_service import check_extension_minutes
 from .errors import ApiError, from_library_error, reason_code, truncate_echo
 from .jsonio import JsonResponse, iso_time, read_json_object, request_id
 from .state import BackendState
@@ -200,9 +201,9 @@ async def extend(request: Request) -> JsonResponse:
     state = _state(request)
     session_id = _session_id(request)
     data = await read_json_object(request, state.config.max_body_size, required=False)
-    minutes = data.get("minutes", 30)  # checked by the library: InvalidExtension is a 400 INVALID_FIELD
-    state.require_store()
-    try:
+    try:  # bad input is a 400 before anything else, even while the store is down
+        minutes = check_extension_minutes(data.get("minutes", 30), session_id)
+        state.require_store()
         session = await state.sessions.extend(session_id, minutes)
     except LabSessionError as exc:
         raise from_library_error(exc, changing=True) from None
