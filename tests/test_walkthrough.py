@@ -47,7 +47,7 @@ def test_the_architecture_figure_draws_the_six_parts() -> None:
 
 
 @pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
-def test_notebook_reads_like_a_document_and_is_committed_stripped(path: Path) -> None:
+def test_notebook_reads_like_a_document(path: Path) -> None:
     book = nbformat.read(str(path), as_version=4)
     nbformat.validate(book)
     assert book.cells[0].cell_type == "markdown" and book.cells[0].source.startswith("# ")
@@ -57,7 +57,7 @@ def test_notebook_reads_like_a_document_and_is_committed_stripped(path: Path) ->
     assert "nb.start(" in code[1].source  # parameters validated right after the parameters cell
     headings = [c.source.split("\n", 1)[0] for c in book.cells if c.cell_type == "markdown"]
     assert any(h.startswith("## 1. ") for h in headings)
-    assert all(not c.outputs and c.execution_count is None for c in code)
+    # Outputs: stripped except on cells nbval checks (test_notebooks.py checks every notebook for that).
     params = papermill.inspect_notebook(str(path))
     assert set(COMMON_PARAMS) <= set(params)
     assert params["read_only"]["default"] == "True" and params["embedded"]["default"] == "True"
