@@ -8,7 +8,8 @@ way (httptools, ``websockets-sansio``, no access log): ``labsession serve`` (log
 bare Starlette app whose validate route does one Redis ``GET`` and whose ``/terminal`` accepts,
 does one ``GET`` and sends one message: the framework floor. One load client (raw keep-alive
 HTTP/1.1 over asyncio streams, the ``websockets`` client) drives both at concurrency 50, in
-interleaved rounds (noise hits both alike; the best round of each is kept). Throughput is
+interleaved rounds (noise hits both alike; the best round of each is kept, and the ratio of the
+median rounds is reported beside it). Throughput is
 requests (or cycles) per second; latencies are milliseconds. Ratio = ours / floor.
 
 Figures: validate of a valid id; validate of an unknown id with 2,000 sessions stored;
@@ -225,7 +226,7 @@ async def best_of(rounds: int, runs: dict[str, Callable[[], Awaitable[dict[str, 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one round, seconds")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/backend.json alone")
     args = parser.parse_args(argv)
 
@@ -283,6 +284,10 @@ async def main(argv: list[str] | None = None) -> int:
     def ratio(block: dict[str, Any]) -> float:
         return round(block["labsession"]["per_s"] / block["floor"]["per_s"], 3)
 
+    def median_ratio(block: dict[str, Any]) -> float:
+        """The same ratio from each side's median round: less swayed by one lucky round."""
+        return round(statistics.median(block["labsession"]["trials"]) / statistics.median(block["floor"]["trials"]), 3)
+
     result = {
         "command": "python bench/bench_backend.py" + (f" --seconds {args.seconds}" if args.seconds != 3.0 else ""),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -291,9 +296,10 @@ async def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "concurrency": CONCURRENCY,
         "sessions_stored": stored,
-        "validate": {**validate, "ratio": ratio(validate)},
-        "validate_unknown_2000_stored": {**unknown_validate, "ratio": ratio(unknown_validate)},
-        "websocket_cycle": {**ws, "ratio": ratio(ws)},
+        "validate": {**validate, "ratio": ratio(validate), "median_ratio": median_ratio(validate)},
+        "validate_unknown_2000_stored": {**unknown_validate, "ratio": ratio(unknown_validate),
+                                         "median_ratio": median_ratio(unknown_validate)},
+        "websocket_cycle": {**ws, "ratio": ratio(ws), "median_ratio": median_ratio(ws)},
         "invalid_session_to_4000": invalid,
         "typescript": TYPESCRIPT,
     }

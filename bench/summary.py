@@ -64,8 +64,9 @@ def _backend(data: dict[str, Any]) -> Iterator[Row]:
         if key not in data:
             continue
         ours, floor = data[key]["labsession"], data[key]["floor"]
+        median = f", median rounds {_num(data[key]['median_ratio'])}" if "median_ratio" in data[key] else ""
         latest = (f"**{_num(data[key]['ratio'])}** of the Starlette + one GET floor ({ours['per_s']:,.0f} vs "
-                  f"{floor['per_s']:,.0f}/s, p99 {ours['p99_ms']} ms)")
+                  f"{floor['per_s']:,.0f}/s, p99 {ours['p99_ms']} ms{median})")
         yield ("backend", f"{name}, throughput ratio (c=50)", latest, target, typescript)
     if invalid := data.get("invalid_session_to_4000"):
         window = invalid.get("window_ms", 700)
