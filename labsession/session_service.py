@@ -73,7 +73,8 @@ return 1
 
 
 #: One read batch: ``(key as Redis returned it, value or None, TTL or None)`` per key; on a
-#: cluster a value is a :class:`CorruptSession` when the key holds another Redis type.
+#: single server or a cluster, a value is a :class:`CorruptSession` when the key holds another
+#: Redis type.
 _Batch = list[tuple[Any, Any, int | None]]
 #: Batches requested ahead of the one being parsed (memory: about this many + 1 batches).
 _READ_AHEAD = 2
@@ -470,9 +471,29 @@ class LabSessionService:
                 values, ttls = replies[0], [int(t) for t in replies[1:]]
             else:
                 values, ttls = await client.mget(keys), None
+            if not self.settings.cluster and None in values:
+                values = await self._mark_other_types(keys, list(values))
         if ttls is None:
             return [(k, v, None) for k, v in zip(keys, values, strict=True)]
         return list(zip(keys, values, ttls, strict=True))
+
+    async def _mark_other_types(self, keys: list[Any], values: list[Any]) -> list[Any]:
+        """``values`` with each ``None`` that stands for a key of another Redis type replaced by
+        :class:`CorruptSession`, as ``get`` and a cluster listing report it.
+
+        ``MGET`` answers nil for a hash as for a key that expired since SCAN; one pipelined
+        ``TYPE`` for those keys only (usually none) tells them apart. Run inside the caller's guard.
+        """
+        missing = [i for i, value in enumerate(values) if value is None]
+        async with self.redis.client.pipeline(transaction=False) as pipe:
+            for i in missing:
+                pipe.type(keys[i])
+            kinds = await pipe.execute()
+        cut = len(self._prefix)
+        for i, kind in zip(missing, kinds, strict=True):
+            if _text_key(kind) not in ("none", "string"):
+                values[i] = CorruptSession(_text_key(keys[i])[cut:], "the key holds another Redis type, not a string")
+        return values
 
     async def _read_cluster_batch(self, keys: list[Any], with_ttl: bool) -> tuple[list[Any], list[int] | None]:
         """Values (and TTLs) of a batch on a cluster, one round trip per master.

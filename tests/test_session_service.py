@@ -580,3 +580,17 @@ async def test_session_errors_name_the_session_by_8_characters(
         assert caught.value.session_id == sid
         assert sid not in str(caught.value) and sid not in repr(caught.value)
         assert sid[:8] in str(caught.value)
+
+
+async def test_a_listing_reports_a_key_of_another_type_as_corrupt(service: LabSessionService, raw: redis.Redis,
+                                                                  clock: Clock) -> None:
+    """MGET answers nil for a hash as for a vanished key: the listing must not hide it."""
+    kept = [_store(raw, clock) for _ in range(5)]
+    odd = new_id()
+    raw.hset(f"session:{odd}", "not", "a string")
+    for with_ttl in (False, True):
+        records = {r.session_id: r async for r in service.scan_records(batch_size=3, with_ttl=with_ttl)}
+        assert set(records) == {*kept, odd}
+        assert records[odd].session is None and "another Redis type" in (records[odd].error or "")
+        assert all(records[sid].session is not None for sid in kept)
+    assert sorted(await service.active_ids(batch_size=3)) == sorted(kept)
