@@ -526,6 +526,9 @@ def move_keys(cluster: EmbeddedRedisCluster, slot: int, keys: list[str], *, fini
         src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
         src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
         if finish:
+            # Another session may hash to the same slot: a slot changes owner only once empty.
+            if rest := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+                src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
             for client in (dst, src):
                 client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
             for other in cluster.nodes:
