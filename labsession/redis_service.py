@@ -166,11 +166,13 @@ class _BoundedPool(aioredis.ConnectionPool):
     def reset(self) -> None:
         super().reset()  # type: ignore[no-untyped-call]
         if hasattr(self, "_slot_waiters"):  # the parent's __init__ calls reset() first
-            self._free_slots = self.max_connections
-            for waiter in self._slot_waiters:
+            woken = 0
+            for waiter in self._slot_waiters:  # each waiter woken is handed one slot
                 if not waiter.done():
                     waiter.set_result(None)
+                    woken += 1
             self._slot_waiters.clear()
+            self._free_slots = self.max_connections - woken
 
     async def _wait_for_slot(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
