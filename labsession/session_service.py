@@ -492,7 +492,7 @@ class LabSessionService:
         cut = len(self._prefix)
         for i, kind in zip(missing, kinds, strict=True):
             if _text_key(kind) not in ("none", "string"):
-                values[i] = CorruptSession(_text_key(keys[i])[cut:], "the key holds another Redis type, not a string")
+                values[i] = _other_type(_text_key(keys[i])[cut:])
         return values
 
     async def _read_cluster_batch(self, keys: list[Any], with_ttl: bool) -> tuple[list[Any], list[int] | None]:
@@ -655,12 +655,17 @@ def _plainly_active(raw: bytes | str, now_ms: int) -> str | None:
     return sid
 
 
+def _other_type(session_id: str) -> CorruptSession:
+    """The error for a session key that holds another Redis type (a hash, a list...)."""
+    return CorruptSession(session_id, "the key holds another Redis type, not a string")
+
+
 def _stored_value(session_id: str, reply: Any) -> Any:
     """A ``GET`` reply (from a pipeline run with ``raise_on_error=False``, or the error a ``GET``
     raised) as the stored value: a key of another Redis type (``WRONGTYPE``) is a corrupt session,
     reported like a value that is not JSON; any other error is raised as it is."""
     if isinstance(reply, rx.ResponseError) and str(reply).startswith("WRONGTYPE"):
-        raise CorruptSession(session_id, "the key holds another Redis type, not a string") from None
+        raise _other_type(session_id) from None
     if isinstance(reply, BaseException):
         raise reply
     return reply
