@@ -50,6 +50,23 @@ def test_mask_url_with_reserved_characters_in_the_password() -> None:
         assert masked == "redis://default:****@host:6379"
 
 
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        # A bare password (no user name) with '@' in it: the userinfo runs to the *last* '@'.
+        ("redis://Zq@ss-1@host:6379/0", "redis://****@host:6379/0"),
+        ("rediss://Zq@s@s-2@h.upstash.io:6379", "rediss://****@h.upstash.io:6379"),
+        # A user name with '@' (an e-mail as user) and a password after it.
+        ("redis://ada@example.com:Zq-pw-3@host:6379", "redis://ada@example.com:****@host:6379"),
+        ("redis://ada@example.com:Zq@pw-4@host:6379", "redis://ada@example.com:****@host:6379"),
+    ],
+)
+def test_mask_url_takes_the_userinfo_to_the_last_at_sign(url: str, masked: str) -> None:
+    # Neither mask_text's backstop nor a registered secret can be what hides these: the passwords
+    # are registered nowhere, and the backstop masks only what follows 'user:' with no '@' in user.
+    assert mask_url(url) == masked
+
+
 @given(st.text(PASSWORD_CHARS, min_size=1, max_size=40))
 def test_mask_url_never_keeps_the_password(tail: str) -> None:
     password = "Zq" + tail  # a prefix no other part of the URL contains
