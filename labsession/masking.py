@@ -12,7 +12,6 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "MASK",
@@ -31,9 +30,11 @@ MASK = "****"
 #: A field is secret when its name contains one of these words (case-insensitive). Broad on
 #: purpose: ``iamAccessKeyId`` and ``credentials`` are masked too; a false positive costs nothing.
 _SECRET_NAME = re.compile(r"secret|passw(or)?d|pwd|token|credential|private|auth|key", re.IGNORECASE)
-# user:password@ inside any URL-ish text (redis://, rediss://, http://, unix://...). The
-# password runs to the *last* '@' of the authority: people paste passwords with '@' unescaped.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^\s/?#]+)@")
+# Where a URL starts (redis://, rediss://, http://, unix://...). What follows is masked by
+# position, never by a pattern of "password characters": people paste passwords unescaped, with
+# '@', ':', '/', '?' or '#' in them, so the userinfo runs to the *last* '@' after the scheme.
+_URL_START = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SPACE = re.compile(r"\s")
 # AUTH <password> / requirepass <password> in command echoes.
 _AUTH_WORD = re.compile(r"(?i)\b(auth|requirepass|masterauth)(\s+)(\S+)(\s+\S+)?")
 
@@ -66,24 +67,31 @@ def mask_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``****``; the rest is kept for diagnosis.
 
     ``redis://user:pw@host`` keeps the user; a lone ``redis://pw@host`` is masked whole,
-    since people paste a bare password there as often as a user name.
+    since people paste a bare password there as often as a user name. The userinfo is
+    everything from ``//`` to the last ``@`` (a password may hold ``@ : / ? #`` unescaped), so
+    an ``@`` further on (in a query, say) masks more than needed, never less. Nothing is parsed,
+    so nothing can fail to parse: the URL is cut by position only.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    head = _URL_START.match(url)
+    if head is None:
         return mask_text(url)
-    netloc = parts.netloc
-    query = _mask_query(parts.query)
-    if "@" not in netloc and query == parts.query:
-        return mask_text(url)
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
+    start = head.end()
+    userinfo, at, rest = url[start:].rpartition("@")
+    if at:
         user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:{MASK}@{hostport}" if has_password else f"{MASK}@{hostport}"
-    masked = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    if not netloc and url.startswith(f"{parts.scheme}:///"):
-        masked = masked.replace(f"{parts.scheme}:", f"{parts.scheme}://", 1)
-    return mask_text(masked)
+        shown = f"{user}:{MASK}" if has_password else MASK
+    else:
+        shown = ""
+    return mask_text(f"{url[:start]}{shown}{at}{_mask_query_of(rest)}")
+
+
+def _mask_query_of(rest: str) -> str:
+    """``host[:port][/path][?query][#fragment]`` with secret-named query values masked."""
+    before, question, after = rest.partition("?")
+    if not question:
+        return rest
+    query, hash_sign, fragment = after.partition("#")
+    return f"{before}?{_mask_query(query)}{hash_sign}{fragment}"
 
 
 def _mask_query(query: str) -> str:
@@ -100,7 +108,8 @@ def mask_text(text: str) -> str:
     """Mask URL passwords, ``AUTH x`` arguments and every registered secret in ``text``."""
     if not text:
         return text
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    if "://" in text:
+        text = _mask_url_passwords(text)
     text = _AUTH_WORD.sub(lambda m: f"{m[1]}{m[2]}{MASK}{MASK if m[4] else ''}", text)
     with _known_lock:
         secrets = sorted(_known_secrets, key=len, reverse=True)
@@ -108,6 +117,32 @@ def mask_text(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def _mask_url_passwords(text: str) -> str:
+    """``scheme://user:password@`` anywhere in ``text`` as ``scheme://user:****@``.
+
+    A URL in free text ends at the first whitespace; its userinfo runs to the last ``@`` before
+    that. Only a userinfo with a ``:`` is masked here (``name@host`` may be a plain user name);
+    :func:`mask_url`, which knows its input is a URL, masks a lone one too.
+    """
+    out: list[str] = []
+    done = 0
+    for head in _URL_START.finditer(text):
+        if head.start() < done:  # inside a userinfo already masked (a password holding '://')
+            continue
+        start = head.end()
+        space = _SPACE.search(text, start)
+        at = text.rfind("@", start, space.start() if space else len(text))
+        if at < 0:
+            continue
+        user, has_password, _ = text[start:at].partition(":")
+        if not has_password:
+            continue
+        out.append(f"{text[done:start]}{user}:{MASK}")
+        done = at
+    out.append(text[done:])
+    return "".join(out)
 
 
 def redact(value: Any) -> Any:

@@ -67,6 +67,27 @@ def test_mask_url_takes_the_userinfo_to_the_last_at_sign(url: str, masked: str) 
     assert mask_url(url) == masked
 
 
+@pytest.mark.parametrize("password", ["Zq#frag-1", "Zq/path-2", "Zq?query-3", "Zq:colon-4", "Zq@a#b/c:d?e-5",
+                                      "Zq#@/?:-6", "Zq//x@y-7"])
+@pytest.mark.parametrize("user", ["default", "", "ada@example.com"])
+def test_no_part_of_a_password_with_reserved_characters_is_shown(user: str, password: str) -> None:
+    # People paste passwords unescaped: '#', '/', '?' and ':' end no userinfo, only its last '@' does.
+    url = f"rediss://{user}:{password}@cache.example.com:6380/2?db=2"
+    expected = f"rediss://{user}:****@cache.example.com:6380/2?db=2"
+    assert mask_url(url) == expected
+    assert mask_text(f"connecting to {url} failed") == f"connecting to {expected} failed"
+
+
+@given(st.text(PASSWORD_CHARS + "@:/?#", min_size=1, max_size=40))
+def test_mask_url_and_mask_text_show_no_part_of_any_password(tail: str) -> None:
+    password = "Zq" + tail
+    for user in ("someone", "ada@example.com"):
+        url = f"rediss://{user}:{password}@cache.example.com:6380/2"
+        expected = f"rediss://{user}:****@cache.example.com:6380/2"
+        assert mask_url(url) == expected
+        assert mask_text(f"connecting to {url} failed") == f"connecting to {expected} failed"
+
+
 @given(st.text(PASSWORD_CHARS, min_size=1, max_size=40))
 def test_mask_url_never_keeps_the_password(tail: str) -> None:
     password = "Zq" + tail  # a prefix no other part of the URL contains
