@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from .checks import REPORT_MIME, CheckResult, Report, Status
 from .errors import ConfigError, LabSessionError, RedisUnavailable
-from .masking import get_logger, mask_text, mask_url, redact
+from .masking import get_logger, mask_text, redact
 from .redis_service import RedisService
 from .settings import Settings
 
@@ -183,11 +183,18 @@ def validate_parameters(values: Mapping[str, Any], spec: Mapping[str, Param]) ->
             "parameter 'redis_url_env'",
             "must name an environment variable (like REDIS_URL), not hold the URL itself",
         )
-    for url in out.get("backend_urls") or []:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError("parameter 'backend_urls'", f"must hold http(s)://host:port URLs, got {mask_url(url)!r}")
-        if parts.password:
+    for number, url in enumerate(out.get("backend_urls") or [], start=1):
+        # A URL that does not parse is never quoted, masked or not: a password with '#', '/' or
+        # '?' in it makes the parse cut it anywhere, so no part of it is known to be safe to show.
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("parameter 'backend_urls'",
+                              f"must hold http(s)://host:port URLs; entry {number} is not one")
+        if parts.password or "@" in url:
             raise ConfigError("parameter 'backend_urls'", "must not carry credentials")
     if isinstance(out.get("key_prefix"), str) and not out["key_prefix"]:
         raise ConfigError("parameter 'key_prefix'", "must not be empty (the default is 'session:')")

@@ -216,19 +216,26 @@ class Settings:
     __str__ = __repr__
 
 
+#: Why a URL may not parse (never quoted: the parser's message names the part it choked on,
+#: which is often a piece of a password).
+_UNESCAPED = "a password holding '#', '/' or '?' must be percent-encoded as %23, %2F or %3F"
+
+
 def _check_url(url: str) -> None:
     if not url:
         raise ConfigError("REDIS_URL", "is empty", _EXAMPLE_URL)
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError("REDIS_URL", f"is not a valid URL ({exc})", _EXAMPLE_URL) from None
+    except ValueError:
+        raise ConfigError("REDIS_URL", f"is not a valid URL; {_UNESCAPED}", _EXAMPLE_URL) from None
+    if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        # 'redis://:pa#ss@host' reads as host 'pa' and a fragment: the host would be a password.
+        raise ConfigError("REDIS_URL", f"has an '@' after its host; {_UNESCAPED}", _EXAMPLE_URL)
     if parts.scheme.lower() not in _SCHEMES:
-        shown = parts.scheme or mask_url(url)[:20]
-        raise ConfigError(
-            "REDIS_URL", f"must start with redis://, rediss:// or unix://, not {shown!r}", _EXAMPLE_URL
-        )
+        # Only a scheme written as one ('http://') is named; 'pass:word@host' has none to name.
+        shown = f", not {parts.scheme}://" if parts.scheme and url.startswith(f"{parts.scheme}://") else ""
+        raise ConfigError("REDIS_URL", f"must start with redis://, rediss:// or unix://{shown}", _EXAMPLE_URL)
     if parts.scheme.lower() == "unix":
         if not parts.path:
             raise ConfigError("REDIS_URL", "has no socket path", "unix:///run/redis/redis.sock")

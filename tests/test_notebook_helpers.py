@@ -57,6 +57,15 @@ def test_credentials_in_a_backend_url_are_refused() -> None:
         validate_parameters({**BASE, "backend_urls": [f"http://u:{CANARY}@h:1"]}, COMMON_PARAMS)
 
 
+@pytest.mark.parametrize("url", ["ftp://u:Zq#s3cret-1@h:1", "http://u:Zq#s3cret-2@h:1", "http://[Zq#s3cret-3",
+                                 "http://h:Zqs3cret-4", "localhost:Zqs3cret-5", "http://:Zq@s3cret#6@h:1"])
+def test_a_bad_backend_url_is_refused_without_quoting_any_of_it(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_parameters({**BASE, "backend_urls": ["http://127.0.0.1:1", url]}, COMMON_PARAMS)
+    assert "backend_urls" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and "Zq" not in str(caught.value), str(caught.value)
+
+
 def test_numbers_are_normalized_and_choices_enforced() -> None:
     spec = {**COMMON_PARAMS, "mode": Param(str, "a mode", choices=("fast", "full"))}
     out = validate_parameters({**BASE, "mode": "fast"}, spec)

@@ -139,3 +139,28 @@ def test_with_changes_validates_again() -> None:
     with pytest.raises(ConfigError) as caught:
         s.with_changes(key_prefix="")
     assert caught.value.variable == "SESSION_KEY_PREFIX"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # A password with '#', '/' or '?' unescaped: the URL parses as a port made of the password,
+        # or as a host and path, and any error quoting the parse would quote part of the password.
+        "redis://default:Zq#s3cret-1@host:6379/0",
+        "redis://default:Zq/s3cret-2@host:6379/0",
+        "rediss://default:Zq?s3cret-3@host:6379",
+        "redis://default:4242#s3cret-4@host:6379",  # reads as host 'default', port 4242
+        "redis://:Zq@s3cret#5@host:6379",
+        # No scheme at all: nothing of it may be echoed.
+        "Zqs3cret-6@host:6379",
+        "//default:Zq#s3cret-7@host:6379",
+    ],
+)
+def test_a_url_that_does_not_parse_is_refused_without_quoting_any_of_it(url: str) -> None:
+    # These passwords are registered nowhere: only not quoting keeps them out of the message.
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"REDIS_URL": url})
+    error = caught.value
+    assert error.variable == "REDIS_URL"
+    for text in (str(error), repr(error), repr(error.args)):
+        assert "s3cret" not in text and "Zq" not in text and "4242" not in text, text
