@@ -177,6 +177,12 @@ def _store(raw: redis.Redis, clock: Clock, *, status: str = "active", created_ag
         ({"status": "destroyed", "created_ago_s": 3600}, ValidationReason.ENDED, False),
         ({"status": "expired", "created_ago_s": 1}, ValidationReason.EXPIRED, False),
         ({"status": "creating", "created_ago_s": 1, "expires_in_s": -1}, ValidationReason.EXPIRED, False),
+        # boundaries: expiresAt == now has expired; an ended session stays ended past its expiry
+        ({"expires_in_s": 0}, ValidationReason.EXPIRED, False),
+        ({"expires_in_s": 0.001}, ValidationReason.OK, False),
+        ({"status": "creating", "created_ago_s": 1, "expires_in_s": 0}, ValidationReason.EXPIRED, False),
+        ({"status": "destroyed", "created_ago_s": 7200, "expires_in_s": 0}, ValidationReason.ENDED, False),
+        ({"status": "destroyed", "created_ago_s": 7200, "expires_in_s": -5}, ValidationReason.ENDED, False),
     ],
 )
 async def test_validation_table_and_reads_never_write(
@@ -193,6 +199,18 @@ async def test_validation_table_and_reads_never_write(
     assert seen.delta == {"get": 2}  # one GET each, nothing written, nothing deleted
     assert raw.get(f"session:{sid}") == before
     assert raw.ttl(f"session:{sid}") > 3000
+
+
+async def test_active_ids_stop_listing_a_session_the_millisecond_it_expires(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
+    # The listing decides plain active records on the raw JSON, apart from judge(): the same rule.
+    due = _store(raw, clock, expires_in_s=0)
+    later = _store(raw, clock, expires_in_s=0.001)
+    assert await service.active_ids() == [later]
+    assert (await service.validate(due)).reason is ValidationReason.EXPIRED
+    clock.now += 0.002  # past the next millisecond whatever the float rounding
+    assert await service.active_ids() == []
 
 
 async def test_grace_period_follows_the_clock_and_settings(service: LabSessionService, raw: redis.Redis,
