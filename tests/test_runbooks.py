@@ -13,6 +13,7 @@ from redis import exceptions as rx
 
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
 from labsession.backend.launch import BackendProcess
+from labsession.checks import Status
 from labsession.embedded import TlsFiles, free_port
 from labsession.redis_errors import classify
 from labsession.runbooks import (
@@ -23,6 +24,7 @@ from labsession.runbooks import (
     diagnose_invalid_session,
     diagnose_redis_connectivity,
 )
+from labsession.runbooks.invalid_session import judge_key
 from labsession.runbooks.redis_connectivity import remedy_for
 
 from conftest import CANARY
@@ -78,6 +80,66 @@ async def test_an_ended_session(settings: Settings, sessions: LabSessionService)
     cause, out = await invalid(settings, session.session_id)
     assert cause == C.SESSION_ENDED
     assert "destroyed" in json.dumps(out)
+
+
+async def test_an_ended_session_past_its_expiry_is_still_ended(settings: Settings, redis_service: RedisService) -> None:
+    # Created three hours ago with a two-hour life, then ended: ended is the cause, not expired.
+    past = LabSessionService(redis_service, clock=lambda: time.time() - 3 * 3600)
+    session = await past.create("u1", "lab", "p", base_url="ws://x")
+    await past.end(session.session_id)
+    cause, out = await invalid(settings, session.session_id)
+    assert cause == C.SESSION_ENDED, out
+    key_check = next(c for c in out["report"]["checks"] if c["name"] == "session key")
+    assert key_check["data"]["expires_in"] < 0 and "ended" in key_check["evidence"]
+
+
+@pytest.mark.parametrize(
+    ("status", "expires_in_ms", "cause"),
+    [
+        ("active", 0, C.SESSION_EXPIRED),  # expiresAt == now: expired, as the backends judge it
+        ("active", 1, None),
+        ("creating", 0, C.SESSION_EXPIRED),
+        ("destroyed", 0, C.SESSION_ENDED),
+        ("destroyed", -1, C.SESSION_ENDED),
+        ("destroyed", -3_600_000, C.SESSION_ENDED),
+    ],
+)
+async def test_judge_key_at_the_expiry_boundary(
+    settings: Settings, sessions: LabSessionService, redis_service: RedisService,
+    status: str, expires_in_ms: int, cause: InvalidSessionCause | None,
+) -> None:
+    now_ms = int(time.time() * 1000)
+    session = await sessions.create("u1", "lab", "p", base_url="ws://x")
+    record = session.to_dict() | {"status": status, "expiresAt": now_ms + expires_in_ms}
+    await redis_service.client.set(sessions.key(session.session_id), json.dumps(record), ex=600)
+    stored = await sessions.inspect(session.session_id)
+    check, found = judge_key(stored, await redis_service.health(), settings, now_ms)
+    assert found == cause, check
+    assert (check.status is Status.FAIL) == (cause is not None)
+
+
+async def test_two_causes_at_once_the_session_is_named_before_visibility_lag(
+    settings: Settings, sessions: LabSessionService
+) -> None:
+    # An ended session *and* a lookup window (0 ms) any lag exceeds: the session is the cause.
+    session = await sessions.create("u1", "lab", "p", base_url="ws://x")
+    await sessions.end(session.session_id)
+    cause, out = await invalid(settings, session.session_id, read_only=False, lookup_retry_window_ms=0.0)
+    statuses = {c["name"]: c["status"] for c in out["report"]["checks"]}
+    assert statuses["session key"] == "FAIL" and statuses["visibility"] == "FAIL", out  # both were found
+    assert cause == C.SESSION_ENDED
+
+
+async def test_two_causes_at_once_eviction_found_last_is_named_before_visibility_lag(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    # Without a session id, eviction is added after the visibility step: precedence, not the
+    # order the steps ran in, decides.
+    settings = await evicting_store(redis_factory)
+    cause, out = await invalid(settings, None, read_only=False, lookup_retry_window_ms=0.0)
+    statuses = {c["name"]: c["status"] for c in out["report"]["checks"]}
+    assert statuses["eviction"] == "FAIL" and statuses["visibility"] == "FAIL", out
+    assert cause == C.EVICTION_SUSPECTED
 
 
 async def test_an_expired_session_by_expires_at(settings: Settings, redis_service: RedisService) -> None:
@@ -152,16 +214,27 @@ async def test_lag_longer_than_the_lookup_window_is_visibility_lag(settings: Set
     assert len(visibility["data"]["samples_ms"]) == 5
 
 
-async def test_evicted_sessions_are_suspected(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+async def evicting_store(
+    redis_factory: Callable[..., EmbeddedRedis], created: list[str] | None = None
+) -> Settings:
+    """A 3 MB allkeys-lru server that has evicted sessions (their ids are added to ``created``)."""
     server = redis_factory(maxmemory="3mb", maxmemory_policy="allkeys-lru")
     settings = Settings.from_url(server.url, retry_attempts=3)
+    created = created if created is not None else []
     async with RedisService(settings) as redis:
         sessions = LabSessionService(redis)
-        created = [
-            (await sessions.create("u", "lab", "p", base_url="ws://x", extra={"pad": "x" * 20_000})).session_id
-            for _ in range(400)
-        ]
-        assert (await redis.health()).evicted_keys
+        for _ in range(400):
+            session = await sessions.create("u", "lab", "p", base_url="ws://x", extra={"pad": "x" * 20_000})
+            created.append(session.session_id)
+        assert (await redis.health()).evicted_keys, "the server evicted nothing; the staging did not work"
+    return settings
+
+
+async def test_evicted_sessions_are_suspected(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    created: list[str] = []
+    settings = await evicting_store(redis_factory, created)
+    async with RedisService(settings) as redis:
+        sessions = LabSessionService(redis)
         gone = [sid for sid in created if not await redis.client.exists(sessions.key(sid))]
     assert gone, "the server evicted no session; the staging did not work"
     cause, out = await invalid(settings, gone[0])
