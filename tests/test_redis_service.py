@@ -74,10 +74,20 @@ async def test_wrong_password_is_auth_failed(redis_factory: Factory, captured_lo
 
 
 async def test_unknown_host_is_dns_failure_and_fails_fast(captured_logs: pytest.LogCaptureFixture) -> None:
-    settings = Settings.from_url(f"redis://default:{CANARY}@nonexistent.invalid:6379/0")
-    started = time.monotonic()
-    error = await fail_to_connect(settings)
-    assert time.monotonic() - started < settings.operation_timeout + 1
+    # A backoff that makes each retry cost about 0.2 s: ten attempts take ~1.8 s more than one
+    # (nine sleeps of min(0.2, random() * 2**n) s), a bound no lookup's jitter comes near.
+    url = f"redis://default:{CANARY}@nonexistent.invalid:6379/0"
+    backoff: dict[str, object] = {"retry_base": 1.0, "retry_cap": 0.2, "operation_timeout": 10.0}
+
+    async def timed(attempts: int) -> tuple[float, RedisUnavailable]:
+        started = time.monotonic()
+        error = await fail_to_connect(Settings.from_url(url, retry_attempts=attempts, **backoff))
+        return time.monotonic() - started, error
+
+    one, _ = await timed(1)
+    took, error = await timed(10)
+    # Retried, it would take 10 lookups plus >= ~1.4 s of sleeps; tried once, one lookup.
+    assert took < 3 * one + 500 * MS, f"an unknown host took {took:.2f} s; one attempt takes {one:.2f} s"
     assert error.cause is RedisCause.DNS_FAILURE and "nonexistent.invalid:6379" in str(error)
     assert_clean(error, captured_logs)
 
