@@ -11,6 +11,8 @@ import httpx
 import pytest
 import redis
 
+from labsession.backend import OriginPolicy
+
 from backend_procs import EVIL_ORIGIN, GOOD_ORIGIN, Cluster, backend_cluster
 from conftest import CANARY
 
@@ -251,7 +253,10 @@ def test_cors_grants_exactly_the_allowed_origin(cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize("origin", [EVIL_ORIGIN, "http://evil.example", "null", "http://app.example.test:81",
-                                    "https://app.example.test", "http://app.example.test/x", "garbage"])
+                                    "https://app.example.test", "http://app.example.test/x", "garbage",
+                                    # same scheme, the allowed host as a suffix or a parent: still other origins
+                                    "http://evilapp.example.test", "http://sub.app.example.test",
+                                    "http://x.y.app.example.test", "http://pp.example.test", "http://example.test"])
 def test_refused_origins_get_no_grant_and_never_500(cluster: Cluster, origin: str) -> None:
     for response in (
         httpx.get(cluster.a.url + "/health", headers={"Origin": origin}),
@@ -262,6 +267,28 @@ def test_refused_origins_get_no_grant_and_never_500(cluster: Cluster, origin: st
         assert response.status_code == 403, (origin, response.status_code)
         assert "access-control-allow-origin" not in response.headers
         assert response.json()["code"] == "ORIGIN_REFUSED"
+
+
+@pytest.mark.parametrize(
+    ("origin", "granted"),
+    [
+        ("https://app.example.com", "https://app.example.com"),
+        ("HTTPS://App.Example.com:443", "https://app.example.com"),  # normalized, then compared
+        ("https://evilapp.example.com", None),  # the allowed host as a suffix
+        ("https://sub.app.example.com", None),  # a subdomain
+        ("https://example.com", None),  # a parent domain
+        ("https://app.example.com.evil.example", None),  # the allowed origin as a prefix
+        ("http://app.example.com", None),  # another scheme
+        ("https://app.example.com:8443", None),  # another port
+        ("http://localhost:3000", "http://localhost:3000"),
+        ("http://evillocalhost:3000", None),
+        ("http://localhost:30000", None),
+    ],
+)
+def test_origin_policy_grants_only_an_equal_origin(origin: str, granted: str | None) -> None:
+    policy = OriginPolicy(["https://app.example.com", "http://localhost:3000"])
+    assert policy.match(origin) == granted
+    assert policy.allows(origin) is (granted is not None)
 
 
 def test_no_response_and_no_log_line_carries_the_password(cluster: Cluster) -> None:
