@@ -294,6 +294,34 @@ def test_budget_is_a_hard_bound_and_leaves_no_kernel(tmp_path: Path, mark: str) 
     assert (out / "html" / "quick.html").exists() and not (out / "html" / "sleeper.html").exists()
 
 
+def test_a_notebook_that_raises_a_non_check_error_is_an_error_verdict_and_exit_2(tmp_path: Path) -> None:
+    # An ERROR (the notebook could not do its job) must not read as a FAIL (the target is faulty):
+    # exit 2, not 1, and the notebook's verdict ERROR with the exception named.
+    out = tmp_path / "out"
+    broken = write_notebook(tmp_path / "broken.ipynb", "x = 1", "raise RuntimeError('the probe itself broke')")
+    register = (
+        "import sys\n"
+        "from labsession.health_registry import HealthNotebook, register\n"
+        "register(HealthNotebook('broken', sys.argv[1]))\n"
+        "register(HealthNotebook('quick', sys.argv[2]))\n"
+        "from labsession.cli import main\n"
+        "raise SystemExit(main(sys.argv[3:]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
+    env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # neither notebook uses it
+    result = subprocess.run(
+        [sys.executable, "-c", register, str(broken), str(quick(tmp_path)),
+         "health", "--only", "broken", "--only", "quick", "--jobs", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "verdict: ERROR" in result.stdout and "exit 2)" in result.stdout, result.stdout
+    assert "RuntimeError: the probe itself broke" in result.stdout
+    summary = summary_of(out)
+    assert summary["verdict"] == "ERROR" and summary["exitCode"] == 2
+    assert {n["name"]: n["verdict"] for n in summary["notebooks"]} == {"broken": "ERROR", "quick": "PASS"}
+
+
 def test_notebooks_still_waiting_at_the_budget_never_start(tmp_path: Path, mark: str,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import psutil
