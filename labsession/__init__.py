@@ -6,7 +6,7 @@ The public names are re-exported here; each module's ``__all__`` says what it of
 
 from __future__ import annotations
 
-from .checks import REPORT_MIME, CheckFailed, CheckResult, Report, Status, worst
+from .checks import REPORT_MIME, TIMING_MARK, CheckFailed, CheckResult, Report, Status, worst
 from .embedded import EmbeddedRedis, TlsFiles, find_redis_server
 from .errors import (
     ConfigError,
@@ -41,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ENDED_TTL_SECONDS",
     "REPORT_MIME",
+    "TIMING_MARK",
     "CheckFailed",
     "CheckResult",
     "ConfigError",

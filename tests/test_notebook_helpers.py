@@ -140,6 +140,28 @@ def test_report_text_fallback_is_masked(capsys: pytest.CaptureFixture[str]) -> N
     assert report.to_dict()["verdict"] == "WARN" and REPORT_MIME.endswith("+json")
 
 
+def test_a_timing_only_warn_is_marked_on_its_line_and_leaves_the_verdict_alone() -> None:
+    from labsession.checks import TIMING_MARK, CheckResult, Report
+
+    slow = CheckResult("ping latency", Status.WARN, "30 PINGs: p99 61.00 ms", timing="p99 above 50 ms")
+    assert slow.evidence == f"30 PINGs: p99 61.00 ms {TIMING_MARK}p99 above 50 ms]"
+    assert slow.to_dict()["timing"] == "p99 above 50 ms"
+    report = Report("r", [CheckResult("a", Status.PASS, "fine"), CheckResult("b", Status.SKIP, "not here"), slow])
+    # Shown and counted as the WARN it is, on its own line, but the verdict is every other check's.
+    assert report.verdict is Status.PASS and report.counts()["WARN"] == 1
+    assert report.table().splitlines()[-2:] == [
+        f"WARN   ping latency  30 PINGs: p99 61.00 ms {TIMING_MARK}p99 above 50 ms]", "verdict: PASS"]
+    # Any other WARN (or worse) still decides the verdict.
+    report.check("eviction policy", Status.WARN, "allkeys-lru may evict sessions")
+    assert report.verdict is Status.WARN
+    report.check("tcp", Status.FAIL, "refused")
+    assert report.verdict is Status.FAIL
+    # Only a WARN can be timing-only: a FAIL or PASS about time is a plain FAIL or PASS.
+    for status in (Status.PASS, Status.SKIP, Status.FAIL, Status.ERROR):
+        with pytest.raises(ValueError, match="timing"):
+            CheckResult("x", status, "y", timing="too slow")
+
+
 def test_registry_holds_the_notebooks_and_accepts_more() -> None:
     names = [n.name for n in registry()]
     assert names[:4] == [n.name for n in DEFAULT_NOTEBOOKS]

@@ -13,11 +13,14 @@ import pytest
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings, Status
 from labsession.backend.launch import BackendProcess
+from labsession.checks import TIMING_MARK
 from labsession.embedded import TlsFiles, free_port
 from labsession.probes import (
     Anomaly,
     Histogram,
+    LatencySamples,
     TopK,
+    VisibilityResult,
     check_instance,
     health_checks,
     inspect_ttls,
@@ -230,13 +233,33 @@ def test_diagnostics_of_the_typescript_backend_parse_without_identity() -> None:
     assert diag.cors_origins == ("http://localhost:3000",)
 
 
+def test_the_three_timing_thresholds_give_timing_only_warns() -> None:
+    # A PING slower than its limit, a write seen after half the lookup window: the machine or the
+    # network was slow at that moment. Errors, and a write seen too late for the window, are not that.
+    slow_ping = LatencySamples("PING", (0.1, 0.2, 61.0)).check(warn_ms=50)
+    assert slow_ping.status is Status.WARN and slow_ping.timing == "p99 above 50 ms"
+    failed_ping = LatencySamples("PING", (0.1, 61.0), errors=1).check(warn_ms=50)
+    assert failed_ping.status is Status.WARN and not failed_ping.timing
+    assert not LatencySamples("PING", (0.1, 0.2)).check(warn_ms=50).timing
+    late_write = VisibilityResult((1.0, 400.0), 700.0, 2000.0).check()
+    assert late_write.status is Status.WARN and late_write.timing == "worst above half the window"
+    too_late = VisibilityResult((1.0, 800.0), 700.0, 2000.0).check()
+    assert too_late.status is Status.FAIL and not too_late.timing
+    for check in (slow_ping, late_write):
+        assert check.evidence.endswith(f"{TIMING_MARK}{check.timing}]")
+
+
 async def test_instances_unknown_session_and_refused_origin(backends: list[str], redis: RedisService) -> None:
     ours = await redis.identity()
     info = await check_instance(backends[0], timeout=3, our_store=ours)
     assert {c.status for c in info.checks} == {Status.PASS}
     assert info.diagnostics is not None and info.diagnostics.instance_id == "probe-test-1"
     check, outcome = await probe_unknown_session(backends[1], timeout=5, expected_close_ms=3000)
-    assert check.status is Status.PASS and outcome.close_code == 4000
+    assert check.status is Status.PASS and outcome.close_code == 4000 and not check.timing
+    # The backend retries the lookup for ~700 ms: a 1 ms deadline is a timing-only WARN.
+    late, outcome = await probe_unknown_session(backends[1], timeout=5, expected_close_ms=1)
+    assert late.status is Status.WARN and late.timing and outcome.close_code == 4000
+    assert late.evidence.endswith(f"{TIMING_MARK}closed later than expected]")
     refused = await probe_refused_origin(backends[0], allowed=info.diagnostics.cors_origins, timeout=3)
     assert len(refused) == 2 and all(c.status is Status.PASS for c in refused)
     sample = await sample_balancer(backends[0], 4, timeout=3)

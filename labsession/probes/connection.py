@@ -318,7 +318,7 @@ class LatencySamples:
         return percentile(self.samples_ms, 99)
 
     def check(self, name: str = "ping latency", *, warn_ms: float = 50.0) -> CheckResult:
-        """PASS when p99 is under ``warn_ms``; WARN above it or on any error; FAIL when nothing answered."""
+        """PASS when p99 is under ``warn_ms``; WARN above it (timing-only) or on any error; FAIL when none answered."""
         data = {"n": len(self.samples_ms), "errors": self.errors, "p50Ms": self.p50, "p99Ms": self.p99}
         if not self.samples_ms:
             return CheckResult(name, Status.FAIL, f"no {self.what} answered ({self.errors} errors)", data)
@@ -327,7 +327,7 @@ class LatencySamples:
         if self.errors:
             return CheckResult(name, Status.WARN, f"{text}; {self.errors} failed", data)
         if p99 > warn_ms:
-            return CheckResult(name, Status.WARN, f"{text} (p99 above {warn_ms:g} ms)", data)
+            return CheckResult(name, Status.WARN, text, data, timing=f"p99 above {warn_ms:g} ms")
         return CheckResult(name, Status.PASS, text, data)
 
 

@@ -62,7 +62,7 @@ class VisibilityResult:
         if worst > self.window_ms:
             return CheckResult("visibility lag", Status.FAIL, text + ": longer than the window", data)
         if worst > self.window_ms / 2:
-            return CheckResult("visibility lag", Status.WARN, text + ": more than half the window", data)
+            return CheckResult("visibility lag", Status.WARN, text, data, timing="worst above half the window")
         return CheckResult("visibility lag", Status.PASS, text, data)
 
 
