@@ -41,6 +41,7 @@ from labsession.backend import BackendProcess
 from labsession.embedded_cluster import CLUSTER_SLOTS, EmbeddedRedisCluster, find_redis_cli, key_slot
 
 from backend_procs import GOOD_ORIGIN, close_of, connect, recv_json
+from conftest import MS, wait_until
 from redisstats import CommandCounter
 
 pytestmark = pytest.mark.timeout(60)
@@ -669,17 +670,25 @@ async def test_nested_guards_on_a_one_connection_cluster_pool_do_not_deadlock(cl
                 assert await service.client.get(sessions.key(session_id)) is not None
 
         # A caller cancelled while it waits for a slot gives its place back.
+        slots = service._cluster_slots
+        assert slots is not None
+        held, release = asyncio.Event(), asyncio.Event()
+
         async def hold() -> None:
             async with service.guard("holder"):
-                await asyncio.sleep(0.3)
+                held.set()
+                await release.wait()
 
         holder = asyncio.create_task(hold())
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(held.wait(), 2000 * MS)
         waiter = asyncio.create_task(sessions.get(session_id))
-        await asyncio.sleep(0.05)
+        # asyncio.Semaphore queues its waiters in _waiters: the get is waiting for the slot.
+        await wait_until(lambda: len(slots._waiters or ()) == 1, "the get to wait for the held slot")
+        assert not waiter.done()
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
+        release.set()
         await holder
         for _ in range(3):  # one slot, still there
             assert await sessions.get(session_id) is not None

@@ -10,6 +10,8 @@ import pytest
 
 from labsession.deadlines import TICK, Deadline, _sweeper
 
+from conftest import wait_until
+
 
 async def test_a_block_that_overruns_raises_timeout_error_soon_after_its_bound() -> None:
     started = time.monotonic()
@@ -28,8 +30,8 @@ async def test_a_block_that_finishes_in_time_leaves_nothing_behind() -> None:
         assert not deadline.expired
     sweeper = _sweeper(asyncio.get_running_loop())
     assert sweeper.active == {}
-    await asyncio.sleep(TICK * 2.5)
-    assert sweeper.handle is None  # the sweeper stops once nothing is pending
+    # The sweeper stops once nothing is pending: at its next tick, so within a few ticks.
+    await wait_until(lambda: sweeper.handle is None, "the idle sweeper to stop", within=TICK * 5)
 
 
 async def test_none_means_no_bound() -> None:
@@ -39,12 +41,15 @@ async def test_none_means_no_bound() -> None:
 
 
 async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
+    inside = asyncio.Event()
+
     async def guarded() -> None:
         async with Deadline(5.0):
+            inside.set()
             await asyncio.sleep(5)
 
     task = asyncio.create_task(guarded())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(inside.wait(), 1.0)  # cancelled inside the Deadline, not before it
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from labsession import (
     ConfigError,
@@ -23,7 +24,7 @@ from labsession import (
 )
 from labsession.embedded import free_port
 
-from conftest import CANARY, MS
+from conftest import CANARY, MS, wait_until
 
 Factory = Callable[..., EmbeddedRedis]
 
@@ -280,12 +281,23 @@ async def test_a_burst_beyond_the_pool_waits_and_never_opens_more_connections(em
         assert await labsession_clients(service) <= 3
 
 
+async def blocked_in_blpop(url: str, client_name: str, count: int) -> None:
+    """Wait until ``count`` connections named ``client_name`` are blocked in BLPOP on the server."""
+    async with aioredis.Redis.from_url(url) as probe:
+
+        async def blocked() -> bool:
+            clients = await probe.client_list()
+            return sum(c["name"] == client_name and c["cmd"] == "blpop" for c in clients) >= count
+
+        await wait_until(blocked, f"{count} BLPOPs of {client_name} to block on the server")
+
+
 async def test_a_pool_held_past_the_bound_fails_with_the_pool_named(embedded_redis: EmbeddedRedis) -> None:
-    settings = Settings.from_url(embedded_redis.url, max_connections=2, operation_timeout=0.5)
+    settings = Settings.from_url(embedded_redis.url, max_connections=2, operation_timeout=0.5, client_name="pool-held")
     async with RedisService(settings) as service:
         # Two blocking reads hold both connections for longer than the bound.
         holders = [asyncio.create_task(service.client.blpop([f"never-{i}"], timeout=2)) for i in range(2)]
-        await asyncio.sleep(0.1)
+        await blocked_in_blpop(embedded_redis.url, "pool-held", 2)
         started = time.monotonic()
         with pytest.raises(RedisUnavailable) as caught:
             await service.ping()
@@ -299,9 +311,11 @@ async def test_cancelled_waiters_give_no_slot_away(embedded_redis: EmbeddedRedis
     settings = Settings.from_url(embedded_redis.url, max_connections=2, client_name="pool-cancel")
     async with RedisService(settings) as service:
         holders = [asyncio.create_task(service.client.blpop([f"never-{i}"], timeout=0.5)) for i in range(2)]
-        await asyncio.sleep(0.1)
+        await blocked_in_blpop(embedded_redis.url, "pool-cancel", 2)
         waiters = [asyncio.create_task(service.ping()) for _ in range(20)]
-        await asyncio.sleep(0.05)
+        pool = service.client.connection_pool
+        await wait_until(lambda: len(pool._slot_waiters) == 20, "20 pings to wait for a connection")
+        assert not any(task.done() for task in waiters)
         for task in waiters[::2]:
             task.cancel()
         await asyncio.gather(*holders)
@@ -328,17 +342,19 @@ async def test_a_failure_the_retries_recovered_from_is_not_blamed_for_a_later_ha
     def blocked_ids() -> list[int]:
         return [int(c["id"]) for c in killer.client_list() if c["name"] == "stale-failure" and c["cmd"] == "blpop"]
 
+    def blocked_id(what: str, other_than: int | None = None) -> int:
+        deadline = time.monotonic() + 2000 * MS
+        while not (ids := [i for i in blocked_ids() if i != other_than]):
+            if time.monotonic() > deadline:  # fail: going on would test a read that was never killed
+                raise AssertionError(f"no BLPOP of stale-failure blocked on the server {what}")
+            time.sleep(5 * MS)
+        return ids[0]
+
     def kill_then_feed() -> None:
-        for _ in range(200):
-            if ids := blocked_ids():
-                killer.client_kill_filter(_id=str(ids[0]))
-                break
-            time.sleep(0.005)
-        for _ in range(200):  # the retry reconnected and blocks again: now let it finish
-            if blocked_ids():
-                killer.lpush("stale:list", "x")
-                return
-            time.sleep(0.005)
+        first = blocked_id("to kill")
+        killer.client_kill_filter(_id=str(first))
+        blocked_id("after the kill", other_than=first)  # the retry reconnected and blocks again
+        killer.lpush("stale:list", "x")  # now let it finish
 
     try:
         async with RedisService(settings) as service:
