@@ -14,7 +14,7 @@ from labsession import EmbeddedRedis, LabSession, LabSessionService, RedisServic
 from labsession.errors import LabSessionError
 from labsession.widgets import SessionExplorer, format_ttl
 
-from conftest import CANARY, MS
+from conftest import CANARY, MS, wait_until
 
 
 async def seed(sessions: LabSessionService) -> dict[str, LabSession]:
@@ -173,15 +173,16 @@ async def test_callbacks_return_at_once_while_the_work_runs_on_the_loop(
             await asyncio.sleep(MS)
 
     tick_task = asyncio.create_task(ticker())
-    # A store that answers nothing for 200 ms: the refresh waits, the loop must not.
+    # A store that answers nothing until thawed: the refresh waits, the loop must not.
     embedded_redis.freeze()
-    asyncio.get_running_loop().call_later(200 * MS, embedded_redis.thaw)
     try:
         explorer.refresh_button.click()
         assert explorer.rows == []  # the click only scheduled the refresh
-        await asyncio.sleep(100 * MS)
+        await wait_until(lambda: explorer.status.value == "loading…", "the refresh to start reading")
+        at_start = ticks
+        await wait_until(lambda: ticks > at_start + 5, "the loop to tick while the refresh waits")
         assert explorer.rows == [] and explorer._pending  # still waiting on the frozen store...
-        assert ticks > 5, "the event loop was blocked while the explorer waited"  # ...without blocking the loop
+        embedded_redis.thaw()  # ...which the loop went on meanwhile; now let the refresh finish
         await explorer.idle()
     finally:
         embedded_redis.thaw()

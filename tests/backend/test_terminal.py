@@ -103,18 +103,27 @@ async def test_malformed_ids_close_4000(cluster: Cluster, bad: str) -> None:
 
 
 async def test_lookup_retries_and_keeps_messages_sent_meanwhile(cluster: Cluster) -> None:
-    """The session appears 150 ms after the socket opens (another instance's write landing late);
-    pings sent during the lookup are answered afterwards, in order."""
+    """The session appears only after the backend's first lookup missed it (another instance's
+    write landing late); pings sent during the lookup are answered afterwards, in order."""
     sid = str(uuid.uuid4())
     store = redis.asyncio.Redis.from_url(cluster.redis.url)
     now = int(time.time() * 1000)
     record = {"sessionId": sid, "userId": "u", "labId": "late", "purchaseId": "p", "createdAt": now,
               "startedAt": now, "expiresAt": now + 600_000, "status": "active"}
     try:
-        async with connect(f"{cluster.a.ws_url}/terminal/{sid}") as ws:
+        # MONITOR shows the backend's GETs: the write waits for the first one (a miss), so the
+        # session is found by a retry, however fast or slow the backend got to its lookup.
+        async with store.monitor() as monitor, connect(f"{cluster.a.ws_url}/terminal/{sid}") as ws:
             for _ in range(3):
                 await ws.send('{"type":"ping"}')
-            await asyncio.sleep(150 * MS)
+
+            async def first_lookup() -> None:
+                while True:
+                    command = (await monitor.next_command())["command"]
+                    if command == f"GET session:{sid}":
+                        return
+
+            await asyncio.wait_for(first_lookup(), 5000 * MS)
             await store.set(f"session:{sid}", json.dumps(record), ex=600)
             hello = await recv_json(ws)
             assert hello["type"] == "connected" and hello["labId"] == "late"
