@@ -43,7 +43,7 @@ from labsession.backend import BackendProcess
 from labsession.embedded import find_redis_server, redis_server_version
 
 from backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
-from conftest import MS
+from conftest import MS, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -74,6 +74,45 @@ def kill(server: EmbeddedRedis) -> None:
     while server.running and time.monotonic() < deadline:
         time.sleep(0.005)
     server.stop()  # reaps the process and closes its pipe; the port is free again
+
+
+def wait_for_clients(
+    server: EmbeddedRedis, state: Callable[[list[dict[str, str]]], bool], what: str, within: float = 5000 * MS
+) -> None:
+    """Block until ``state(clients)`` holds for the server's CLIENT LIST (without the asking
+    connection); fail naming ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    clients: list[dict[str, str]] = []
+    while True:
+        try:
+            with redis.Redis.from_url(server.url, socket_timeout=1) as probe:
+                clients = [c for c in probe.client_list() if c["cmd"] != "client|list"]
+        except redis.RedisError:  # every slot still taken, or not up yet: ask again
+            pass
+        else:
+            if state(clients):
+                return
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {within:.1f} s for {what}; clients: {[(c['name'], c['cmd']) for c in clients]}")
+        time.sleep(20 * MS)
+
+
+def no_held_socket(clients: list[dict[str, str]]) -> bool:
+    """None of :func:`fill_client_slots`' plain sockets (no name, last command PING) is left."""
+    return not any(c["name"] == "" and c["cmd"] == "ping" for c in clients)
+
+
+def wait_until_busy(server: EmbeddedRedis, within: float = 2000 * MS) -> None:
+    """Block until the server stops answering a PING within 50 ms (busy in a DEBUG SLEEP)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with redis.Redis.from_url(server.url, socket_timeout=0.05) as probe:
+                probe.ping()
+        except redis.TimeoutError:
+            return
+        time.sleep(5 * MS)
+    pytest.fail(f"the server still answered PING {within:.1f} s after DEBUG SLEEP was sent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +153,16 @@ async def test_redis_killed_and_restarted_under_load(
     async with RedisService(settings) as service:
         sessions = LabSessionService(service)
         workers = [asyncio.create_task(hammer(sessions, stop, outcomes)) for _ in range(8)]
-        await asyncio.sleep(300 * MS)
+        await wait_until(lambda: sum(o.error is None for o in outcomes) >= 16, "16 operations before the kill")
         healthy_before = sum(o.error is None for o in outcomes)
         await asyncio.to_thread(kill, server)
         killed_at = time.monotonic()
         await asyncio.sleep(1000 * MS)
         await asyncio.to_thread(server.start)
         back_at = time.monotonic()
-        await asyncio.sleep(2500 * MS)
+        # "Stays back": operations started 1.5 s after the restart, enough of them to judge.
+        await wait_until(lambda: sum(o.started >= back_at + 1.5 for o in outcomes) >= 16,
+                         "16 operations started 1.5 s after the restart", within=10_000 * MS)
         stop.set()
         await asyncio.gather(*workers)  # re-raises anything but RedisUnavailable
         assert await service.ping() >= 0  # the same service object, no reconnect by hand
@@ -207,12 +248,13 @@ async def test_with_aof_fsync_always_no_acknowledged_session_is_lost_when_killed
     async with RedisService(fault_settings(server)) as service:
         sessions = LabSessionService(service)
         workers = [asyncio.create_task(create_until_stopped(sessions)) for _ in range(6)]
-        await asyncio.sleep(400 * MS)
+        await wait_until(lambda: len(acknowledged) > 20, "20 sessions acknowledged before the kill")
         await asyncio.to_thread(kill, server)
         before_kill = len(acknowledged)
-        await asyncio.sleep(300 * MS)
+        await asyncio.sleep(300 * MS)  # the outage
         await asyncio.to_thread(server.start)
-        await asyncio.sleep(300 * MS)
+        restarted = len(acknowledged)
+        await wait_until(lambda: len(acknowledged) >= restarted + 10, "10 sessions acknowledged after the restart")
         stop.set()
         await asyncio.gather(*workers)
         stored = {s.session_id async for s in sessions.scan()}
@@ -290,7 +332,7 @@ async def test_slow_redis_debug_sleep_times_out_and_no_reply_goes_to_the_wrong_c
             daemon=True,
         )
         sleeper.start()
-        await asyncio.sleep(100 * MS)  # the server is now busy for 2 s
+        await asyncio.to_thread(wait_until_busy, server)  # the server is now busy for 2 s
         started = time.monotonic()
         with pytest.raises(RedisUnavailable) as caught:
             await sessions.get(a.session_id)
@@ -384,7 +426,7 @@ async def test_client_limit_reached_is_a_clear_max_connections_error(
     finally:
         for sock in held:
             sock.close()
-    await asyncio.sleep(100 * MS)
+    await asyncio.to_thread(wait_for_clients, server, no_held_socket, "the held sockets to close")
     async with RedisService(fault_settings(server)) as service:  # room again: connects
         assert await service.ping() >= 0
 
@@ -409,7 +451,7 @@ async def test_client_limit_hit_by_a_running_service_fails_its_operations_then_r
         errors = [r for r in results if isinstance(r, BaseException)]
         assert errors and all(isinstance(e, RedisUnavailable) for e in errors), errors
         assert {e.cause for e in errors if isinstance(e, RedisUnavailable)} == {RedisCause.MAX_CONNECTIONS}
-        await asyncio.sleep(100 * MS)
+        await asyncio.to_thread(wait_for_clients, server, no_held_socket, "the held sockets to close")
         again = await asyncio.gather(*(sessions.validate(kept.session_id) for _ in range(30)))
         assert all(r.valid for r in again)
 
@@ -450,13 +492,15 @@ async def test_redis_with_aof_killed_under_two_backends_503_then_every_acknowled
 
         async with httpx.AsyncClient(timeout=15) as http:
             loaders = [asyncio.create_task(load(http, i)) for i in range(6)]
-            await asyncio.sleep(500 * MS)
+            await wait_until(lambda: len(acknowledged) >= 20, "20 sessions acknowledged before the kill",
+                             within=10_000 * MS)
             await asyncio.to_thread(kill, server)
             down_at = time.monotonic()
-            await asyncio.sleep(1000 * MS)
+            await asyncio.sleep(1000 * MS)  # the outage
             await asyncio.to_thread(server.start)
             back_at = time.monotonic()
-            await asyncio.sleep(2000 * MS)
+            await wait_until(lambda: sum(started >= back_at + 1.5 for _, started, _ in seen) >= 12,
+                             "12 requests started 1.5 s after the restart", within=10_000 * MS)
             stop.set()
             await asyncio.gather(*loaders)
 
@@ -531,7 +575,10 @@ async def test_a_health_run_while_redis_is_killed_and_restarted_ends_with_a_verd
         *argv, "--out", str(tmp_path / "during"), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    await asyncio.sleep(4000 * MS)  # the kernels are up and probing by now
+    # Kill only once the kernels are up and probing: a notebook has connected to this Redis.
+    await asyncio.to_thread(wait_for_clients, server, lambda clients: any(c["name"].startswith("labsession")
+                                                                          for c in clients),
+                            "a notebook kernel to connect", 60_000 * MS)
     await asyncio.to_thread(kill, server)
     await asyncio.sleep(1000 * MS)
     await asyncio.to_thread(server.start)

@@ -38,6 +38,7 @@ from labsession.embedded import redis_server_version
 from labsession.embedded_cluster import EmbeddedRedisCluster
 
 from backend_procs import GOOD_ORIGIN, connect, recv_json
+from conftest import MS, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -220,11 +221,17 @@ async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files
             figures["redis_bytes_per_session"] = (used_after - used_before) / SESSIONS
             figures["session_json_bytes"] = store.value_size(f"session:{created_on[0][0]}")
 
+        async def open_websockets(want: list[int]) -> bool:
+            async with httpx.AsyncClient(timeout=10) as http:
+                diagnostics = [(await http.get(f"{b.url}/api/diagnostics/websocket")).json() for b in backends]
+            return [d["instance"]["openWebSockets"] for d in diagnostics] == want
+
         # 2. Warm each instance's WebSocket path, then take its RSS as the baseline.
         for backend in backends:
             async with connect(f"{backend.ws_url}/terminal/{created_on[0][0]}") as ws:
                 assert (await recv_json(ws))["type"] == "connected"
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: open_websockets([0, 0]), "both instances to drop the warm-up socket",
+                         every=20 * MS)
         rss_before = [rss_bytes(b.pid) for b in backends]
 
         # 3. Every session's WebSocket on the *other* instance, all open at the same time.
@@ -247,13 +254,12 @@ async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files
             figures["open_seconds"] = round(time.monotonic() - opened_at, 2)
             assert invalid == []
             assert len(sockets) == SESSIONS
-            await asyncio.sleep(0.5)  # let each server settle before reading its memory
-            rss_after = [rss_bytes(b.pid) for b in backends]
             per_backend = [sum(1 for _, owner in sockets if owner == i) for i in range(2)]
             assert per_backend == [SESSIONS // 2, SESSIONS // 2]
-            async with httpx.AsyncClient(timeout=10) as http:
-                diagnostics = [(await http.get(f"{b.url}/api/diagnostics/websocket")).json() for b in backends]
-            assert [d["instance"]["openWebSockets"] for d in diagnostics] == per_backend
+            # Each server holds every socket it answered before its memory is read.
+            await wait_until(lambda: open_websockets(per_backend), "each instance to count its sockets",
+                             every=20 * MS)
+            rss_after = [rss_bytes(b.pid) for b in backends]
 
             # 4. Every socket pings; every ping is answered.
             async def ping(ws: ClientConnection) -> dict[str, Any]:
