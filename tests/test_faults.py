@@ -40,6 +40,7 @@ from labsession import (
     Settings,
 )
 from labsession.backend import BackendProcess
+from labsession.deadlines import TICK
 from labsession.embedded import find_redis_server, redis_server_version
 
 from backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
@@ -157,7 +158,10 @@ async def test_redis_killed_and_restarted_under_load(
         healthy_before = sum(o.error is None for o in outcomes)
         await asyncio.to_thread(kill, server)
         killed_at = time.monotonic()
-        await asyncio.sleep(1000 * MS)
+        # The outage outlasts one operation's bound (plus the deadline's tick): an operation begun
+        # before the kill must not retry its way onto the restarted server, which is empty (no
+        # persistence here): its session would be gone, and data loss is another test's subject.
+        await asyncio.sleep(max(1000 * MS, settings.operation_timeout + 4 * TICK))
         await asyncio.to_thread(server.start)
         back_at = time.monotonic()
         # "Stays back": operations started 1.5 s after the restart, enough of them to judge.
