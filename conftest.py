@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from labsession.checks import REPORT_MIME
-from labsession.notebook import embedded_env, start_embedded_target
+from labsession.embedded.target import embedded_env, start_embedded_target
 
 _NOTEBOOK_DIRS = ("notebooks", "runbooks")
 #: MIME types nbval leaves out of the output comparison, besides its own (metadata, images, widget ids).

@@ -37,9 +37,9 @@ from typing import Any
 import websockets
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
-from labsession.backend import BackendProcess
 from labsession.backend.config import LOOKUP_DELAYS
-from labsession.embedded import free_port, redis_server_version
+from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_server import free_port, redis_server_version
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "backend.json"

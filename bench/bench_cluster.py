@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
-from labsession.embedded import redis_server_version
-from labsession.embedded_cluster import EmbeddedRedisCluster
+from labsession.embedded.redis_cluster import EmbeddedRedisCluster
+from labsession.embedded.redis_server import redis_server_version
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cluster.json"
 

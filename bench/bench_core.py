@@ -34,7 +34,7 @@ import redis
 import redis.asyncio as aioredis
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
-from labsession.embedded import _bundled_binary, find_redis_server, redis_server_version
+from labsession.embedded.redis_server import _bundled_binary, find_redis_server, redis_server_version
 
 RESULTS = Path(__file__).resolve().parent / "results" / "core.json"
 CONCURRENCY = 50

@@ -36,7 +36,7 @@ import nbformat
 import redis
 
 from labsession import EmbeddedRedis
-from labsession.health_registry import registry
+from labsession.runner.registry import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "health.json"

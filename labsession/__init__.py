@@ -7,7 +7,7 @@ The public names are re-exported here; each module's ``__all__`` says what it of
 from __future__ import annotations
 
 from .checks import REPORT_MIME, TIMING_MARK, CheckFailed, CheckResult, Report, Status, worst
-from .embedded import EmbeddedRedis, TlsFiles, find_redis_server
+from .embedded.redis_server import EmbeddedRedis, TlsFiles, find_redis_server
 from .errors import (
     ConfigError,
     CorruptSession,
@@ -23,9 +23,8 @@ from .errors import (
     SessionNotFound,
 )
 from .masking import MaskingFilter, log_id, mask_text, mask_url, redact
-from .redis_service import RedisHealth, RedisService, StoreIdentity
-from .session import LabSession, SessionStatus, check_session_id
-from .session_service import (
+from .sessions.model import LabSession, SessionStatus, check_session_id
+from .sessions.service import (
     ENDED_TTL_SECONDS,
     MAX_EXTEND_MINUTES,
     LabSessionService,
@@ -35,8 +34,8 @@ from .session_service import (
     check_extension_minutes,
 )
 from .settings import Settings
-
-__version__ = "0.1.0"
+from .store.service import RedisHealth, RedisService, StoreIdentity
+from .version import __version__
 
 __all__ = [
     "ENDED_TTL_SECONDS",

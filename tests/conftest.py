@@ -1,53 +1,21 @@
 """Shared fixtures: real redis-servers on free loopback ports, a canary password, TLS files.
 
-Timing: ``MS`` is one millisecond scaled by ``LABSESSION_TEST_TIME_SCALE`` (default 1), so
-a slow machine can stretch every wait in one place instead of sprinkling sleeps. A test that
-needs another task or process to have got somewhere waits on that state (an event, or
-:func:`wait_until`), never a fixed sleep that a slow task outlasts unseen.
+Constants (``MS``, ``CANARY``, ``IN_CI``) and helpers live in the ``support`` package.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
-import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
-from labsession.embedded import TlsFiles, find_redis_server
+from labsession.embedded.redis_server import TlsFiles, find_redis_server
 from labsession.errors import EmbeddedRedisError
 
-MS = 0.001 * float(os.environ.get("LABSESSION_TEST_TIME_SCALE", "1"))
-#: A password that must never appear in any output; tests grep for it.
-CANARY = "canary-Pw-9f8e7d6c5b"
-IN_CI = bool(os.environ.get("CI"))
-
-
-async def wait_until(
-    condition: Callable[[], object | Awaitable[object]], what: str, *, within: float = 5000 * MS,
-    every: float = 2 * MS,
-) -> None:
-    """Poll ``condition`` (a function, or a coroutine function) until it returns something true;
-    fail the test naming ``what`` if that takes more than ``within`` seconds.
-
-    For a test that needs another task or process to have reached a state before it goes on: a
-    fixed sleep passes unseen when that task is slow, and then the test tests nothing.
-    """
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() >= deadline:
-            pytest.fail(f"waited {within:.2f} s for {what}")
-        await asyncio.sleep(every)
+from support import CANARY, IN_CI
 
 
 @pytest.fixture
@@ -101,7 +69,7 @@ def tls_binary() -> Path:
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[TlsFiles, Path]:
     """(server TLS files signed by a test CA, path of an unrelated CA)."""
-    from tlscerts import make_tls_files
+    from support.tlscerts import make_tls_files
 
     return make_tls_files(tmp_path_factory.mktemp("tls"))
 

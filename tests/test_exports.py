@@ -19,11 +19,11 @@ CORE_HELPERS: dict[str, set[str]] = {
     "labsession.errors": set(),
     "labsession.masking": {"MASK", "is_secret_name", "register_secret", "get_logger"},
     "labsession.settings": {"default_client_name"},
-    "labsession.redis_errors": {"classify", "describe", "is_retryable", "remedy", "unavailable"},
-    "labsession.redis_service": set(),
-    "labsession.session": set(),
-    "labsession.session_service": set(),
-    "labsession.embedded": {"free_port", "redis_server_version", "supports_tls"},
+    "labsession.store.classify": {"classify", "describe", "is_retryable", "remedy", "unavailable"},
+    "labsession.store.service": set(),
+    "labsession.sessions.model": set(),
+    "labsession.sessions.service": set(),
+    "labsession.embedded.redis_server": {"free_port", "redis_server_version", "supports_tls"},
     "labsession.checks": set(),
 }
 

@@ -21,7 +21,7 @@ from labsession.masking import (
 )
 from labsession.probes.ttl import short_id
 
-from conftest import CANARY
+from support import CANARY
 
 # Characters a password may hold inside a URL's userinfo (RFC 3986 unreserved + sub-delims, and
 # '%' for percent-escapes); '@', '/', '?' and '#' are tested separately.

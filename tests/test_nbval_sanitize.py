@@ -27,7 +27,7 @@ import pytest
 from nbval.plugin import find_comment_markers, find_metadata_tags, get_sanitize_patterns
 
 from labsession.checks import TIMING_MARK, Status
-from labsession.notebook import embedded_env, start_embedded_target
+from labsession.embedded.target import embedded_env, start_embedded_target
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(600)]
 

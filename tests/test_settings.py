@@ -8,7 +8,7 @@ import pytest
 
 from labsession import ConfigError, Settings
 
-from conftest import CANARY
+from support import CANARY
 
 URL = f"redis://default:{CANARY}@127.0.0.1:6390/0"
 

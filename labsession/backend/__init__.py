@@ -1,7 +1,8 @@
-"""The reference lab backend: CONTRACT.md's "labsession" column over HTTP and WebSocket.
+"""The reference lab backend: the HTTP + WebSocket contract of ``docs/contract.md``, labsession's column.
 
-``labsession serve`` runs it (:mod:`labsession.backend.cli`); :class:`BackendProcess` runs it as
-a child process for tests and notebooks; :func:`create_app` builds the Starlette app from an
+``labsession serve`` runs it (:mod:`labsession.cli.serve`);
+:class:`~labsession.embedded.backends.BackendProcess` runs it as a child process for tests and
+notebooks; :func:`create_app` builds the Starlette app from an
 injected :class:`BackendState` for in-process use.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 from .app import RequestLogMiddleware, create_app
 from .config import BackendConfig, normalize_origin, store_settings
 from .errors import ApiError, BackendError
-from .launch import BackendProcess
 from .origins import CorsMiddleware, OriginPolicy
 from .server import BackendServer, build_server, serve
 from .state import BackendState, StoreState
@@ -19,7 +19,6 @@ __all__ = [
     "ApiError",
     "BackendConfig",
     "BackendError",
-    "BackendProcess",
     "BackendServer",
     "BackendState",
     "CorsMiddleware",

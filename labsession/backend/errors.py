@@ -38,7 +38,7 @@ from ..errors import (
     SessionNotFound,
 )
 from ..masking import mask_text, redact
-from ..session_service import ValidationReason
+from ..sessions.service import ValidationReason
 
 __all__ = [
     "ApiError",
@@ -52,7 +52,7 @@ __all__ = [
 
 
 class BackendError(LabSessionError):
-    """The backend (or a :class:`~labsession.backend.launch.BackendProcess`) could not start or stop."""
+    """The backend (or a :class:`~labsession.embedded.backends.BackendProcess`) could not start or stop."""
 
 
 class ApiError(Exception):

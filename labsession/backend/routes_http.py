@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ..errors import LabSessionError, RedisUnavailable
-from ..session import LabSession, check_session_id
-from ..session_service import check_extension_minutes
+from ..sessions.model import LabSession, check_session_id
+from ..sessions.service import check_extension_minutes
 from .errors import ApiError, from_library_error, reason_code, truncate_echo
 from .jsonio import JsonResponse, iso_time, read_json_object, request_id
 from .state import BackendState

@@ -20,10 +20,10 @@ from typing import Any
 
 import uvicorn
 
-from .. import __version__
 from ..masking import get_logger
-from ..redis_service import RedisService
 from ..settings import Settings
+from ..store.service import RedisService
+from ..version import __version__
 from .app import create_app
 from .config import BackendConfig
 from .state import BackendState

@@ -17,8 +17,8 @@ from typing import Protocol
 
 from ..errors import RedisUnavailable
 from ..masking import get_logger
-from ..redis_service import RedisService
-from ..session_service import LabSessionService
+from ..sessions.service import LabSessionService
+from ..store.service import RedisService
 from .config import BackendConfig
 from .errors import store_not_connected
 from .jsonio import iso_time

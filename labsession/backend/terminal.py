@@ -32,8 +32,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import LabSessionError, RedisUnavailable
 from ..masking import get_logger, log_id
-from ..session import check_session_id
-from ..session_service import ValidationReason, ValidationResult
+from ..sessions.model import check_session_id
+from ..sessions.service import ValidationReason, ValidationResult
 from .errors import reason_code, truncate_echo
 from .jsonio import JsonResponse, iso_time, request_id
 from .origins import OriginPolicy

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..errors import LabSessionError, RedisUnavailable
 from ..masking import get_logger
-from ..session_service import LabSessionService, ValidationResult
+from ..sessions.service import LabSessionService, ValidationResult
 from .errors import store_not_connected
 from .loops import every, stop_task
 

@@ -12,19 +12,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .errors import LabSessionError
-from .masking import MaskingFilter, mask_text
+from ..errors import LabSessionError
+from ..masking import MaskingFilter, mask_text
 
 __all__ = ["main"]
 
 #: subcommand -> (module, one-line help). Each module offers ``configure(parser)`` and
 #: ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "health": ("labsession.health", "run the diagnostic notebooks (a scheduled health run)"),
-    "check": ("labsession.quickcheck", "connection and session-lifecycle checks of the library, no notebooks"),
-    "serve": ("labsession.backend.cli", "run the reference lab backend (HTTP + WebSocket)"),
-    "redis": ("labsession.embedded_cli", "run an embedded redis-server in the foreground and print its URL"),
-    "runbook": ("labsession.runbook_cli", "run an incident runbook headless"),
+    "health": ("labsession.runner.health", "run the diagnostic notebooks (a scheduled health run)"),
+    "check": ("labsession.runner.check", "connection and session-lifecycle checks of the library, no notebooks"),
+    "serve": ("labsession.cli.serve", "run the reference lab backend (HTTP + WebSocket)"),
+    "redis": ("labsession.cli.redis", "run an embedded redis-server in the foreground and print its URL"),
+    "runbook": ("labsession.runner.runbook", "run an incident runbook headless"),
 }
 
 
@@ -77,7 +77,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labsession {args.command}: unexpected {type(exc).__name__}: {mask_text(str(exc))}", file=sys.stderr)
         return 2
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 
-from .embedded import EmbeddedRedis
+from ..embedded.redis_server import EmbeddedRedis
 
 __all__ = ["configure", "run"]
 

@@ -12,10 +12,10 @@ import asyncio
 import logging
 import os
 
-from ..embedded import EmbeddedRedis
+from ..backend.config import BackendConfig, parse_origins, store_settings
+from ..backend.server import serve
+from ..embedded.redis_server import EmbeddedRedis
 from ..errors import ConfigError
-from .config import BackendConfig, parse_origins, store_settings
-from .server import serve
 
 __all__ = ["configure", "run"]
 

@@ -27,11 +27,11 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..embedded import free_port
+from ..backend.config import DEFAULT_ALLOWED_ORIGINS
+from ..backend.errors import BackendError
 from ..masking import get_logger, mask_text, register_secret
-from ..processes import ChildProcess, stop_process
-from .config import DEFAULT_ALLOWED_ORIGINS
-from .errors import BackendError
+from .processes import ChildProcess, stop_process
+from .redis_server import free_port
 
 __all__ = ["BackendProcess"]
 
@@ -42,7 +42,7 @@ def _command() -> list[str]:
     script = Path(sys.executable).parent / "labsession"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "labsession.cli"]
+    return [sys.executable, "-m", "labsession"]
 
 
 class BackendProcess(ChildProcess):

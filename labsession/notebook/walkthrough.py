@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .probes.backend import WsOutcome, ws_session
-from .session import LabSession, SessionStatus
-from .session_service import LabSessionService
+from ..probes.backend import WsOutcome, ws_session
+from ..sessions.model import LabSession, SessionStatus
+from ..sessions.service import LabSessionService
 
 __all__ = [
     "InMemoryBackend",

@@ -30,10 +30,10 @@ from typing import Any
 
 import ipywidgets as w
 
-from .errors import LabSessionError
-from .masking import get_logger, mask_text
-from .session import check_session_id
-from .session_service import MAX_EXTEND_MINUTES, LabSessionService, SessionRecord, ValidationReason
+from ..errors import LabSessionError
+from ..masking import get_logger, mask_text
+from ..sessions.model import check_session_id
+from ..sessions.service import MAX_EXTEND_MINUTES, LabSessionService, SessionRecord, ValidationReason
 
 __all__ = ["ExplorerRow", "SessionExplorer", "format_ttl"]
 

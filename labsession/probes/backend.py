@@ -20,7 +20,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from ..masking import get_logger, mask_text, redact
-from ..redis_service import StoreIdentity
+from ..store.service import StoreIdentity
 
 __all__ = [
     "PROBE_LAB_ID",

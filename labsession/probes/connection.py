@@ -19,9 +19,9 @@ from typing import Any
 from ..checks import CheckResult, Status
 from ..errors import RedisUnavailable
 from ..masking import get_logger
-from ..redis_errors import classify
-from ..redis_service import RedisHealth, RedisService
 from ..settings import Settings
+from ..store.classify import classify
+from ..store.service import RedisHealth, RedisService
 from .stats import percentile
 
 __all__ = [

@@ -20,7 +20,7 @@ from typing import Any
 from ..checks import CheckResult, Status
 from ..errors import LabSessionError
 from ..masking import get_logger, log_id
-from ..redis_service import RedisService
+from ..store.service import RedisService
 from .backend import BackendClient, HttpAnswer, to_ws_url, ws_session
 from .stats import percentile
 

@@ -24,8 +24,8 @@ from redis import exceptions as rx
 from ..checks import CheckResult, Status
 from ..errors import RedisCause, RedisUnavailable
 from ..masking import log_id, redact
-from ..redis_service import RedisService
-from ..session_service import ENDED_TTL_SECONDS
+from ..sessions.service import ENDED_TTL_SECONDS
+from ..store.service import RedisService
 from .stats import Histogram, TopK
 
 __all__ = [
@@ -356,7 +356,7 @@ DEMO_USER_PREFIX = "labsession-demo-"
 async def seed_demo_sessions(redis: RedisService, count: int) -> list[str]:
     """Write ``count`` healthy demo sessions with varied lifetimes and a few ended ones, for an
     embedded store only (the notebooks never call this on a real target). Returns their ids."""
-    from ..session_service import LabSessionService
+    from ..sessions.service import LabSessionService
 
     ids: list[str] = []
     lifetimes = (5, 20, 45, 90, 120)

@@ -16,8 +16,8 @@ import uuid
 from dataclasses import dataclass
 
 from ..checks import CheckResult, Status
-from ..redis_service import RedisService
 from ..settings import Settings
+from ..store.service import RedisService
 from .stats import percentile
 
 __all__ = ["LOOKUP_RETRY_WINDOW_MS", "VISIBILITY_PREFIX", "VisibilityResult", "measure_visibility"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..checks import CheckResult, Status
-from ..redis_service import StoreIdentity
+from ..store.service import StoreIdentity
 from .backend import BackendClient, Diagnostics, WsOutcome, to_ws_url, ws_session
 from .stats import percentile
 

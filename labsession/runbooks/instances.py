@@ -22,7 +22,7 @@ from ..checks import CheckResult, Status
 from ..masking import get_logger
 from ..probes.backend import BackendClient
 from ..probes.websocket import same_store
-from ..redis_service import StoreIdentity
+from ..store.service import StoreIdentity
 
 __all__ = [
     "InstanceSample",

@@ -27,19 +27,17 @@ from typing import Any
 from ..checks import CheckResult, Report, Status
 from ..errors import ConfigError, InvalidSessionId, RedisUnavailable
 from ..masking import get_logger
-from ..notebook import Param
 from ..probes.visibility import LOOKUP_RETRY_WINDOW_MS, measure_visibility
-from ..redis_errors import remedy as redis_remedy
-from ..redis_service import RedisHealth, RedisService, StoreIdentity
-from ..session import SessionStatus, check_session_id
-from ..session_service import LabSessionService, SessionRecord
+from ..sessions.model import SessionStatus, check_session_id
+from ..sessions.service import LabSessionService, SessionRecord
 from ..settings import Settings
+from ..store.classify import remedy as redis_remedy
+from ..store.service import RedisHealth, RedisService, StoreIdentity
 from .base import Diagnosis, conclude
 from .instances import compare_stores, sample_instances, validate_through_backends
 
 __all__ = [
     "LOOKUP_RETRY_WINDOW_MS",
-    "PARAMS",
     "REMEDIES",
     "InvalidSessionCause",
     "InvalidSessionInputs",
@@ -122,15 +120,6 @@ class InvalidSessionInputs:
     def __post_init__(self) -> None:
         if self.session_id is not None:
             check_session_id(self.session_id)
-
-
-#: The runbook's own notebook parameters (besides :data:`labsession.notebook.COMMON_PARAMS`).
-PARAMS: dict[str, Param] = {
-    "session_id": Param(str, "the session id the client was refused with ('' = check without one)"),
-    "samples_per_url": Param(int, "diagnostics requests per backend URL", minimum=1, maximum=100),
-    "lookup_retry_window_ms": Param(float, "how long the WebSocket handler keeps looking a session up, ms",
-                                    minimum=0, maximum=60_000),
-}
 
 
 def inputs_from_parameters(

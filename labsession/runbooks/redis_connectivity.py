@@ -5,7 +5,7 @@ port accepts), ``tls`` (for ``rediss://``: the handshake and certificate), ``red
 and PING through the library, one attempt) and, when a plain connection is dropped or
 hangs, ``tls probe`` (a TLS handshake on the same port: if it succeeds, the endpoint
 wants ``rediss://``). The cause is a :class:`~labsession.errors.RedisCause` code, or
-:data:`OK`; the remedy is :func:`labsession.redis_errors.remedy`'s sentence.
+:data:`OK`; the remedy is :func:`labsession.store.classify.remedy`'s sentence.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from ..checks import Report, Status
 from ..errors import RedisCause, RedisUnavailable
 from ..masking import get_logger
 from ..probes.connection import TlsResult, probe_tcp, probe_tls
-from ..redis_errors import remedy
-from ..redis_service import RedisService
 from ..settings import Settings
+from ..store.classify import remedy
+from ..store.service import RedisService
 from .base import Diagnosis, conclude
 
 __all__ = ["CAUSES", "OK", "diagnose_redis_connectivity", "remedy_for"]
@@ -41,7 +41,7 @@ _NOT_TLS_REMEDY = ("the port answered but not with TLS; use redis:// if this por
 
 
 def remedy_for(cause: str) -> str:
-    """The fix for ``cause`` (one of :data:`CAUSES`), the same sentence as :func:`labsession.redis_errors.remedy`."""
+    """The fix for ``cause`` (one of :data:`CAUSES`), the same sentence as :func:`labsession.store.classify.remedy`."""
     if cause == OK:
         return _OK_REMEDY
     return remedy(RedisCause(cause))

@@ -13,12 +13,12 @@ import os
 import sys
 from collections.abc import AsyncIterator
 
-from .checks import Report, Status
-from .embedded import EmbeddedRedis
-from .errors import LabSessionError, RedisUnavailable
-from .redis_service import RedisService
-from .session_service import LabSessionService, ValidationReason
-from .settings import Settings
+from ..checks import Report, Status
+from ..embedded.redis_server import EmbeddedRedis
+from ..errors import LabSessionError, RedisUnavailable
+from ..sessions.service import LabSessionService, ValidationReason
+from ..settings import Settings
+from ..store.service import RedisService
 
 __all__ = ["configure", "connection_checks", "lifecycle_checks", "run", "run_checks"]
 

@@ -6,7 +6,7 @@ papermill writes into the saved notebooks); otherwise the Redis URL is read from
 ``$REDIS_URL`` (``--redis-url-env`` names another variable) and backends from the repeatable
 ``--backend-url``. A missing variable is an error (exit 2), never a switch to an embedded Redis.
 
-Which notebooks: :func:`labsession.health_registry.registry` (``--only NAME`` picks some).
+Which notebooks: :func:`labsession.runner.registry.registry` (``--only NAME`` picks some).
 They run through papermill's Python API in worker threads (each in its own kernel; a kernel
 start costs about a second of CPU, so more workers than cores only help while notebooks wait
 on the network).
@@ -48,10 +48,10 @@ from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
-from .checks import REPORT_MIME, Report, Status, worst
-from .health_registry import HealthNotebook, registry
-from .masking import get_logger, mask_text, redact
-from .notebook import embedded_env, start_embedded_target
+from ..checks import REPORT_MIME, Report, Status, worst
+from ..embedded.target import embedded_env, start_embedded_target
+from ..masking import get_logger, mask_text, redact
+from .registry import HealthNotebook, registry
 
 __all__ = ["STOP_GRACE_SECONDS", "NotebookOutcome", "RunSummary", "configure", "exit_code", "run", "run_health"]
 
@@ -617,7 +617,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"labsession health: {variable} is not set; set it to the Redis URL "
                       f"(rediss://default:****@host:6379) or use --embedded for an offline run", file=sys.stderr)
                 return 2
-            from .settings import Settings
+            from ..settings import Settings
 
             endpoint = Settings.from_url(os.environ[variable].strip()).endpoint
             env = {}

@@ -3,9 +3,9 @@
 The diagnostic notebooks (``notebooks/01``–``04``) are registered here. Another package adds
 its own health checks in one of two ways:
 
-* a module-level ``HEALTH_NOTEBOOKS: list[HealthNotebook]`` in ``labsession.runbooks``
-  (read by :func:`registry` when that package exists), or
 * :func:`register` at import time of a module ``labsession health`` imports.
+
+The runbooks are registered here too (:data:`RUNBOOKS`, :data:`HEALTH_NOTEBOOKS`).
 
 Every registered notebook must follow the notebook conventions (:mod:`labsession.notebook`):
 the common parameters, ``embedded=True`` picks up the runner's embedded target from the
@@ -14,24 +14,33 @@ environment, and a FAIL or ERROR raises at the end.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_NOTEBOOKS", "ROOT", "HealthNotebook", "register", "registry"]
+from ..resources import notebook_root
+from ..runbooks import CONNECTIVITY_CAUSES, CONNECTIVITY_OK, InvalidSessionCause
 
-#: The repository (or source tree) root: notebook paths are relative to it.
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = [
+    "DEFAULT_NOTEBOOKS",
+    "HEALTH_NOTEBOOKS",
+    "RUNBOOKS",
+    "HealthNotebook",
+    "RunbookSpec",
+    "register",
+    "registry",
+    "runbook_dir",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class HealthNotebook:
     """One notebook ``labsession health`` executes.
 
-    ``path`` is relative to :data:`ROOT` (or absolute); ``parameters`` are extra papermill
-    parameters (never credentials) merged over the run's common ones; ``name`` is the short
-    name used in ``summary.json``, ``junit.xml`` and output file names.
+    ``path`` is relative to :func:`~labsession.resources.notebook_root` (or absolute);
+    ``parameters`` are extra papermill parameters (never credentials) merged over the run's
+    common ones; ``name`` is the short name used in ``summary.json``, ``junit.xml`` and output
+    file names.
     """
 
     name: str
@@ -43,7 +52,7 @@ class HealthNotebook:
     @property
     def file(self) -> Path:
         p = Path(self.path)
-        return p if p.is_absolute() else ROOT / p
+        return p if p.is_absolute() else notebook_root() / p
 
 
 DEFAULT_NOTEBOOKS: tuple[HealthNotebook, ...] = (
@@ -62,17 +71,60 @@ def register(notebook: HealthNotebook) -> None:
     _extra.append(notebook)
 
 
+def runbook_dir() -> Path:
+    """The ``runbooks/`` folder: installed with the package, or the source tree's."""
+    return notebook_root() / "runbooks"
+
+
+@dataclass(frozen=True, slots=True)
+class RunbookSpec:
+    """A runbook: its ``name``, a one-line ``title``, its notebook file, the cause codes it can
+    name, the codes that mean "nothing wrong", and the parameters a health run passes."""
+
+    name: str
+    title: str
+    notebook: str
+    causes: tuple[str, ...]
+    healthy: tuple[str, ...]
+    health_parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return runbook_dir() / self.notebook
+
+
+RUNBOOKS: dict[str, RunbookSpec] = {
+    "invalid_session": RunbookSpec(
+        "invalid_session",
+        "why a WebSocket connect says 'Invalid session' (close 4000)",
+        "invalid_session.ipynb",
+        tuple(c.value for c in InvalidSessionCause),
+        (InvalidSessionCause.NO_FAULT_FOUND.value,),
+    ),
+    "redis_connectivity": RunbookSpec(
+        "redis_connectivity",
+        "why a connection to Redis fails, layer by layer",
+        "redis_connectivity.ipynb",
+        CONNECTIVITY_CAUSES,
+        (CONNECTIVITY_OK,),
+    ),
+}
+
+#: The runbooks as ``labsession health`` checks (read by :func:`labsession.runner.registry.registry`):
+#: with no session id, ``invalid_session`` checks the store, the instances' sharing, eviction
+#: and visibility lag; ``redis_connectivity`` checks every layer down to PING.
+HEALTH_NOTEBOOKS: list[HealthNotebook] = [
+    HealthNotebook("runbook_redis_connectivity", "runbooks/redis_connectivity.ipynb"),
+    HealthNotebook("runbook_invalid_session", "runbooks/invalid_session.ipynb", writes=True),
+]
+
+
 def registry() -> list[HealthNotebook]:
-    """Every health notebook, defaults first, then ``labsession.runbooks.HEALTH_NOTEBOOKS``, then registered ones.
+    """Every health notebook, defaults first, then :data:`HEALTH_NOTEBOOKS`, then registered ones.
 
     Names are unique (a later entry replaces an earlier one of the same name, in place).
     """
-    found: list[HealthNotebook] = list(DEFAULT_NOTEBOOKS)
-    try:
-        runbooks = importlib.import_module("labsession.runbooks")
-    except ImportError:
-        runbooks = None
-    found.extend(getattr(runbooks, "HEALTH_NOTEBOOKS", []) or [])
+    found: list[HealthNotebook] = [*DEFAULT_NOTEBOOKS, *HEALTH_NOTEBOOKS]
     found.extend(_extra)
     out: dict[str, HealthNotebook] = {}
     for notebook in found:

@@ -23,10 +23,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .checks import REPORT_MIME, Status
-from .errors import ConfigError
-from .masking import get_logger, mask_text, redact
-from .runbooks import RUNBOOKS, RunbookSpec
+from ..checks import REPORT_MIME, Status
+from ..errors import ConfigError
+from ..masking import get_logger, mask_text, redact
+from .registry import RUNBOOKS, RunbookSpec
 
 __all__ = ["configure", "execute", "parse_value", "read_report", "run"]
 

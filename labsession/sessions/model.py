@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from .errors import CorruptSession, InvalidSessionId
-from .masking import redact
+from ..errors import CorruptSession, InvalidSessionId
+from ..masking import redact
 
 __all__ = ["LabSession", "SessionStatus", "check_session_id"]
 

@@ -23,8 +23,7 @@ from typing import Any
 import orjson
 from redis import exceptions as rx
 
-from .deadlines import Deadline
-from .errors import (
+from ..errors import (
     CorruptSession,
     InvalidExtension,
     LabSessionError,
@@ -32,10 +31,11 @@ from .errors import (
     SessionNotActive,
     SessionNotFound,
 )
-from .masking import get_logger, log_id
-from .redis_service import RedisService
-from .session import LabSession, SessionStatus, check_session_id
-from .settings import Settings
+from ..masking import get_logger, log_id
+from ..settings import Settings
+from ..store.deadline import Deadline
+from ..store.service import RedisService
+from .model import LabSession, SessionStatus, check_session_id
 
 __all__ = [
     "ENDED_TTL_SECONDS",

@@ -14,7 +14,7 @@ import ssl
 
 from redis import exceptions as rx
 
-from .errors import RedisCause, RedisUnavailable
+from ..errors import RedisCause, RedisUnavailable
 
 __all__ = ["classify", "describe", "is_retryable", "remedy", "unavailable"]
 

@@ -27,11 +27,11 @@ from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from .deadlines import Deadline
-from .errors import LabSessionError, RedisCause, RedisUnavailable
-from .masking import get_logger
-from .redis_errors import classify, is_retryable, unavailable
-from .settings import Settings
+from ..errors import LabSessionError, RedisCause, RedisUnavailable
+from ..masking import get_logger
+from ..settings import Settings
+from .classify import classify, is_retryable, unavailable
+from .deadline import Deadline
 
 __all__ = ["RedisHealth", "RedisService", "StoreIdentity"]
 
@@ -227,7 +227,7 @@ class _LeanConnection:
       which starts a task per command. A write that fits the transport's buffer cannot
       block, so it is sent directly; only a write that must wait for the buffer to drain
       takes the timeout (and fails as redis-py's does).
-    - Reading: the socket timeout is a :class:`~labsession.deadlines.Deadline`.
+    - Reading: the socket timeout is a :class:`~labsession.store.deadline.Deadline`.
     """
 
     _writer: asyncio.StreamWriter | None

@@ -25,8 +25,8 @@ from websockets.sync.client import connect as sync_connect
 from labsession import EmbeddedRedis, RedisService
 from labsession.backend import BackendConfig, BackendState, create_app, store_settings
 
-from backend_procs import GOOD_ORIGIN, Cluster, backend_cluster, process_alive
-from conftest import CANARY
+from support import CANARY
+from support.backend_procs import GOOD_ORIGIN, Cluster, backend_cluster, process_alive
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,8 +13,8 @@ import redis
 
 from labsession.backend import OriginPolicy
 
-from backend_procs import EVIL_ORIGIN, GOOD_ORIGIN, Cluster, backend_cluster
-from conftest import CANARY
+from support import CANARY
+from support.backend_procs import EVIL_ORIGIN, GOOD_ORIGIN, Cluster, backend_cluster
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -33,12 +33,12 @@ import redis
 from websockets.asyncio.client import ClientConnection
 
 from labsession import EmbeddedRedis
-from labsession.backend import BackendProcess
-from labsession.embedded import redis_server_version
-from labsession.embedded_cluster import EmbeddedRedisCluster
+from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_cluster import EmbeddedRedisCluster
+from labsession.embedded.redis_server import redis_server_version
 
-from backend_procs import GOOD_ORIGIN, connect, recv_json
-from conftest import MS, wait_until
+from support import MS, wait_until
+from support.backend_procs import GOOD_ORIGIN, connect, recv_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

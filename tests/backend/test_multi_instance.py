@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from backend_procs import Cluster, backend_cluster, close_of, connect, recv_json
+from support.backend_procs import Cluster, backend_cluster, close_of, connect, recv_json
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend_procs import backend_cluster, close_of, connect, process_alive, recv_json
-from conftest import CANARY, wait_until
+from support import CANARY, wait_until
+from support.backend_procs import backend_cluster, close_of, connect, process_alive, recv_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -163,7 +163,7 @@ def test_serve_rejects_a_malformed_configuration() -> None:
 
 
 def test_embedded_redis_flag_serves_a_demo_and_stops_cleanly() -> None:
-    from labsession.backend import BackendProcess
+    from labsession.embedded.backends import BackendProcess
 
     # REDIS_URL points nowhere on purpose: --embedded-redis must use its own server instead.
     with BackendProcess("redis://127.0.0.1:1/0", args=["--embedded-redis"]) as backend:

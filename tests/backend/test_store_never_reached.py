@@ -7,10 +7,10 @@ import uuid
 import httpx
 import pytest
 
-from labsession.backend import BackendProcess
-from labsession.embedded import free_port
+from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_server import free_port
 
-from conftest import CANARY
+from support import CANARY
 
 pytestmark = pytest.mark.timeout(60)
 

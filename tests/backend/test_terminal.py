@@ -15,9 +15,9 @@ import websockets
 from websockets.frames import Opcode
 from websockets.protocol import State
 
-from backend_procs import EVIL_ORIGIN, Cluster, backend_cluster, close_of, connect, recv_json
-from conftest import MS
-from redisstats import CommandCounter
+from support import MS
+from support.backend_procs import EVIL_ORIGIN, Cluster, backend_cluster, close_of, connect, recv_json
+from support.redisstats import CommandCounter
 
 pytestmark = pytest.mark.timeout(120)
 

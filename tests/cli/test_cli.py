@@ -14,12 +14,12 @@ import pytest
 import redis
 
 from labsession import EmbeddedRedis, Settings, Status
-from labsession.embedded import free_port
-from labsession.quickcheck import run_checks
+from labsession.embedded.redis_server import free_port
+from labsession.runner.check import run_checks
 
-from conftest import CANARY
+from support import CANARY
 
-CLI = [sys.executable, "-m", "labsession.cli"]
+CLI = [sys.executable, "-m", "labsession"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

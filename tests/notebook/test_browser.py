@@ -29,14 +29,14 @@ from pathlib import Path
 import pytest
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings, ValidationReason
-from labsession.embedded import free_port
-from labsession.notebook import EMBEDDED_BACKENDS_ENV, EMBEDDED_REDIS_URL_ENV
+from labsession.embedded.redis_server import free_port
+from labsession.embedded.target import EMBEDDED_BACKENDS_ENV, EMBEDDED_REDIS_URL_ENV
 
-from conftest import CANARY, IN_CI
+from support import CANARY, IN_CI, REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 NOTEBOOK = ROOT / "notebooks" / "05_session_explorer.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -17,12 +17,12 @@ import papermill
 import pytest
 from nbval.plugin import find_comment_markers, find_metadata_tags, get_sanitize_patterns
 
-from labsession.health_registry import DEFAULT_NOTEBOOKS
 from labsession.notebook import COMMON_PARAMS
+from labsession.runner.registry import DEFAULT_NOTEBOOKS
 
-from conftest import CANARY
+from support import CANARY, REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 BOOKS = [n.file for n in DEFAULT_NOTEBOOKS]
 #: Every notebook nbval runs (pyproject's testpaths): health notebooks, walkthroughs, runbooks.
 ALL_BOOKS = sorted([*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "runbooks").glob("*.ipynb")])

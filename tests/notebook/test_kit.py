@@ -9,20 +9,19 @@ import pytest
 
 from labsession import ConfigError, EmbeddedRedis, Status
 from labsession.checks import REPORT_MIME, CheckFailed
-from labsession.embedded import free_port
-from labsession.health_registry import DEFAULT_NOTEBOOKS, HealthNotebook, register, registry
+from labsession.embedded.redis_server import free_port
+from labsession.embedded.target import EMBEDDED_BACKENDS_ENV, EMBEDDED_REDIS_URL_ENV
 from labsession.notebook import (
     COMMON_PARAMS,
-    EMBEDDED_BACKENDS_ENV,
-    EMBEDDED_REDIS_URL_ENV,
     Budget,
     Param,
     resolve_target,
     start,
     validate_parameters,
 )
+from labsession.runner.registry import DEFAULT_NOTEBOOKS, HealthNotebook, register, registry
 
-from conftest import CANARY
+from support import CANARY
 
 BASE: dict[str, Any] = {
     "redis_url_env": "REDIS_URL", "embedded": False, "backend_urls": [], "read_only": True,
@@ -166,7 +165,7 @@ def test_registry_holds_the_notebooks_and_accepts_more() -> None:
     names = [n.name for n in registry()]
     assert names[:4] == [n.name for n in DEFAULT_NOTEBOOKS]
     assert all(n.file.exists() for n in DEFAULT_NOTEBOOKS)
-    from labsession import health_registry
+    from labsession.runner import registry as health_registry
 
     try:
         register(HealthNotebook("extra_check", "notebooks/01_connection_check.ipynb", {"ping_samples": 3}))

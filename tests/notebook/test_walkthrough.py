@@ -10,9 +10,17 @@ import pytest
 
 from labsession import LabSessionService
 from labsession.notebook import COMMON_PARAMS
-from labsession.walkthrough import InMemoryBackend, architecture_figure, round_robin, short_lived_session, watch
+from labsession.notebook.walkthrough import (
+    InMemoryBackend,
+    architecture_figure,
+    round_robin,
+    short_lived_session,
+    watch,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import REPO
+
+ROOT = REPO
 BOOKS = [ROOT / "notebooks" / "00_onboarding.ipynb", ROOT / "notebooks" / "05_session_explorer.ipynb",
          ROOT / "runbooks" / "invalid_session.ipynb", ROOT / "runbooks" / "redis_connectivity.ipynb"]
 

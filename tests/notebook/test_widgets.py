@@ -12,9 +12,9 @@ import pytest
 
 from labsession import EmbeddedRedis, LabSession, LabSessionService, RedisService, ValidationReason
 from labsession.errors import LabSessionError
-from labsession.widgets import SessionExplorer, format_ttl
+from labsession.notebook.widgets import SessionExplorer, format_ttl
 
-from conftest import CANARY, MS, wait_until
+from support import CANARY, MS, wait_until
 
 
 async def seed(sessions: LabSessionService) -> dict[str, LabSession]:

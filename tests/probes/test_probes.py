@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings, Status
-from labsession.backend.launch import BackendProcess
 from labsession.checks import TIMING_MARK
-from labsession.embedded import TlsFiles, free_port
+from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_server import TlsFiles, free_port
 from labsession.probes import (
     Anomaly,
     Histogram,

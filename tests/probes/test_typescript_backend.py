@@ -18,7 +18,7 @@ from labsession.probes import (
     sample_balancer,
 )
 
-from ts_standin import SECRET, ts_backend
+from support.ts_standin import SECRET, ts_backend
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ import pytest
 from redis import exceptions as rx
 
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
-from labsession.backend.launch import BackendProcess
 from labsession.checks import Status
-from labsession.embedded import TlsFiles, free_port
-from labsession.redis_errors import classify
+from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_server import TlsFiles, free_port
 from labsession.runbooks import (
     CONNECTIVITY_OK,
-    RUNBOOKS,
     InvalidSessionCause,
     InvalidSessionInputs,
     diagnose_invalid_session,
@@ -26,8 +24,10 @@ from labsession.runbooks import (
 )
 from labsession.runbooks.invalid_session import judge_key
 from labsession.runbooks.redis_connectivity import remedy_for
+from labsession.runner.registry import RUNBOOKS
+from labsession.store.classify import classify
 
-from conftest import CANARY
+from support import CANARY
 
 C = InvalidSessionCause
 K = RedisCause

@@ -15,11 +15,11 @@ import pytest
 import redis as sync_redis
 
 from labsession import EmbeddedRedis
-from labsession.backend.launch import BackendProcess
-from labsession.embedded import free_port
-from labsession.health_registry import DEFAULT_NOTEBOOKS
+from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_server import free_port
+from labsession.runner.registry import DEFAULT_NOTEBOOKS
 
-from conftest import CANARY
+from support import CANARY
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -33,7 +33,7 @@ def health(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     """Run ``labsession health`` in a child process with a clean environment plus ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_") and k != "REDIS_URL"}
     clean.update(env or {})
-    return subprocess.run([sys.executable, "-m", "labsession.cli", "health", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "labsession", "health", *args], capture_output=True,
                           text=True, timeout=280, env=clean, check=False)
 
 
@@ -256,7 +256,7 @@ def test_budget_is_a_hard_bound_and_leaves_no_kernel(tmp_path: Path, mark: str) 
     pid_file = tmp_path / "kernel.pid"
     register = (
         "import sys\n"
-        "from labsession.health_registry import HealthNotebook, register\n"
+        "from labsession.runner.registry import HealthNotebook, register\n"
         "register(HealthNotebook('sleeper', sys.argv[1], {'pid_file': sys.argv[2]}))\n"
         "register(HealthNotebook('quick', sys.argv[3]))\n"
         "from labsession.cli import main\n"
@@ -301,7 +301,7 @@ def test_a_notebook_that_raises_a_non_check_error_is_an_error_verdict_and_exit_2
     broken = write_notebook(tmp_path / "broken.ipynb", "x = 1", "raise RuntimeError('the probe itself broke')")
     register = (
         "import sys\n"
-        "from labsession.health_registry import HealthNotebook, register\n"
+        "from labsession.runner.registry import HealthNotebook, register\n"
         "register(HealthNotebook('broken', sys.argv[1]))\n"
         "register(HealthNotebook('quick', sys.argv[2]))\n"
         "from labsession.cli import main\n"
@@ -326,8 +326,8 @@ def test_notebooks_still_waiting_at_the_budget_never_start(tmp_path: Path, mark:
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import psutil
 
-    from labsession.health import run_health
-    from labsession.health_registry import HealthNotebook
+    from labsession.runner.health import run_health
+    from labsession.runner.registry import HealthNotebook
 
     monkeypatch.setenv("LABSESSION_TEST_MARK", mark)
     entries = [HealthNotebook("sleeper", str(sleeper(tmp_path)), {"pid_file": str(tmp_path / "kernel.pid")}),

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
-from labsession.embedded import free_port
-from labsession.runbook_cli import parse_value
+from labsession.embedded.redis_server import free_port
+from labsession.runner.runbook import parse_value
 
-from conftest import CANARY
+from support import CANARY
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -30,7 +30,7 @@ def runbook(*args: str, env: dict[str, str] | None = None, timeout: float = 90) 
     full.pop("REDIS_URL", None)
     full.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "labsession.cli", "runbook", *args],
+        [sys.executable, "-m", "labsession", "runbook", *args],
         env=full, capture_output=True, text=True, timeout=timeout, check=False,
     )
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from labsession import CorruptSession, InvalidSessionId, LabSession, SessionStatus, check_session_id
 from labsession.masking import MASK
-from labsession.session import _dumps, _loads
+from labsession.sessions.model import _dumps, _loads
 
-from tsformat import SECRET_ACCESS_KEY, TS_FIELDS, ts_json, ts_session
+from support.tsformat import SECRET_ACCESS_KEY, TS_FIELDS, ts_json, ts_session
 
 SID = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
 NOW = 1_764_000_000_000

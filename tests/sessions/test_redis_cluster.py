@@ -37,12 +37,12 @@ from labsession import (
     Settings,
     ValidationReason,
 )
-from labsession.backend import BackendProcess
-from labsession.embedded_cluster import CLUSTER_SLOTS, EmbeddedRedisCluster, find_redis_cli, key_slot
+from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_cluster import CLUSTER_SLOTS, EmbeddedRedisCluster, find_redis_cli, key_slot
 
-from backend_procs import GOOD_ORIGIN, close_of, connect, recv_json
-from conftest import MS, wait_until
-from redisstats import CommandCounter
+from support import MS, wait_until
+from support.backend_procs import GOOD_ORIGIN, close_of, connect, recv_json
+from support.redisstats import CommandCounter
 
 pytestmark = pytest.mark.timeout(60)
 

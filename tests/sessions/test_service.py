@@ -27,10 +27,10 @@ from labsession import (
     Settings,
     ValidationReason,
 )
-from labsession.session_service import ENDED_TTL_SECONDS, MAX_EXTEND_MINUTES
+from labsession.sessions.service import ENDED_TTL_SECONDS, MAX_EXTEND_MINUTES
 
-from redisstats import CommandCounter
-from tsformat import TS_FIELDS, ts_json, ts_session
+from support.redisstats import CommandCounter
+from support.tsformat import TS_FIELDS, ts_json, ts_session
 
 
 class Clock:

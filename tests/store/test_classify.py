@@ -10,9 +10,9 @@ import redis
 from redis import exceptions as rx
 
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, RedisUnavailable, Settings
-from labsession.redis_errors import classify, describe, is_retryable, remedy, unavailable
+from labsession.store.classify import classify, describe, is_retryable, remedy, unavailable
 
-from conftest import CANARY
+from support import CANARY
 
 Factory = Callable[..., EmbeddedRedis]
 

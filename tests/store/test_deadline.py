@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from labsession.deadlines import TICK, Deadline, _sweeper
+from labsession.store.deadline import TICK, Deadline, _sweeper
 
-from conftest import wait_until
+from support import wait_until
 
 
 async def test_a_block_that_overruns_raises_timeout_error_soon_after_its_bound() -> None:

@@ -39,12 +39,12 @@ from labsession import (
     RedisUnavailable,
     Settings,
 )
-from labsession.backend import BackendProcess
-from labsession.deadlines import TICK
-from labsession.embedded import find_redis_server, redis_server_version
+from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_server import find_redis_server, redis_server_version
+from labsession.store.deadline import TICK
 
-from backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
-from conftest import MS, wait_until
+from support import MS, wait_until
+from support.backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -22,9 +22,9 @@ from labsession import (
     RedisUnavailable,
     Settings,
 )
-from labsession.embedded import free_port
+from labsession.embedded.redis_server import free_port
 
-from conftest import CANARY, MS, wait_until
+from support import CANARY, MS, wait_until
 
 Factory = Callable[..., EmbeddedRedis]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from labsession import EmbeddedRedis, RedisCause, RedisService, RedisUnavailable, Settings
-from labsession.embedded import TlsFiles
+from labsession.embedded.redis_server import TlsFiles
 
-from conftest import CANARY
+from support import CANARY
 
 
 async def test_rediss_with_the_right_ca_connects(tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]) -> None:

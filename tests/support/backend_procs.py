@@ -18,7 +18,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from labsession import EmbeddedRedis
-from labsession.backend import BackendProcess
+from labsession.embedded.backends import BackendProcess
 
 #: The browser origin our test frontends use; anything else is refused.
 GOOD_ORIGIN = "http://app.example.test"

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from labsession.embedded import free_port
+from labsession.embedded.redis_server import free_port
 
 SECRET = "ts-standin-SECRET-wJalrXUtnFEMI"
 
