@@ -8,9 +8,12 @@ a checkout has no such copy and uses the source tree next to the package.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-__all__ = ["NOTEBOOK_DIRS", "notebook_root"]
+from .errors import ConfigError
+
+__all__ = ["NOTEBOOK_DIRS", "copy_notebooks", "notebook_root"]
 
 #: The folders under :func:`notebook_root` that hold notebooks.
 NOTEBOOK_DIRS = ("notebooks", "runbooks")
@@ -24,3 +27,25 @@ def notebook_root() -> Path:
         return bundled
     return _PACKAGE.parent
 
+
+def copy_notebooks(destination: Path, *, overwrite: bool = False) -> list[Path]:
+    """Copy every notebook and runbook into ``destination``/notebooks and ``destination``/runbooks.
+
+    Returns the files written. Raises :class:`~labsession.errors.ConfigError` before writing
+    anything when a file would be overwritten and ``overwrite`` is False: a user's edited
+    notebook is never replaced by accident.
+    """
+    root = notebook_root()
+    sources = [path for folder in NOTEBOOK_DIRS for path in sorted((root / folder).glob("*.ipynb"))]
+    targets = [destination / path.parent.name / path.name for path in sources]
+    existing = [target for target in targets if target.exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            str(destination),
+            f"already holds {len(existing)} of these notebooks (for example {existing[0].name}); "
+            "pass --force to replace them",
+        )
+    for source, target in zip(sources, targets, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return targets

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("labsession.cli.serve", "run the reference lab backend (HTTP + WebSocket)"),
     "redis": ("labsession.cli.redis", "run an embedded redis-server in the foreground and print its URL"),
     "runbook": ("labsession.runner.runbook", "run an incident runbook headless"),
+    "notebooks": ("labsession.cli.notebooks", "copy the notebooks and runbooks into a folder, for JupyterLab"),
 }
 
 
