@@ -101,7 +101,7 @@ def test_notebooks_are_copied_for_jupyterlab_and_never_overwritten(installed: tu
     first = _run(["labsession", "notebooks", "mine"], cwd=cwd, env=env)
     assert first.returncode == 0, first.stderr
     copied = sorted(p.relative_to(cwd / "mine").as_posix() for p in (cwd / "mine").rglob("*.ipynb"))
-    expected = sorted(f"{p.parent.name}/{p.name}" for d in ("notebooks", "runbooks") for p in (REPO / d).glob("*.ipynb"))
+    expected = sorted(f"{d}/{p.name}" for d in ("notebooks", "runbooks") for p in (REPO / d).glob("*.ipynb"))
     assert copied == expected
     (cwd / "mine" / "notebooks" / "00_onboarding.ipynb").write_text("my edits")
     again = _run(["labsession", "notebooks", "mine"], cwd=cwd, env=env)
