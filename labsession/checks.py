@@ -16,7 +16,19 @@ from typing import Any
 from .errors import LabSessionError
 from .masking import mask_text, redact
 
-__all__ = ["REPORT_MIME", "TIMING_MARK", "CheckFailed", "CheckResult", "Report", "Status", "worst"]
+__all__ = [
+    "EXIT_COULD_NOT_RUN",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "REPORT_MIME",
+    "TIMING_MARK",
+    "CheckFailed",
+    "CheckResult",
+    "Report",
+    "Status",
+    "exit_code",
+    "worst",
+]
 
 #: MIME type of the machine-readable report a notebook displays in its verdict cell.
 REPORT_MIME = "application/vnd.labsession.report+json"
@@ -40,6 +52,23 @@ class Status(StrEnum):
 
 
 _RANK = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.FAIL: 2, Status.ERROR: 3}
+
+
+#: Exit codes of every labsession command that checks something (health, runbook, check): a
+#: scheduler tells "healthy" from "a check failed" from "could not even check" by these alone.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_COULD_NOT_RUN = 2
+
+
+def exit_code(verdict: Status) -> int:
+    """The process exit code for ``verdict``: 0 for PASS, WARN and SKIP; 1 for FAIL; 2 for ERROR
+    (a check could not run), the same code as for bad input or an unreachable setup."""
+    if verdict is Status.ERROR:
+        return EXIT_COULD_NOT_RUN
+    if verdict is Status.FAIL:
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def worst(statuses: Iterable[Status]) -> Status:

@@ -24,7 +24,7 @@ CORE_HELPERS: dict[str, set[str]] = {
     "labsession.sessions.model": set(),
     "labsession.sessions.service": set(),
     "labsession.embedded.redis_server": {"free_port", "redis_server_version", "supports_tls"},
-    "labsession.checks": set(),
+    "labsession.checks": {"EXIT_COULD_NOT_RUN", "EXIT_FAILED", "EXIT_OK", "exit_code"},
 }
 
 

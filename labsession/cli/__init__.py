@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from ..checks import EXIT_COULD_NOT_RUN
 from ..errors import LabSessionError
 from ..masking import MaskingFilter, mask_text
 
@@ -20,11 +21,11 @@ __all__ = ["main"]
 #: subcommand -> (module, one-line help). Each module offers ``configure(parser)`` and
 #: ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "health": ("labsession.runner.health", "run the diagnostic notebooks (a scheduled health run)"),
-    "check": ("labsession.runner.check", "connection and session-lifecycle checks of the library, no notebooks"),
+    "health": ("labsession.cli.health", "run the diagnostic notebooks (a scheduled health run)"),
+    "check": ("labsession.cli.check", "connection and session-lifecycle checks of the library, no notebooks"),
     "serve": ("labsession.cli.serve", "run the reference lab backend (HTTP + WebSocket)"),
     "redis": ("labsession.cli.redis", "run an embedded redis-server in the foreground and print its URL"),
-    "runbook": ("labsession.runner.runbook", "run an incident runbook headless"),
+    "runbook": ("labsession.cli.runbook", "run an incident runbook headless"),
     "notebooks": ("labsession.cli.notebooks", "copy the notebooks and runbooks into a folder, for JupyterLab"),
 }
 
@@ -60,21 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(command if command in SUBCOMMANDS else None)
     except ModuleNotFoundError as exc:
         print(f"labsession {command}: not available in this build ({exc.name})", file=sys.stderr)
-        return 2
+        return EXIT_COULD_NOT_RUN
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_COULD_NOT_RUN
     _setup_logging(args.verbose)
     module = importlib.import_module(args._module)
     try:
         code: int = module.run(args)
     except LabSessionError as exc:
         print(f"labsession {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_COULD_NOT_RUN
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # last line of defence: never print a secret in a traceback
         print(f"labsession {args.command}: unexpected {type(exc).__name__}: {mask_text(str(exc))}", file=sys.stderr)
-        return 2
+        return EXIT_COULD_NOT_RUN
     return code

@@ -6,29 +6,20 @@ starts its own Redis and exercises a whole session life on it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
 
-from ..checks import Report, Status
+from ..checks import Report, Status, exit_code
 from ..embedded.redis_server import EmbeddedRedis
 from ..errors import LabSessionError, RedisUnavailable
 from ..sessions.service import LabSessionService, ValidationReason
 from ..settings import Settings
 from ..store.service import RedisService
 
-__all__ = ["configure", "connection_checks", "lifecycle_checks", "run", "run_checks"]
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--embedded", action="store_true", help="start an embedded Redis and check against it")
-    parser.add_argument("--redis-url-env", default="REDIS_URL", metavar="VAR",
-                        help="environment variable holding the Redis URL (default REDIS_URL)")
-    parser.add_argument("--write", action="store_true",
-                        help="allow a probe session to be written (always on with --embedded)")
+__all__ = ["check", "connection_checks", "lifecycle_checks", "run_checks"]
 
 
 async def connection_checks(redis: RedisService, report: Report) -> None:
@@ -87,23 +78,25 @@ async def run_checks(settings: Settings, *, write: bool) -> Report:
 
 
 @contextlib.asynccontextmanager
-async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, bool]]:
-    if args.embedded:
+async def _target(embedded: bool, redis_url_env: str, write: bool) -> AsyncIterator[tuple[Settings, bool]]:
+    if embedded:
         async with EmbeddedRedis() as server:
             yield Settings.from_url(server.url), True
     else:
         env = dict(os.environ)
-        if args.redis_url_env != "REDIS_URL":
-            env["REDIS_URL"] = os.environ.get(args.redis_url_env, "")
-        yield Settings.from_env(env), args.write
+        if redis_url_env != "REDIS_URL":
+            env["REDIS_URL"] = os.environ.get(redis_url_env, "")
+        yield Settings.from_env(env), write
 
 
-def run(args: argparse.Namespace) -> int:
+def check(*, embedded: bool, redis_url_env: str = "REDIS_URL", write: bool = False) -> int:
+    """Run the checks against an embedded Redis or the one ``$redis_url_env`` names, print them;
+    return the exit code. Read-only unless ``write`` (always writes on an embedded Redis)."""
     async def main() -> Report:
-        async with _target(args) as (settings, write):
-            return await run_checks(settings, write=write)
+        async with _target(embedded, redis_url_env, write) as (settings, writes):
+            return await run_checks(settings, write=writes)
 
     report = asyncio.run(main())
     print(report.table())
     sys.stdout.flush()
-    return {Status.FAIL: 1, Status.ERROR: 2}.get(report.verdict, 0)
+    return exit_code(report.verdict)

@@ -27,7 +27,6 @@ Exit codes: 0 everything passed (WARN allowed), 1 a check failed, 2 a notebook c
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -48,12 +47,12 @@ from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
-from ..checks import REPORT_MIME, Report, Status, worst
+from ..checks import EXIT_COULD_NOT_RUN, REPORT_MIME, Report, Status, exit_code, worst
 from ..embedded.target import embedded_env, start_embedded_target
 from ..masking import get_logger, mask_text, redact
 from .registry import HealthNotebook, registry
 
-__all__ = ["STOP_GRACE_SECONDS", "NotebookOutcome", "RunSummary", "configure", "exit_code", "run", "run_health"]
+__all__ = ["STOP_GRACE_SECONDS", "HealthOptions", "NotebookOutcome", "RunSummary", "health", "run_health"]
 
 log = get_logger(__name__)
 
@@ -65,30 +64,6 @@ STOP_GRACE_SECONDS = 5.0
 #: threads to save the notebooks as far as they ran (nbclient notices a dead kernel within a second).
 SAVE_WAIT_SECONDS = 2.0
 _SUFFIX = {Status.PASS: "ok", Status.WARN: "warn", Status.SKIP: "skip", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--embedded", action="store_true",
-                        help="run against one embedded Redis and two reference backends shared by all notebooks")
-    parser.add_argument("--redis-url-env", default="REDIS_URL", metavar="VAR",
-                        help="environment variable holding the Redis URL (default REDIS_URL)")
-    parser.add_argument("--backend-url", action="append", default=[], metavar="URL",
-                        help="a backend base URL (http://host:port); repeat for every instance or a load balancer")
-    parser.add_argument("--read-write", action="store_true",
-                        help="allow probe sessions on a real target (default: read-only, write steps SKIP)")
-    parser.add_argument("--out", metavar="DIR", help="keep executed notebooks, report.html, summary.json, junit.xml")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this notebook (repeatable); names: " + ", ".join(n.name for n in registry()))
-    parser.add_argument("--jobs", type=int, default=0, metavar="N",
-                        help="notebooks run at once (default: all, at most 6)")
-    parser.add_argument("--cell-timeout", type=float, default=120.0, metavar="S",
-                        help="longest one notebook cell may run, seconds (default 120)")
-    parser.add_argument("--budget", type=float, default=300.0, metavar="S",
-                        help="time budget of the whole run, seconds (default 300); a hard bound: notebooks "
-                             f"still running then are stopped and FAIL, and the run exits within "
-                             f"{STOP_GRACE_SECONDS:g} s after")
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                        help="longest wait for one network step inside a notebook, seconds (default 5)")
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -140,11 +115,6 @@ class RunSummary:
             "elapsedSeconds": round(self.elapsed_seconds, 3), "target": redact(self.target), "counts": counts,
             "notebooks": [o.to_dict() for o in self.outcomes], "checks": checks,
         }
-
-
-def exit_code(verdict: Status) -> int:
-    """0 for PASS/WARN/SKIP, 1 for FAIL, 2 for ERROR."""
-    return {Status.FAIL: 1, Status.ERROR: 2}.get(verdict, 0)
 
 
 # -- executing one notebook ------------------------------------------------------------------
@@ -583,7 +553,29 @@ def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
     stream.flush()
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True, slots=True)
+class HealthOptions:
+    """What one ``labsession health`` run does (the command line's options, parsed).
+
+    Times are in seconds; ``out`` ``None`` keeps nothing; ``jobs`` 0 means one worker per
+    notebook, at most 6; ``only`` empty runs every registered notebook.
+    """
+
+    embedded: bool = False
+    redis_url_env: str = "REDIS_URL"
+    backend_urls: tuple[str, ...] = ()
+    read_write: bool = False
+    out: Path | None = None
+    only: tuple[str, ...] = ()
+    jobs: int = 0
+    cell_timeout: float = 120.0
+    budget: float = 300.0
+    timeout: float = 5.0
+
+
+def health(options: HealthOptions) -> int:
+    """Run the health notebooks as ``options`` say, print the verdict; return the exit code."""
+    args = options
     started = time.monotonic()  # the budget counts setting up the target too
     entries = registry()
     if args.only:
@@ -592,12 +584,12 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             print(f"labsession health: unknown notebook {unknown[0]!r}; known: {', '.join(sorted(known))}",
                   file=sys.stderr)
-            return 2
+            return EXIT_COULD_NOT_RUN
         entries = [e for e in entries if e.name in args.only]
     missing = [e for e in entries if not e.file.exists()]
     if missing:
         print(f"labsession health: notebook file not found: {missing[0].file}", file=sys.stderr)
-        return 2
+        return EXIT_COULD_NOT_RUN
     stop: Callable[[], None] | None = None
     saved_env: dict[str, str | None] = {}
     parameters: dict[str, Any] = {
@@ -616,16 +608,16 @@ def run(args: argparse.Namespace) -> int:
             if not os.environ.get(variable, "").strip():
                 print(f"labsession health: {variable} is not set; set it to the Redis URL "
                       f"(rediss://default:****@host:6379) or use --embedded for an offline run", file=sys.stderr)
-                return 2
+                return EXIT_COULD_NOT_RUN
             from ..settings import Settings
 
             endpoint = Settings.from_url(os.environ[variable].strip()).endpoint
             env = {}
-            parameters.update(embedded=False, backend_urls=list(args.backend_url), read_only=not args.read_write,
+            parameters.update(embedded=False, backend_urls=list(args.backend_urls), read_only=not args.read_write,
                               redis_url_env=variable)
             target = {"description": f"Redis at {endpoint} (from ${variable}), "
-                                     f"{len(args.backend_url)} backend URL(s)",
-                      "embedded": False, "backends": list(args.backend_url)}
+                                     f"{len(args.backend_urls)} backend URL(s)",
+                      "embedded": False, "backends": list(args.backend_urls)}
         for name, value in env.items():  # kernels inherit this process's environment
             saved_env[name] = os.environ.get(name)
             os.environ[name] = value
@@ -633,7 +625,7 @@ def run(args: argparse.Namespace) -> int:
         progress = _Progress(len(entries), sys.stderr)
         progress.started([e.name for e in entries])
         with tempfile.TemporaryDirectory(prefix="labsession-health-") as scratch:
-            out_dir = Path(args.out).resolve() if args.out else Path(scratch)
+            out_dir = args.out.resolve() if args.out else Path(scratch)
             out_dir.mkdir(parents=True, exist_ok=True)
             summary = run_health(entries, parameters, out_dir, jobs=jobs, cell_timeout=args.cell_timeout,
                                  budget=args.budget, target=target, render=bool(args.out),

@@ -15,36 +15,22 @@ Exit codes, as for ``labsession health``: 0 nothing wrong (the runbook's "health
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checks import REPORT_MIME, Status
+from ..checks import EXIT_COULD_NOT_RUN, REPORT_MIME, Status, exit_code
 from ..errors import ConfigError
 from ..masking import get_logger, mask_text, redact
 from .registry import RUNBOOKS, RunbookSpec
 
-__all__ = ["configure", "execute", "parse_value", "read_report", "run"]
+__all__ = ["RunbookOptions", "execute", "parse_value", "read_report", "runbook"]
 
 log = get_logger(__name__)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", nargs="?", metavar="NAME", help=f"the runbook: {', '.join(RUNBOOKS)}")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="a notebook parameter (repeatable); credentials never go here, name their variable")
-    parser.add_argument("--embedded", action="store_true",
-                        help="diagnose an embedded Redis and two reference backends (a demonstration)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="keep the executed notebook and summary.json in DIR")
-    parser.add_argument("--cell-timeout", type=float, default=300.0, metavar="SECONDS",
-                        help="longest a notebook cell may run (default 300)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
-    parser.add_argument("--list", action="store_true", help="list the runbooks and exit")
 
 
 def parse_value(raw: str) -> Any:
@@ -111,11 +97,11 @@ def execute(
     summary: dict[str, Any] = {"runbook": spec.name, "notebook": str(output)}
     if report is None or "cause" not in report.get("facts", {}):
         summary.update(cause=None, remedy=None, verdict=Status.ERROR.value, checks=report["checks"] if report else [],
-                       error=error or "the runbook produced no report", exit_code=2)
+                       error=error or "the runbook produced no report", exit_code=EXIT_COULD_NOT_RUN)
         return redact(summary)  # type: ignore[no-any-return]
     verdict = Status(report["verdict"])
     facts = report["facts"]
-    code = 2 if verdict is Status.ERROR else 1 if verdict is Status.FAIL else 0
+    code = exit_code(verdict)
     summary.update(cause=facts["cause"], remedy=facts.get("remedy"), verdict=verdict.value,
                    checks=report["checks"], error=None if code < 2 else error, exit_code=code,
                    healthy=facts["cause"] in spec.healthy)
@@ -135,7 +121,23 @@ def _print_text(summary: dict[str, Any]) -> None:
     print(f"verdict: {summary['verdict']} (exit {summary['exit_code']})")
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True, slots=True)
+class RunbookOptions:
+    """One ``labsession runbook`` call: the runbook ``name`` (``None`` lists them), raw ``-p``
+    pairs, ``embedded``, where to keep the output, the cell timeout in seconds, JSON output."""
+
+    name: str | None
+    parameters: tuple[tuple[str, str], ...] = ()
+    embedded: bool = False
+    out: Path | None = None
+    cell_timeout: float = 300.0
+    json: bool = False
+    list: bool = False
+
+
+def runbook(options: RunbookOptions) -> int:
+    """Run (or list) runbooks as ``options`` say, print the result; return the exit code."""
+    args = options
     if args.list or not args.name:
         for name, spec in RUNBOOKS.items():
             print(f"{name:<20} {spec.title}\n{'':<20} causes: {', '.join(spec.causes)}")
@@ -144,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("runbook name", f"is unknown: {args.name!r}; known: {', '.join(RUNBOOKS)}")
     spec = RUNBOOKS[args.name]
     parameters: dict[str, Any] = {"embedded": bool(args.embedded)}
-    for key, raw in args.parameter:
+    for key, raw in args.parameters:
         parameters[key] = parse_value(raw)
     if args.out is not None:
         summary = execute(spec, parameters, args.out, cell_timeout=args.cell_timeout)

@@ -1,0 +1,43 @@
+"""``labsession health``: its options. :mod:`labsession.runner.health` runs the notebooks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..runner.health import STOP_GRACE_SECONDS, HealthOptions, health
+from ..runner.registry import registry
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--embedded", action="store_true",
+                        help="run against one embedded Redis and two reference backends shared by all notebooks")
+    parser.add_argument("--redis-url-env", default="REDIS_URL", metavar="VAR",
+                        help="environment variable holding the Redis URL (default REDIS_URL)")
+    parser.add_argument("--backend-url", action="append", default=[], metavar="URL",
+                        help="a backend base URL (http://host:port); repeat for every instance or a load balancer")
+    parser.add_argument("--read-write", action="store_true",
+                        help="allow probe sessions on a real target (default: read-only, write steps SKIP)")
+    parser.add_argument("--out", metavar="DIR", help="keep executed notebooks, report.html, summary.json, junit.xml")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only this notebook (repeatable); names: " + ", ".join(n.name for n in registry()))
+    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="notebooks run at once (default: all, at most 6)")
+    parser.add_argument("--cell-timeout", type=float, default=120.0, metavar="S",
+                        help="longest one notebook cell may run, seconds (default 120)")
+    parser.add_argument("--budget", type=float, default=300.0, metavar="S",
+                        help="time budget of the whole run, seconds (default 300); a hard bound: notebooks "
+                             f"still running then are stopped and FAIL, and the run exits within "
+                             f"{STOP_GRACE_SECONDS:g} s after")
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                        help="longest wait for one network step inside a notebook, seconds (default 5)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return health(HealthOptions(
+        embedded=args.embedded, redis_url_env=args.redis_url_env, backend_urls=tuple(args.backend_url),
+        read_write=args.read_write, out=Path(args.out) if args.out else None, only=tuple(args.only),
+        jobs=args.jobs, cell_timeout=args.cell_timeout, budget=args.budget, timeout=args.timeout,
+    ))
