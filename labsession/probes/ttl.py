@@ -279,12 +279,17 @@ async def inspect_ttls(
     skew_tolerance_seconds: float = 5.0,
     sample_size: int = 3,
     deadline: float | None = None,
-    use_script: bool = True,
+    use_script: bool = False,
 ) -> TtlInspection:
     """Walk the session keys with SCAN (``batch_size`` per call), reading value and TTL in one
     round trip per batch; stop after ``limit`` keys or at ``deadline`` (a ``time.monotonic()``
     value); sleep ``pause`` seconds between batches. Read-only. The next batch is fetched
     while the current one is aggregated; only those two batches are ever held.
+
+    ``use_script`` reads a batch's TTLs with one read-only script (``EVAL_RO``) instead of one
+    pipelined TTL per key: one request instead of ``batch_size`` on a provider that bills per
+    request, but it needs ``@scripting``, which a read-only ACL user usually lacks (a refusal is
+    a security event on the server), so it is off unless asked for.
 
     Raises :class:`~labsession.errors.RedisUnavailable` when the store fails mid-walk.
     """

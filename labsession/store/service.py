@@ -557,7 +557,11 @@ class RedisService:
         return _merge_nodes(await self.client.info(section, target_nodes=RedisCluster.PRIMARIES))
 
     async def health(self) -> RedisHealth:
-        """PING time and server facts, tolerating providers that hide INFO or refuse CONFIG.
+        """PING time and server facts from INFO alone, tolerating providers that hide a section.
+
+        Never ``CONFIG GET``: a read-only ACL user may not run it, and each refusal is a security
+        event in the server's ``ACL LOG``. INFO carries the same limits (``maxmemory``,
+        ``maxmemory_policy`` in ``memory``; ``maxclients`` in ``clients`` since Redis 7).
 
         On a cluster, INFO comes from every master (see :func:`_merge_nodes`): the busiest
         node's memory and client count (limits are per node), summed counters, all run ids.
@@ -567,17 +571,6 @@ class RedisService:
         info: dict[str, Any] = {}
         for section in ("server", "clients", "memory", "stats", "replication"):
             info.update(await self._optional_info(section, unknown))
-        config: dict[str, str] = {}
-        for name in ("maxmemory-policy", "maxclients", "maxmemory"):
-            async with self.guard("CONFIG GET"):
-                try:
-                    raw = await self.client.config_get(name)
-                except rx.ResponseError as exc:
-                    if not _refused(exc):
-                        raise
-                    unknown[f"CONFIG GET {name}"] = str(exc)[:120]
-                    continue
-            config.update({_text(k) or "": _text(v) or "" for k, v in _first(raw).items()})
         upstash = self.settings.is_upstash or "upstash" in str(info.get("server_name", "")).lower()
         provider = "upstash" if upstash else "redis"
         return RedisHealth(
@@ -590,13 +583,13 @@ class RedisService:
             role=_text(info.get("role")),
             run_id=_text(info.get("run_id")),
             uptime_seconds=_int(info.get("uptime_in_seconds")),
-            maxmemory=_int(config.get("maxmemory", info.get("maxmemory"))),
-            maxmemory_policy=_text(config.get("maxmemory-policy", info.get("maxmemory_policy"))),
+            maxmemory=_int(info.get("maxmemory")),
+            maxmemory_policy=_text(info.get("maxmemory_policy")),
             used_memory=_int(info.get("used_memory")),
             evicted_keys=_int(info.get("evicted_keys")),
             expired_keys=_int(info.get("expired_keys")),
             connected_clients=_int(info.get("connected_clients")),
-            max_clients=_int(config.get("maxclients", info.get("maxclients"))),
+            max_clients=_int(info.get("maxclients")),
             cluster_nodes=_int(info.get("cluster_nodes")),
             unknown=unknown,
         )
@@ -613,7 +606,7 @@ def _refused(exc: rx.ResponseError) -> bool:
 
 
 def _first(value: Any) -> dict[str, Any]:
-    """INFO/CONFIG replies: a dict, or (cluster) a dict of node -> dict; take the first node's."""
+    """INFO replies: a dict, or (cluster) a dict of node -> dict; take the first node's."""
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
         return dict(next(iter(value.values())))
     return dict(value) if isinstance(value, dict) else {}

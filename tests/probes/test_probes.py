@@ -309,8 +309,8 @@ async def test_ttl_inspection_script_and_pipeline_paths_agree(redis: RedisServic
         if i % 5 == 0:
             await sessions.end(session.session_id)
     await redis.client.set("session:not-a-uuid", "[1, 2]")  # corrupt, no TTL
-    fast = await inspect_ttls(redis, batch_size=7, limit=None)
-    slow = await inspect_ttls(redis, batch_size=7, limit=None, use_script=False)
+    fast = await inspect_ttls(redis, batch_size=7, limit=None, use_script=True)
+    slow = await inspect_ttls(redis, batch_size=7, limit=None)
     drop = {"elapsedSeconds"}
     assert {k: v for k, v in fast.to_dict().items() if k not in drop} == \
         {k: v for k, v in slow.to_dict().items() if k not in drop}
