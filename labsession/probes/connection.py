@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from ..checks import CheckResult, Status
 from ..errors import RedisUnavailable
 from ..masking import get_logger
+from ..sessions.eviction import judge_eviction
 from ..settings import Settings
 from ..store.classify import classify
 from ..store.service import RedisHealth, RedisService
@@ -41,8 +42,6 @@ __all__ = [
 
 log = get_logger(__name__)
 
-#: Policies that never evict: a full Redis refuses writes instead of dropping sessions.
-SAFE_POLICIES = {"noeviction"}
 #: Days before certificate expiry that turn a PASS into a WARN.
 CERT_WARN_DAYS = 21
 
@@ -371,28 +370,11 @@ def health_checks(health: RedisHealth) -> list[CheckResult]:
     out.append(CheckResult("server", Status.PASS,
                            f"{health.provider} Redis {health.version or '(version hidden)'}, mode "
                            f"{health.mode or 'unknown'}, role {health.role or 'unknown'}", facts))
-    policy = health.maxmemory_policy
-    if policy is None:
-        out.append(CheckResult("eviction policy", Status.WARN,
-                               "maxmemory-policy is hidden by the provider; cannot rule out that session keys "
-                               "are evicted when memory is full", {"policy": None}))
-    elif policy in SAFE_POLICIES:
-        out.append(CheckResult("eviction policy", Status.PASS,
-                               f"maxmemory-policy {policy}: a full Redis refuses writes rather than drop sessions",
-                               {"policy": policy}))
-    else:
-        why = ("it evicts keys that have a TTL, and every session key has one" if policy.startswith("volatile")
-               else "it may evict any key, live sessions included")
-        out.append(CheckResult("eviction policy", Status.WARN,
-                               f"maxmemory-policy {policy} can evict session keys when memory is full: {why}; "
-                               f"use noeviction", {"policy": policy, "maxmemory": health.maxmemory}))
-    if health.evicted_keys:
-        out.append(CheckResult("evictions", Status.WARN,
-                               f"{health.evicted_keys} keys were evicted since the server started; sessions may "
-                               "have vanished early", {"evicted": health.evicted_keys}))
-    elif health.evicted_keys == 0:
-        out.append(CheckResult("evictions", Status.PASS, "no key was evicted since the server started",
-                               {"evicted": 0}))
+    judged = judge_eviction(health.maxmemory_policy, health.evicted_keys, health.maxmemory)
+    out.append(CheckResult("eviction policy", judged.policy_status, judged.policy_evidence,
+                           {"policy": health.maxmemory_policy, "maxmemory": health.maxmemory}))
+    out.append(CheckResult("evictions", judged.evictions_status, judged.evictions_evidence,
+                           {"evicted": health.evicted_keys}))
     if health.connected_clients is not None and health.max_clients:
         share = health.connected_clients / health.max_clients
         status = Status.WARN if share >= 0.8 else Status.PASS

@@ -28,6 +28,7 @@ from ..checks import CheckResult, Report, Status
 from ..errors import ConfigError, InvalidSessionId, RedisUnavailable
 from ..masking import get_logger
 from ..probes.visibility import LOOKUP_RETRY_WINDOW_MS, measure_visibility
+from ..sessions.eviction import EVICTION_REMEDY, judge_eviction
 from ..sessions.model import SessionStatus, check_session_id
 from ..sessions.service import LabSessionService, SessionRecord
 from ..settings import Settings
@@ -50,8 +51,6 @@ __all__ = [
 log = get_logger(__name__)
 
 NAME = "invalid_session"
-#: Policies that may remove a session key before its TTL runs out.
-_EVICTING = ("allkeys-", "volatile-")
 
 
 class InvalidSessionCause(StrEnum):
@@ -78,8 +77,7 @@ REMEDIES: dict[InvalidSessionCause, str] = {
     "so a session made on one is unknown to another; set the same REDIS_URL on every instance and redeploy them",
     C.SESSION_MISSING: "no key for this session: it never reached this Redis, or its TTL ran out; check the id the "
     "client sends and that the creating instance writes to this Redis",
-    C.EVICTION_SUSPECTED: "Redis is evicting keys under memory pressure, session keys included; raise maxmemory "
-    "(or the plan) or use maxmemory-policy noeviction / volatile-* with non-session keys carrying TTLs",
+    C.EVICTION_SUSPECTED: f"Redis is evicting keys under memory pressure, session keys included: {EVICTION_REMEDY}",
     C.SESSION_EXPIRED: "the session's time ran out; the user must start the lab again (or extend sessions "
     "before expiresAt)",
     C.SESSION_ENDED: "the session was ended (status destroyed); the client must start a new session instead of "
@@ -206,31 +204,28 @@ def judge_key(
 
 
 def _eviction_evidence(health: RedisHealth | None) -> str:
-    """A short description of evictions that happened under an evicting policy, or ''."""
-    if health is None or not health.evicted_keys:
+    """A short description of evictions that may have taken sessions, or ''."""
+    if health is None or not judge_eviction(health.maxmemory_policy, health.evicted_keys).sessions_may_be_lost:
         return ""
     return f"evicted_keys={health.evicted_keys}, maxmemory-policy={health.maxmemory_policy or 'hidden'}"
 
 
 def eviction_check(health: RedisHealth) -> tuple[CheckResult, bool]:
-    """The ``eviction`` step; the bool says whether keys have been evicted."""
-    policy = health.maxmemory_policy
-    data = {"evicted": health.evicted_keys, "policy": policy, "maxmemory": health.maxmemory,
+    """The ``eviction`` step (:func:`~labsession.sessions.eviction.judge_eviction`); the bool says
+    whether sessions may already have been evicted."""
+    judged = judge_eviction(health.maxmemory_policy, health.evicted_keys, health.maxmemory)
+    data = {"evicted": health.evicted_keys, "policy": health.maxmemory_policy, "maxmemory": health.maxmemory,
             "used_memory": health.used_memory}
-    if health.evicted_keys:
+    if judged.sessions_may_be_lost:
         return CheckResult("eviction", Status.FAIL,
-                           f"Redis has evicted {health.evicted_keys} key(s) since it started "
-                           f"(maxmemory-policy {policy or 'hidden'}, used {health.used_memory} of "
+                           f"{judged.evictions_evidence} (used {health.used_memory} of "
                            f"{health.maxmemory or 'unlimited'} bytes)", data), True
-    if health.evicted_keys is None:
-        return CheckResult("eviction", Status.WARN, "the provider hides evicted_keys; eviction cannot be ruled out",
-                           data), False
-    if policy and policy.startswith(_EVICTING) and health.maxmemory:
-        return CheckResult("eviction", Status.WARN,
-                           f"no key evicted yet, but maxmemory-policy {policy} with maxmemory {health.maxmemory} "
-                           "bytes may evict session keys when memory fills", data), False
-    return CheckResult("eviction", Status.PASS,
-                       f"no key evicted (maxmemory-policy {policy or 'hidden'})", data), False
+    if judged.status is Status.PASS:
+        return CheckResult("eviction", Status.PASS,
+                           f"no key evicted (maxmemory-policy {health.maxmemory_policy or 'hidden'})", data), False
+    worse = judged.policy_evidence if judged.policy_status.rank >= judged.evictions_status.rank \
+        else judged.evictions_evidence
+    return CheckResult("eviction", judged.status, worse, data), False
 
 
 async def diagnose_invalid_session(

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from ..checks import Report, Status, exit_code
 from ..embedded.redis_server import EmbeddedRedis
 from ..errors import LabSessionError, RedisUnavailable
+from ..sessions.eviction import judge_eviction
 from ..sessions.service import LabSessionService, ValidationReason
 from ..settings import Settings
 from ..store.service import RedisService
@@ -28,13 +29,9 @@ async def connection_checks(redis: RedisService, report: Report) -> None:
     report.check("ping", Status.PASS, f"PING answered in {health.ping_ms:.1f} ms", ping_ms=round(health.ping_ms, 3))
     version, mode = health.version or "unknown version", health.mode or "mode unknown"
     report.check("server", Status.PASS, f"Redis {version} ({mode})")
-    policy = health.maxmemory_policy
-    if policy is None:
-        report.check("eviction", Status.WARN, "maxmemory-policy is hidden by the provider; cannot rule out eviction")
-    elif policy.startswith("allkeys"):
-        report.check("eviction", Status.WARN, f"maxmemory-policy {policy} may evict live sessions when memory is full")
-    else:
-        report.check("eviction", Status.PASS, f"maxmemory-policy {policy} does not evict keys without a TTL first")
+    judged = judge_eviction(health.maxmemory_policy, health.evicted_keys, health.maxmemory)
+    report.check("eviction policy", judged.policy_status, judged.policy_evidence)
+    report.check("evictions", judged.evictions_status, judged.evictions_evidence)
 
 
 async def lifecycle_checks(sessions: LabSessionService, report: Report) -> None:

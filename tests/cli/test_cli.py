@@ -79,7 +79,8 @@ def test_check_reads_another_variable(embedded_redis: EmbeddedRedis) -> None:
 async def test_run_checks_in_process(embedded_redis: EmbeddedRedis) -> None:
     report = await run_checks(Settings.from_url(embedded_redis.url), write=True)
     assert report.verdict in (Status.PASS, Status.WARN)
-    assert {c.name for c in report} >= {"ping", "server", "eviction", "create", "validate", "extend", "end"}
+    assert {c.name for c in report} >= {"ping", "server", "eviction policy", "evictions", "create", "validate",
+                                         "extend", "end"}
 
 
 def test_no_command_prints_help_and_exits_2() -> None:
