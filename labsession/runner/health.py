@@ -35,8 +35,6 @@ import json
 import logging
 import os
 import queue
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,16 +45,16 @@ from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
-from ..checks import EXIT_COULD_NOT_RUN, REPORT_MIME, Report, Status, exit_code, worst
+from ..checks import EXIT_COULD_NOT_RUN, Report, Status, exit_code, worst
 from ..embedded.target import embedded_env, start_embedded_target
 from ..masking import get_logger, mask_text, redact
+from .executor import Execution, StoppedKernelFilter, declared_parameters, execute
 from .registry import HealthNotebook, registry
 
 __all__ = ["STOP_GRACE_SECONDS", "HealthOptions", "NotebookOutcome", "RunSummary", "health", "run_health"]
 
 log = get_logger(__name__)
 
-KERNEL_NAME = "python3"
 #: Seconds past ``--budget`` within which ``labsession health`` exits, counted from its start: enough to
 #: kill the kernels still running, let their notebooks be saved, write the reports and stop the target.
 STOP_GRACE_SECONDS = 5.0
@@ -120,170 +118,37 @@ class RunSummary:
 # -- executing one notebook ------------------------------------------------------------------
 
 
-def _declared_parameters(path: Path) -> set[str]:
-    import papermill
-
-    return set(papermill.inspect_notebook(str(path)).keys())
-
-
-def _reports_in(notebook: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            data = output.get("data") or {}
-            if REPORT_MIME in data:
-                report = data[REPORT_MIME]
-                found.append(dict(report) if isinstance(report, Mapping) else json.loads(str(report)))
-    return found
-
-
-def _error_in(notebook: Any) -> str | None:
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            if output.get("output_type") == "error":
-                return mask_text(f"{output.get('ename')}: {output.get('evalue')}")[:500]
-    return None
-
-
-_current = threading.local()  # .execution: the _Execution a worker thread is running
-
-
-class _StoppedKernelFilter(logging.Filter):
-    """Drops what nbclient logs (on papermill's logger) from a thread whose kernel the budget killed:
-    "Kernel died while waiting for execute reply" is the kill itself, already reported as a FAIL."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        execution = getattr(_current, "execution", None)
-        return not (execution is not None and execution.stopped.is_set())
-
-
-class _Execution:
-    """One notebook's execution as the coordinating thread sees it: its kernel, its cell, whether it was stopped.
-
-    nbclient calls the hooks from the worker thread; :meth:`stop` is called from the coordinating
-    thread and kills the kernel's process group (the kernel runs in a session of its own).
-    """
-
-    def __init__(self, entry: HealthNotebook) -> None:
-        self.entry = entry
-        self.began_at: float | None = None  # time.monotonic() when its thread took it
-        self.cell: int | None = None  # 0-based index of the cell executing (or last executed)
-        self.cells: int | None = None
-        self.stopped = threading.Event()
-        #: True once :meth:`stop` killed a live kernel or refused to start one.
-        self.interrupted = False
-        self._manager: Any = None
-
-    def on_notebook_start(self, notebook: Any, **_: Any) -> None:
-        self.cells = len(notebook.cells)
-
-    def on_cell_start(self, cell_index: int, **_: Any) -> None:
-        self.cell = cell_index
-
-    def manager_class(self) -> type[Any]:
-        """nbclient's default ``AsyncKernelManager``, registering itself here and starting no kernel once stopped."""
-        from jupyter_client.manager import AsyncKernelManager
-
-        execution = self
-
-        class TrackedKernelManager(AsyncKernelManager):
-            def __init__(self, **kwargs: Any) -> None:
-                super().__init__(**kwargs)
-                execution._manager = self
-
-            # AsyncKernelManager itself redeclares the sync start_kernel as a coroutine function.
-            async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
-                if execution.stopped.is_set():
-                    execution.interrupted = True
-                    raise RuntimeError("the time budget was spent before the kernel started")
-                await super().start_kernel(**kwargs)
-
-        return TrackedKernelManager
-
-    def stop(self) -> None:
-        """Mark stopped and SIGKILL the kernel's process group if it is alive (and reap it); safe to repeat."""
-        self.stopped.set()
-        provisioner = getattr(self._manager, "provisioner", None)
-        process = getattr(provisioner, "process", None)  # jupyter_client's LocalProvisioner: a Popen
-        if process is None or process.poll() is not None:
-            return
-        self.interrupted = True
-        pgid = getattr(provisioner, "pgid", None)
-        try:
-            if pgid and pgid != os.getpgid(0):  # never our own group
-                os.killpg(pgid, signal.SIGKILL)
-            else:
-                process.kill()
-        except ProcessLookupError:
-            pass
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(0.5)  # reap it: no zombie outlives the run
-
-    def unfinished(self, notebooks_dir: Path) -> NotebookOutcome:
-        """The outcome of a notebook whose thread never reported: no reports, its output file if any."""
-        outcome = NotebookOutcome(self.entry.name, self.entry.path)
-        output = notebooks_dir / f"{self.entry.name}.ipynb"
-        outcome.output = output if self.began_at is not None and output.exists() else None
-        outcome.elapsed_seconds = 0.0 if self.began_at is None else time.monotonic() - self.began_at
-        return outcome
-
-    def where(self) -> str:
-        """Where the notebook was stopped, as a parenthesis for the budget message."""
-        if self.began_at is None:
-            return " (it never started: every worker was busy)"
-        if self.cell is None:
-            return " (its kernel was still starting)"
-        of = f" of {self.cells}" if self.cells else ""
-        return f" (it was on cell {self.cell + 1}{of})"
+def _unfinished(execution: Execution, notebooks_dir: Path) -> NotebookOutcome:
+    """The outcome of a notebook whose thread never reported: no reports, its output file if any."""
+    outcome = NotebookOutcome(execution.entry.name, execution.entry.path)
+    output = notebooks_dir / f"{execution.entry.name}.ipynb"
+    outcome.output = output if execution.began_at is not None and output.exists() else None
+    outcome.elapsed_seconds = 0.0 if execution.began_at is None else time.monotonic() - execution.began_at
+    return outcome
 
 
 def execute_one(
     entry: HealthNotebook, out_dir: Path, parameters: Mapping[str, Any], *, cell_timeout: float,
-    html_dir: Path | None = None, execution: _Execution | None = None,
+    html_dir: Path | None = None, execution: Execution | None = None,
 ) -> NotebookOutcome:
     """Execute ``entry`` with papermill (only the parameters it declares) and read its verdict back;
     with ``html_dir``, also render it without code inputs there (while other notebooks still run).
 
-    ``execution`` lets another thread see the cell running and kill the kernel (:meth:`_Execution.stop`).
+    ``execution`` lets another thread see the cell running and kill the kernel (:meth:`Execution.stop`).
     """
-    import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    execution = execution or _Execution(entry)
-    if execution.began_at is None:
-        execution.began_at = time.monotonic()
-    _current.execution = execution
+    execution = execution or Execution(entry)
     outcome = NotebookOutcome(entry.name, entry.path)
-    started = time.monotonic()
-    output = out_dir / f"{entry.name}.ipynb"
-    outcome.output = output
+    merged = {**parameters, **entry.parameters}
     try:
-        declared = _declared_parameters(entry.file)
-        merged = {**parameters, **entry.parameters}
-        given = {k: v for k, v in merged.items() if k in declared}
-        # The kernel's working directory goes to nbclient (``resources``), not papermill's ``cwd``:
-        # that one is a process-wide os.chdir, which races between the pool's threads.
-        papermill.execute_notebook(
-            str(entry.file), str(output), parameters=given, kernel_name=KERNEL_NAME,
-            execution_timeout=int(cell_timeout), progress_bar=False, log_output=False,
-            resources={"metadata": {"path": str(entry.file.parent)}},
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-            kernel_manager_class=execution.manager_class(),
-            on_notebook_start=execution.on_notebook_start, on_cell_start=execution.on_cell_start,
-        )
-    except PapermillExecutionError:
-        pass  # the saved notebook holds the error and, when it got there, the report
-    except Exception as exc:
+        declared = declared_parameters(entry.file)
+    except Exception as exc:  # unreadable or not a notebook
         outcome.error = f"could not run: {type(exc).__name__}: {mask_text(str(exc))[:400]}"
-    outcome.elapsed_seconds = time.monotonic() - started
-    if output.exists():
-        try:
-            executed = nbformat.read(str(output), as_version=4)  # type: ignore[no-untyped-call,unused-ignore]
-            outcome.reports = _reports_in(executed)
-            outcome.error = outcome.error or _error_in(executed)
-        except (OSError, ValueError) as exc:
-            outcome.error = outcome.error or f"unreadable output notebook: {type(exc).__name__}"
+        return outcome
+    executed = execute(entry.file, out_dir / f"{entry.name}.ipynb",
+                       {k: v for k, v in merged.items() if k in declared}, cell_timeout=cell_timeout,
+                       execution=execution)
+    outcome.output, outcome.reports, outcome.error = executed.output, executed.reports, executed.error
+    outcome.elapsed_seconds = executed.elapsed_seconds
     if outcome.reports:
         outcome.status = worst(Status(report.get("verdict", "ERROR")) for report in outcome.reports)
         if outcome.error and not outcome.error.startswith("CheckFailed") and outcome.status is not Status.ERROR:
@@ -427,7 +292,7 @@ def _close_thread_loop() -> None:
         loop.close()
 
 
-def _budget_outcome(execution: _Execution, budget: float, done: NotebookOutcome | None) -> NotebookOutcome:
+def _budget_outcome(execution: Execution, budget: float, done: NotebookOutcome | None) -> NotebookOutcome:
     """The outcome of a notebook stopped at the budget: a FAIL check saying so (after any report it showed)."""
     entry = execution.entry
     outcome = done or NotebookOutcome(entry.name, entry.path)
@@ -468,14 +333,14 @@ def run_health(
     deadline = started + budget
     notebooks_dir = out_dir / "notebooks"
     notebooks_dir.mkdir(parents=True, exist_ok=True)
-    executions = [_Execution(entry) for entry in entries]
+    executions = [Execution(entry) for entry in entries]
     papermill_log = logging.getLogger("papermill")
-    if not any(isinstance(f, _StoppedKernelFilter) for f in papermill_log.filters):
-        papermill_log.addFilter(_StoppedKernelFilter())
-    waiting: queue.SimpleQueue[_Execution] = queue.SimpleQueue()
+    if not any(isinstance(f, StoppedKernelFilter) for f in papermill_log.filters):
+        papermill_log.addFilter(StoppedKernelFilter())
+    waiting: queue.SimpleQueue[Execution] = queue.SimpleQueue()
     for execution in executions:
         waiting.put(execution)
-    finished: queue.SimpleQueue[tuple[_Execution, NotebookOutcome]] = queue.SimpleQueue()
+    finished: queue.SimpleQueue[tuple[Execution, NotebookOutcome]] = queue.SimpleQueue()
     spent = threading.Event()
 
     def work() -> None:
@@ -501,7 +366,7 @@ def run_health(
 
     outcomes: dict[str, NotebookOutcome] = {}
 
-    def record(execution: _Execution, outcome: NotebookOutcome) -> None:
+    def record(execution: Execution, outcome: NotebookOutcome) -> None:
         if execution.interrupted:  # killed (or refused a kernel) at the budget: say so, keep what it showed
             outcome = _budget_outcome(execution, budget, outcome)
         outcomes[execution.entry.name] = outcome
@@ -529,7 +394,7 @@ def run_health(
             if execution.entry.name not in outcomes:  # never started, or its thread is still busy: leave it
                 execution.stop()
                 execution.interrupted = True
-                record(execution, execution.unfinished(notebooks_dir))
+                record(execution, _unfinished(execution, notebooks_dir))
     ordered = [outcomes[e.name] for e in entries if e.name in outcomes]
     return RunSummary(target, ordered, started_wall, time.monotonic() - started)
 

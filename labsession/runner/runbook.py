@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checks import EXIT_COULD_NOT_RUN, REPORT_MIME, Status, exit_code
+from ..checks import EXIT_COULD_NOT_RUN, Status, exit_code
 from ..errors import ConfigError
-from ..masking import get_logger, mask_text, redact
+from ..masking import get_logger, redact
+from . import executor
+from .executor import check_parameters, reports_in
 from .registry import RUNBOOKS, RunbookSpec
 
 __all__ = ["RunbookOptions", "execute", "parse_value", "read_report", "runbook"]
@@ -46,23 +48,8 @@ def parse_value(raw: str) -> Any:
 
 def read_report(notebook: Any) -> dict[str, Any] | None:
     """The last :data:`REPORT_MIME` report displayed in an executed notebook (a NotebookNode or dict)."""
-    found: dict[str, Any] | None = None
-    for cell in notebook.get("cells", []):
-        for output in cell.get("outputs", []) or []:
-            data = output.get("data") or {}
-            if REPORT_MIME in data:
-                value = data[REPORT_MIME]
-                found = json.loads(value) if isinstance(value, str) else dict(value)
-    return found
-
-
-def _failure(notebook: Any) -> str:
-    """The masked ``ename: evalue`` of the first error output, or ''."""
-    for cell in notebook.get("cells", []):
-        for output in cell.get("outputs", []) or []:
-            if output.get("output_type") == "error":
-                return mask_text(f"{output.get('ename')}: {output.get('evalue')}")[:600]
-    return ""
+    reports = reports_in(notebook)
+    return reports[-1] if reports else None
 
 
 def execute(
@@ -72,28 +59,15 @@ def execute(
 
     The summary holds ``runbook``, ``cause``, ``remedy``, ``verdict``, ``exit_code``, ``error``
     (why it could not run, or ``None``), ``checks`` and ``notebook`` (the executed file).
-    Never raises for a failing notebook: that is in the summary.
+    Never raises for a failing notebook: that is in the summary. Raises
+    :class:`~labsession.errors.ConfigError` for a parameter the runbook does not declare.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / spec.notebook
-    error: str | None = None
-    try:
-        papermill.execute_notebook(
-            str(spec.path), str(output), parameters=parameters, kernel_name="python3", progress_bar=False,
-            log_output=False, cwd=str(spec.path.parent), execution_timeout=cell_timeout,
-        )
-    except PapermillExecutionError as exc:
-        error = mask_text(f"{exc.ename}: {exc.evalue}")[:600]
-    except Exception as exc:  # the kernel did not start, the file is unreadable...
-        error = mask_text(f"{type(exc).__name__}: {exc}")[:600]
-    report = None
-    if output.exists():
-        executed = json.loads(output.read_text())
-        report = read_report(executed)
-        error = error or (_failure(executed) or None)
+    check_parameters(spec.path, parameters)
+    executed = executor.execute(spec.path, output, parameters, cell_timeout=cell_timeout)
+    report = executed.reports[-1] if executed.reports else None
+    error = executed.error
     summary: dict[str, Any] = {"runbook": spec.name, "notebook": str(output)}
     if report is None or "cause" not in report.get("facts", {}):
         summary.update(cause=None, remedy=None, verdict=Status.ERROR.value, checks=report["checks"] if report else [],

@@ -109,3 +109,19 @@ def test_unknown_runbook_is_refused() -> None:
                                             ("True", True), ("abc", "abc"), ("", "")])
 def test_parameter_values(raw: str, value: object) -> None:
     assert parse_value(raw) == value
+
+
+def test_a_misspelled_parameter_stops_the_run_and_names_the_real_ones(tmp_path: Path) -> None:
+    done = runbook("invalid_session", "--embedded", "-p", "sesion_id", "3f0c3a8e-6d47-4a53-9d7e-2f1b8f0e6c11")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "'sesion_id'" in done.stderr and "session_id" in done.stderr.split("parameters are:")[1]
+    assert "NO_FAULT_FOUND" not in done.stdout
+
+
+def test_a_parameter_name_is_never_run_as_code(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    hostile = f'x = 1; import pathlib; pathlib.Path("{marker}").touch(); y'
+    done = runbook("redis_connectivity", "--embedded", "-p", hostile, "1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert not marker.exists()
+    assert "is not a parameter of redis_connectivity.ipynb" in done.stderr
