@@ -11,7 +11,6 @@ visibility probe is in :mod:`labsession.probes.visibility`.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from ..checks import CheckResult, Status
 from ..errors import LabSessionError
 from ..masking import get_logger, log_id
+from ..sessions.codec import decode_json, encode_json
 from ..store.service import RedisService
 from .backend import BackendClient, HttpAnswer, to_ws_url, ws_session
 from .stats import percentile
@@ -63,12 +63,12 @@ async def _shorten(redis: RedisService, key: str, ttl: int) -> bool:
         raw = await redis.client.get(key)
         if raw is None:
             return False
-        data = json.loads(raw)
+        data = decode_json(raw)
         if not isinstance(data, dict):
             return False
         data["probe"] = True
         data["expiresAt"] = int(time.time() * 1000) + ttl * 1000
-        return bool(await redis.client.set(key, json.dumps(data, separators=(",", ":")), ex=ttl, xx=True))
+        return bool(await redis.client.set(key, encode_json(data), ex=ttl, xx=True))
 
 
 async def run_lifecycle(

@@ -12,7 +12,7 @@ the counts describe the keyspace as it was walked, not one instant.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,7 +24,9 @@ from redis import exceptions as rx
 from ..checks import CheckResult, Status
 from ..errors import RedisCause, RedisUnavailable
 from ..masking import log_id, redact
+from ..sessions.codec import decode_json
 from ..sessions.service import ENDED_TTL_SECONDS
+from ..store.scan import scan_batches
 from ..store.service import RedisService
 from .stats import Histogram, TopK
 
@@ -42,7 +44,6 @@ __all__ = [
 TTL_EDGES = (0, 60, 300, 1800, 3600, 7200, 9000, 86400)
 TTL_LABELS = ("no TTL", "≤ 1 min", "≤ 5 min", "≤ 30 min", "≤ 1 h", "≤ 2 h", "≤ 2.5 h", "≤ 1 day", "> 1 day")
 _MAX_STATUSES = 50
-_decode = json.JSONDecoder().decode
 #: Keys aggregated between two yields to the event loop (so the next batch is fetched meanwhile).
 _SLICE = 250
 
@@ -130,7 +131,7 @@ class TtlInspection:
         elif ttl > self.max_ttl_seconds:
             self.anomalies[Anomaly.TTL_TOO_LONG] += 1
         try:
-            data = _decode(raw.decode() if isinstance(raw, bytes) else raw)
+            data = decode_json(raw)
         except ValueError:  # UnicodeDecodeError is one too
             data = None
         status = expires_at = None
@@ -296,10 +297,7 @@ async def inspect_ttls(
     prefix = key_prefix or redis.settings.key_prefix
     result = TtlInspection(prefix, max_ttl_seconds, skew_tolerance_seconds, limit, sample_size=sample_size)
     started = time.perf_counter()
-    client = redis.client
-    match = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
-    cluster = hasattr(client, "get_primaries")
-    nodes: list[Any] = list(client.get_primaries()) if cluster else [None]
+    cluster = hasattr(redis.client, "get_primaries")
     reader = _Reader(redis, script=use_script, cluster=cluster)
     queue: asyncio.Queue[tuple[list[Any], list[Any], list[Any], int] | None] = asyncio.Queue(maxsize=2)
 
@@ -307,32 +305,25 @@ async def inspect_ttls(
         """SCAN and read batches ahead of the aggregation (at most two batches in memory)."""
         seen = 0
         try:
-            for node in nodes:
-                cursor = 0
-                while True:
-                    extra = {} if node is None else {"target_nodes": node}
-                    async with redis.guard("SCAN"):
-                        cursor, keys = await client.scan(cursor=cursor, match=match, count=batch_size, **extra)
-                    # redis-py's cluster client returns the cursor as {node name: cursor}.
-                    cursor = int(next(iter(cursor.values()), 0)) if isinstance(cursor, dict) else int(cursor)
+            async with contextlib.aclosing(scan_batches(redis, prefix, batch_size)) as batches:
+                async for batch in batches:
+                    if seen and deadline is not None and time.monotonic() >= deadline:
+                        result.truncated = True
+                        result.stop_reason = "time budget"
+                        return
+                    if seen and pause:
+                        await asyncio.sleep(pause)
+                    keys = batch
                     if limit is not None and seen + len(keys) > limit:
                         keys = keys[: max(0, limit - seen)]
                         result.truncated = True
                         result.stop_reason = f"key limit {limit}"
                     if keys:
                         seen += len(keys)
-                        values, ttls = await reader.read(list(keys))
-                        await queue.put((list(keys), values, ttls, int(time.time() * 1000)))
+                        values, ttls = await reader.read(keys)
+                        await queue.put((keys, values, ttls, int(time.time() * 1000)))
                     if result.truncated:
                         return
-                    if cursor == 0:
-                        break
-                    if deadline is not None and time.monotonic() >= deadline:
-                        result.truncated = True
-                        result.stop_reason = "time budget"
-                        return
-                    if pause:
-                        await asyncio.sleep(pause)
         finally:
             await queue.put(None)
 

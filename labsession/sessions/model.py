@@ -7,68 +7,17 @@ written back unchanged, so a read-modify-write never drops what the other backen
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import orjson
-
 from ..errors import CorruptSession, InvalidSessionId
 from ..masking import redact
+from .codec import decode_json, encode_json
 
 __all__ = ["LabSession", "SessionStatus", "check_session_id"]
-
-#: Exact types whose JSON orjson writes byte for byte as ``json.dumps`` does, and which
-#: ``orjson.loads`` returns exactly as ``json.loads`` does. Floats are not among them: orjson
-#: turns integers beyond 64 bits into floats when reading and writes ``1e16`` where Python
-#: writes ``1e+16`` (and ``null`` for NaN), so any float hands the value to :mod:`json`.
-_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
-
-
-def _plain(value: Any) -> bool:
-    """True if ``value`` holds only str, int, bool, None, lists and dicts of them (any depth)."""
-    kind = type(value)
-    if kind is dict:
-        items = value.values()
-    elif kind is list:
-        items = value
-    else:
-        return kind in _PLAIN_SCALARS
-    for item in items:
-        kind = type(item)
-        if kind not in _PLAIN_SCALARS and not ((kind is dict or kind is list) and _plain(item)):
-            return False
-    return True
-
-
-def _loads(raw: str | bytes) -> Any:
-    """``json.loads(raw)``, parsed by orjson whenever that gives the same result (about twice
-    as fast for a 650-byte session, the check below included).
-
-    orjson refuses some values json accepts (NaN, a BOM, lone surrogates, UTF-16): json then
-    decides, raising what it always raised. A float in orjson's result may be a big integer it
-    converted, so json parses those values again (times are integers; floats are rare).
-    """
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
-    return data if _plain(data) else json.loads(raw)
-
-
-def _dumps(data: dict[str, Any]) -> str:
-    """``json.dumps(data, separators=(",", ":"), ensure_ascii=False)``, by orjson when the
-    values are plain (see :data:`_PLAIN_SCALARS`); orjson refuses non-str keys and integers
-    beyond 64 bits with TypeError, and json then writes (or rejects) them as it always did."""
-    if _plain(data):
-        try:
-            return orjson.dumps(data).decode()
-        except TypeError:
-            pass
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 # Canonical UUID text: 8-4-4-4-12 hex digits. Nothing else can reach a Redis key, so an id
 # can neither address another key nor act as a SCAN/KEYS glob.
@@ -136,7 +85,7 @@ class LabSession:
         return out
 
     def to_json(self) -> str:
-        return _dumps(self.to_dict())
+        return encode_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, session_id: str | None = None) -> LabSession:
@@ -195,7 +144,7 @@ class LabSession:
         """Parse a stored value; raises :class:`CorruptSession` (never deletes anything)."""
         sid = session_id or "?"
         try:
-            data = _loads(raw)
+            data = decode_json(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptSession(sid, f"not JSON ({type(exc).__name__})") from None
         if not isinstance(data, dict):

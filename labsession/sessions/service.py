@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 import time
 import uuid
@@ -33,7 +32,8 @@ from ..errors import (
 )
 from ..masking import get_logger, log_id
 from ..settings import Settings
-from ..store.deadline import Deadline
+from ..store.cluster import cluster_pipeline_read, no_error, node_round_trip, uncertain
+from ..store.scan import scan_batches
 from ..store.service import RedisService
 from .model import LabSession, SessionStatus, check_session_id
 
@@ -500,7 +500,7 @@ class LabSessionService:
 
         The keys live in different slots (MGET cannot cross them), so each gets a ``GET``. They
         are grouped by the master that owns their slot in the client's slot map, and each master
-        gets its commands in one write on one of its connections (:func:`_node_round_trip`).
+        gets its commands in one write on one of its connections (:func:`~labsession.store.cluster.node_round_trip`).
         redis-py's cluster pipeline sends the same, but routes, packs and times out each command
         in Python: reading a batch took about 4 times as long.
 
@@ -508,7 +508,7 @@ class LabSessionService:
         there after ``ASKING`` on the same connection (redis-py 8.1 sends its ``ASKING`` on any
         idle connection of that master, so its command bounces until "TTL exhausted"). Every
         other key without a sure reply (MOVED, TRYAGAIN, CLUSTERDOWN, a slot missing from the map,
-        a master whose round trip failed) is read again by :func:`_cluster_pipeline_read`.
+        a master whose round trip failed) is read again by :func:`~labsession.store.cluster.cluster_pipeline_read`.
         A key of another Redis type is a :class:`CorruptSession` value; an error left is raised.
         """
         client = self.redis.client
@@ -520,7 +520,7 @@ class LabSessionService:
         async def round_trips(groups: dict[Any, list[int]], asking: bool) -> None:
             async def one(node: Any, indexes: list[int]) -> None:
                 try:
-                    answers = await _node_round_trip(node, [keys[i] for i in indexes], with_ttl, bound, asking)
+                    answers = await node_round_trip(node, [keys[i] for i in indexes], with_ttl, bound, asking)
                 except (rx.RedisError, OSError, TimeoutError):  # connection lost or reset, master too slow
                     unsure.extend(indexes)
                     return
@@ -551,34 +551,17 @@ class LabSessionService:
         if asked:
             await round_trips(asked, asking=True)
 
-        unsure.extend(i for i in range(len(keys)) if any(map(_uncertain, replies[i * step : i * step + step])))
+        unsure.extend(i for i in range(len(keys)) if any(map(uncertain, replies[i * step : i * step + step])))
         if unsure:
             again = sorted(set(unsure))
-            answers = await _cluster_pipeline_read(client, [keys[i] for i in again], with_ttl)
+            answers = await cluster_pipeline_read(client, [keys[i] for i in again], with_ttl)
             for n, index in enumerate(again):
                 replies[index * step : index * step + step] = answers[n * step : n * step + step]
         values = [_listed_value(self._prefix, k, v) for k, v in zip(keys, replies[::step], strict=True)]
-        return values, [int(_no_error(t)) for t in replies[1::step]] if with_ttl else None
+        return values, [int(no_error(t)) for t in replies[1::step]] if with_ttl else None
 
-    async def _scan_batches(self, batch_size: int) -> AsyncIterator[list[Any]]:
-        client = self.redis.client
-        match = _glob_escape(self._prefix) + "*"
-        nodes = _scan_nodes(client)
-        for node in nodes:
-            cursor: int = 0
-            while True:
-                async with self.redis.guard("SCAN"):
-                    if node is None:
-                        cursor, keys = await client.scan(cursor=cursor, match=match, count=batch_size)
-                    else:
-                        cursor, keys = await client.scan(
-                            cursor=cursor, match=match, count=batch_size, target_nodes=node
-                        )
-                cursor = _cursor(cursor)
-                if keys:
-                    yield list(keys)
-                if cursor == 0:
-                    break
+    def _scan_batches(self, batch_size: int) -> AsyncIterator[list[Any]]:
+        return scan_batches(self.redis, self._prefix, batch_size)
 
     async def scan(self, *, batch_size: int = 1000) -> AsyncGenerator[LabSession, None]:
         """Every readable session (corrupt values are skipped; see :meth:`scan_records`)."""
@@ -671,96 +654,6 @@ def _stored_value(session_id: str, reply: Any) -> Any:
     return reply
 
 
-async def _cluster_pipeline_read(client: Any, keys: list[Any], with_ttl: bool) -> list[Any]:
-    """``GET`` (then ``TTL`` when asked) of each key through redis-py's cluster pipeline, replies
-    in order, an error in its reply's place (``raise_on_error=False``).
-
-    The pipeline follows MOVED and ASK and waits out TRYAGAIN. A lost connection, a timeout or
-    CLUSTERDOWN it only retries when it raises: such replies are asked again after the client
-    reconnects and reloads the slot map, as its own retry does, up to the client's retries.
-    """
-    step = 2 if with_ttl else 1
-    replies: list[Any] = [None] * (len(keys) * step)
-    todo = list(range(len(keys)))
-    for attempt in range(1 + client.retry.get_retries()):
-        if attempt:
-            await client.aclose()  # what redis-py's pipeline does before trying again
-            await asyncio.sleep(0.25)
-        async with client.pipeline(transaction=False) as pipe:
-            for index in todo:
-                pipe.get(keys[index])
-                if with_ttl:
-                    pipe.ttl(keys[index])
-            answers = await pipe.execute(raise_on_error=False)
-        for n, index in enumerate(todo):
-            replies[index * step : index * step + step] = answers[n * step : n * step + step]
-        todo = [i for i in todo if any(isinstance(r, _RETRY) for r in replies[i * step : i * step + step])]
-        if not todo:
-            break
-    return replies
-
-
-#: Errors redis-py's cluster pipeline retries (``RedisCluster.ERRORS_ALLOW_RETRY``).
-_RETRY: tuple[type[Exception], ...] = (rx.ConnectionError, rx.TimeoutError, rx.ClusterDownError, rx.SlotNotCoveredError)
-#: The commands of one key in the Redis protocol, to be filled in with (length, key) per command.
-_GET = b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n"
-_TTL = b"*2\r\n$3\r\nTTL\r\n$%d\r\n%b\r\n"
-_ASKING = b"*1\r\n$6\r\nASKING\r\n"
-
-
-async def _node_round_trip(
-    node: Any, keys: list[Any], with_ttl: bool, bound: float | None, asking: bool = False
-) -> list[Any]:
-    """Replies to ``GET`` (then ``TTL`` when asked) of each key from one cluster node: one write
-    on one of its connections, then every reply read back, an error reply in its place. With
-    ``asking`` each command follows an ``ASKING`` (an ASK redirection's target).
-
-    What redis-py's ``ClusterNode.execute_pipeline`` does, for these commands only: each key's
-    commands are packed by one format operation, and the replies are read without a timer each
-    (``bound`` seconds bound the whole round trip instead). A connection left with replies
-    unread (an error, a cancellation) is closed, never reused.
-    """
-    commands = (_GET, _TTL) if with_ttl else (_GET,)
-    template = b"".join(_ASKING + c for c in commands) if asking else b"".join(commands)
-    payload = b"".join([template % ((len(k), k) * len(commands)) for k in map(_key_bytes, keys)])
-    expected = len(keys) * len(commands) * (2 if asking else 1)
-    replies: list[Any] = []
-    connection = node.acquire_connection()
-    try:
-        await node.disconnect_if_needed(connection)
-        async with Deadline(bound):
-            await connection.send_packed_command(payload)
-            for _ in range(expected):
-                try:
-                    replies.append(await connection.read_response(timeout=math.inf))
-                except rx.ResponseError as exc:  # an error reply; the connection is still in step
-                    replies.append(exc)
-    finally:
-        try:
-            if len(replies) < expected:
-                await connection.disconnect(nowait=True)
-            await node.disconnect_if_needed(connection)
-        finally:
-            node.release(connection)
-    return replies[1::2] if asking else replies
-
-
-def _key_bytes(key: Any) -> bytes:
-    return key if type(key) is bytes else str(key).encode()
-
-
-def _uncertain(reply: Any) -> bool:
-    """True for an error reply other than WRONGTYPE (MOVED, ASK, TRYAGAIN, CLUSTERDOWN …)."""
-    return isinstance(reply, BaseException) and not str(reply).startswith("WRONGTYPE")
-
-
-def _no_error(reply: Any) -> Any:
-    """A pipeline reply, or the error it holds raised."""
-    if isinstance(reply, BaseException):
-        raise reply
-    return reply
-
-
 def _listed_value(prefix: str, key: Any, reply: Any) -> Any:
     """A cluster listing's ``GET`` reply as the batch's value: a key of another Redis type is a
     :class:`CorruptSession` (reported, not raised: one odd key must not fail the listing)."""
@@ -786,23 +679,3 @@ def _record(session_id: str, key: str, raw: bytes | str | CorruptSession | None,
         return SessionRecord(session_id, key, LabSession.from_json(raw, session_id=session_id), None, ttl, size)
     except CorruptSession as exc:
         return SessionRecord(session_id, key, None, exc.reason, ttl, size)
-
-
-def _glob_escape(text: str) -> str:
-    """Escape SCAN MATCH glob characters so a configured prefix matches only itself."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def _cursor(value: Any) -> int:
-    """A SCAN cursor; redis-py's cluster client returns it as ``{node name: cursor}``."""
-    if isinstance(value, dict):
-        return int(next(iter(value.values()), 0))
-    return int(value)
-
-
-def _scan_nodes(client: Any) -> list[Any]:
-    """``[None]`` for a single server; every primary for a cluster (a scan must cover them all)."""
-    get_primaries = getattr(client, "get_primaries", None)
-    if get_primaries is None:
-        return [None]
-    return list(get_primaries())

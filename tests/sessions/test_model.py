@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from labsession import CorruptSession, InvalidSessionId, LabSession, SessionStatus, check_session_id
 from labsession.masking import MASK
-from labsession.sessions.model import _dumps, _loads
+from labsession.sessions.codec import decode_json as _loads
+from labsession.sessions.codec import encode_json as _dumps
 
 from support.tsformat import SECRET_ACCESS_KEY, TS_FIELDS, ts_json, ts_session
 
