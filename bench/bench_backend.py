@@ -44,7 +44,7 @@ from labsession.embedded.redis_server import free_port, redis_server_version
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "backend.json"
 CONCURRENCY = 50
-#: The TypeScript backend's figures from ../shared/CONTRACT.md (this 2-core machine, concurrency 50).
+#: The TypeScript backend's figures from docs/contract.md (this 2-core machine, concurrency 50).
 TYPESCRIPT = {
     "validate_rps": "2,700–4,100", "validate_p99_ms": "23–46",
     "unknown_validate_rps": "~600", "ws_cycles_per_s": "570–1,170", "invalid_to_4000_ms": "~710",

@@ -1,4 +1,4 @@
-"""The HTTP routes of CONTRACT.md's "labsession" column.
+"""The HTTP routes of docs/contract.md's "labsession" column.
 
 Every handler reads the :class:`~labsession.backend.state.BackendState` from ``app.state``
 and raises :class:`~labsession.backend.errors.ApiError` or a library error for anything but

@@ -1,4 +1,4 @@
-"""Talking to a backend instance over HTTP and WebSocket, for either backend of CONTRACT.md.
+"""Talking to a backend instance over HTTP and WebSocket, for either backend of docs/contract.md.
 
 :class:`BackendClient` wraps the HTTP routes and normalizes the two backends' answers
 (the TypeScript backend nests the new session under ``session`` and returns credentials;

@@ -1,7 +1,7 @@
 """WebSocket probe: per-instance health and diagnostics, the ``/terminal`` handshake, invalid and
 valid sessions, refused origins, and which instances (and stores) answer behind one URL.
 
-Works with both backends of CONTRACT.md: what the TypeScript backend does not report (an
+Works with both backends of docs/contract.md: what the TypeScript backend does not report (an
 instance or store identity) is a WARN saying it is unknown, never a crash. Times are ms.
 """
 

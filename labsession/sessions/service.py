@@ -1,7 +1,7 @@
 """LabSessionService: sessions in Redis, side by side with the TypeScript backend.
 
 Same keys (``session:{id}``), same JSON, same TTLs (``ceil((expiresAt - now) / 1000)`` s,
-set in the same command as the value). Better where CONTRACT.md says so: reads never write
+set in the same command as the value). Better where docs/contract.md says so: reads never write
 or delete, the grace period never revives an ended or expired session, extend and end are
 atomic across instances (a compare-and-set script on the one key), listing uses SCAN with
 one MGET per batch (pipelined GETs on every master of a cluster), never KEYS.
@@ -229,7 +229,7 @@ class LabSessionService:
         return LabSession.from_json(raw, session_id=session_id)
 
     async def validate(self, session_id: str) -> ValidationResult:
-        """Apply CONTRACT.md's validation rules with one ``GET`` and no writes."""
+        """Apply docs/contract.md's validation rules with one ``GET`` and no writes."""
         check_session_id(session_id)
         try:
             session = await self.get(session_id)

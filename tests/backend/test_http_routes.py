@@ -1,4 +1,4 @@
-"""Every HTTP route of CONTRACT.md's "labsession" column, against two real ``labsession serve`` processes."""
+"""Every HTTP route of docs/contract.md's "labsession" column, against two real ``labsession serve`` processes."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """LabSessionService against a real redis-server: the TypeScript backend's format both ways,
-CONTRACT.md's validation table, atomic extend, idempotent end, SCAN listing, command counts."""
+docs/contract.md's validation table, atomic extend, idempotent end, SCAN listing, command counts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A stand-in for the TypeScript lab backend, speaking exactly what CONTRACT.md observed of it.
+"""A stand-in for the TypeScript lab backend, speaking exactly what docs/contract.md observed of it.
 
 Not a mock of our code: a real HTTP + WebSocket server on a loopback port, over a real Redis,
 with the TypeScript backend's response shapes and flaws (``activeSessions`` ids in diagnostics,
