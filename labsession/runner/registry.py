@@ -1,11 +1,9 @@
 """Which notebooks ``labsession health`` runs: a registry others can add to.
 
-The diagnostic notebooks (``notebooks/01``–``04``) are registered here. Another package adds
-its own health checks in one of two ways:
-
-* :func:`register` at import time of a module ``labsession health`` imports.
-
-The runbooks are registered here too (:data:`RUNBOOKS`, :data:`HEALTH_NOTEBOOKS`).
+The diagnostic notebooks (``notebooks/01``–``04``) and the runbooks (:data:`RUNBOOKS`,
+:data:`HEALTH_NOTEBOOKS`) are registered here. Another package adds its own health checks by
+calling :func:`register` before the run starts, for example in a wrapper script that then
+calls :func:`labsession.cli.main`.
 
 Every registered notebook must follow the notebook conventions (:mod:`labsession.notebook`):
 the common parameters, ``embedded=True`` picks up the runner's embedded target from the
