@@ -188,9 +188,24 @@ class EmbeddedRedis(ChildProcess):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def _secret_config(self, workdir: str) -> str | None:
+        """A config file (mode 0600, in the private working directory) holding ``requirepass``:
+        a password on the command line is readable by any local user in ``/proc/<pid>/cmdline``."""
+        if not self.password:
+            return None
+        path = os.path.join(workdir, "secrets.conf")
+        escaped = "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}"
+                          for b in self.password.encode())
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(f'requirepass "{escaped}"\n')
+        return path
+
     def _args(self, workdir: str) -> list[str]:
+        config = self._secret_config(workdir)
         args = [
             str(self.binary),
+            *([config] if config else []),
             "--port", str(self.port),
             "--bind", self.host,
             "--dir", str(self.aof_dir or workdir),
@@ -201,8 +216,6 @@ class EmbeddedRedis(ChildProcess):
             "--loglevel", "warning",
             "--logfile", "",
         ]
-        if self.password:
-            args += ["--requirepass", self.password]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory]
         if self.maxmemory_policy:

@@ -199,3 +199,23 @@ def test_free_port_and_find() -> None:
     assert version is not None and version[:2] >= (6, 2)
     assert os.access(binary, os.X_OK)
     assert signal.SIGTERM  # stop() relies on POSIX signals
+
+
+def test_the_password_never_reaches_the_command_line(tmp_path: Path) -> None:
+    """Any local user can read /proc/<pid>/cmdline; the password goes in a 0600 config file."""
+    real = find_redis_server()
+    seen = tmp_path / "argv"
+    wrapper = tmp_path / "redis-server"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{seen}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o700)
+    odd = CANARY + ' "q\\ #$x'  # quotes, a backslash, '#' and '$' must survive the config file
+    with EmbeddedRedis(binary=wrapper, password=odd) as server:
+        client = redis.Redis.from_url(f"redis://127.0.0.1:{server.port}/0", password=odd)
+        assert client.ping() is True
+        client.close()
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=server.port, password="wrong").ping()
+        argv = seen.read_text()
+        assert CANARY not in argv and "requirepass" not in argv
+        (config,) = [line for line in argv.splitlines() if line.endswith(".conf")]
+        assert os.stat(config).st_mode & 0o077 == 0
