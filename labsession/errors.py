@@ -114,11 +114,13 @@ class SessionError(LabSessionError):
 
 
 class InvalidSessionId(SessionError, ValueError):
-    """The id is not a UUID string; it was never sent to Redis."""
+    """The id is not a well-formed session id; it was never sent to Redis."""
 
     def __init__(self, session_id: str) -> None:
         shown = session_id if len(session_id) <= 64 else session_id[:61] + "..."
-        super().__init__(session_id, f"not a session id (expected a UUID): {shown!r}")
+        super().__init__(
+            session_id, f"not a session id (1 to 128 letters, digits, '.', '_' or '-'): {shown!r}"
+        )
 
 
 class SessionNotFound(SessionError):

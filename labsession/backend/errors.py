@@ -7,7 +7,7 @@ code                    status  meaning
 ======================  ======  ===============================================================
 BAD_REQUEST             400     the body is not a JSON object
 INVALID_FIELD           400     one field is missing or wrong (``field`` names it)
-INVALID_SESSION_ID      400     the id in the path is not a UUID (Redis was not asked)
+INVALID_SESSION_ID      400     the id in the path is malformed (Redis was not asked)
 ORIGIN_REFUSED          403     the ``Origin`` is not in ``ALLOWED_ORIGINS``
 NOT_FOUND               404     no such route
 SESSION_NOT_FOUND       404     no session under that id (never existed, expired by TTL)
@@ -105,7 +105,8 @@ def from_library_error(exc: LabSessionError, *, changing: bool = False) -> ApiEr
         return ApiError(503, "STORE_UNAVAILABLE", "The session store is unavailable; try again shortly",
                         cause=exc.cause.value)
     if isinstance(exc, InvalidSessionId):
-        return ApiError(400, "INVALID_SESSION_ID", "Invalid session id (expected a UUID)", field="sessionId")
+        return ApiError(400, "INVALID_SESSION_ID", "Invalid session id (1 to 128 letters, digits, '.', '_' or '-')",
+                        field="sessionId")
     if isinstance(exc, InvalidExtension):
         return ApiError(400, "INVALID_FIELD", f"minutes must be a whole number from 1 to {exc.maximum}",
                         field="minutes")

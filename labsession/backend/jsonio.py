@@ -28,7 +28,10 @@ __all__ = [
 
 #: Where the request id lives in the ASGI scope.
 REQUEST_ID_KEY = "labsession.request_id"
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: A session id in a path: the segment after ``/session/`` or ``/terminal/`` (any id a peer stored,
+#: not only UUIDs), and any UUID elsewhere.
+_PATH_ID = re.compile(r"(?<=/session/)[^/?#]+|(?<=/terminal/)[^/?#]+|"
+                      r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 
@@ -71,7 +74,7 @@ def request_id(scope: Scope) -> str | None:
 def safe_path(path: str, limit: int = 120) -> str:
     """``path`` for a log line: session ids shortened to 8 characters (they grant a terminal),
     control and non-ASCII characters escaped, cut to ``limit`` characters."""
-    path = _UUID.sub(lambda m: m[0][:8] + "~", path)
+    path = _PATH_ID.sub(lambda m: m[0][:8] + "~", path)
     path = _UNSAFE.sub(lambda m: f"%{ord(m[0]):02X}" if ord(m[0]) < 256 else "?", path)
     return path if len(path) <= limit else path[: limit - 3] + "..."
 

@@ -37,7 +37,7 @@ def _session_id(request: Request) -> str:
     try:
         return check_session_id(raw)
     except LabSessionError:
-        raise ApiError(400, "INVALID_SESSION_ID", "Invalid session id (expected a UUID)",
+        raise ApiError(400, "INVALID_SESSION_ID", "Invalid session id (1 to 128 letters, digits, '.', '_' or '-')",
                        field="sessionId", sessionId=truncate_echo(raw)) from None
 
 

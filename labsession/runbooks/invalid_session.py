@@ -126,7 +126,7 @@ def inputs_from_parameters(
     """:class:`InvalidSessionInputs` from a notebook's validated parameters; ``backend_urls``
     (the resolved target's, e.g. an embedded one's) replaces the parameter when given.
 
-    Raises :class:`~labsession.errors.ConfigError` naming ``session_id`` when it is not a UUID.
+    Raises :class:`~labsession.errors.ConfigError` naming ``session_id`` when it is not a well-formed session id.
     """
     sid = str(params.get("session_id") or "").strip() or None
     if sid is not None:

@@ -19,13 +19,16 @@ from .codec import decode_json, encode_json
 
 __all__ = ["LabSession", "SessionStatus", "check_session_id"]
 
-# Canonical UUID text: 8-4-4-4-12 hex digits. Nothing else can reach a Redis key, so an id
-# can neither address another key nor act as a SCAN/KEYS glob.
-_SESSION_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: A session id as any backend may have stored it: the TypeScript backend makes UUIDs, but its own
+#: test scripts (and a peer) may write others (``test-session-1796197253000``). 1 to 128 letters,
+#: digits, ``.``, ``_`` or ``-``, starting with a letter or digit: such an id can address no key but
+#: its own (no ``:`` namespace, no path) and is no SCAN/KEYS glob (no ``*?[]\``).
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def check_session_id(session_id: object) -> str:
-    """Return ``session_id`` if it is a UUID string, else raise :class:`InvalidSessionId`."""
+    """Return ``session_id`` if it is a well-formed session id (see :data:`_SESSION_ID`; every
+    UUID is one), else raise :class:`InvalidSessionId` without anything reaching Redis."""
     if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
         raise InvalidSessionId(session_id if isinstance(session_id, str) else repr(session_id))
     return session_id

@@ -24,7 +24,7 @@ def test_bad_input_is_a_400_even_before_the_store_answers() -> None:
         assert bad.json()["code"] == "INVALID_FIELD" and bad.json()["field"] == "minutes"
         good = http.post(f"{backend.url}/api/labs/session/{sid}/extend", json={"minutes": 10})
         assert good.status_code == 503 and good.json()["code"] == "STORE_UNAVAILABLE", good.text
-        malformed = http.get(f"{backend.url}/api/labs/session/not-a-uuid/validate")
+        malformed = http.get(f"{backend.url}/api/labs/session/not:an-id/validate")
         assert malformed.status_code == 400 and malformed.json()["code"] == "INVALID_SESSION_ID"
         for response in (bad, good, malformed):
             assert CANARY not in response.text
