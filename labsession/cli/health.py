@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..runner.health import STOP_GRACE_SECONDS, HealthOptions, health
 from ..runner.registry import registry
+from .numbers import bounded_float, bounded_int
 
 __all__ = ["configure", "run"]
 
@@ -23,15 +24,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="keep executed notebooks, report.html, summary.json, junit.xml")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only this notebook (repeatable); names: " + ", ".join(n.name for n in registry()))
-    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+    parser.add_argument("--jobs", type=bounded_int(0, 64), default=0, metavar="N",
                         help="notebooks run at once (default: all, at most 6)")
-    parser.add_argument("--cell-timeout", type=float, default=120.0, metavar="S",
+    parser.add_argument("--cell-timeout", type=bounded_float(1, 86_400), default=120.0, metavar="S",
                         help="longest one notebook cell may run, seconds (default 120)")
-    parser.add_argument("--budget", type=float, default=300.0, metavar="S",
+    parser.add_argument("--budget", type=bounded_float(5, 86_400), default=300.0, metavar="S",
                         help="time budget of the whole run, seconds (default 300); a hard bound: notebooks "
                              f"still running then are stopped and FAIL, and the run exits within "
                              f"{STOP_GRACE_SECONDS:g} s after")
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
+    parser.add_argument("--timeout", type=bounded_float(0.05, 600), default=5.0, metavar="S",
                         help="longest wait for one network step inside a notebook, seconds (default 5)")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..runner.registry import RUNBOOKS
 from ..runner.runbook import RunbookOptions, runbook
+from .numbers import bounded_float
 
 __all__ = ["configure", "run"]
 
@@ -19,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="diagnose an embedded Redis and two reference backends (a demonstration)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="keep the executed notebook and summary.json in DIR")
-    parser.add_argument("--cell-timeout", type=float, default=300.0, metavar="SECONDS",
+    parser.add_argument("--cell-timeout", type=bounded_float(1, 86_400), default=300.0, metavar="SECONDS",
                         help="longest a notebook cell may run (default 300)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
     parser.add_argument("--list", action="store_true", help="list the runbooks and exit")

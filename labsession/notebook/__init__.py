@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -143,6 +144,8 @@ def _check_one(name: str, value: Any, spec: Param) -> Any:
         allowed = ", ".join(repr(c) for c in spec.choices)
         raise ConfigError(f"parameter {name!r}", f"must be one of {allowed}, got {value!r}")
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):  # NaN passes every comparison: refuse it before the bounds
+            raise ConfigError(f"parameter {name!r}", f"must be a finite number ({spec.meaning}), got {value!r}")
         if spec.minimum is not None and value < spec.minimum:
             raise ConfigError(f"parameter {name!r}", f"must be at least {spec.minimum} ({spec.meaning}), got {value!r}")
         if spec.maximum is not None and value > spec.maximum:

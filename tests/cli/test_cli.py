@@ -119,3 +119,13 @@ def test_redis_subcommand_prints_a_url_and_stops_on_sigterm(tmp_path: Path) -> N
     assert CANARY not in out + err
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("argv", [
+    ["health", "--budget", "NaN"], ["health", "--timeout", "inf"], ["health", "--cell-timeout", "-1"],
+    ["health", "--jobs", "nan"], ["runbook", "redis_connectivity", "--cell-timeout", "nan"],
+])
+def test_nan_infinity_and_out_of_range_numbers_are_refused_with_the_option_named(argv: list[str]) -> None:
+    done = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert argv[-2] in done.stderr and "Traceback" not in done.stderr

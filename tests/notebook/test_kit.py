@@ -172,3 +172,10 @@ def test_registry_holds_the_notebooks_and_accepts_more() -> None:
         assert registry()[-1].name == "extra_check"
     finally:
         health_registry._extra.clear()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_never_pass_a_bounded_number(value: float) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_parameters({**BASE, "timeout_seconds": value}, COMMON_PARAMS)
+    assert "timeout_seconds" in str(caught.value) and "finite" in str(caught.value)
