@@ -23,6 +23,7 @@ import asyncio
 import html
 import json
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +48,14 @@ _REASON_STYLE: dict[str, tuple[str, str]] = {
     ValidationReason.CORRUPT.value: ("corrupt", "#8250df"),
 }
 _ORDER = {r: i for i, r in enumerate(_REASON_STYLE)}
+
+
+def _looks_like_uuid(text: str) -> bool:
+    """A whole UUID: no prefix of a longer id and no user id, so a miss needs no listing."""
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
 
 
 def format_ttl(seconds: int | None) -> str:
@@ -254,9 +263,10 @@ class SessionExplorer:
                 check_session_id(text)
             except ValueError:
                 pass
-            else:
+            else:  # an exact id is one GET; a miss may still be a user id or an id prefix
                 record = await self.sessions.inspect(text)
-                return [record] if record.exists else []
+                if record.exists or _looks_like_uuid(text):
+                    return [record] if record.exists else []
         found: list[SessionRecord] = []
         read = 0
         async for record in self.sessions.scan_records(batch_size=500, limit=self.scan_limit, with_ttl=True):
