@@ -84,7 +84,7 @@ def test_a_wrong_password_is_auth_failed_without_showing_it(
 
 
 def test_a_bad_session_id_parameter_cannot_run(embedded_redis: EmbeddedRedis) -> None:
-    done = runbook("invalid_session", "-p", "session_id", "not-a-session", env={"REDIS_URL": embedded_redis.url})
+    done = runbook("invalid_session", "-p", "session_id", "session:*", env={"REDIS_URL": embedded_redis.url})
     assert done.returncode == 2, done.stdout + done.stderr
     assert "session_id" in done.stdout
     assert "could not run" in done.stdout
