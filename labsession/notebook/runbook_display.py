@@ -6,9 +6,9 @@ import html
 
 from ..checks import Report, Status
 from ..runbooks.base import Diagnosis
-from . import Param, display_bundle, show_checks, show_table
+from .display import display_bundle, show_checks, show_table
 
-__all__ = ["INVALID_SESSION_PARAMS", "show_cause", "show_samples", "show_step"]
+__all__ = ["show_cause", "show_samples", "show_step"]
 
 
 def show_step(report: Report, *names: str) -> None:
@@ -38,12 +38,3 @@ def show_cause(diagnosis: Diagnosis) -> None:
             f"<p style='margin:0.4em 0 0 0'><b>Remedy:</b> {html.escape(diagnosis.remedy)}</p></div>")
     display_bundle({"text/html": body,
                     "text/plain": f"{status.value} cause: {diagnosis.cause}\nremedy: {diagnosis.remedy}"})
-
-
-#: The invalid-session runbook's own notebook parameters (besides :data:`labsession.notebook.COMMON_PARAMS`).
-INVALID_SESSION_PARAMS: dict[str, Param] = {
-    "session_id": Param(str, "the session id the client was refused with ('' = check without one)"),
-    "samples_per_url": Param(int, "diagnostics requests per backend URL", minimum=1, maximum=100),
-    "lookup_retry_window_ms": Param(float, "how long the WebSocket handler keeps looking a session up, ms",
-                                    minimum=0, maximum=60_000),
-}

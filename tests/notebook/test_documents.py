@@ -18,6 +18,7 @@ import pytest
 from nbval.plugin import find_comment_markers, find_metadata_tags, get_sanitize_patterns
 
 from labsession.notebook import COMMON_PARAMS
+from labsession.notebook.declared import parse_declarations
 from labsession.runner.registry import DEFAULT_NOTEBOOKS
 
 from support import CANARY, REPO
@@ -94,5 +95,16 @@ def test_help_notebook_lists_every_parameter_with_type_and_meaning(path: Path) -
     for name, info in params.items():
         assert info["help"], f"{name} has no help comment"
         assert info["inferred_type_name"] not in ("None", ""), f"{name} has no type"
-    assert params["read_only"]["default"] == "True" and params["embedded"]["default"] == "True"
+    assert params["read_only"]["default"] == "True" and params["embedded"]["default"] == "None"
     assert params["redis_url_env"]["default"] == '"REDIS_URL"'
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+def test_each_parameter_is_written_once_in_the_parameters_cell(path: Path) -> None:
+    book = nbformat.read(str(path), as_version=4)
+    declared = parse_declarations(book.cells[1].source)
+    assert list(declared) == list(papermill.inspect_notebook(str(path)))  # papermill reads the same cell
+    start = next(c.source for c in book.cells if "nb.start(" in c.source)
+    call = start[start.index("nb.start("):].split(")", 1)[0]
+    assert not [name for name in declared if name in call], call  # nb.start(title) reads them itself
+    assert "Param(" not in "".join(c.source for c in book.cells if c.cell_type == "code")

@@ -68,7 +68,7 @@ def test_notebook_reads_like_a_document(path: Path) -> None:
     # Outputs: stripped except on cells nbval checks (test_notebooks.py checks every notebook for that).
     params = papermill.inspect_notebook(str(path))
     assert set(COMMON_PARAMS) <= set(params)
-    assert params["read_only"]["default"] == "True" and params["embedded"]["default"] == "True"
+    assert params["read_only"]["default"] == "True" and params["embedded"]["default"] == "None"
     for name, info in params.items():
         assert info["help"] and info["inferred_type_name"] not in ("None", ""), name
     if path.parent.name == "runbooks" or path.stem == "00_onboarding":
