@@ -26,7 +26,7 @@ from labsession import EmbeddedRedis, RedisService
 from labsession.backend import BackendConfig, BackendState, create_app, store_settings
 
 from support import CANARY
-from support.backend_procs import GOOD_ORIGIN, Cluster, backend_cluster, process_alive
+from support.backend_procs import GOOD_ORIGIN, Deployment, backend_deployment, process_alive
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -132,23 +132,23 @@ def test_fuzzed_paths_methods_and_headers(app: InProcess, segments: list[str], m
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[Cluster]:
-    with backend_cluster(1, password=CANARY, env={"WS_MAX_MESSAGE_SIZE": "4096"}) as started:
+def served() -> Iterator[Deployment]:
+    with backend_deployment(1, password=CANARY, env={"WS_MAX_MESSAGE_SIZE": "4096"}) as started:
         yield started
 
 
 class Terminal:
     """One open socket to the real process, reopened if a frame closed it."""
 
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.sid = httpx.post(cluster.a.url + "/api/labs/start",
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.sid = httpx.post(deployment.a.url + "/api/labs/start",
                               json={"userId": "u", "labId": "l", "purchaseId": "p"}).json()["sessionId"]
         self.ws: ClientConnection | None = None
 
     def socket(self) -> ClientConnection:
         if self.ws is None:
-            ws = sync_connect(f"{self.cluster.a.ws_url}/terminal/{self.sid}", origin=GOOD_ORIGIN,
+            ws = sync_connect(f"{self.deployment.a.ws_url}/terminal/{self.sid}", origin=GOOD_ORIGIN,
                               compression=None, open_timeout=10).__enter__()
             assert json.loads(ws.recv(timeout=5))["type"] == "connected"
             self.ws = ws
@@ -156,7 +156,7 @@ class Terminal:
 
 
 @pytest.fixture(scope="module")
-def terminal(served: Cluster) -> Iterator[Terminal]:
+def terminal(served: Deployment) -> Iterator[Terminal]:
     opened = Terminal(served)
     yield opened
     if opened.ws is not None:
@@ -177,7 +177,7 @@ def test_fuzzed_websocket_frames_get_one_answer_each(terminal: Terminal, frame: 
 
 
 @pytest.mark.parametrize("size", [4097, 10_000, 1_000_000, -1])
-def test_oversized_frames_close_1009_without_harm(served: Cluster, size: int) -> None:
+def test_oversized_frames_close_1009_without_harm(served: Deployment, size: int) -> None:
     """Over the limit: close 1009 (a client still sending may see the connection reset instead, as the
     server drops the unread rest); the process lives and serves the next connection."""
     sid = httpx.post(served.a.url + "/api/labs/start",
@@ -217,7 +217,7 @@ RAW_REQUESTS = [
 
 
 @pytest.mark.parametrize("raw", RAW_REQUESTS, ids=lambda r: repr(r[:24]))
-def test_raw_hostile_requests_never_crash_or_trace(served: Cluster, raw: bytes) -> None:
+def test_raw_hostile_requests_never_crash_or_trace(served: Deployment, raw: bytes) -> None:
     with socket.create_connection(("127.0.0.1", served.a.port), timeout=10) as sock:
         try:
             sock.sendall(raw)
@@ -233,7 +233,7 @@ def test_raw_hostile_requests_never_crash_or_trace(served: Cluster, raw: bytes) 
     assert httpx.get(served.a.url + "/health").status_code == 200 and process_alive(served.a.pid)
 
 
-def test_server_output_stayed_clean(served: Cluster) -> None:
+def test_server_output_stayed_clean(served: Deployment) -> None:
     output = served.output()
     assert "event=http" in output
     assert CANARY not in output and "Traceback" not in output and "event=error" not in output

@@ -14,20 +14,20 @@ import redis
 from labsession.backend import OriginPolicy
 
 from support import CANARY
-from support.backend_procs import EVIL_ORIGIN, GOOD_ORIGIN, Cluster, backend_cluster
+from support.backend_procs import EVIL_ORIGIN, GOOD_ORIGIN, Deployment, backend_deployment
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with backend_cluster(2, password=CANARY) as started:
+def deployment() -> Iterator[Deployment]:
+    with backend_deployment(2, password=CANARY) as started:
         yield started
 
 
 @pytest.fixture(scope="module")
-def store(cluster: Cluster) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(cluster.redis.url)
+def store(deployment: Deployment) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(deployment.redis.url)
     yield client
     client.close()
 
@@ -41,24 +41,24 @@ def start(base: str, **body: object) -> dict[str, object]:
     return data
 
 
-def test_health_is_liveness_with_store_state(cluster: Cluster) -> None:
-    body = httpx.get(cluster.a.url + "/health").json()
+def test_health_is_liveness_with_store_state(deployment: Deployment) -> None:
+    body = httpx.get(deployment.a.url + "/health").json()
     assert body["status"] == "ok"
     assert body["instanceId"] == "test-0"
     assert body["store"]["state"] == "up"
     assert body["timestamp"].endswith("Z")
 
 
-def test_readiness_pings_the_store(cluster: Cluster) -> None:
-    response = httpx.get(cluster.b.url + "/health/ready")
+def test_readiness_pings_the_store(deployment: Deployment) -> None:
+    response = httpx.get(deployment.b.url + "/health/ready")
     assert response.status_code == 200
     assert response.json()["store"]["state"] == "up"
 
 
-def test_diagnostics_show_identity_and_a_count_never_ids(cluster: Cluster, store: redis.Redis) -> None:
-    created = [start(cluster.a.url)["sessionId"] for _ in range(3)]
-    bodies = [httpx.get(b.url + "/api/diagnostics/websocket").json() for b in cluster.backends]
-    for body, backend in zip(bodies, cluster.backends, strict=True):
+def test_diagnostics_show_identity_and_a_count_never_ids(deployment: Deployment, store: redis.Redis) -> None:
+    created = [start(deployment.a.url)["sessionId"] for _ in range(3)]
+    bodies = [httpx.get(b.url + "/api/diagnostics/websocket").json() for b in deployment.backends]
+    for body, backend in zip(bodies, deployment.backends, strict=True):
         assert body["status"] == "ok"
         assert body["websocketEndpoint"] == "/terminal/:sessionId"
         assert body["corsOrigins"] == [GOOD_ORIGIN]
@@ -67,7 +67,7 @@ def test_diagnostics_show_identity_and_a_count_never_ids(cluster: Cluster, store
         assert body["instance"]["uptimeSeconds"] > 0
         assert body["instance"]["openWebSockets"] == 0
         assert body["sessionCount"] == len(store.keys("session:*")) >= 3
-        assert body["store"]["endpoint"] == f"127.0.0.1:{cluster.redis.port}"
+        assert body["store"]["endpoint"] == f"127.0.0.1:{deployment.redis.port}"
         text = json.dumps(body)
         assert not any(sid in text for sid in created)
         assert "activeSessions" not in body
@@ -75,11 +75,11 @@ def test_diagnostics_show_identity_and_a_count_never_ids(cluster: Cluster, store
     assert bodies[0]["store"]["runId"] == bodies[1]["store"]["runId"] == store.info("server")["run_id"]
 
 
-def test_start_creates_a_session_with_the_typescript_layout(cluster: Cluster, store: redis.Redis) -> None:
-    data = start(cluster.a.url)
+def test_start_creates_a_session_with_the_typescript_layout(deployment: Deployment, store: redis.Redis) -> None:
+    data = start(deployment.a.url)
     sid = str(data["sessionId"])
     assert uuid.UUID(sid).version == 4
-    assert data["webSocketUrl"] == f"{cluster.a.ws_url}/terminal/{sid}"
+    assert data["webSocketUrl"] == f"{deployment.a.ws_url}/terminal/{sid}"
     assert data["session"] == {k: data[k] for k in ("sessionId", "webSocketUrl", "expiresAt")}
     raw = json.loads(store.get(f"session:{sid}"))
     assert raw["status"] == "active" and raw["labId"] == "lab-7" and raw["expiresAt"] == data["expiresAt"]
@@ -100,44 +100,44 @@ def test_start_creates_a_session_with_the_typescript_layout(cluster: Cluster, st
         ({"userId": "u", "labId": "l", "purchaseId": "p", "token": 7}, "token"),
     ],
 )
-def test_start_names_the_bad_field(cluster: Cluster, body: dict[str, object], field: str) -> None:
-    response = httpx.post(cluster.a.url + "/api/labs/start", json=body)
+def test_start_names_the_bad_field(deployment: Deployment, body: dict[str, object], field: str) -> None:
+    response = httpx.post(deployment.a.url + "/api/labs/start", json=body)
     assert response.status_code == 400
     assert response.json()["code"] == "INVALID_FIELD"
     assert response.json()["field"] == field
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[1,2]", b'"text"', b"{", b"\xff\xfe"])
-def test_start_rejects_bodies_that_are_not_objects(cluster: Cluster, raw: bytes) -> None:
-    response = httpx.post(cluster.a.url + "/api/labs/start", content=raw,
+def test_start_rejects_bodies_that_are_not_objects(deployment: Deployment, raw: bytes) -> None:
+    response = httpx.post(deployment.a.url + "/api/labs/start", content=raw,
                           headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.json()["code"] == "BAD_REQUEST"
 
 
-def test_oversized_body_is_413(cluster: Cluster) -> None:
-    response = httpx.post(cluster.a.url + "/api/labs/start", content=b"{" + b" " * 40_000 + b"}")
+def test_oversized_body_is_413(deployment: Deployment) -> None:
+    response = httpx.post(deployment.a.url + "/api/labs/start", content=b"{" + b" " * 40_000 + b"}")
     assert response.status_code == 413
     assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
 
 
-def test_get_session_shows_no_credentials(cluster: Cluster, store: redis.Redis) -> None:
-    sid = str(start(cluster.a.url)["sessionId"])
+def test_get_session_shows_no_credentials(deployment: Deployment, store: redis.Redis) -> None:
+    sid = str(start(deployment.a.url)["sessionId"])
     key = f"session:{sid}"
     record = json.loads(store.get(key))
     record["sandboxAccount"] = {"iamAccessKeyId": "AKIAEXAMPLE", "iamSecretAccessKey": "s3cr3t-" + CANARY}
     record["apiToken"] = "tok-" + CANARY
     store.set(key, json.dumps(record), ex=600)
-    response = httpx.get(f"{cluster.b.url}/api/labs/session/{sid}")
+    response = httpx.get(f"{deployment.b.url}/api/labs/session/{sid}")
     assert response.status_code == 200
     body = response.json()
     assert body["sessionId"] == sid and body["labId"] == "lab-7" and body["status"] == "active"
     assert CANARY not in response.text and "AKIA" not in response.text and "sandbox" not in response.text
 
 
-def test_validate_keeps_the_typescript_field_names(cluster: Cluster) -> None:
-    data = start(cluster.a.url)
-    response = httpx.get(f"{cluster.b.url}/api/labs/session/{data['sessionId']}/validate")
+def test_validate_keeps_the_typescript_field_names(deployment: Deployment) -> None:
+    data = start(deployment.a.url)
+    response = httpx.get(f"{deployment.b.url}/api/labs/session/{data['sessionId']}/validate")
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"valid", "sessionId", "labId", "status", "expiresAt", "expiresIn"}
@@ -145,9 +145,9 @@ def test_validate_keeps_the_typescript_field_names(cluster: Cluster) -> None:
     assert 7190 <= body["expiresIn"] <= 7200
 
 
-def test_unknown_session_is_404_everywhere(cluster: Cluster) -> None:
+def test_unknown_session_is_404_everywhere(deployment: Deployment) -> None:
     sid = str(uuid.uuid4())
-    base = f"{cluster.a.url}/api/labs/session/{sid}"
+    base = f"{deployment.a.url}/api/labs/session/{sid}"
     validate = httpx.get(base + "/validate")
     assert validate.status_code == 404
     assert validate.json()["valid"] is False
@@ -160,9 +160,9 @@ def test_unknown_session_is_404_everywhere(cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize("bad", ["-abc", "a:b", "a%20b", "../../etc", "%2A", "session:*", "x" * 500])
-def test_malformed_ids_are_400_without_touching_redis(cluster: Cluster, store: redis.Redis, bad: str) -> None:
+def test_malformed_ids_are_400_without_touching_redis(deployment: Deployment, store: redis.Redis, bad: str) -> None:
     before = int(store.info("stats")["total_commands_processed"])
-    response = httpx.get(f"{cluster.a.url}/api/labs/session/{bad}/validate")
+    response = httpx.get(f"{deployment.a.url}/api/labs/session/{bad}/validate")
     assert response.status_code in (400, 404)
     body = response.json()
     assert body["code"] in ("INVALID_SESSION_ID", "NOT_FOUND")
@@ -171,80 +171,80 @@ def test_malformed_ids_are_400_without_touching_redis(cluster: Cluster, store: r
 
 
 @pytest.mark.parametrize("minutes", [-5, 0, 1441, 2.5, "30", True, None, [30]])
-def test_extend_validates_minutes(cluster: Cluster, minutes: object) -> None:
-    sid = start(cluster.a.url)["sessionId"]
-    response = httpx.post(f"{cluster.a.url}/api/labs/session/{sid}/extend", json={"minutes": minutes})
+def test_extend_validates_minutes(deployment: Deployment, minutes: object) -> None:
+    sid = start(deployment.a.url)["sessionId"]
+    response = httpx.post(f"{deployment.a.url}/api/labs/session/{sid}/extend", json={"minutes": minutes})
     assert response.status_code == 400
     assert response.json() == {**response.json(), "code": "INVALID_FIELD", "field": "minutes"}
 
 
 @pytest.mark.parametrize("minutes", [0, 1441, "30", True])
 @pytest.mark.parametrize("known", [True, False], ids=["live", "unknown"])
-def test_bad_minutes_answer_one_exact_body(cluster: Cluster, minutes: object, known: bool) -> None:
+def test_bad_minutes_answer_one_exact_body(deployment: Deployment, minutes: object, known: bool) -> None:
     """A bad ``minutes`` is refused before the session is looked up, with the same bytes every time."""
-    sid = start(cluster.a.url)["sessionId"] if known else str(uuid.uuid4())
-    response = httpx.post(f"{cluster.a.url}/api/labs/session/{sid}/extend", json={"minutes": minutes},
+    sid = start(deployment.a.url)["sessionId"] if known else str(uuid.uuid4())
+    response = httpx.post(f"{deployment.a.url}/api/labs/session/{sid}/extend", json={"minutes": minutes},
                           headers={"X-Request-ID": "rid-minutes"})
     assert response.status_code == 400
     assert response.content == (b'{"error":"minutes must be a whole number from 1 to 1440","code":"INVALID_FIELD",'
                                 b'"field":"minutes","requestId":"rid-minutes"}')
 
 
-def test_extend_adds_minutes_and_moves_the_ttl(cluster: Cluster, store: redis.Redis) -> None:
-    data = start(cluster.a.url)
+def test_extend_adds_minutes_and_moves_the_ttl(deployment: Deployment, store: redis.Redis) -> None:
+    data = start(deployment.a.url)
     sid = data["sessionId"]
-    default = httpx.post(f"{cluster.b.url}/api/labs/session/{sid}/extend")
+    default = httpx.post(f"{deployment.b.url}/api/labs/session/{sid}/extend")
     assert default.status_code == 200
     assert default.json()["newExpiresAt"] == int(str(data["expiresAt"])) + 30 * 60_000
-    five = httpx.post(f"{cluster.a.url}/api/labs/session/{sid}/extend", json={"minutes": 5})
+    five = httpx.post(f"{deployment.a.url}/api/labs/session/{sid}/extend", json={"minutes": 5})
     assert five.json()["success"] is True
     assert five.json()["newExpiresAt"] == int(str(data["expiresAt"])) + 35 * 60_000
     assert store.ttl(f"session:{sid}") > 7200 + 34 * 60
 
 
-def test_end_is_idempotent_and_ended_stays_ended(cluster: Cluster, store: redis.Redis) -> None:
-    sid = start(cluster.a.url)["sessionId"]
-    first = httpx.post(f"{cluster.a.url}/api/labs/session/{sid}/end")
-    again = httpx.post(f"{cluster.b.url}/api/labs/session/{sid}/end")
+def test_end_is_idempotent_and_ended_stays_ended(deployment: Deployment, store: redis.Redis) -> None:
+    sid = start(deployment.a.url)["sessionId"]
+    first = httpx.post(f"{deployment.a.url}/api/labs/session/{sid}/end")
+    again = httpx.post(f"{deployment.b.url}/api/labs/session/{sid}/end")
     assert first.status_code == again.status_code == 200
     assert first.json()["status"] == again.json()["status"] == "destroyed"
     assert 55 <= store.ttl(f"session:{sid}") <= 60
-    for base in (cluster.a.url, cluster.b.url):
+    for base in (deployment.a.url, deployment.b.url):
         validate = httpx.get(f"{base}/api/labs/session/{sid}/validate")
         assert validate.status_code == 404 and validate.json()["code"] == "SESSION_ENDED"
         extend = httpx.post(f"{base}/api/labs/session/{sid}/extend", json={"minutes": 5})
         assert extend.status_code == 409 and extend.json()["code"] == "SESSION_ENDED"
 
 
-def test_expired_and_corrupt_values_are_reported_not_destroyed(cluster: Cluster, store: redis.Redis) -> None:
+def test_expired_and_corrupt_values_are_reported_not_destroyed(deployment: Deployment, store: redis.Redis) -> None:
     sid = str(uuid.uuid4())
     now = int(time.time() * 1000)
     record = {"sessionId": sid, "labId": "l", "userId": "u", "purchaseId": "p", "createdAt": now - 60_000,
               "startedAt": now - 60_000, "expiresAt": now - 1000, "status": "active"}
     store.set(f"session:{sid}", json.dumps(record), ex=60)
-    expired = httpx.get(f"{cluster.a.url}/api/labs/session/{sid}/validate")
+    expired = httpx.get(f"{deployment.a.url}/api/labs/session/{sid}/validate")
     assert expired.status_code == 404 and expired.json()["code"] == "SESSION_EXPIRED"
     corrupt_id = str(uuid.uuid4())
     store.set(f"session:{corrupt_id}", b"\x00not json", ex=60)
-    corrupt = httpx.get(f"{cluster.a.url}/api/labs/session/{corrupt_id}/validate")
+    corrupt = httpx.get(f"{deployment.a.url}/api/labs/session/{corrupt_id}/validate")
     assert corrupt.status_code == 404 and corrupt.json()["code"] == "SESSION_CORRUPT"
     assert store.get(f"session:{corrupt_id}") == b"\x00not json"
 
 
-def test_unknown_route_and_wrong_method_are_json(cluster: Cluster) -> None:
-    missing = httpx.get(cluster.a.url + "/api/nothing/here")
+def test_unknown_route_and_wrong_method_are_json(deployment: Deployment) -> None:
+    missing = httpx.get(deployment.a.url + "/api/nothing/here")
     assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
-    wrong = httpx.get(cluster.a.url + "/api/labs/start")
+    wrong = httpx.get(deployment.a.url + "/api/labs/start")
     assert wrong.status_code == 405 and wrong.json()["code"] == "METHOD_NOT_ALLOWED"
     assert missing.headers["x-request-id"] == missing.json()["requestId"]
 
 
-def test_cors_grants_exactly_the_allowed_origin(cluster: Cluster) -> None:
-    ok = httpx.get(cluster.a.url + "/health", headers={"Origin": GOOD_ORIGIN})
+def test_cors_grants_exactly_the_allowed_origin(deployment: Deployment) -> None:
+    ok = httpx.get(deployment.a.url + "/health", headers={"Origin": GOOD_ORIGIN})
     assert ok.status_code == 200
     assert ok.headers["access-control-allow-origin"] == GOOD_ORIGIN
     assert "origin" in ok.headers["vary"].lower()
-    preflight = httpx.options(cluster.a.url + "/api/labs/start", headers={
+    preflight = httpx.options(deployment.a.url + "/api/labs/start", headers={
         "Origin": GOOD_ORIGIN, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type"})
     assert preflight.status_code == 204
@@ -257,11 +257,11 @@ def test_cors_grants_exactly_the_allowed_origin(cluster: Cluster) -> None:
                                     # same scheme, the allowed host as a suffix or a parent: still other origins
                                     "http://evilapp.example.test", "http://sub.app.example.test",
                                     "http://x.y.app.example.test", "http://pp.example.test", "http://example.test"])
-def test_refused_origins_get_no_grant_and_never_500(cluster: Cluster, origin: str) -> None:
+def test_refused_origins_get_no_grant_and_never_500(deployment: Deployment, origin: str) -> None:
     for response in (
-        httpx.get(cluster.a.url + "/health", headers={"Origin": origin}),
-        httpx.post(cluster.a.url + "/api/labs/start", headers={"Origin": origin}, json={}),
-        httpx.options(cluster.a.url + "/api/labs/start",
+        httpx.get(deployment.a.url + "/health", headers={"Origin": origin}),
+        httpx.post(deployment.a.url + "/api/labs/start", headers={"Origin": origin}, json={}),
+        httpx.options(deployment.a.url + "/api/labs/start",
                       headers={"Origin": origin, "Access-Control-Request-Method": "POST"}),
     ):
         assert response.status_code == 403, (origin, response.status_code)
@@ -291,16 +291,16 @@ def test_origin_policy_grants_only_an_equal_origin(origin: str, granted: str | N
     assert policy.allows(origin) is (granted is not None)
 
 
-def test_no_response_and_no_log_line_carries_the_password(cluster: Cluster) -> None:
-    sid = start(cluster.a.url)["sessionId"]
+def test_no_response_and_no_log_line_carries_the_password(deployment: Deployment) -> None:
+    sid = start(deployment.a.url)["sessionId"]
     texts = []
     for path in ("/health", "/health/ready", "/api/diagnostics/websocket", f"/api/labs/session/{sid}",
                  f"/api/labs/session/{sid}/validate", "/api/labs/session/nope/validate", "/nope"):
-        texts.append(httpx.get(cluster.b.url + path).text)
-    texts.append(httpx.post(f"{cluster.b.url}/api/labs/session/{sid}/extend", json={"minutes": 1}).text)
-    texts.append(httpx.post(f"{cluster.b.url}/api/labs/session/{sid}/end").text)
+        texts.append(httpx.get(deployment.b.url + path).text)
+    texts.append(httpx.post(f"{deployment.b.url}/api/labs/session/{sid}/extend", json={"minutes": 1}).text)
+    texts.append(httpx.post(f"{deployment.b.url}/api/labs/session/{sid}/end").text)
     assert all(CANARY not in text for text in texts)
-    output = cluster.output()
+    output = deployment.output()
     assert "event=http" in output
     assert CANARY not in output
     assert sid not in output  # ids (terminal credentials) are cut to 8 characters in logs

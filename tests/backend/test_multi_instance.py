@@ -9,19 +9,19 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from support.backend_procs import Cluster, backend_cluster, close_of, connect, recv_json
+from support.backend_procs import Deployment, backend_deployment, close_of, connect, recv_json
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with backend_cluster(3) as started:
+def deployment() -> Iterator[Deployment]:
+    with backend_deployment(3) as started:
         yield started
 
 
-async def test_a_session_made_on_one_instance_works_on_every_other(cluster: Cluster) -> None:
-    a, b, c = cluster.backends
+async def test_a_session_made_on_one_instance_works_on_every_other(deployment: Deployment) -> None:
+    a, b, c = deployment.backends
     async with httpx.AsyncClient() as http:
         created = await http.post(a.url + "/api/labs/start", json={"userId": "u", "labId": "x", "purchaseId": "p"})
         sid = created.json()["sessionId"]
@@ -40,55 +40,55 @@ async def test_a_session_made_on_one_instance_works_on_every_other(cluster: Clus
             assert gone.status_code == 404 and gone.json()["code"] == "SESSION_ENDED"
 
 
-async def test_concurrent_extends_through_different_instances_add_up_exactly(cluster: Cluster) -> None:
+async def test_concurrent_extends_through_different_instances_add_up_exactly(deployment: Deployment) -> None:
     """The TypeScript backend kept 3 of 40; every one must count."""
     async with httpx.AsyncClient(timeout=30) as http:
-        created = await http.post(cluster.a.url + "/api/labs/start",
+        created = await http.post(deployment.a.url + "/api/labs/start",
                                   json={"userId": "u", "labId": "x", "purchaseId": "p"})
         sid, expires = created.json()["sessionId"], created.json()["expiresAt"]
         n = 60
         replies = await asyncio.gather(*(
-            http.post(f"{cluster.backends[i % 3].url}/api/labs/session/{sid}/extend", json={"minutes": 7})
+            http.post(f"{deployment.backends[i % 3].url}/api/labs/session/{sid}/extend", json={"minutes": 7})
             for i in range(n)
         ))
         assert [r.status_code for r in replies] == [200] * n
-        final = await http.get(f"{cluster.b.url}/api/labs/session/{sid}/validate")
+        final = await http.get(f"{deployment.b.url}/api/labs/session/{sid}/validate")
         assert final.json()["expiresAt"] == expires + n * 7 * 60_000
         assert sorted(r.json()["newExpiresAt"] for r in replies) == [expires + k * 7 * 60_000 for k in range(1, n + 1)]
 
 
-async def test_end_then_validate_inside_the_grace_window_stays_ended(cluster: Cluster) -> None:
+async def test_end_then_validate_inside_the_grace_window_stays_ended(deployment: Deployment) -> None:
     """A session ended under 10 s after creation must not come back to life (the TypeScript grace revival)."""
     async with httpx.AsyncClient() as http:
         for _ in range(5):
-            created = await http.post(cluster.a.url + "/api/labs/start",
+            created = await http.post(deployment.a.url + "/api/labs/start",
                                       json={"userId": "u", "labId": "x", "purchaseId": "p"})
             sid = created.json()["sessionId"]
-            assert (await http.post(f"{cluster.b.url}/api/labs/session/{sid}/end")).status_code == 200
+            assert (await http.post(f"{deployment.b.url}/api/labs/session/{sid}/end")).status_code == 200
             for _ in range(3):
-                for backend in cluster.backends:
+                for backend in deployment.backends:
                     validate = await http.get(f"{backend.url}/api/labs/session/{sid}/validate")
                     assert validate.status_code == 404, validate.text
                     assert validate.json()["valid"] is False
-        async with connect(f"{cluster.backends[2].ws_url}/terminal/{sid}") as ws:
+        async with connect(f"{deployment.backends[2].ws_url}/terminal/{sid}") as ws:
             assert (await recv_json(ws))["code"] == "SESSION_ENDED"
             assert (await close_of(ws))[0] == 4000
 
 
-async def test_sockets_on_every_instance_close_when_one_instance_ends_the_session(cluster: Cluster) -> None:
+async def test_sockets_on_every_instance_close_when_one_instance_ends_the_session(deployment: Deployment) -> None:
     async with httpx.AsyncClient() as http:
-        created = await http.post(cluster.a.url + "/api/labs/start",
+        created = await http.post(deployment.a.url + "/api/labs/start",
                                   json={"userId": "u", "labId": "x", "purchaseId": "p"})
         sid = created.json()["sessionId"]
-        other = (await http.post(cluster.a.url + "/api/labs/start",
+        other = (await http.post(deployment.a.url + "/api/labs/start",
                                  json={"userId": "u", "labId": "x", "purchaseId": "p"})).json()["sessionId"]
-        sockets = [connect(f"{b.ws_url}/terminal/{sid}") for b in cluster.backends]
+        sockets = [connect(f"{b.ws_url}/terminal/{sid}") for b in deployment.backends]
         opened = [await s.__aenter__() for s in sockets]
-        bystander = await connect(f"{cluster.a.ws_url}/terminal/{other}").__aenter__()
+        bystander = await connect(f"{deployment.a.ws_url}/terminal/{other}").__aenter__()
         try:
             for ws in [*opened, bystander]:
                 assert (await recv_json(ws))["type"] == "connected"
-            assert (await http.post(f"{cluster.b.url}/api/labs/session/{sid}/end")).status_code == 200
+            assert (await http.post(f"{deployment.b.url}/api/labs/session/{sid}/end")).status_code == 200
             codes = await asyncio.gather(*(close_of(ws, within=10) for ws in opened))
             assert [code for code, _ in codes] == [4000, 4000, 4000]
             await bystander.send('{"type":"ping"}')
@@ -98,9 +98,9 @@ async def test_sockets_on_every_instance_close_when_one_instance_ends_the_sessio
                 await ws.close()
 
 
-async def test_unknown_id_is_not_found_on_every_instance(cluster: Cluster) -> None:
+async def test_unknown_id_is_not_found_on_every_instance(deployment: Deployment) -> None:
     async with httpx.AsyncClient() as http:
         sid = str(uuid.uuid4())
         replies = await asyncio.gather(*(http.get(f"{b.url}/api/labs/session/{sid}/validate")
-                                         for b in cluster.backends))
+                                         for b in deployment.backends))
         assert {r.status_code for r in replies} == {404}

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from support import CANARY, wait_until
-from support.backend_procs import backend_cluster, close_of, connect, process_alive, recv_json
+from support.backend_procs import backend_deployment, close_of, connect, process_alive, recv_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,21 +36,21 @@ async def _load(http: httpx.AsyncClient, urls: list[str], stop: asyncio.Event,
 
 
 async def test_redis_stopped_under_load_fails_fast_and_recovers() -> None:
-    with backend_cluster(2, password=CANARY) as cluster:
+    with backend_deployment(2, password=CANARY) as deployment:
         async with httpx.AsyncClient(timeout=10) as http:
-            sids = [(await http.post(cluster.a.url + "/api/labs/start", json=START)).json()["sessionId"]
+            sids = [(await http.post(deployment.a.url + "/api/labs/start", json=START)).json()["sessionId"]
                     for _ in range(4)]
             sockets = [await connect(f"{b.ws_url}/terminal/{sid}").__aenter__()
-                       for b in cluster.backends for sid in sids[:2]]
+                       for b in deployment.backends for sid in sids[:2]]
             for ws in sockets:
                 assert (await recv_json(ws))["type"] == "connected"
             stop = asyncio.Event()
             seen: list[tuple[int, float]] = []
-            urls = [f"{b.url}/api/labs/session/{sid}/validate" for b in cluster.backends for sid in sids]
+            urls = [f"{b.url}/api/labs/session/{sid}/validate" for b in deployment.backends for sid in sids]
             loaders = [asyncio.create_task(_load(http, urls, stop, seen)) for _ in range(8)]
             await wait_until(lambda: sum(code == 200 for code, _ in seen) >= 20, "20 answers from a healthy store")
 
-            await asyncio.to_thread(cluster.redis.stop)
+            await asyncio.to_thread(deployment.redis.stop)
             down_at = time.monotonic()
             # Every open socket: an error naming the store, then a clean 1011/1013 close.
             for ws in sockets:
@@ -67,7 +67,7 @@ async def test_redis_stopped_under_load_fails_fast_and_recovers() -> None:
             assert {code for code, _ in outage} == {503}
             assert max(elapsed for _, elapsed in outage) < 3.0  # bounded, never a hang
 
-            for backend in cluster.backends:
+            for backend in deployment.backends:
                 health = await http.get(backend.url + "/health")
                 assert health.status_code == 200 and health.json()["store"]["state"] == "down"
                 ready = await http.get(backend.url + "/health/ready")
@@ -81,10 +81,10 @@ async def test_redis_stopped_under_load_fails_fast_and_recovers() -> None:
                     assert (await close_of(ws))[0] == 1013
                 assert backend.running and process_alive(backend.pid)
 
-            await asyncio.to_thread(cluster.redis.start)
+            await asyncio.to_thread(deployment.redis.start)
             back_at = time.monotonic()
             recovered: list[float] = []
-            for backend in cluster.backends:
+            for backend in deployment.backends:
                 while True:
                     response = await http.post(backend.url + "/api/labs/start", json=START)
                     if response.status_code == 201:
@@ -96,35 +96,35 @@ async def test_redis_stopped_under_load_fails_fast_and_recovers() -> None:
             stop.set()
             await asyncio.gather(*loaders)
             assert max(recovered) < 2.5  # "within about a second" of Redis returning; generous for a busy box
-        output = cluster.output()
+        output = deployment.output()
         assert CANARY not in output and "Traceback" not in output
         assert "event=store_down" in output and "event=store_up" in output
 
 
 async def test_frozen_redis_answers_503_within_the_operation_bound() -> None:
-    with backend_cluster(1) as cluster:
+    with backend_deployment(1) as deployment:
         async with httpx.AsyncClient(timeout=15) as http:
-            sid = (await http.post(cluster.a.url + "/api/labs/start", json=START)).json()["sessionId"]
-            cluster.redis.freeze()
+            sid = (await http.post(deployment.a.url + "/api/labs/start", json=START)).json()["sessionId"]
+            deployment.redis.freeze()
             try:
                 started = time.monotonic()
-                response = await http.get(f"{cluster.a.url}/api/labs/session/{sid}/validate")
+                response = await http.get(f"{deployment.a.url}/api/labs/session/{sid}/validate")
                 assert response.status_code == 503 and response.json()["code"] == "STORE_UNAVAILABLE"
                 assert response.json()["valid"] is False
                 assert time.monotonic() - started < 5.0  # operation_timeout 1 s, plus a busy machine
             finally:
-                cluster.redis.thaw()
+                deployment.redis.thaw()
             deadline = time.monotonic() + 10
-            while (await http.get(f"{cluster.a.url}/api/labs/session/{sid}/validate")).status_code != 200:
+            while (await http.get(f"{deployment.a.url}/api/labs/session/{sid}/validate")).status_code != 200:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
 
 
 async def test_sigterm_closes_sockets_with_1001_and_exits_0() -> None:
-    with backend_cluster(2) as cluster:
+    with backend_deployment(2) as deployment:
         async with httpx.AsyncClient() as http:
-            sid = (await http.post(cluster.a.url + "/api/labs/start", json=START)).json()["sessionId"]
-        victim, survivor = cluster.backends
+            sid = (await http.post(deployment.a.url + "/api/labs/start", json=START)).json()["sessionId"]
+        victim, survivor = deployment.backends
         sockets = [await connect(f"{victim.ws_url}/terminal/{sid}").__aenter__() for _ in range(3)]
         other = await connect(f"{survivor.ws_url}/terminal/{sid}").__aenter__()
         for ws in [*sockets, other]:

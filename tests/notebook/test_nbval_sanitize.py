@@ -18,7 +18,6 @@ import configparser
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -29,9 +28,11 @@ from nbval.plugin import find_comment_markers, find_metadata_tags, get_sanitize_
 from labsession.checks import TIMING_MARK, Status
 from labsession.embedded.target import embedded_env, start_embedded_target
 
+from support import REPO
+
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(600)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 CONFIG = (ROOT / "nbval_sanitize.cfg").read_text(encoding="utf-8")
 BOOKS = sorted([*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "runbooks").glob("*.ipynb")])
 #: The WebSocket probe once more, with a close-4000 deadline (1 ms) no backend can meet: its

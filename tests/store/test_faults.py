@@ -44,7 +44,7 @@ from labsession.embedded.redis_server import find_redis_server, redis_server_ver
 from labsession.store.deadline import TICK
 
 from support import MS, wait_until
-from support.backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, process_alive, recv_json
+from support.backend_procs import GOOD_ORIGIN, backend_deployment, close_of, connect, process_alive, recv_json
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -529,8 +529,8 @@ async def test_redis_with_aof_killed_under_two_backends_503_then_every_acknowled
 
 @pytest.mark.timeout(120)
 async def test_backend_killed_with_open_websockets_clients_reconnect_through_the_other() -> None:
-    with backend_cluster(2) as cluster:
-        victim, survivor = cluster.backends
+    with backend_deployment(2) as deployment:
+        victim, survivor = deployment.backends
         async with httpx.AsyncClient(timeout=10) as http:
             ids = [(await http.post(f"{victim.url}/api/labs/start", json=START)).json()["sessionId"]
                    for _ in range(20)]

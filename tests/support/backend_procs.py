@@ -1,6 +1,6 @@
 """Real ``labsession serve`` processes for tests: an embedded Redis and N backends sharing it.
 
-Other test modules (cluster, fault, load) may import these too; fixtures stay in the test
+Other test modules (deployment, fault, load) may import these too; fixtures stay in the test
 modules so that no second ``conftest.py`` is needed.
 """
 
@@ -26,8 +26,8 @@ EVIL_ORIGIN = "http://app.example.test.evil.example"
 
 
 @dataclass
-class Cluster:
-    """One Redis and the backends that share it."""
+class Deployment:
+    """One Redis and the backend instances that share it (a deployment; "cluster" is kept for Redis Cluster)."""
 
     redis: EmbeddedRedis
     backends: list[BackendProcess] = field(default_factory=list)
@@ -45,21 +45,21 @@ class Cluster:
 
 
 @contextmanager
-def backend_cluster(
+def backend_deployment(
     count: int = 2,
     *,
     password: str | None = None,
     env: Mapping[str, str] | None = None,
     origins: Sequence[str] = (GOOD_ORIGIN,),
-) -> Iterator[Cluster]:
+) -> Iterator[Deployment]:
     """Start an embedded Redis (with ``password``) and ``count`` backends on free ports; always stop all."""
     with ExitStack() as stack:
         redis = stack.enter_context(EmbeddedRedis(password=password))
-        cluster = Cluster(redis)
+        deployment = Deployment(redis)
         for index in range(count):
             backend = BackendProcess(redis.url, env=env, allowed_origins=origins, instance_id=f"test-{index}")
-            cluster.backends.append(stack.enter_context(backend))
-        yield cluster
+            deployment.backends.append(stack.enter_context(backend))
+        yield deployment
 
 
 async def recv_json(ws: ClientConnection, within: float = 5.0) -> dict[str, Any]:
