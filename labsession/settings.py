@@ -113,7 +113,7 @@ class Settings:
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> Settings:
         """Settings for ``url``; ``?cluster=true`` in the URL turns on cluster mode."""
-        query = parse_qs(urlsplit(url).query) if "://" in url else {}
+        query = _query(url)
         if "cluster" in query and "cluster" not in overrides:
             overrides["cluster"] = query["cluster"][-1].lower() in _TRUE
         return cls(redis_url=url, **overrides)
@@ -151,7 +151,7 @@ class Settings:
             except ValueError as exc:
                 raise _bad(name, f"is malformed: {exc}") from None
         if "cluster" not in values and url:
-            query = parse_qs(urlsplit(url).query)
+            query = _query(url)
             if "cluster" in query:
                 values["cluster"] = query["cluster"][-1].lower() in _TRUE
         values.update(overrides)
@@ -219,6 +219,17 @@ class Settings:
 #: Why a URL may not parse (never quoted: the parser's message names the part it choked on,
 #: which is often a piece of a password).
 _UNESCAPED = "a password holding '#', '/' or '?' must be percent-encoded as %23, %2F or %3F"
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    """The URL's query parameters; ``{}`` for a URL that does not parse (:func:`_check_url` then
+    refuses it with the variable named, quoting nothing of it)."""
+    if "://" not in url:
+        return {}
+    try:
+        return parse_qs(urlsplit(url).query)
+    except ValueError:
+        return {}
 
 
 def _check_url(url: str) -> None:

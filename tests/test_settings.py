@@ -164,3 +164,12 @@ def test_a_url_that_does_not_parse_is_refused_without_quoting_any_of_it(url: str
     assert error.variable == "REDIS_URL"
     for text in (str(error), repr(error), repr(error.args)):
         assert "s3cret" not in text and "Zq" not in text and "4242" not in text, text
+
+
+@pytest.mark.parametrize("url", ["redis://[::1:6379", "rediss://default:pw@[fe80::1/0", "redis://::1]:6379"])
+def test_a_broken_ipv6_host_names_the_variable_and_quotes_nothing(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"REDIS_URL": url})
+    assert caught.value.variable == "REDIS_URL" and "pw" not in str(caught.value)
+    with pytest.raises(ConfigError):
+        Settings.from_url(url)
