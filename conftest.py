@@ -7,7 +7,7 @@ this process's environment; credentials never become notebook parameters). It is
 when the run collects notebooks (``notebooks/``, ``runbooks/`` or an ``.ipynb`` path), so a
 targeted ``pytest tests/test_x.py`` does not pay for it.
 
-Output checks: a cell marked ``# NBVAL_CHECK_OUTPUT`` is compared with the output committed in
+Output checks: a cell tagged ``nbval-check-output`` is compared with the output committed in
 the notebook, sanitized by ``nbval_sanitize.cfg``; every other cell only has to run. The
 comparison uses each output's ``text/plain``: the HTML twin of a table says the same thing with
 markup, and the verdict's machine-readable report (:data:`~labsession.checks.REPORT_MIME`) holds

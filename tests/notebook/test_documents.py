@@ -1,7 +1,7 @@
 """The committed notebooks read like documents and run as written (structure here; nbval executes them).
 
 nbval runs every notebook under ``--nbval-lax``: a code cell only has to run, unless it is marked
-``# NBVAL_CHECK_OUTPUT``; then its fresh output must equal the one committed in the notebook, both
+with the cell tag ``nbval-check-output`` (a tag, not a comment a reader would see); then its fresh output must equal the one committed in the notebook, both
 sanitized by ``nbval_sanitize.cfg``. So the notebooks are committed stripped except for those
 marked cells, whose expected output is stored already sanitized and free of secrets.
 """
@@ -61,7 +61,7 @@ def test_notebook_is_a_document_with_one_parameters_cell(path: Path) -> None:
     # The verdict is compared, not only run: a notebook that runs but names the wrong verdict fails.
     # (Bound to a name, so the Report's repr, full of raw timings, is not an output too.)
     assert code[-1].source.splitlines()[-1] == "report = await run.finish()"
-    assert nbval_checks(code[-1]), "the verdict cell must be marked # NBVAL_CHECK_OUTPUT"
+    assert nbval_checks(code[-1]), "the verdict cell must be tagged nbval-check-output"
     assert "nb.start(" in code[1].source  # parameters validated right after the parameters cell
 
 
@@ -97,6 +97,12 @@ def test_help_notebook_lists_every_parameter_with_type_and_meaning(path: Path) -
         assert info["inferred_type_name"] not in ("None", ""), f"{name} has no type"
     assert params["read_only"]["default"] == "True" and params["embedded"]["default"] == "None"
     assert params["redis_url_env"]["default"] == '"REDIS_URL"'
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+def test_test_markers_are_tags_never_code_a_reader_sees(path: Path) -> None:
+    text = "".join(c.source for c in nbformat.read(str(path), as_version=4).cells)
+    assert "NBVAL" not in text
 
 
 @pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
