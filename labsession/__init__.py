@@ -27,6 +27,7 @@ from .sessions.model import LabSession, SessionStatus, check_session_id
 from .sessions.service import (
     ENDED_TTL_SECONDS,
     MAX_EXTEND_MINUTES,
+    KeyFacts,
     LabSessionService,
     SessionRecord,
     ValidationReason,
@@ -49,6 +50,7 @@ __all__ = [
     "EmbeddedRedisError",
     "InvalidExtension",
     "InvalidSessionId",
+    "KeyFacts",
     "LabSession",
     "LabSessionError",
     "LabSessionService",

@@ -6,10 +6,13 @@
     await explorer.refresh()
     explorer          # displays the panel in a notebook
 
-Search by session id (a whole id reads one key) or by user id (a bounded SCAN); the list shows
-each session's status and a TTL bar; the detail view shows the record **redacted** (secret-named
-fields masked). Extend and end buttons exist only with ``read_only=False`` and act only after
-a confirmation.
+Search by session id (a whole id reads one key), id prefix or user id (a bounded SCAN), and
+narrow the list with a glob on the session id (``*``, ``?``, ``[...]``). The list shows each
+session's status, a TTL bar, the key's Redis type and memory; a click on a column heading sorts
+by it (again: the other way). The selected row is highlighted and its record shown **redacted**
+(secret-named fields masked); a new search clears it. Extend and end buttons exist only with
+``read_only=False``, act only after a confirmation shown next to them, and their result appears
+there too, after every figure was read again.
 
 Widget callbacks never block the kernel: each one schedules a task on the event loop the
 panel was created on (the kernel's) and returns at once; errors are shown in the panel's
@@ -20,6 +23,7 @@ the scheduled work (for tests and scripted use).
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import html
 import json
 import time
@@ -34,9 +38,9 @@ import ipywidgets as w
 from ..errors import LabSessionError
 from ..masking import get_logger, mask_text
 from ..sessions.model import check_session_id
-from ..sessions.service import MAX_EXTEND_MINUTES, LabSessionService, SessionRecord, ValidationReason
+from ..sessions.service import MAX_EXTEND_MINUTES, KeyFacts, LabSessionService, SessionRecord, ValidationReason
 
-__all__ = ["ExplorerRow", "SessionExplorer", "format_ttl"]
+__all__ = ["ExplorerRow", "SessionExplorer", "format_bytes", "format_ttl"]
 
 log = get_logger(__name__)
 
@@ -75,6 +79,21 @@ def format_ttl(seconds: int | None) -> str:
     return f"{secs}s"
 
 
+def format_bytes(count: int | None) -> str:
+    """Bytes as ``512 B``, ``1.4 KiB`` or ``2.0 MiB``; ``-`` for ``None``."""
+    if count is None:
+        return "-"
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"
+
+
+#: Sortable columns: heading, width and the key a row sorts by (missing values last).
+_COLUMNS: dict[str, tuple[str, str, Callable[[ExplorerRow], Any]]] = {}
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -90,10 +109,22 @@ class ExplorerRow:
     reason: str
     ttl: int | None
     expires_at: int | None
+    key_type: str | None = None
+    memory_bytes: int | None = None
 
     @property
     def label(self) -> str:
         return _REASON_STYLE.get(self.reason, (self.reason, ""))[0]
+
+
+_COLUMNS.update({
+    "session": ("Session", "110px", lambda r: r.session_id),
+    "status": ("Status", "95px", lambda r: _ORDER.get(r.reason, 9)),
+    "user": ("User · lab", "220px", lambda r: (r.user_id, r.lab_id)),
+    "ttl": ("TTL", "340px", lambda r: -1 if r.ttl is None or r.ttl < 0 else r.ttl),
+    "type": ("Type", "70px", lambda r: r.key_type or ""),
+    "memory": ("Memory", "80px", lambda r: -1 if r.memory_bytes is None else r.memory_bytes),
+})
 
 
 class SessionExplorer:
@@ -122,6 +153,11 @@ class SessionExplorer:
         self.ttl_scale = ttl_scale_seconds or sessions.settings.session_ttl_seconds
         self.rows: list[ExplorerRow] = []
         self.selected: str | None = None
+        #: The column the list is sorted by (see ``_COLUMNS``; ``None``: status, then expiry) and its direction.
+        self.sort_by: str | None = None
+        self.descending = False
+        #: The list's line widgets by session id, in the order shown (the selected one has a blue border).
+        self.row_widgets: dict[str, w.HBox] = {}
         self.last_error: str | None = None
         self.truncated = False
         self._pending: set[asyncio.Future[Any]] = set()
@@ -135,6 +171,9 @@ class SessionExplorer:
         self.query = w.Text(placeholder="session id, id prefix or user id (empty: all)", description="Search",
                             layout=w.Layout(width="420px"))
         self.query.add_class("labsession-query")
+        self.glob = w.Text(placeholder="glob on the session id: 3f0*, *-test-*", description="Filter",
+                           layout=w.Layout(width="300px"))
+        self.glob.add_class("labsession-glob")
         self.search_button = w.Button(description="Search", icon="search", layout=w.Layout(width="100px"))
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"))
         self.search_button.add_class("labsession-search")
@@ -143,10 +182,21 @@ class SessionExplorer:
         self.status.add_class("labsession-status")
         self.list_box = w.VBox()
         self.list_box.add_class("labsession-list")
+        self.headings: dict[str, w.Button] = {}
+        for name, (heading, width, _) in _COLUMNS.items():
+            button = w.Button(description=heading, tooltip=f"sort by {heading.lower()}", layout=w.Layout(width=width))
+            button.add_class("labsession-sort")
+            button.add_class(f"labsession-sort-{name}")
+            button.on_click(lambda _, column=name: self.sort(column))
+            self.headings[name] = button
+        self.heading_row = w.HBox(list(self.headings.values()))
         self.detail = w.HTML("<i>Select a session to see its record (redacted).</i>")
         self.detail.add_class("labsession-detail")
         self.confirm_box = w.HBox()
         self.confirm_box.add_class("labsession-confirm")
+        #: The outcome of the last extend or end, next to the buttons that asked for it.
+        self.action_result = w.HTML()
+        self.action_result.add_class("labsession-action-result")
 
         self.extend_minutes: w.BoundedIntText | None = None
         self.extend_button: w.Button | None = None
@@ -162,25 +212,28 @@ class SessionExplorer:
             self.end_button.add_class("labsession-end")
             self.extend_button.on_click(lambda _: self.request_extend())
             self.end_button.on_click(lambda _: self.request_end())
-            actions = [self.extend_minutes, self.extend_button, self.end_button]
+            actions = [self.extend_minutes, self.extend_button, self.end_button, self.confirm_box,
+                       self.action_result]
         self.actions = w.HBox(actions)
 
-        self.search_button.on_click(lambda _: self.schedule(self.refresh()))
+        self.search_button.on_click(lambda _: self.schedule(self.search()))
         self.refresh_button.on_click(lambda _: self.schedule(self.refresh()))
         self.query.continuous_update = False
-        self.query.observe(lambda _: self.schedule(self.refresh()), names="value")
+        self.query.observe(lambda _: self.schedule(self.search()), names="value")
+        self.glob.continuous_update = False
+        self.glob.observe(lambda _: self.schedule(self.search()), names="value")
 
         mode = "read-only" if read_only else "read-write: extend and end ask for confirmation"
         title = w.HTML(f"<b>Session explorer</b> — {html.escape(sessions.settings.endpoint)} "
                        f"<span style='color:#6e7781'>({mode})</span>")
         self.panel = w.VBox([
             title,
-            w.HBox([self.query, self.search_button, self.refresh_button]),
+            w.HBox([self.query, self.glob, self.search_button, self.refresh_button]),
             self.status,
+            self.heading_row,
             self.list_box,
             self.detail,
             self.actions,
-            self.confirm_box,
         ])
         self.panel.add_class("labsession-explorer")
 
@@ -245,18 +298,27 @@ class SessionExplorer:
         self.last_error = None
         self.status.value = html.escape(text)
 
+    def _done(self, text: str) -> None:
+        """An action's result: next to the buttons that asked for it, and on the status line."""
+        self.action_result.value = f"<span style='color:#1a7f37'>✔ {html.escape(text)}</span>"
+        self._info(text)
+
     # -- loading --------------------------------------------------------------------------------
 
-    def _row(self, record: SessionRecord) -> ExplorerRow:
+    def _row(self, record: SessionRecord, facts: KeyFacts | None) -> ExplorerRow:
+        kind = facts.type if facts else None
+        memory = facts.memory_bytes if facts else None
         if record.session is None:
-            return ExplorerRow(record.session_id, "", "", "?", ValidationReason.CORRUPT.value, record.ttl, None)
+            return ExplorerRow(record.session_id, "", "", "?", ValidationReason.CORRUPT.value, record.ttl, None,
+                               kind, memory)
         s = record.session
         verdict = self.sessions.judge(s)
         return ExplorerRow(s.session_id, s.user_id, s.lab_id, s.status, verdict.reason.value, record.ttl,
-                           s.expires_at)
+                           s.expires_at, kind, memory)
 
-    async def _find(self, text: str) -> list[SessionRecord]:
+    async def _find(self, text: str, glob: str = "") -> list[SessionRecord]:
         text = text.strip()
+        glob = glob.strip()
         self.truncated = False
         if text:
             try:
@@ -266,13 +328,16 @@ class SessionExplorer:
             else:  # an exact id is one GET; a miss may still be a user id or an id prefix
                 record = await self.sessions.inspect(text)
                 if record.exists or _looks_like_uuid(text):
-                    return [record] if record.exists else []
+                    keep = record.exists and (not glob or fnmatch.fnmatchcase(record.session_id, glob))
+                    return [record] if keep else []
         found: list[SessionRecord] = []
         read = 0
         async for record in self.sessions.scan_records(batch_size=500, limit=self.scan_limit, with_ttl=True):
             read += 1
             if text and not (record.session_id.startswith(text)
                              or (record.session is not None and record.session.user_id == text)):
+                continue
+            if glob and not fnmatch.fnmatchcase(record.session_id, glob):
                 continue
             found.append(record)
             if len(found) >= self.limit:
@@ -282,26 +347,65 @@ class SessionExplorer:
             self.truncated = True
         return found
 
+    async def search(self) -> None:
+        """A new search: the selection and its detail are cleared, then the list is read again."""
+        self.selected = None
+        self.detail.value = "<i>Select a session to see its record (redacted).</i>"
+        self.action_result.value = ""
+        self._cancel_confirm()
+        self._set_actions(None)
+        await self.refresh()
+
     async def refresh(self) -> None:
         """Run the current search again and redraw the list (and the selected session's detail)."""
         self._generation += 1
         generation = self._generation
         self._info("loading…")
-        records = await self._find(self.query.value)
+        records = await self._find(self.query.value, self.glob.value)
+        facts = await self.sessions.key_facts([r.session_id for r in records]) if records else {}
         if generation != self._generation:
             return  # a newer search started meanwhile; its result wins
-        rows = sorted((self._row(r) for r in records),
-                      key=lambda r: (_ORDER.get(r.reason, 9), -(r.expires_at or 0)))
-        self.rows = rows
-        self.list_box.children = [self._row_widget(r) for r in rows]
+        self.rows = [self._row(r, facts.get(r.session_id)) for r in records]
+        self._draw_rows()
         counts: dict[str, int] = {}
-        for row in rows:
+        for row in self.rows:
             counts[row.label] = counts.get(row.label, 0) + 1
         summary = ", ".join(f"{n} {label}" for label, n in counts.items()) or "no session"
         more = " (more not shown: narrow the search)" if self.truncated else ""
-        self._info(f"{len(rows)} session(s): {summary}{more} — refreshed {time.strftime('%H:%M:%S')}")
+        self._info(f"{len(self.rows)} session(s): {summary}{more} — refreshed {time.strftime('%H:%M:%S')}")
         if self.selected is not None:
             await self.select(self.selected)
+
+    def sort(self, column: str) -> None:
+        """Sort the list by ``column`` (a key of ``_COLUMNS``); the same column again reverses it."""
+        if column not in _COLUMNS:
+            raise LabSessionError(f"no column {column!r} to sort by; columns: {', '.join(_COLUMNS)}")
+        self.descending = not self.descending if self.sort_by == column else column in ("ttl", "memory")
+        self.sort_by = column
+        self._draw_rows()
+
+    def _draw_rows(self) -> None:
+        if self.sort_by is None:
+            rows = sorted(self.rows, key=lambda r: (_ORDER.get(r.reason, 9), -(r.expires_at or 0)))
+        else:
+            rows = sorted(self.rows, key=_COLUMNS[self.sort_by][2], reverse=self.descending)
+        self.rows = rows
+        for name, button in self.headings.items():
+            arrow = (" ▼" if self.descending else " ▲") if name == self.sort_by else ""
+            button.description = _COLUMNS[name][0] + arrow
+        self.row_widgets = {r.session_id: self._row_widget(r) for r in rows}
+        self.list_box.children = list(self.row_widgets.values())
+        self._highlight()
+
+    def _highlight(self) -> None:
+        """Mark the selected row (a border and the ``labsession-selected`` class), unmark the rest."""
+        for sid, line in self.row_widgets.items():
+            if sid == self.selected:
+                line.add_class("labsession-selected")
+                line.layout.border = "2px solid #0969da"
+            else:
+                line.remove_class("labsession-selected")
+                line.layout.border = "2px solid transparent"
 
     def _row_widget(self, row: ExplorerRow) -> w.HBox:
         label, colour = _REASON_STYLE.get(row.reason, (row.reason, "#6e7781"))
@@ -322,17 +426,27 @@ class SessionExplorer:
                               description="TTL", layout=w.Layout(width="260px"))
         bar.add_class("labsession-ttl")
         left = w.Label(format_ttl(row.ttl), layout=w.Layout(width="80px"))
-        line = w.HBox([open_button, badge, who, bar, left])
+        kind = w.Label(row.key_type or "-", layout=w.Layout(width="70px"))
+        kind.add_class("labsession-type")
+        memory = w.Label(format_bytes(row.memory_bytes), layout=w.Layout(width="80px"))
+        memory.add_class("labsession-memory")
+        line = w.HBox([open_button, badge, who, bar, left, kind, memory])
         line.add_class("labsession-row")
         return line
 
     async def select(self, session_id: str) -> None:
         """Show ``session_id``'s record, redacted, with its TTL and what validation says."""
+        if session_id != self.selected:
+            self.action_result.value = ""
         self.selected = session_id
+        self._highlight()
         self._cancel_confirm()
         record = await self.sessions.inspect(session_id)
         self.detail.value = self._detail_html(record)
-        reason = self.sessions.judge(record.session).reason if record.session is not None else None
+        self._set_actions(self.sessions.judge(record.session).reason if record.session is not None else None)
+
+    def _set_actions(self, reason: ValidationReason | None) -> None:
+        """Enable extend for an active session and end for any session not ended; nothing selected: neither."""
         if self.extend_button is not None:
             self.extend_button.disabled = reason is not ValidationReason.OK
         if self.end_button is not None:
@@ -364,6 +478,7 @@ class SessionExplorer:
 
     def _ask(self, question: str, action: Callable[[], Coroutine[Any, Any, None]], verb: str) -> None:
         self._confirm_action = action
+        self.action_result.value = ""
         yes = w.Button(description=verb, button_style="danger", icon="check")
         no = w.Button(description="Cancel", icon="times")
         yes.add_class("labsession-confirm-yes")
@@ -395,7 +510,7 @@ class SessionExplorer:
         async def extend() -> None:
             session = await self.sessions.extend(sid, minutes)
             await self.refresh()
-            self._info(f"extended {sid[:8]}… by {minutes} min: now expires {_iso(session.expires_at)}")
+            self._done(f"extended {sid[:8]}… by {minutes} min: now expires {_iso(session.expires_at)}")
 
         self._ask(f"Extend session {sid[:8]}… by {minutes} minutes?", extend, "Yes, extend")
 
@@ -410,7 +525,7 @@ class SessionExplorer:
         async def end() -> None:
             await self.sessions.end(sid)
             await self.refresh()
-            self._info(f"ended {sid[:8]}…: its WebSocket lookups now fail; the record expires in 60 s")
+            self._done(f"ended {sid[:8]}…: its WebSocket lookups now fail; the record expires in 60 s")
 
         self._ask(f"End session {sid[:8]}…? The user's terminal will be refused.", end, "Yes, end it")
 
@@ -422,4 +537,8 @@ class SessionExplorer:
             return
         if self.read_only:  # defence in depth: no action can be queued on a read-only panel
             raise LabSessionError("the explorer is read-only")
-        await action()
+        try:
+            await action()
+        except LabSessionError as exc:  # shown next to the buttons too, then on the status line
+            self.action_result.value = f"<span style='color:#cf222e'>⚠ {html.escape(mask_text(str(exc)))}</span>"
+            raise

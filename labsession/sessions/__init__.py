@@ -7,6 +7,7 @@ from .model import LabSession, SessionStatus, check_session_id
 from .service import (
     ENDED_TTL_SECONDS,
     MAX_EXTEND_MINUTES,
+    KeyFacts,
     LabSessionService,
     SessionRecord,
     ValidationReason,
@@ -17,6 +18,7 @@ from .service import (
 __all__ = [
     "ENDED_TTL_SECONDS",
     "MAX_EXTEND_MINUTES",
+    "KeyFacts",
     "LabSession",
     "LabSessionService",
     "SessionRecord",

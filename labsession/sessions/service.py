@@ -41,6 +41,7 @@ __all__ = [
     "ENDED_TTL_SECONDS",
     "MAX_EXTEND_MINUTES",
     "check_extension_minutes",
+    "KeyFacts",
     "LabSessionService",
     "SessionRecord",
     "ValidationReason",
@@ -129,6 +130,15 @@ class SessionRecord:
     @property
     def exists(self) -> bool:
         return self.session is not None or self.error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFacts:
+    """What Redis says about one key: its type (``string`` for a session; ``none`` when gone;
+    ``None`` when not told) and its memory in bytes (``None`` when the provider does not say)."""
+
+    type: str | None
+    memory_bytes: int | None
 
 
 def _now_seconds() -> float:
@@ -282,6 +292,28 @@ class LabSessionService:
             except CorruptSession as exc:
                 return SessionRecord(session_id, key, None, exc.reason, ttl, 0)
         return _record(session_id, key, raw, ttl)
+
+    async def key_facts(self, session_ids: list[str]) -> dict[str, KeyFacts]:
+        """The Redis type and memory (bytes, ``MEMORY USAGE``) of each session key, in one round
+        trip. Read-only commands a read-only ACL user may run; where the provider refuses
+        ``MEMORY USAGE`` the bytes are ``None``."""
+        if not session_ids:
+            return {}
+        keys = [self.key(sid) for sid in session_ids]
+        async with self.redis.guard("key facts"):
+            async with self.redis.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.type(key)
+                    pipe.memory_usage(key)
+                replies = await pipe.execute(raise_on_error=False)
+        out: dict[str, KeyFacts] = {}
+        for index, sid in enumerate(session_ids):
+            kind, used = replies[2 * index], replies[2 * index + 1]
+            out[sid] = KeyFacts(
+                None if isinstance(kind, BaseException) else _text_key(kind),
+                used if type(used) is int else None,
+            )
+        return out
 
     async def _get_raw(self, session_id: str, key: str) -> Any:
         """``GET key``; raises :class:`CorruptSession` when the key holds another Redis type."""

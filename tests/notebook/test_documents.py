@@ -1,9 +1,10 @@
 """The committed notebooks read like documents and run as written (structure here; nbval executes them).
 
-nbval runs every notebook under ``--nbval-lax``: a code cell only has to run, unless it is marked
-with the cell tag ``nbval-check-output`` (a tag, not a comment a reader would see); then its fresh output must equal the one committed in the notebook, both
-sanitized by ``nbval_sanitize.cfg``. So the notebooks are committed stripped except for those
-marked cells, whose expected output is stored already sanitized and free of secrets.
+nbval runs every notebook under ``--nbval-lax``: a code cell only has to run, unless it carries
+the cell tag ``nbval-check-output`` (not a comment a reader would see); then its fresh output
+must equal the one committed in the notebook, both sanitized by ``nbval_sanitize.cfg``. So the
+notebooks are committed stripped except for those marked cells, whose expected output is
+stored already sanitized and free of secrets.
 """
 
 from __future__ import annotations

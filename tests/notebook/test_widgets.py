@@ -221,3 +221,89 @@ async def test_the_panel_state_is_json_serialisable_and_secret_free(sessions: La
     await explorer.select(made["ada"].session_id)
     states = json.dumps([child.get_state() for child in explorer.panel.children], default=str)
     assert CANARY not in states
+
+
+# -- a finished explorer: selection, sorting, filters, key facts, results by the buttons ----------
+
+
+async def test_a_new_search_clears_the_detail_and_the_selection_is_highlighted(sessions: LabSessionService) -> None:
+    made = await seed(sessions)
+    explorer = SessionExplorer(sessions)
+    await explorer.refresh()
+    sid = made["ada"].session_id
+    await explorer.select(sid)
+    borders = {s: line.layout.border for s, line in explorer.row_widgets.items()}
+    assert [s for s, border in borders.items() if border != "2px solid transparent"] == [sid]
+    assert sid in explorer.detail.value
+    explorer.query.value = "bob"  # a new search
+    await explorer.idle()
+    assert explorer.selected is None and sid not in explorer.detail.value
+    assert "Select a session" in explorer.detail.value
+    assert all(line.layout.border == "2px solid transparent" for line in explorer.row_widgets.values())
+    await explorer.refresh()  # the Refresh button keeps what is selected
+    assert explorer.selected is None
+
+
+async def test_columns_sort_and_a_second_click_reverses(sessions: LabSessionService) -> None:
+    made = await seed(sessions)
+    await sessions.extend(made["ada2"].session_id, 60)
+    explorer = SessionExplorer(sessions)
+    await explorer.refresh()
+    explorer.headings["ttl"].click()
+    ttls = [r.ttl or 0 for r in explorer.rows]
+    assert ttls == sorted(ttls, reverse=True) and explorer.rows[0].session_id == made["ada2"].session_id
+    assert explorer.headings["ttl"].description.endswith("▼")
+    explorer.headings["ttl"].click()
+    assert [r.ttl or 0 for r in explorer.rows] == sorted(ttls)
+    explorer.headings["user"].click()
+    assert [r.user_id for r in explorer.rows] == ["ada", "ada", "bob"]
+    assert [c.children[0].tooltip for c in explorer.list_box.children] == [r.session_id for r in explorer.rows]
+    with pytest.raises(LabSessionError):
+        explorer.sort("colour")
+
+
+async def test_each_row_shows_the_key_type_and_its_memory(sessions: LabSessionService) -> None:
+    await seed(sessions)
+    explorer = SessionExplorer(sessions)
+    await explorer.refresh()
+    assert {r.key_type for r in explorer.rows} == {"string"}
+    assert all(r.memory_bytes is not None and r.memory_bytes > 100 for r in explorer.rows)
+    shown = text_of(explorer)
+    assert "string" in shown and " B" in shown
+
+
+async def test_a_glob_narrows_the_list_by_session_id(sessions: LabSessionService, redis_service: RedisService) -> None:
+    made = await seed(sessions)
+    peer = {**json.loads(made["ada"].to_json()), "sessionId": "test-session-1796197253000"}
+    await redis_service.client.set("session:test-session-1796197253000", json.dumps(peer), ex=600)
+    explorer = SessionExplorer(sessions)
+    explorer.glob.value = "test-session-*"
+    await explorer.idle()
+    assert [r.session_id for r in explorer.rows] == ["test-session-1796197253000"]
+    explorer.glob.value = made["bob"].session_id[:6] + "*"
+    await explorer.idle()
+    assert made["bob"].session_id in [r.session_id for r in explorer.rows]
+    assert "test-session-1796197253000" not in [r.session_id for r in explorer.rows]
+
+
+async def test_the_confirmation_and_the_result_stand_next_to_the_buttons(sessions: LabSessionService) -> None:
+    made = await seed(sessions)
+    sid = made["ada2"].session_id
+    explorer = SessionExplorer(sessions, read_only=False, extend_minutes=5)
+    await explorer.refresh()
+    await explorer.select(sid)
+    assert explorer.extend_button is not None
+    explorer.extend_button.click()
+    assert explorer.confirm_box in explorer.actions.children and explorer.action_result in explorer.actions.children
+    before = next(r.ttl for r in explorer.rows if r.session_id == sid)
+    explorer.confirm_box.children[1].click()
+    await explorer.idle()
+    assert "extended" in explorer.action_result.value
+    after = next(r.ttl for r in explorer.rows if r.session_id == sid)
+    assert after is not None and before is not None and after >= before + 4 * 60  # the TTL bar was read again
+    await sessions.end(sid)  # meanwhile, elsewhere
+    explorer.extend_button.disabled = False
+    explorer.extend_button.click()
+    explorer.confirm_box.children[1].click()
+    await explorer.idle()
+    assert "⚠" in explorer.action_result.value and "ended" in explorer.action_result.value
