@@ -100,6 +100,14 @@ def test_help_notebook_lists_every_parameter_with_type_and_meaning(path: Path) -
     assert params["redis_url_env"]["default"] == '"REDIS_URL"'
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "runbooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_a_runbook_states_its_cause_at_the_top_and_at_the_end(path: Path) -> None:
+    cells = nbformat.read(str(path), as_version=4).cells
+    shown = [i for i, c in enumerate(cells) if c.cell_type == "code" and "show_cause(" in c.source]
+    first_step = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## 1. "))
+    assert len(shown) == 2 and shown[0] < first_step and shown[1] == len(cells) - 1
+
+
 @pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
 def test_test_markers_are_tags_never_code_a_reader_sees(path: Path) -> None:
     text = "".join(c.source for c in nbformat.read(str(path), as_version=4).cells)
