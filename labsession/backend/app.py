@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 
 from ..errors import LabSessionError
 from ..masking import get_logger, mask_text
+from .accesslog import ACCESS_LOGGER, AccessLog
 from .errors import ApiError, error_body, from_library_error
 from .jsonio import REQUEST_ID_KEY, JsonResponse, new_request_id, request_id, safe_path
 from .origins import CorsMiddleware, OriginPolicy
@@ -32,17 +33,19 @@ from .terminal import terminal_routes
 
 __all__ = ["RequestLogMiddleware", "create_app"]
 
-log = get_logger("labsession.backend.access")
+log = get_logger(ACCESS_LOGGER)
 _CLIENT_RID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 400: "BAD_REQUEST"}
 
 
 class RequestLogMiddleware:
     """Give every request an id (``X-Request-ID``; a well-formed one from the client is kept),
-    log one masked line per HTTP request, and turn any escaped exception into a JSON 500."""
+    hand one line per HTTP request to ``access`` (:class:`~labsession.backend.accesslog.AccessLog`;
+    ``None``: no access log), and turn any escaped exception into a JSON 500."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, access: AccessLog | None = None) -> None:
         self.app = app
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -53,7 +56,8 @@ class RequestLogMiddleware:
             if name == b"x-request-id":
                 offered = value.decode("latin-1")
                 break
-        rid = offered if _CLIENT_RID.fullmatch(offered) else new_request_id()
+        kept = _CLIENT_RID.fullmatch(offered) is not None
+        rid = offered if kept else new_request_id()
         scope[REQUEST_ID_KEY] = rid
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
@@ -80,9 +84,9 @@ class RequestLogMiddleware:
                 status = 500
                 body = error_body(ApiError(500, "INTERNAL_ERROR", "Internal error"), rid)
                 await JsonResponse(body, status_code=500, headers={"x-request-id": rid})(scope, receive, send)
-        if log.isEnabledFor(20):
-            log.info("event=http rid=%s %s %s %d %.1fms", rid, scope.get("method"), safe_path(scope["path"]),
-                     status, (time.perf_counter() - started) * 1000)
+        if self.access is not None:
+            self.access.record(rid, scope["method"], scope["path"], status, time.perf_counter() - started,
+                               offered=kept)
 
 
 def _json_error(request: Request, error: ApiError) -> JsonResponse:
@@ -142,7 +146,10 @@ def create_app(state: BackendState) -> Starlette:
     }
     app = Starlette(
         routes=[*http_routes(), *terminal_routes()],
-        middleware=[Middleware(RequestLogMiddleware), Middleware(CorsMiddleware, policy=policy)],
+        middleware=[
+            Middleware(RequestLogMiddleware, access=state.access_log),
+            Middleware(CorsMiddleware, policy=policy),
+        ],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

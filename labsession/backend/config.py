@@ -123,6 +123,10 @@ class BackendConfig:
     shutdown_timeout: float = 5.0
     #: ``debug``, ``info``, ``warning``…: this backend's event log level.
     log_level: str = "info"
+    #: One line per HTTP request (at ``info``; see :mod:`labsession.backend.accesslog`).
+    access_log: bool = True
+    #: Keep one in every this many access lines of requests answered below 400 (1: all).
+    access_log_sample: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -134,6 +138,8 @@ class BackendConfig:
                 raise ConfigError(name.upper(), f"must be a positive number of seconds, got {getattr(self, name)!r}")
         if self.max_message_size < 128 or self.max_body_size < 128:
             raise ConfigError("WS_MAX_MESSAGE_SIZE", "sizes must be at least 128 bytes")
+        if self.access_log_sample < 1:
+            raise ConfigError("ACCESS_LOG_SAMPLE", f"must be 1 or more, got {self.access_log_sample!r}")
         if not self.lookup_delays or any(d < 0 for d in self.lookup_delays):
             raise ConfigError("WS_LOOKUP_DELAYS_MS", "must be one or more non-negative delays")
         if self.public_ws_base is not None:
@@ -146,7 +152,8 @@ class BackendConfig:
         """Read ``HOST``, ``PORT``, ``ALLOWED_ORIGINS`` (comma-separated), ``PUBLIC_WS_BASE``,
         ``INSTANCE_ID``, ``WS_PING_INTERVAL``, ``WS_PING_TIMEOUT``, ``WS_IDLE_TIMEOUT``,
         ``WS_MAX_MESSAGE_SIZE``, ``MAX_BODY_SIZE``, ``WS_LOOKUP_DELAYS_MS`` (comma-separated ms),
-        ``SESSION_POLL_INTERVAL``, ``STORE_CHECK_INTERVAL``, ``SHUTDOWN_TIMEOUT``, ``LOG_LEVEL``.
+        ``SESSION_POLL_INTERVAL``, ``STORE_CHECK_INTERVAL``, ``SHUTDOWN_TIMEOUT``, ``LOG_LEVEL``,
+        ``ACCESS_LOG`` (``on``/``off``), ``ACCESS_LOG_SAMPLE``.
 
         ``overrides`` (already typed) win; raises :class:`ConfigError` naming a malformed variable.
         """
@@ -176,6 +183,8 @@ class BackendConfig:
         read("STORE_CHECK_INTERVAL", "store_check_interval", float)
         read("SHUTDOWN_TIMEOUT", "shutdown_timeout", float)
         read("LOG_LEVEL", "log_level", str.lower)
+        read("ACCESS_LOG", "access_log", _switch)
+        read("ACCESS_LOG_SAMPLE", "access_log_sample", int)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -200,3 +209,12 @@ def parse_origins(raw: str) -> tuple[str, ...]:
 def _optional_seconds(raw: str) -> float | None:
     value = float(raw)
     return None if value <= 0 else value
+
+
+def _switch(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise ValueError(f"expected on or off, got {raw!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from ..errors import RedisUnavailable
 from ..masking import get_logger
 from ..sessions.service import LabSessionService
 from ..store.service import RedisService
+from .accesslog import ACCESS_LOGGER, AccessLog
 from .config import BackendConfig
 from .errors import store_not_connected
 from .jsonio import iso_time
@@ -75,6 +77,11 @@ class BackendState:
         self.clock = clock
         self.version = version
         self.watcher = SessionWatcher(self.sessions, config.session_poll_interval)
+        #: The access log, or ``None`` when it is off (``access_log=False``, or the access
+        #: logger above ``info`` when this state was made).
+        self.access_log: AccessLog | None = None
+        if config.access_log and logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
+            self.access_log = AccessLog(sample=config.access_log_sample)
         self.sockets: set[OpenSocket] = set()
         self._no_sockets = asyncio.Event()
         self._no_sockets.set()
@@ -90,6 +97,8 @@ class BackendState:
     async def start(self) -> None:
         """Connect to the store (a failure is logged, not raised: readiness says 503 until it works)
         and start the store monitor and the session watcher."""
+        if self.access_log is not None:
+            self.access_log.start()
         await self.check_store()
         self._monitor = asyncio.create_task(self._monitor_loop(), name="labsession-store-monitor")
         self.watcher.start()
@@ -101,6 +110,8 @@ class BackendState:
         await stop_task(task, self._stopping, grace)
         await self.watcher.stop(grace)
         await self.redis.aclose()
+        if self.access_log is not None:
+            self.access_log.close()
 
     async def __aenter__(self) -> BackendState:
         await self.start()

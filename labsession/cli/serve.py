@@ -31,6 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="name of this instance (default $INSTANCE_ID or host-random)")
     parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                         help="event log level (default $LOG_LEVEL or info)")
+    parser.add_argument("--no-access-log", dest="access_log", action="store_false", default=None,
+                        help="write no per-request access line (default $ACCESS_LOG or on)")
+    parser.add_argument("--access-log-sample", type=int, default=None, metavar="N",
+                        help="access line for 1 in N requests answered below 400; every 4xx/5xx is kept "
+                             "(default $ACCESS_LOG_SAMPLE or 1)")
     parser.add_argument("--embedded-redis", action="store_true",
                         help="start a private embedded redis-server instead of using REDIS_URL (demos only)")
 
@@ -43,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         "public_ws_base": args.public_ws_base,
         "instance_id": args.instance_id,
         "log_level": args.log_level,
+        "access_log": args.access_log,
+        "access_log_sample": args.access_log_sample,
     }
     if args.allowed_origins is not None:
         try:
