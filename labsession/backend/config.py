@@ -121,6 +121,8 @@ class BackendConfig:
     store_check_interval: float = 1.0
     #: Seconds allowed for a graceful shutdown before remaining work is cancelled.
     shutdown_timeout: float = 5.0
+    #: Seconds a client has to send a request's head (line and headers) before it is closed.
+    header_timeout: float = 5.0
     #: ``debug``, ``info``, ``warning``…: this backend's event log level.
     log_level: str = "info"
     #: One line per HTTP request (at ``info``; see :mod:`labsession.backend.accesslog`).
@@ -133,7 +135,8 @@ class BackendConfig:
             raise ConfigError("PORT", f"must be a TCP port from 0 to 65535, got {self.port!r}")
         if not _INSTANCE_ID.fullmatch(self.instance_id):
             raise ConfigError("INSTANCE_ID", "must be 1-64 letters, digits, '.', '_' or '-'")
-        for name in ("idle_timeout", "session_poll_interval", "store_check_interval", "shutdown_timeout"):
+        for name in ("idle_timeout", "session_poll_interval", "store_check_interval", "shutdown_timeout",
+                     "header_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name.upper(), f"must be a positive number of seconds, got {getattr(self, name)!r}")
         if self.max_message_size < 128 or self.max_body_size < 128:
@@ -152,7 +155,7 @@ class BackendConfig:
         """Read ``HOST``, ``PORT``, ``ALLOWED_ORIGINS`` (comma-separated), ``PUBLIC_WS_BASE``,
         ``INSTANCE_ID``, ``WS_PING_INTERVAL``, ``WS_PING_TIMEOUT``, ``WS_IDLE_TIMEOUT``,
         ``WS_MAX_MESSAGE_SIZE``, ``MAX_BODY_SIZE``, ``WS_LOOKUP_DELAYS_MS`` (comma-separated ms),
-        ``SESSION_POLL_INTERVAL``, ``STORE_CHECK_INTERVAL``, ``SHUTDOWN_TIMEOUT``, ``LOG_LEVEL``,
+        ``SESSION_POLL_INTERVAL``, ``STORE_CHECK_INTERVAL``, ``SHUTDOWN_TIMEOUT``, ``HEADER_TIMEOUT``, ``LOG_LEVEL``,
         ``ACCESS_LOG`` (``on``/``off``), ``ACCESS_LOG_SAMPLE``.
 
         ``overrides`` (already typed) win; raises :class:`ConfigError` naming a malformed variable.
@@ -182,6 +185,7 @@ class BackendConfig:
         read("SESSION_POLL_INTERVAL", "session_poll_interval", float)
         read("STORE_CHECK_INTERVAL", "store_check_interval", float)
         read("SHUTDOWN_TIMEOUT", "shutdown_timeout", float)
+        read("HEADER_TIMEOUT", "header_timeout", float)
         read("LOG_LEVEL", "log_level", str.lower)
         read("ACCESS_LOG", "access_log", _switch)
         read("ACCESS_LOG_SAMPLE", "access_log_sample", int)

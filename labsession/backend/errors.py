@@ -16,7 +16,10 @@ SESSION_ENDED           404/409 the session was ended (409 when asked to change 
 SESSION_NOT_ACTIVE      404/409 the session exists but is not active
 SESSION_CORRUPT         404/409 the stored value is not a session (left in place)
 METHOD_NOT_ALLOWED      405     wrong HTTP method
+REQUEST_TIMEOUT         408     the request head was not finished within ``HEADER_TIMEOUT``
 PAYLOAD_TOO_LARGE       413     the body is larger than ``MAX_BODY_SIZE``
+URI_TOO_LONG            414     the request line is longer than 8 KiB (see ``limits.py``)
+HEADERS_TOO_LARGE       431     a header line over 16 KiB, or a head over 64 KiB in all
 STORE_UNAVAILABLE       503     Redis cannot be reached now (``cause`` says why); try again
 INTERNAL_ERROR          500     a bug; the body carries only the request id, never a trace
 ======================  ======  ===============================================================

@@ -26,6 +26,7 @@ from ..store.service import RedisService
 from ..version import __version__
 from .app import create_app
 from .config import BackendConfig
+from .limits import HeadLimits, limited_protocol
 from .state import BackendState
 
 __all__ = ["BackendServer", "build_server", "serve"]
@@ -108,7 +109,8 @@ def build_server(config: BackendConfig, settings: Settings) -> BackendServer:
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=max(1, round(config.shutdown_timeout)),
-        http="httptools",
+        # uvicorn's httptools protocol with bounded request heads (431/414/408; see limits.py).
+        http=limited_protocol(HeadLimits(timeout=config.header_timeout)),
     )
     return BackendServer(uv_config, state)
 
