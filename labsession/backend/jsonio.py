@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import secrets
 import time
@@ -58,6 +59,16 @@ def iso_time(seconds: float | None = None) -> str:
 
 _RID_PREFIX = secrets.token_hex(3)
 _RID_COUNTER = itertools.count(1)
+
+
+def _new_rid_prefix() -> None:
+    """A forked worker (``labsession serve --workers``) draws its own prefix: ids stay unique."""
+    global _RID_PREFIX, _RID_COUNTER
+    _RID_PREFIX = secrets.token_hex(3)
+    _RID_COUNTER = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_rid_prefix)
 
 
 def new_request_id() -> str:

@@ -28,8 +28,9 @@ from .app import create_app
 from .config import BackendConfig
 from .limits import HeadLimits, limited_protocol
 from .state import BackendState
+from .workers import serve_workers, watch_supervisor, worker_ready
 
-__all__ = ["BackendServer", "build_server", "serve"]
+__all__ = ["BackendServer", "build_server", "serve", "serve_many"]
 
 log = get_logger(__name__)
 
@@ -115,13 +116,43 @@ def build_server(config: BackendConfig, settings: Settings) -> BackendServer:
     return BackendServer(uv_config, state)
 
 
-async def serve(config: BackendConfig, settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT; 0 after a graceful stop, 1 if the port could not be bound."""
+async def serve(config: BackendConfig, settings: Settings, sock: socket.socket | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a graceful stop, 1 if the port could not be bound.
+
+    ``sock``: a bound socket to listen on (a worker of :func:`serve_workers`) instead of
+    binding ``config.host:config.port``; the worker then reports to its supervisor.
+    """
     server = build_server(config, settings)
     log.info("event=starting instance=%s listen=http://%s:%d store=%s", config.instance_id, config.host,
              config.port, settings.endpoint)
+    reporter = None
+    if sock is not None:
+        watch_supervisor(lambda: server.handle_exit(signal.SIGTERM, None))
+        reporter = asyncio.create_task(_report_ready(server), name="labsession-worker-ready")
     try:
-        await server.serve()
+        await server.serve(sockets=None if sock is None else [sock])
     except SystemExit as exc:  # uvicorn exits 1 when it cannot bind, 3 when startup fails
         return int(exc.code) if isinstance(exc.code, int) else 1
+    finally:
+        if reporter is not None:
+            reporter.cancel()
     return 0 if server.started else 1
+
+
+async def _report_ready(server: BackendServer) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.01)
+    worker_ready()
+
+
+def serve_many(config: BackendConfig, settings: Settings, workers: int) -> int:
+    """``workers`` processes on ``config.port`` (see :mod:`labsession.backend.workers`); the exit code."""
+    if workers == 1:
+        return asyncio.run(serve(config, settings))
+
+    async def one(worker_config: BackendConfig, sock: socket.socket) -> int:
+        return await serve(worker_config, settings, sock)
+
+    return serve_workers(config, workers, one)

@@ -2,18 +2,19 @@
 
 ``REDIS_URL`` is required (a shared Redis is the point of the backend); ``--embedded-redis``
 starts a private one explicitly, for demos. Binds 127.0.0.1 unless told otherwise.
-Exit codes: 0 after a graceful stop (SIGTERM/SIGINT), 1 the port could not be bound, 2 bad configuration.
+``--workers N`` runs N worker processes on the port (see :mod:`labsession.backend.workers`).
+Exit codes: 0 after a graceful stop (SIGTERM/SIGINT), 1 the port could not be bound (or a worker
+could not start), 2 bad configuration.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 
 from ..backend.config import BackendConfig, parse_origins, store_settings
-from ..backend.server import serve
+from ..backend.server import serve_many
 from ..embedded.redis_server import EmbeddedRedis
 from ..errors import ConfigError
 
@@ -36,6 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-log-sample", type=int, default=None, metavar="N",
                         help="access line for 1 in N requests answered below 400; every 4xx/5xx is kept "
                              "(default $ACCESS_LOG_SAMPLE or 1)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="worker processes sharing the port (SO_REUSEPORT), each with its own connections "
+                             "to Redis (default $WORKERS or 1)")
     parser.add_argument("--embedded-redis", action="store_true",
                         help="start a private embedded redis-server instead of using REDIS_URL (demos only)")
 
@@ -57,16 +61,29 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError("--allowed-origins", str(exc)) from None
     config = BackendConfig.from_env(env, **overrides)
+    workers = _workers(args.workers, env)
     _setup_logging(config.log_level, getattr(args, "verbose", 0))
     if args.embedded_redis:
         with EmbeddedRedis() as embedded:
             settings = store_settings(env, redis_url=embedded.url)
-            return asyncio.run(serve(config, settings))
+            return serve_many(config, settings, workers)
     if not env.get("REDIS_URL", "").strip():
         raise ConfigError("REDIS_URL", "is not set; labsession serve needs the shared Redis "
                           "(or --embedded-redis for a demo)", "rediss://default:****@your-endpoint.upstash.io:6379")
     settings = store_settings(env)
-    return asyncio.run(serve(config, settings))
+    return serve_many(config, settings, workers)
+
+
+def _workers(given: int | None, env: os._Environ[str]) -> int:
+    if given is None:
+        raw = env.get("WORKERS", "").strip() or "1"
+        try:
+            given = int(raw)
+        except ValueError:
+            raise ConfigError("WORKERS", f"must be a whole number, got {raw!r}") from None
+    if not 1 <= given <= 64:
+        raise ConfigError("--workers", f"must be from 1 to 64, got {given}")
+    return given
 
 
 def _setup_logging(level: str, verbose: int) -> None:

@@ -11,11 +11,16 @@
 child's stdout and stderr go to a temporary file (:meth:`output`), so a chatty server can never
 block on a full pipe. :meth:`stop` sends SIGTERM, then SIGKILL after a bound; leaving the
 ``with`` block always stops it, also when the block raised.
+
+With ``workers=N`` the child is ``labsession serve --workers N``: N worker processes on one port.
+Start then waits until every worker has answered ``/health/ready`` itself (each names itself
+``<instance id>-w<k>``; new connections are spread over the workers, so a few polls reach all).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -67,6 +72,7 @@ class BackendProcess(ChildProcess):
         startup_timeout: float = 30.0,
         log_level: str = "info",
         wait_for_store: bool = True,
+        workers: int = 1,
     ) -> None:
         self.redis_url = redis_url
         self.wait_for_store = wait_for_store
@@ -83,6 +89,8 @@ class BackendProcess(ChildProcess):
         self.args = list(args)
         self.startup_timeout = startup_timeout
         self.log_level = log_level
+        self.workers = workers
+        self._ready_workers: set[str] = set()
         self._process = None
         self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
         self.returncode: int | None = None
@@ -144,6 +152,9 @@ class BackendProcess(ChildProcess):
         else:
             self._log.truncate(0)
         command = [*_command(), "serve", "--host", self.host, "--port", str(self.port), *self.args]
+        if self.workers != 1:
+            command += ["--workers", str(self.workers)]
+        self._ready_workers.clear()
         self._process = subprocess.Popen(
             command, env=self._environment(), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -156,8 +167,8 @@ class BackendProcess(ChildProcess):
                 self._process = None
                 raise BackendError(f"labsession serve exited with {code} at start on port {self.port}: "
                                    f"{mask_text(self.output().strip()[-600:])}")
-            if self.ready():
-                log.info("backend ready at %s (pid %s)", self.url, self.pid)
+            if self._all_workers_ready():
+                log.info("backend ready at %s (pid %s, %d workers)", self.url, self.pid, self.workers)
                 return self
             time.sleep(0.05)
         tail = mask_text(self.output().strip()[-600:])
@@ -166,13 +177,27 @@ class BackendProcess(ChildProcess):
 
     def ready(self, timeout: float = 1.0) -> bool:
         """True when ``GET /health/ready`` (``/health`` without ``wait_for_store``) answers 200
-        within ``timeout`` seconds."""
+        within ``timeout`` seconds (from whichever worker took the connection)."""
+        return self._ready_instance(timeout) is not None
+
+    def _ready_instance(self, timeout: float = 1.0) -> str | None:
+        """The ``instanceId`` that answered 200 to the readiness check, or ``None``."""
         path = "/health/ready" if self.wait_for_store else "/health"
         try:
             with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return bool(response.status == 200)
+                if response.status != 200:
+                    return None
+                body = json.loads(response.read())
+                return str(body.get("instanceId", "")) if isinstance(body, dict) else ""
         except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def _all_workers_ready(self) -> bool:
+        instance = self._ready_instance()
+        if instance is None:
             return False
+        self._ready_workers.add(instance)
+        return len(self._ready_workers) >= self.workers
 
     def terminate(self) -> None:
         """Send SIGTERM (a graceful stop) without waiting."""

@@ -1,22 +1,39 @@
-"""Three ``labsession serve`` instances sharing one Redis and nothing else."""
+"""Three ``labsession serve`` instances sharing one Redis and nothing else.
+
+Every test runs twice: against three single-process servers, and against three servers of two
+worker processes each (``--workers 2``), where each new connection lands on either worker.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import httpx
 import pytest
 
-from support.backend_procs import Deployment, backend_deployment, close_of, connect, recv_json
+from labsession import EmbeddedRedis
+from labsession.embedded.backends import BackendProcess
+
+from support.backend_procs import GOOD_ORIGIN, Deployment, backend_deployment, close_of, connect, recv_json
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def deployment() -> Iterator[Deployment]:
-    with backend_deployment(3) as started:
+@pytest.fixture(scope="module", params=[1, 2], ids=["processes", "2-workers-each"])
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    if request.param == 1:
+        with backend_deployment(3) as started:
+            yield started
+        return
+    with ExitStack() as stack:
+        started = Deployment(stack.enter_context(EmbeddedRedis()))
+        for index in range(3):
+            started.backends.append(stack.enter_context(BackendProcess(
+                started.redis.url, allowed_origins=(GOOD_ORIGIN,), instance_id=f"test-{index}",
+                workers=request.param)))
         yield started
 
 
