@@ -129,6 +129,8 @@ class BackendConfig:
     access_log: bool = True
     #: Keep one in every this many access lines of requests answered below 400 (1: all).
     access_log_sample: int = 1
+    #: The event loop: ``asyncio`` (the standard library's) or ``uvloop``.
+    loop: str = "asyncio"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -141,6 +143,8 @@ class BackendConfig:
                 raise ConfigError(name.upper(), f"must be a positive number of seconds, got {getattr(self, name)!r}")
         if self.max_message_size < 128 or self.max_body_size < 128:
             raise ConfigError("WS_MAX_MESSAGE_SIZE", "sizes must be at least 128 bytes")
+        if self.loop not in ("asyncio", "uvloop"):
+            raise ConfigError("LOOP", f"must be asyncio or uvloop, got {self.loop!r}")
         if self.access_log_sample < 1:
             raise ConfigError("ACCESS_LOG_SAMPLE", f"must be 1 or more, got {self.access_log_sample!r}")
         if not self.lookup_delays or any(d < 0 for d in self.lookup_delays):
@@ -156,7 +160,7 @@ class BackendConfig:
         ``INSTANCE_ID``, ``WS_PING_INTERVAL``, ``WS_PING_TIMEOUT``, ``WS_IDLE_TIMEOUT``,
         ``WS_MAX_MESSAGE_SIZE``, ``MAX_BODY_SIZE``, ``WS_LOOKUP_DELAYS_MS`` (comma-separated ms),
         ``SESSION_POLL_INTERVAL``, ``STORE_CHECK_INTERVAL``, ``SHUTDOWN_TIMEOUT``, ``HEADER_TIMEOUT``, ``LOG_LEVEL``,
-        ``ACCESS_LOG`` (``on``/``off``), ``ACCESS_LOG_SAMPLE``.
+        ``ACCESS_LOG`` (``on``/``off``), ``ACCESS_LOG_SAMPLE``, ``LOOP``.
 
         ``overrides`` (already typed) win; raises :class:`ConfigError` naming a malformed variable.
         """
@@ -189,6 +193,7 @@ class BackendConfig:
         read("LOG_LEVEL", "log_level", str.lower)
         read("ACCESS_LOG", "access_log", _switch)
         read("ACCESS_LOG_SAMPLE", "access_log_sample", int)
+        read("LOOP", "loop", str.lower)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

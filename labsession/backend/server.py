@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import uvicorn
 
+from ..errors import ConfigError
 from ..masking import get_logger
 from ..settings import Settings
 from ..store.service import RedisService
@@ -30,7 +32,7 @@ from .limits import HeadLimits, limited_protocol
 from .state import BackendState
 from .workers import serve_workers, watch_supervisor, worker_ready
 
-__all__ = ["BackendServer", "build_server", "serve", "serve_many"]
+__all__ = ["BackendServer", "build_server", "run_loop", "serve", "serve_many"]
 
 log = get_logger(__name__)
 
@@ -147,12 +149,25 @@ async def _report_ready(server: BackendServer) -> None:
     worker_ready()
 
 
+def run_loop(main: Coroutine[Any, Any, int], loop: str) -> int:
+    """Run ``main`` to completion on a new event loop of the kind ``loop`` names (asyncio, uvloop)."""
+    if loop == "uvloop":
+        try:
+            factory = importlib.import_module("uvloop").new_event_loop
+        except ImportError:
+            main.close()
+            raise ConfigError("LOOP", "uvloop is not installed (pip install uvloop), or use asyncio") from None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
+
+
 def serve_many(config: BackendConfig, settings: Settings, workers: int) -> int:
     """``workers`` processes on ``config.port`` (see :mod:`labsession.backend.workers`); the exit code."""
     if workers == 1:
-        return asyncio.run(serve(config, settings))
+        return run_loop(serve(config, settings), config.loop)
 
     async def one(worker_config: BackendConfig, sock: socket.socket) -> int:
         return await serve(worker_config, settings, sock)
 
-    return serve_workers(config, workers, one)
+    return serve_workers(config, workers, one, run_loop)

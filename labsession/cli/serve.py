@@ -40,6 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="worker processes sharing the port (SO_REUSEPORT), each with its own connections "
                              "to Redis (default $WORKERS or 1)")
+    parser.add_argument("--loop", default=None, choices=["asyncio", "uvloop"],
+                        help="event loop (default $LOOP or asyncio)")
     parser.add_argument("--embedded-redis", action="store_true",
                         help="start a private embedded redis-server instead of using REDIS_URL (demos only)")
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "access_log": args.access_log,
         "access_log_sample": args.access_log_sample,
+        "loop": args.loop,
     }
     if args.allowed_origins is not None:
         try:
