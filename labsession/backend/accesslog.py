@@ -10,6 +10,9 @@ Masking, as the logging backstop would: only the path and a request id offered b
 come from outside (our own request ids are hex, the rest are ours), so those two pass
 :func:`~labsession.masking.mask_text`; a path is masked once and remembered (busy sessions repeat).
 
+The same writer carries the backend's busiest ``info`` events, a WebSocket's ``ws_connected``
+and ``ws_closed`` (:meth:`AccessLog.note`), whether the access lines are on or off.
+
 Switches (``BackendConfig``, from the environment or ``labsession serve``'s options):
 ``ACCESS_LOG=off`` (``--no-access-log``) writes none; ``ACCESS_LOG_SAMPLE=N``
 (``--access-log-sample N``) writes one in every ``N`` requests answered below 400, and every
@@ -36,6 +39,7 @@ __all__ = ["ACCESS_LOGGER", "AccessLog"]
 ACCESS_LOGGER = "labsession.backend.access"
 
 _Entry = tuple[float, str, bool, str, str, int, float]
+_Note = tuple[float, str, str]
 #: Distinct paths whose masked, printable form is kept between batches (busy sessions repeat).
 _PATH_CACHE = 4096
 
@@ -56,7 +60,7 @@ class AccessLog:
         self.limit = limit
         self.dropped = 0
         self._stream = stream
-        self._queue: collections.deque[_Entry] = collections.deque()
+        self._queue: collections.deque[_Entry | _Note] = collections.deque()
         self._skipped = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,6 +84,16 @@ class AccessLog:
             self.dropped += 1
             return
         self._queue.append((time.time(), rid, offered, method, path, status, seconds))
+        if self._closed:
+            self.flush()
+
+    def note(self, logger: str, message: str) -> None:
+        """Queue one formatted ``info`` event of ``logger`` (a WebSocket opened or closed, say),
+        written in the same layout and masked whole by the writer."""
+        if len(self._queue) >= self.limit:
+            self.dropped += 1
+            return
+        self._queue.append((time.time(), logger, message))
         if self._closed:
             self.flush()
 
@@ -111,9 +125,14 @@ class AccessLog:
         queue, lines, paths = self._queue, [], self._paths
         while queue:
             try:
-                when, rid, offered, method, path, status, seconds = queue.popleft()
+                entry = queue.popleft()
             except IndexError:  # pragma: no cover - another flush emptied it
                 break
+            if len(entry) == 3:
+                when, logger, message = entry
+                lines.append(f"{self._time(when)} INFO {logger}: {mask_text(message)}\n")
+                continue
+            when, rid, offered, method, path, status, seconds = entry
             shown = paths.get(path)
             if shown is None:
                 if len(paths) >= _PATH_CACHE:

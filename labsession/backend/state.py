@@ -77,11 +77,15 @@ class BackendState:
         self.clock = clock
         self.version = version
         self.watcher = SessionWatcher(self.sessions, config.session_poll_interval)
-        #: The access log, or ``None`` when it is off (``access_log=False``, or the access
-        #: logger above ``info`` when this state was made).
+        #: The writer thread of the access log and the busiest info events (``None`` when the
+        #: backend's loggers were above ``info`` when this state was made).
+        self.log_writer: AccessLog | None = None
+        if logging.getLogger("labsession.backend").isEnabledFor(logging.INFO):
+            self.log_writer = AccessLog(sample=config.access_log_sample)
+        #: The access log, or ``None`` when it is off (``access_log=False``, or its logger above ``info``).
         self.access_log: AccessLog | None = None
         if config.access_log and logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
-            self.access_log = AccessLog(sample=config.access_log_sample)
+            self.access_log = self.log_writer
         self.sockets: set[OpenSocket] = set()
         self._no_sockets = asyncio.Event()
         self._no_sockets.set()
@@ -97,8 +101,8 @@ class BackendState:
     async def start(self) -> None:
         """Connect to the store (a failure is logged, not raised: readiness says 503 until it works)
         and start the store monitor and the session watcher."""
-        if self.access_log is not None:
-            self.access_log.start()
+        if self.log_writer is not None:
+            self.log_writer.start()
         await self.check_store()
         self._monitor = asyncio.create_task(self._monitor_loop(), name="labsession-store-monitor")
         self.watcher.start()
@@ -110,8 +114,8 @@ class BackendState:
         await stop_task(task, self._stopping, grace)
         await self.watcher.stop(grace)
         await self.redis.aclose()
-        if self.access_log is not None:
-            self.access_log.close()
+        if self.log_writer is not None:
+            self.log_writer.close()
 
     async def __aenter__(self) -> BackendState:
         await self.start()
@@ -121,6 +125,14 @@ class BackendState:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+    def info(self, logger: logging.Logger, message: str) -> None:
+        """An ``info`` event of ``logger``, already formatted: queued for the writer thread when it
+        runs (no formatting or write on the event loop), else logged as usual."""
+        if self.log_writer is not None and logger.isEnabledFor(logging.INFO):
+            self.log_writer.note(logger.name, message)
+        elif logger.isEnabledFor(logging.INFO):
+            logger.info(message)
 
     def add_socket(self, socket: OpenSocket) -> None:
         self.sockets.add(socket)

@@ -102,8 +102,9 @@ class TerminalConnection:
             if unwatch is not None:
                 unwatch()
             reader.cancel()
-            log.info("event=ws_closed rid=%s session=%s code=%s messages=%d seconds=%.3f", self.rid,
-                     log_id(self.raw_id), self.close_code, self.messages, time.monotonic() - self._opened)
+            self.state.info(log, f"event=ws_closed rid={self.rid} session={log_id(self.raw_id)} "
+                                 f"code={self.close_code} messages={self.messages} "
+                                 f"seconds={time.monotonic() - self._opened:.3f}")
 
     async def _read(self) -> None:
         """Move every client message into ``events`` as it arrives, so none is lost during the lookup."""
@@ -159,7 +160,7 @@ class TerminalConnection:
             "instanceId": self.state.config.instance_id,
             "timestamp": iso_time(),
         })
-        log.info("event=ws_connected rid=%s session=%s", self.rid, log_id(session_id))
+        self.state.info(log, f"event=ws_connected rid={self.rid} session={log_id(session_id)}")
         return session_id
 
     async def _loop(self) -> None:
@@ -232,7 +233,7 @@ class TerminalConnection:
         await self._error(reason_code(reason), "Session not found or expired",
                           sessionId=truncate_echo(self.raw_id))
         await self._close(CLOSE_INVALID_SESSION, "Invalid session")
-        log.info("event=ws_rejected rid=%s session=%s reason=%s", self.rid, log_id(self.raw_id), detail)
+        self.state.info(log, f"event=ws_rejected rid={self.rid} session={log_id(self.raw_id)} reason={detail}")
 
     async def _store_failed(self, exc: RedisUnavailable) -> None:
         await self._error("STORE_UNAVAILABLE", "The session store is unavailable; reconnect shortly",

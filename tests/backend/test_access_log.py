@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 import uuid
@@ -16,7 +17,7 @@ from labsession.embedded.backends import BackendProcess
 from labsession.masking import register_secret
 
 from support import CANARY, MS
-from support.backend_procs import backend_cluster
+from support.backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, recv_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -95,6 +96,17 @@ def test_secrets_in_a_path_or_an_offered_request_id_are_masked() -> None:
     assert text.count("****") >= 3
 
 
+def test_notes_share_the_writer_and_are_masked_whole() -> None:
+    register_secret(CANARY)
+    stream = io.StringIO()
+    access = AccessLog(stream=stream, interval=3600)
+    access.note("labsession.backend.terminal", f"event=ws_closed rid=r1 session=abcdef12~ code=1000 x={CANARY}")
+    assert stream.getvalue() == ""
+    access.close()
+    (line,) = lines_of(stream)
+    assert " INFO labsession.backend.terminal: event=ws_closed rid=r1 session=abcdef12~ code=1000 x=****" in line
+
+
 # -- a real process -------------------------------------------------------------------------------
 
 
@@ -104,6 +116,22 @@ def wait_for(backend: BackendProcess, text: str, within: float = 5.0) -> str:
         assert time.monotonic() < deadline, f"{text!r} never appeared in the server's output"
         time.sleep(0.02)
     return output
+
+
+async def test_websocket_events_are_written_with_or_without_access_lines() -> None:
+    with EmbeddedRedis() as redis, BackendProcess(redis.url, allowed_origins=(GOOD_ORIGIN,)) as on, \
+            BackendProcess(redis.url, allowed_origins=(GOOD_ORIGIN,), args=["--no-access-log"]) as off:
+        async with httpx.AsyncClient(timeout=10) as http:
+            sid = (await http.post(on.url + "/api/labs/start", json=START)).json()["sessionId"]
+        for backend in (on, off):
+            async with connect(f"{backend.ws_url}/terminal/{sid}") as ws:
+                assert (await recv_json(ws))["type"] == "connected"
+            async with connect(f"{backend.ws_url}/terminal/{uuid.uuid4()}") as ws:
+                assert (await close_of(ws))[0] == 4000
+            output = await asyncio.to_thread(wait_for, backend, "event=ws_rejected")
+            assert "event=ws_connected rid=" in output and f"session={sid[:8]}~" in output
+            await asyncio.to_thread(wait_for, backend, "event=ws_closed")
+        assert "event=http" not in off.output()
 
 
 def test_default_server_writes_one_line_per_request() -> None:
