@@ -1,33 +1,48 @@
-"""The reference backend (``labsession serve``) against the framework floor, same load client, same run.
+"""The reference backend (``labsession serve``) against its floors and its alternatives, same load client, same run.
 
     .venv/bin/python bench/bench_backend.py              # prints a table, writes bench/results/backend.json
     .venv/bin/python bench/bench_backend.py --seconds 2  # a quicker run
 
-Two servers run side by side on one embedded Redis, each a uvicorn process served the same
-way (httptools, ``websockets-sansio``, no access log): ``labsession serve`` (log level warning) and a
-bare Starlette app whose validate route does one Redis ``GET`` and whose ``/terminal`` accepts,
-does one ``GET`` and sends one message: the framework floor. One load client (raw keep-alive
-HTTP/1.1 over asyncio streams, the ``websockets`` client) drives both at concurrency 50, in
-interleaved rounds (noise hits both alike; the best round of each is kept, and the ratio of the
-median rounds is reported beside it). Throughput is
-requests (or cycles) per second; latencies are milliseconds. Ratio = ours / floor.
+Every server runs side by side on one embedded Redis, and one load client (raw keep-alive
+HTTP/1.1 over asyncio streams, the ``websockets`` client) drives each in turn at concurrency 50,
+in interleaved rounds (noise hits all alike; the best round of each is kept, and the ratio of the
+median rounds is reported beside it). Throughput is requests (or cycles) per second; latencies
+are milliseconds; **CPU** is the server's processes' CPU seconds (user + system, all its
+processes and threads) per 10,000 requests or cycles: the figure that holds on a 2-core machine
+where the load client competes for the same cores.
 
-Figures: validate of a valid id; validate of an unknown id with 2,000 sessions stored;
-WebSocket connect + first message + close cycles; invalid-session time until close 4000 (median
-of rounds), next to its floor: the contract's lookup window (0 + 100 + 200 + 400 ms) plus the
-bare app's time to open 50 sockets at once and send the first message.
+Targets (ratio = that ÷ its baseline, same run):
+
+- ``serve``: ``labsession serve`` with its default settings (access log on, level info), the
+  server and loop it ships with;
+- ``no_access_log``: the same with ``--no-access-log`` (the access log's cost: target ≥ 0.9);
+- ``floor``: a bare Starlette app served the same way as ``serve`` (same server, parser and loop,
+  no access log) whose validate route does one Redis ``GET`` and whose ``/terminal`` accepts,
+  does one ``GET`` and sends one message (targets: validate ≥ 0.9, WebSocket cycle ≥ 0.8);
+- ``other_loop``: ``serve`` on the other event loop (asyncio ↔ uvloop), access log on;
+- ``granian``: our app under Granian (a Rust HTTP server; its ASGI interface, one worker, the
+  same loop as ``serve``), our access log on, Granian's off;
+- ``workers2``: ``serve --workers 2``.
+
+Figures: validate of a valid id; validate of an unknown id with 2,000 sessions stored (``serve``
+and ``floor``); WebSocket connect + first message + close cycles; invalid-session time until close
+4000 (median of rounds), next to its floor: the contract's lookup window (0 + 100 + 200 + 400 ms)
+plus the bare app's time to open 50 sockets at once and send the first message.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,7 +52,7 @@ from typing import Any
 import websockets
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
-from labsession.backend.config import LOOKUP_DELAYS
+from labsession.backend.config import LOOKUP_DELAYS, BackendConfig
 from labsession.embedded.backends import BackendProcess
 from labsession.embedded.redis_server import free_port, redis_server_version
 
@@ -54,8 +69,8 @@ TYPESCRIPT = {
 # -- the floor: a bare Starlette app, served the same way ------------------------------------------
 
 
-def serve_baseline(port: int) -> None:
-    """Run the floor app until SIGTERM (called in a child process)."""
+def serve_baseline(port: int, loop: str) -> None:
+    """Run the floor app on ``loop`` until SIGTERM (called in a child process)."""
     import redis.asyncio as aioredis
     import uvicorn
     from starlette.applications import Starlette
@@ -83,17 +98,45 @@ def serve_baseline(port: int) -> None:
     app = Starlette(routes=[Route("/api/labs/session/{sid}/validate", validate),
                             WebSocketRoute("/terminal/{sid}", terminal)])
     config = uvicorn.Config(app, host="127.0.0.1", port=port, ws="websockets-sansio", ws_per_message_deflate=False,
-                            log_config=None, access_log=False, server_header=False, http="httptools", lifespan="on")
+                            log_config=None, access_log=False, server_header=False, http="httptools", lifespan="on",
+                            loop=loop)
     uvicorn.Server(config).run()
 
 
+def granian_app() -> Any:
+    """Our app for Granian (``--factory``): built from the environment as ``labsession serve`` does."""
+    import logging
+
+    from labsession.backend.app import create_app
+    from labsession.backend.config import BackendConfig, store_settings
+    from labsession.backend.state import BackendState
+    from labsession.masking import MaskingFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger("labsession").setLevel(logging.INFO)
+    return create_app(BackendState(BackendConfig.from_env(), RedisService(store_settings())))
+
+
 class Baseline:
-    def __init__(self, redis_url: str) -> None:
+    """A server process of this benchmark's own: the floor app, or our app under Granian."""
+
+    def __init__(self, redis_url: str, kind: str = "floor", loop: str = "asyncio") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(self.port)],
-                                        env=dict(os.environ, REDIS_URL=redis_url), stdout=subprocess.DEVNULL)
+        env = dict(os.environ, REDIS_URL=redis_url, INSTANCE_ID="bench-granian", PYTHONPATH=str(HERE))
+        if kind == "floor":
+            command = [sys.executable, __file__, "--serve-baseline", str(self.port), loop]
+        else:
+            command = [str(Path(sys.executable).parent / "granian"), "--interface", "asgi", "--factory",
+                       "--host", "127.0.0.1", "--port", str(self.port), "--loop", loop, "--workers", "1",
+                       "--no-access-log", "--log-level", "warning", "bench_backend:granian_app"]
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server, closed in stop()
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.process.pid
 
     async def wait_ready(self) -> None:
         for _ in range(400):
@@ -107,7 +150,37 @@ class Baseline:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(10)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.log.close()
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` and every process below it (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        used[child] = int(fields[11]) + int(fields[12])
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current or -1, 0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total / tick
 
 
 # -- the load client ---------------------------------------------------------------------------
@@ -207,17 +280,34 @@ def _figures(latencies: list[float], elapsed: float) -> dict[str, float]:
     }
 
 
-async def best_of(rounds: int, runs: dict[str, Callable[[], Awaitable[dict[str, float]]]]) -> dict[str, Any]:
-    """Interleave the targets ``rounds`` times; keep each one's best round (highest ``per_s``)."""
+Run = Callable[[], Awaitable[dict[str, float]]]
+
+
+async def best_of(rounds: int, runs: dict[str, tuple[int | None, Run]]) -> dict[str, Any]:
+    """Interleave the targets ``rounds`` times; keep each one's best round (highest ``per_s``),
+    its rounds' throughputs and its CPU seconds per 10,000 (median of rounds). ``runs``: name ->
+    (pid of the server's top process, one round)."""
     best: dict[str, dict[str, float]] = {}
     trials: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
-        for name, run in runs.items():
+        for name, (pid, run) in runs.items():
+            before = cpu_seconds(pid)
             figures = await run()
+            cpu[name].append(round((cpu_seconds(pid) - before) / max(1, figures["count"]) * 10_000, 3))
             trials[name].append(figures["per_s"])
             if name not in best or figures["per_s"] > best[name]["per_s"]:
                 best[name] = figures
-    return {name: {**best[name], "trials": trials[name]} for name in runs}
+    return {name: {**best[name], "median_per_s": statistics.median(trials[name]), "trials": trials[name],
+                   "cpu_s_per_10k": statistics.median(cpu[name]), "cpu_trials": cpu[name]} for name in runs}
+
+
+def compare(block: dict[str, Any], ours: str, base: str) -> dict[str, float]:
+    """``ours`` against ``base`` in one block: best-round, median-round and CPU ratios."""
+    a, b = block[ours], block[base]
+    return {"ratio": round(a["per_s"] / b["per_s"], 3),
+            "median_ratio": round(statistics.median(a["trials"]) / statistics.median(b["trials"]), 3),
+            "cpu_ratio": round(a["cpu_s_per_10k"] / b["cpu_s_per_10k"], 3)}
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -230,88 +320,133 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/backend.json alone")
     args = parser.parse_args(argv)
 
-    with EmbeddedRedis() as redis:
-        baseline = Baseline(redis.url)
-        backend = BackendProcess(redis.url, log_level="warning", instance_id="bench")
-        try:
-            await asyncio.to_thread(backend.start)
-            await baseline.wait_ready()
-            async with RedisService(Settings.from_url(redis.url)) as store:
-                sessions = LabSessionService(store)
-                valid = [(await sessions.create("u", "l", "p", base_url="ws://bench")).session_id
-                         for _ in range(CONCURRENCY)]
-                for _ in range(2000 - CONCURRENCY):
-                    await sessions.create("u", "l", "p", base_url="ws://bench")
-                stored = await sessions.count()
-            unknown = [str(uuid.uuid4()) for _ in range(1000)]
+    loop = BackendConfig().loop  # what labsession serve runs on by default; the floor runs on it too
+    other = "asyncio" if loop == "uvloop" else "uvloop"
+    with EmbeddedRedis() as redis, contextlib.ExitStack() as stack:
+        floor = Baseline(redis.url, "floor", loop)
+        stack.callback(floor.stop)
+        granian = Baseline(redis.url, "granian", loop)
+        stack.callback(granian.stop)
+        servers = {
+            "serve": BackendProcess(redis.url, instance_id="bench"),
+            "no_access_log": BackendProcess(redis.url, instance_id="bench-quiet", args=["--no-access-log"]),
+            "other_loop": BackendProcess(redis.url, instance_id="bench-other", args=["--loop", other]),
+            "workers2": BackendProcess(redis.url, instance_id="bench-w", workers=2),
+        }
+        for server in servers.values():
+            stack.callback(server.close)
+            await asyncio.to_thread(server.start)
+        await floor.wait_ready()
+        await granian.wait_ready()
+        async with RedisService(Settings.from_url(redis.url)) as store:
+            sessions = LabSessionService(store)
+            valid = [(await sessions.create("u", "l", "p", base_url="ws://bench")).session_id
+                     for _ in range(CONCURRENCY)]
+            for _ in range(2000 - CONCURRENCY):
+                await sessions.create("u", "l", "p", base_url="ws://bench")
+            stored = await sessions.count()
+        unknown = [str(uuid.uuid4()) for _ in range(1000)]
 
-            def valid_path(n: int) -> str:
-                return f"/api/labs/session/{valid[n % len(valid)]}/validate"
+        def valid_path(n: int) -> str:
+            return f"/api/labs/session/{valid[n % len(valid)]}/validate"
 
-            def unknown_path(n: int) -> str:
-                return f"/api/labs/session/{unknown[n % len(unknown)]}/validate"
+        def unknown_path(n: int) -> str:
+            return f"/api/labs/session/{unknown[n % len(unknown)]}/validate"
 
-            s, r = args.seconds, args.rounds
-            validate = await best_of(r, {
-                "labsession": lambda: http_load(backend.port, valid_path, s, 200),
-                "floor": lambda: http_load(baseline.port, valid_path, s, 200),
-            })
-            unknown_validate = await best_of(r, {
-                "labsession": lambda: http_load(backend.port, unknown_path, s, 404),
-                "floor": lambda: http_load(baseline.port, unknown_path, s, 404),
-            })
-            ws = await best_of(r, {
-                "labsession": lambda: ws_cycles(backend.ws_url, valid[0], s),
-                "floor": lambda: ws_cycles(baseline.ws_url, valid[0], s),
-            })
-            # Time to 4000 = the contract's lookup window + getting 50 sockets open at once. The
-            # floor for it: the bare app's connect-to-first-message burst plus that window.
-            window_ms = round(1000 * sum(LOOKUP_DELAYS), 1)
-            rounds = [await invalid_to_4000(backend.ws_url) for _ in range(r)]
-            floor_burst = [await first_message_burst(baseline.ws_url, valid[0]) for _ in range(r)]
-            invalid = {
-                "p50_ms": round(statistics.median(x["p50_ms"] for x in rounds), 1),
-                "max_ms": max(x["max_ms"] for x in rounds),
-                "trials_p50_ms": [x["p50_ms"] for x in rounds],
-                "window_ms": window_ms,
-                "floor_p50_ms": round(window_ms + statistics.median(floor_burst), 1),
-                "floor_burst_trials_ms": [round(x, 1) for x in floor_burst],
-            }
-        finally:
-            baseline.stop()
-            backend.close()
+        targets: dict[str, tuple[int | None, int, str]] = {  # name -> (pid, port, ws url)
+            **{name: (p.pid, p.port, p.ws_url) for name, p in servers.items()},
+            "floor": (floor.pid, floor.port, floor.ws_url),
+            "granian": (granian.pid, granian.port, granian.ws_url),
+        }
 
-    def ratio(block: dict[str, Any]) -> float:
-        return round(block["labsession"]["per_s"] / block["floor"]["per_s"], 3)
+        def http_runs(names: list[str], path: Callable[[int], str], expect: int) -> dict[str, tuple[int | None, Run]]:
+            return {name: (targets[name][0], functools.partial(http_load, targets[name][1], path, s, expect))
+                    for name in names}
 
-    def median_ratio(block: dict[str, Any]) -> float:
-        """The same ratio from each side's median round: less swayed by one lucky round."""
-        return round(statistics.median(block["labsession"]["trials"]) / statistics.median(block["floor"]["trials"]), 3)
+        s, r = args.seconds, args.rounds
+        everyone = ["serve", "no_access_log", "floor", "other_loop", "granian", "workers2"]
+        validate = await best_of(r, http_runs(everyone, valid_path, 200))
+        unknown_validate = await best_of(r, http_runs(["serve", "floor"], unknown_path, 404))
+        ws = await best_of(r, {name: (targets[name][0], functools.partial(ws_cycles, targets[name][2], valid[0], s))
+                               for name in everyone})
+        # Time to 4000 = the contract's lookup window + getting 50 sockets open at once. The
+        # floor for it: the bare app's connect-to-first-message burst plus that window.
+        window_ms = round(1000 * sum(LOOKUP_DELAYS), 1)
+        rounds = [await invalid_to_4000(servers["serve"].ws_url) for _ in range(r)]
+        floor_burst = [await first_message_burst(floor.ws_url, valid[0]) for _ in range(r)]
+        invalid = {
+            "p50_ms": round(statistics.median(x["p50_ms"] for x in rounds), 1),
+            "max_ms": max(x["max_ms"] for x in rounds),
+            "trials_p50_ms": [x["p50_ms"] for x in rounds],
+            "window_ms": window_ms,
+            "floor_p50_ms": round(window_ms + statistics.median(floor_burst), 1),
+            "floor_burst_trials_ms": [round(x, 1) for x in floor_burst],
+        }
+        access_lines = servers["serve"].output().count("event=http")
+        granian_lines = granian.output().count("event=http")
+
+    def block(figures: dict[str, Any]) -> dict[str, Any]:
+        """The summary's shape (``labsession`` and ``floor`` with their ratios) plus every other target."""
+        out = {"labsession": figures["serve"], **{k: v for k, v in figures.items() if k != "serve"}}
+        return {**out, **compare(figures, "serve", "floor")}
 
     result = {
-        "command": "python bench/bench_backend.py" + (f" --seconds {args.seconds}" if args.seconds != 3.0 else ""),
+        "command": "python bench/bench_backend.py" + (f" --seconds {args.seconds}" if args.seconds != 3.0 else "")
+                   + (f" --rounds {args.rounds}" if args.rounds != 5 else ""),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "redis": ".".join(map(str, redis_server_version(redis.binary) or ())),
                     "platform": platform.platform()},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "concurrency": CONCURRENCY,
         "sessions_stored": stored,
-        "validate": {**validate, "ratio": ratio(validate), "median_ratio": median_ratio(validate)},
-        "validate_unknown_2000_stored": {**unknown_validate, "ratio": ratio(unknown_validate),
-                                         "median_ratio": median_ratio(unknown_validate)},
-        "websocket_cycle": {**ws, "ratio": ratio(ws), "median_ratio": median_ratio(ws)},
+        "serve_loop": loop,
+        "validate": block(validate),
+        "validate_unknown_2000_stored": block(unknown_validate),
+        "websocket_cycle": block(ws),
         "invalid_session_to_4000": invalid,
+        "access_log": {
+            "validate": compare(validate, "serve", "no_access_log"),
+            "websocket_cycle": compare(ws, "serve", "no_access_log"),
+            "lines_written_by_serve": access_lines, "lines_written_under_granian": granian_lines,
+        },
+        "servers": {  # each against labsession serve as shipped, all with our access log on
+            f"uvicorn_httptools_{other}": {"validate": compare(validate, "other_loop", "serve"),
+                                           "websocket_cycle": compare(ws, "other_loop", "serve")},
+            f"granian_{loop}": {"validate": compare(validate, "granian", "serve"),
+                                "websocket_cycle": compare(ws, "granian", "serve")},
+        },
+        "workers2": {"validate": compare(validate, "workers2", "serve"),
+                     "websocket_cycle": compare(ws, "workers2", "serve")},
         "typescript": TYPESCRIPT,
     }
     print(json.dumps(result, indent=1))
+    print(table(result), file=sys.stderr)
     if not args.no_write:
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 
+def table(result: dict[str, Any]) -> str:
+    """The figures as a plain table: throughput, CPU per 10k and ratios against ``serve``."""
+    lines = [f"{'target':<15}{'validate/s':>12}{'median':>9}{'cpu/10k':>9}{'p99 ms':>8}"
+             f"{'ws cycles/s':>13}{'median':>9}{'cpu/10k':>9}"]
+    for name in ("labsession", "no_access_log", "floor", "other_loop", "granian", "workers2"):
+        v, w = result["validate"][name], result["websocket_cycle"][name]
+        lines.append(f"{name:<15}{v['per_s']:>12,.0f}{v['median_per_s']:>9,.0f}{v['cpu_s_per_10k']:>9.3f}"
+                     f"{v['p99_ms']:>8.1f}{w['per_s']:>13,.0f}{w['median_per_s']:>9,.0f}{w['cpu_s_per_10k']:>9.3f}")
+    for key in ("validate", "validate_unknown_2000_stored", "websocket_cycle"):
+        b = result[key]
+        lines.append(f"{key} vs floor: {b['ratio']} (median {b['median_ratio']}, cpu {b['cpu_ratio']})")
+    for key, value in result["access_log"].items():
+        lines.append(f"access log on vs off, {key}: {value}")
+    for name, value in {**result["servers"], "workers2": result["workers2"]}.items():
+        lines.append(f"{name} vs serve: {value}")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve-baseline":
-        serve_baseline(int(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-baseline":
+        serve_baseline(int(sys.argv[2]), sys.argv[3])
         sys.exit(0)
     sys.exit(asyncio.run(main()))
