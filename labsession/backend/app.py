@@ -1,8 +1,9 @@
 """The Starlette application, built from injected collaborators (:func:`create_app`).
 
-Middleware, outermost first: :class:`RequestLogMiddleware` (request id, one log line per request,
-a JSON 500 without a trace for any bug), :class:`~labsession.backend.origins.CorsMiddleware`,
-then the routes. Errors become JSON bodies with a stable ``code`` (see :mod:`labsession.backend.errors`).
+Middleware: :class:`RequestLogMiddleware` (request id, one access line per request, a JSON 500
+without a trace for any bug), which sends a request with an ``Origin`` through
+:class:`~labsession.backend.origins.CorsMiddleware`, then the routes. Errors become JSON bodies
+with a stable ``code`` (see :mod:`labsession.backend.errors`).
 """
 
 from __future__ import annotations
@@ -41,26 +42,35 @@ _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LA
 class RequestLogMiddleware:
     """Give every request an id (``X-Request-ID``; a well-formed one from the client is kept),
     hand one line per HTTP request to ``access`` (:class:`~labsession.backend.accesslog.AccessLog`;
-    ``None``: no access log), and turn any escaped exception into a JSON 500."""
+    ``None``: no access log), and turn any escaped exception into a JSON 500.
 
-    def __init__(self, app: ASGIApp, access: AccessLog | None = None) -> None:
+    With ``cors``, an HTTP request that carries an ``Origin`` goes through
+    :class:`~labsession.backend.origins.CorsMiddleware` first; one without (not a browser: the
+    busy path) goes straight on, found in the same pass over the headers as the request id.
+    """
+
+    def __init__(self, app: ASGIApp, access: AccessLog | None = None, cors: OriginPolicy | None = None) -> None:
         self.app = app
         self.access = access
+        self.browser_app: ASGIApp = app if cors is None else CorsMiddleware(app, cors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         offered = ""
+        app = self.app
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 offered = value.decode("latin-1")
-                break
-        kept = _CLIENT_RID.fullmatch(offered) is not None
+            elif name == b"origin":
+                app = self.browser_app
+        kept = bool(offered) and _CLIENT_RID.fullmatch(offered) is not None
         rid = offered if kept else new_request_id()
         scope[REQUEST_ID_KEY] = rid
-        if scope["type"] == "websocket":
-            await self.app(scope, receive, send)
+        if kind == "websocket":
+            await self.app(scope, receive, send)  # the endpoint checks the origin, to answer 403
             return
         started = time.perf_counter()
         status = 0
@@ -74,7 +84,7 @@ class RequestLogMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await app(scope, receive, send_with_id)
         except ClientDisconnect:
             status = status or 499  # the client left before we answered; nobody to tell
         except Exception as exc:
@@ -146,10 +156,7 @@ def create_app(state: BackendState) -> Starlette:
     }
     app = Starlette(
         routes=[*http_routes(), *terminal_routes()],
-        middleware=[
-            Middleware(RequestLogMiddleware, access=state.access_log),
-            Middleware(CorsMiddleware, policy=policy),
-        ],
+        middleware=[Middleware(RequestLogMiddleware, access=state.access_log, cors=policy)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

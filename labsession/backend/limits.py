@@ -138,8 +138,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.head_refused:
             return  # lingering: read and forget
         if self.head_reading:
-            if self.head_size == 0 and self.head_line == 0 and self not in self.head_watch.reading:
-                self.head_watch.add(self, self.loop)  # the first byte of a kept-alive connection's next request
+            if self.head_size == 0 and self.head_line == 0:
+                if len(data) <= self.head_limits.max_request_line and data.find(b"\n\r\n") >= 0:
+                    super().data_received(data)  # a whole head in one read, under every limit: the busy path
+                    return
+                if self not in self.head_watch.reading:
+                    self.head_watch.add(self, self.loop)  # the first byte of a kept-alive connection's next request
             status = self._head_check(data)
             if status:
                 self.refuse(status)
