@@ -1,12 +1,14 @@
 """The reference backend (``labsession serve``) against its floors and its alternatives, same load client, same run.
 
     .venv/bin/python bench/bench_backend.py              # prints a table, writes bench/results/backend.json
-    .venv/bin/python bench/bench_backend.py --seconds 2  # a quicker run
+    .venv/bin/python bench/bench_backend.py --seconds 1 --rounds 3  # a quicker run
 
 Every server runs side by side on one embedded Redis, and one load client (raw keep-alive
 HTTP/1.1 over asyncio streams, the ``websockets`` client) drives each in turn at concurrency 50,
-in interleaved rounds (noise hits all alike; the best round of each is kept, and the ratio of the
-median rounds is reported beside it). Throughput is requests (or cycles) per second; latencies
+in interleaved rounds (noise hits all alike). Each comparison gives the ratio of the best rounds,
+of the median rounds, and the median of the rounds' own ratios ("paired": each pair measured
+seconds apart, the steadiest figure when other work on the machine comes and goes).
+Throughput is requests (or cycles) per second; latencies
 are milliseconds; **CPU** is the server's processes' CPU seconds (user + system, all its
 processes and threads) per 10,000 requests or cycles: the figure that holds on a 2-core machine
 where the load client competes for the same cores.
@@ -303,11 +305,16 @@ async def best_of(rounds: int, runs: dict[str, tuple[int | None, Run]]) -> dict[
 
 
 def compare(block: dict[str, Any], ours: str, base: str) -> dict[str, float]:
-    """``ours`` against ``base`` in one block: best-round, median-round and CPU ratios."""
+    """``ours`` against ``base`` in one block: best-round and median-round throughput ratios, the
+    median of the rounds' own ratios (each pair measured seconds apart: the steadiest on a machine
+    whose load drifts), and the same for CPU seconds per 10,000 (lower is better)."""
     a, b = block[ours], block[base]
     return {"ratio": round(a["per_s"] / b["per_s"], 3),
             "median_ratio": round(statistics.median(a["trials"]) / statistics.median(b["trials"]), 3),
-            "cpu_ratio": round(a["cpu_s_per_10k"] / b["cpu_s_per_10k"], 3)}
+            "paired_ratio": round(statistics.median(x / y for x, y in zip(a["trials"], b["trials"], strict=True)), 3),
+            "cpu_ratio": round(a["cpu_s_per_10k"] / b["cpu_s_per_10k"], 3),
+            "paired_cpu_ratio": round(statistics.median(
+                x / y for x, y in zip(a["cpu_trials"], b["cpu_trials"], strict=True)), 3)}
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -315,8 +322,8 @@ def compare(block: dict[str, Any], ours: str, base: str) -> dict[str, float]:
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of one round, seconds")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of one round, seconds")
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/backend.json alone")
     args = parser.parse_args(argv)
 
@@ -364,7 +371,7 @@ async def main(argv: list[str] | None = None) -> int:
                     for name in names}
 
         s, r = args.seconds, args.rounds
-        everyone = ["serve", "no_access_log", "floor", "other_loop", "granian", "workers2"]
+        everyone = ["serve", "floor", "no_access_log", "other_loop", "granian", "workers2"]
         validate = await best_of(r, http_runs(everyone, valid_path, 200))
         unknown_validate = await best_of(r, http_runs(["serve", "floor"], unknown_path, 404))
         ws = await best_of(r, {name: (targets[name][0], functools.partial(ws_cycles, targets[name][2], valid[0], s))
@@ -391,8 +398,8 @@ async def main(argv: list[str] | None = None) -> int:
         return {**out, **compare(figures, "serve", "floor")}
 
     result = {
-        "command": "python bench/bench_backend.py" + (f" --seconds {args.seconds}" if args.seconds != 3.0 else "")
-                   + (f" --rounds {args.rounds}" if args.rounds != 5 else ""),
+        "command": "python bench/bench_backend.py" + (f" --seconds {args.seconds}" if args.seconds != 2.0 else "")
+                   + (f" --rounds {args.rounds}" if args.rounds != 9 else ""),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "redis": ".".join(map(str, redis_server_version(redis.binary) or ())),
                     "platform": platform.platform()},
@@ -437,7 +444,8 @@ def table(result: dict[str, Any]) -> str:
                      f"{v['p99_ms']:>8.1f}{w['per_s']:>13,.0f}{w['median_per_s']:>9,.0f}{w['cpu_s_per_10k']:>9.3f}")
     for key in ("validate", "validate_unknown_2000_stored", "websocket_cycle"):
         b = result[key]
-        lines.append(f"{key} vs floor: {b['ratio']} (median {b['median_ratio']}, cpu {b['cpu_ratio']})")
+        lines.append(f"{key} vs floor: best {b['ratio']}, median {b['median_ratio']}, paired {b['paired_ratio']}, "
+                     f"cpu {b['cpu_ratio']} (paired {b['paired_cpu_ratio']})")
     for key, value in result["access_log"].items():
         lines.append(f"access log on vs off, {key}: {value}")
     for name, value in {**result["servers"], "workers2": result["workers2"]}.items():
