@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -127,6 +128,9 @@ async def serve(config: BackendConfig, settings: Settings, sock: socket.socket |
     server = build_server(config, settings)
     log.info("event=starting instance=%s listen=http://%s:%d store=%s", config.instance_id, config.host,
              config.port, settings.endpoint)
+    # Everything made so far (modules, classes, the app) lives as long as the process: keep it
+    # out of the garbage collector's full passes, which otherwise walk it again and again.
+    gc.freeze()
     reporter = None
     if sock is not None:
         watch_supervisor(lambda: server.handle_exit(signal.SIGTERM, None))
