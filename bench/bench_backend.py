@@ -29,7 +29,9 @@ Targets (ratio = that ÷ its baseline, same run):
 Figures: validate of a valid id; validate of an unknown id with 2,000 sessions stored (``serve``
 and ``floor``); WebSocket connect + first message + close cycles; invalid-session time until close
 4000 (median of rounds), next to its floor: the contract's lookup window (0 + 100 + 200 + 400 ms)
-plus the bare app's time to open 50 sockets at once and send the first message.
+plus the bare app's time to open 50 sockets at once and send the first message; and ``/health``
+latency with 1,000 connections that sent one byte of a head, against the same server without
+them, with its open file descriptors before, during and after (``HEADER_TIMEOUT``, 5 s, closes them).
 """
 
 from __future__ import annotations
@@ -238,6 +240,47 @@ async def ws_cycles(ws_url: str, sid: str, seconds: float) -> dict[str, float]:
     return _figures(latencies, time.perf_counter() - began)
 
 
+async def health_p50(port: int, count: int = 200) -> float:
+    """Median milliseconds of ``count`` ``GET /health``, one new connection each, one at a time."""
+    times: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        await asyncio.wait_for(reader.read(), 10)
+        times.append(time.perf_counter() - started)
+        writer.close()
+    return round(1000 * statistics.median(times), 2)
+
+
+def open_fds(pid: int | None) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def slow_heads(backend: BackendProcess, count: int = 1000) -> dict[str, Any]:
+    """``/health`` latency with ``count`` connections that sent one byte of a head and stopped,
+    against the same server's without them; and whether its file descriptors come back."""
+    quiet = await health_p50(backend.port)
+    fds = open_fds(backend.pid)
+    held = [await asyncio.wait_for(asyncio.open_connection("127.0.0.1", backend.port), 10) for _ in range(count)]
+    for _, writer in held:
+        writer.write(b"G")
+    loaded = await health_p50(backend.port)
+    fds_held = open_fds(backend.pid)
+    started = time.monotonic()
+    closed = await asyncio.gather(*(asyncio.wait_for(reader.read(), 30) for reader, _ in held),
+                                  return_exceptions=True)
+    waited = time.monotonic() - started
+    by_server = sum(1 for c in closed if isinstance(c, bytes) and c[:12] in (b"", b"HTTP/1.1 408"))
+    for _, writer in held:
+        writer.close()
+    await asyncio.sleep(0.5)
+    return {"connections": count, "health_p50_ms": loaded, "baseline_health_p50_ms": quiet,
+            "ratio": round(loaded / quiet, 3), "closed_by_server": by_server,
+            "seconds_until_closed": round(waited, 2), "fds_before": fds, "fds_held": fds_held,
+            "fds_after": open_fds(backend.pid)}
+
+
 async def first_message_burst(ws_url: str, sid: str) -> float:
     """``CONCURRENCY`` sockets opened at once: median time from connect to the first message, ms."""
     times: list[float] = []
@@ -389,6 +432,7 @@ async def main(argv: list[str] | None = None) -> int:
             "floor_p50_ms": round(window_ms + statistics.median(floor_burst), 1),
             "floor_burst_trials_ms": [round(x, 1) for x in floor_burst],
         }
+        slow = await slow_heads(servers["no_access_log"])
         access_lines = servers["serve"].output().count("event=http")
         granian_lines = granian.output().count("event=http")
 
@@ -411,6 +455,7 @@ async def main(argv: list[str] | None = None) -> int:
         "validate_unknown_2000_stored": block(unknown_validate),
         "websocket_cycle": block(ws),
         "invalid_session_to_4000": invalid,
+        "slow_heads": slow,
         "access_log": {
             "validate": compare(validate, "serve", "no_access_log"),
             "websocket_cycle": compare(ws, "serve", "no_access_log"),
@@ -448,6 +493,7 @@ def table(result: dict[str, Any]) -> str:
                      f"cpu {b['cpu_ratio']} (paired {b['paired_cpu_ratio']})")
     for key, value in result["access_log"].items():
         lines.append(f"access log on vs off, {key}: {value}")
+    lines.append(f"slow heads: {result['slow_heads']}")
     for name, value in {**result["servers"], "workers2": result["workers2"]}.items():
         lines.append(f"{name} vs serve: {value}")
     return "\n".join(lines)
