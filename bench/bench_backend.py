@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_backend.py              # prints a table, writes bench/results/backend.json
     .venv/bin/python bench/bench_backend.py --seconds 1 --rounds 3  # a quicker run
 
+Granian and uvloop are measured, not dependencies: ``.venv/bin/pip install granian uvloop`` first.
+
 Every server runs side by side on one embedded Redis, and one load client (raw keep-alive
 HTTP/1.1 over asyncio streams, the ``websockets`` client) drives each in turn at concurrency 50,
 in interleaved rounds (noise hits all alike). Each comparison gives the ratio of the best rounds,
@@ -40,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -370,6 +373,10 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/backend.json alone")
     args = parser.parse_args(argv)
 
+    missing = [name for name in ("granian", "uvloop") if importlib.util.find_spec(name) is None]
+    if missing:  # measured against, not dependencies of labsession
+        print(f"bench_backend compares servers: .venv/bin/pip install {' '.join(missing)}", file=sys.stderr)
+        return 2
     loop = BackendConfig().loop  # what labsession serve runs on by default; the floor runs on it too
     other = "asyncio" if loop == "uvloop" else "uvloop"
     with EmbeddedRedis() as redis, contextlib.ExitStack() as stack:
