@@ -17,7 +17,7 @@ from labsession.embedded.backends import BackendProcess
 from labsession.masking import register_secret
 
 from support import CANARY, MS
-from support.backend_procs import GOOD_ORIGIN, backend_cluster, close_of, connect, recv_json
+from support.backend_procs import GOOD_ORIGIN, backend_deployment, close_of, connect, recv_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -135,10 +135,10 @@ async def test_websocket_events_are_written_with_or_without_access_lines() -> No
 
 
 def test_default_server_writes_one_line_per_request() -> None:
-    with backend_cluster(1) as cluster, httpx.Client(timeout=10) as http:
-        sid = http.post(cluster.a.url + "/api/labs/start", json=START).json()["sessionId"]
-        http.get(f"{cluster.a.url}/api/labs/session/{sid}/validate", headers={"x-request-id": "trace-42"})
-        output = wait_for(cluster.a, "rid=trace-42")
+    with backend_deployment(1) as deployment, httpx.Client(timeout=10) as http:
+        sid = http.post(deployment.a.url + "/api/labs/start", json=START).json()["sessionId"]
+        http.get(f"{deployment.a.url}/api/labs/session/{sid}/validate", headers={"x-request-id": "trace-42"})
+        output = wait_for(deployment.a, "rid=trace-42")
         assert f"rid=trace-42 GET /api/labs/session/{sid[:8]}~/validate 200 " in output
         assert "event=http" in output and "POST /api/labs/start 201" in output
         assert sid not in output

@@ -21,7 +21,7 @@ import pytest
 from labsession.embedded.backends import BackendProcess
 
 from support import MS
-from support.backend_procs import GOOD_ORIGIN, Cluster, backend_cluster, process_alive
+from support.backend_procs import GOOD_ORIGIN, Deployment, backend_deployment, process_alive
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -30,8 +30,8 @@ HEADER_TIMEOUT = 1000 * MS
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[Cluster]:
-    with backend_cluster(1, env={"HEADER_TIMEOUT": f"{HEADER_TIMEOUT:g}"}) as started:
+def served() -> Iterator[Deployment]:
+    with backend_deployment(1, env={"HEADER_TIMEOUT": f"{HEADER_TIMEOUT:g}"}) as started:
         yield started
 
 
@@ -69,7 +69,7 @@ def status_of(reply: bytes) -> int:
     return int(reply[9:12])
 
 
-def test_a_huge_header_gets_431_before_it_is_read_whole(served: Cluster) -> None:
+def test_a_huge_header_gets_431_before_it_is_read_whole(served: Deployment) -> None:
     before = rss_kib(served.a.pid)
     head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * (16 * 1024 * 1024) + b"\r\n\r\n"
     reply = exchange(served.a.port, head)
@@ -79,13 +79,13 @@ def test_a_huge_header_gets_431_before_it_is_read_whole(served: Cluster) -> None
     assert httpx.get(served.a.url + "/health").status_code == 200 and process_alive(served.a.pid)
 
 
-def test_many_headers_over_64_kib_in_total_get_431(served: Cluster) -> None:
+def test_many_headers_over_64_kib_in_total_get_431(served: Deployment) -> None:
     lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 4000) for i in range(20))  # each line fine, 80 KB in all
     reply = exchange(served.a.port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
     assert status_of(reply) == 431
 
 
-def test_a_long_request_line_gets_414_also_for_a_websocket_upgrade(served: Cluster) -> None:
+def test_a_long_request_line_gets_414_also_for_a_websocket_upgrade(served: Deployment) -> None:
     path = "/terminal/" + "a" * 8200
     upgrade = (f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -98,7 +98,7 @@ def test_a_long_request_line_gets_414_also_for_a_websocket_upgrade(served: Clust
     assert status_of(plain) == 414
 
 
-def test_heads_within_the_limits_are_served(served: Cluster) -> None:
+def test_heads_within_the_limits_are_served(served: Deployment) -> None:
     big_line = {"X-Big": "v" * (15 * 1024)}
     many = {f"X-H{i}": "v" * 3000 for i in range(15)}  # 45 KB in all
     for headers in (big_line, many):
@@ -111,7 +111,7 @@ def test_heads_within_the_limits_are_served(served: Cluster) -> None:
             assert http.get(served.a.url + "/health", headers=many).status_code == 200
 
 
-def test_a_body_is_not_counted_as_head_wherever_the_head_ends(served: Cluster) -> None:
+def test_a_body_is_not_counted_as_head_wherever_the_head_ends(served: Deployment) -> None:
     """A body arriving in the same read as its head, or a head's end split across reads, is never a 431."""
     body = b'{"userId":"' + b"u" * 70_000 + b'"}'  # one 70 KB line, over every head limit
     post = b"POST /api/labs/start HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
@@ -144,8 +144,8 @@ async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool
 
 async def test_slow_and_silent_heads_are_closed_and_others_keep_being_served() -> None:
     # A server of its own, so that no other test's connections count in its file descriptors.
-    with backend_cluster(1, env={"HEADER_TIMEOUT": f"{HEADER_TIMEOUT:g}"}) as cluster:
-        backend: BackendProcess = cluster.a
+    with backend_deployment(1, env={"HEADER_TIMEOUT": f"{HEADER_TIMEOUT:g}"}) as deployment:
+        backend: BackendProcess = deployment.a
         fds_before = open_fds(backend.pid)
         long_upgrade = (b"GET /terminal/" + b"a" * 8200 + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                         b"Connection: Upgrade\r\n")  # never finished: refused for its line at once
