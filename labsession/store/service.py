@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import ssl
 import time
 from collections import deque
@@ -217,22 +216,26 @@ except ImportError:  # pragma: no cover
 _BIG_COMMAND = 64
 
 
-class _LeanConnection:
-    """Connection mixin for the two hottest paths of every command.
+class _BoundedReads:
+    """Connection mixin, through the public ``pack_command`` and ``read_response`` only.
 
+    - Reading: each reply is bounded by ``read_bound`` seconds (the settings' ``socket_timeout``) with a
+      :class:`~labsession.store.deadline.Deadline`. The connection itself is made with no
+      ``socket_timeout``: with one, redis-py sends every command under ``asyncio.wait_for``
+      (a task per command) and reads under ``asyncio.timeout`` (a timer per reply). A read
+      that runs out fails as redis-py's does: disconnected, with its retryable TimeoutError.
+      A write has no bound of its own: the operation's bound (:meth:`RedisService.guard`)
+      covers it, and a write of ours fits the socket buffers unless the server stops reading.
     - Packing: large commands (an MGET of a whole SCAN batch) are packed by hiredis, in C;
       redis-py's asyncio connection packs in Python at about 1 µs per argument, a quarter
       of the time of listing sessions. Small commands keep redis-py's own packer.
-    - Sending: with a socket timeout, redis-py wraps every write in ``asyncio.wait_for``,
-      which starts a task per command. A write that fits the transport's buffer cannot
-      block, so it is sent directly; only a write that must wait for the buffer to drain
-      takes the timeout (and fails as redis-py's does).
-    - Reading: the socket timeout is a :class:`~labsession.store.deadline.Deadline`.
     """
 
-    _writer: asyncio.StreamWriter | None
     socket_timeout: float | None
-    is_connected: bool
+
+    def __init__(self, *args: Any, read_bound: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_bound = read_bound
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if (
@@ -249,56 +252,34 @@ class _LeanConnection:
     async def read_response(
         self, disable_decoding: bool = False, timeout: float | None = None, **options: Any  # noqa: ASYNC109
     ) -> Any:
-        # redis-py bounds each read by socket_timeout with asyncio.timeout; a Deadline gives the
-        # same bound (up to deadlines.TICK later) for a fifth of the cost, and a read that runs
-        # out fails as redis-py's does: disconnected, with redis' retryable TimeoutError.
-        if timeout is not None or not self.socket_timeout or self._relaxes_timeouts():
-            return await super().read_response(disable_decoding, timeout, **options)  # type: ignore[misc]
-        try:
-            async with Deadline(self.socket_timeout):
-                return await super().read_response(disable_decoding, math.inf, **options)  # type: ignore[misc]
-        except TimeoutError:
-            raise rx.TimeoutError(f"Timeout reading from {self._host_error()}") from None  # type: ignore[attr-defined]
+        # A caller's own timeout (pub/sub), or a socket timeout redis-py set itself (its
+        # maintenance notifications relax timeouts that way): redis-py's read, as it is.
+        if timeout is not None or self.socket_timeout is not None or self.read_bound is None:
+            response = await super().read_response(disable_decoding, timeout, **options)  # type: ignore[misc]
+        else:
+            try:
+                async with Deadline(self.read_bound):
+                    response = await super().read_response(disable_decoding, timeout, **options)  # type: ignore[misc]
+            except TimeoutError:
+                raise rx.TimeoutError(f"Timeout reading from {self._where()}") from None
+        if _LAST_FAILURE.get() is not None:
+            _LAST_FAILURE.set(None)  # a reply came: a failure seen before explains nothing later
+        return response
 
-    def _relaxes_timeouts(self) -> bool:
-        """True when redis-py's maintenance notifications may stretch this read's timeout."""
-        return getattr(self, "_maint_notifications_connection_handler", None) is not None
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        writer = self._writer
-        if writer is None or not self.is_connected or not isinstance(command, list):
-            await super().send_packed_command(command, check_health)  # type: ignore[misc]
-            return
-        if check_health:
-            await self.check_health()  # type: ignore[attr-defined]
-        try:
-            writer.writelines(command)
-            transport = writer.transport
-            if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
-                await writer.drain()  # below the high-water mark: returns without waiting
-            else:
-                async with asyncio.timeout(self.socket_timeout):
-                    await writer.drain()
-        except TimeoutError:
-            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
-            raise rx.TimeoutError("Timeout writing to socket") from None
-        except OSError as exc:
-            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
-            raise rx.ConnectionError(f"Error while writing to socket: {exc}") from exc
-        except BaseException:
-            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
-            raise
+    def _where(self) -> str:
+        path = getattr(self, "path", None)
+        return str(path) if path else f"{getattr(self, 'host', '?')}:{getattr(self, 'port', '?')}"
 
 
-class _Connection(_LeanConnection, aioredis.Connection):
+class _Connection(_BoundedReads, aioredis.Connection):
     pass
 
 
-class _SSLConnection(_LeanConnection, aioredis.SSLConnection):
+class _SSLConnection(_BoundedReads, aioredis.SSLConnection):
     pass
 
 
-class _UnixConnection(_LeanConnection, aioredis.UnixDomainSocketConnection):
+class _UnixConnection(_BoundedReads, aioredis.UnixDomainSocketConnection):
     pass
 
 
@@ -479,6 +460,8 @@ class RedisService:
         options: dict[str, Any] = {**common, **parse_url(url)}
         base = options.get("connection_class", aioredis.Connection)
         options["connection_class"] = _CONNECTION_CLASSES.get(base, base)
+        if options["connection_class"] is not base:  # ours bounds reads itself (see _BoundedReads)
+            options.update(read_bound=options.get("socket_timeout"), socket_timeout=None)
         pool = _BoundedPool(max_connections=s.max_connections, wait_timeout=s.operation_timeout, **options)
         return aioredis.Redis(connection_pool=pool)
 
