@@ -14,7 +14,7 @@ import contextlib
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -291,40 +291,45 @@ _CONNECTION_CLASSES: dict[type[Any], type[Any]] = {
 
 
 class _ClassifiedRetry(Retry):
-    """redis-py's asyncio ``Retry`` loop, asking :func:`is_retryable` before each new attempt
-    and recording each failure in :data:`_LAST_FAILURE`.
+    """redis-py's asyncio ``Retry``, asking :func:`is_retryable` before each new attempt and
+    recording each failure in :data:`_LAST_FAILURE` (a reply read afterwards clears it, see
+    :meth:`_BoundedReads.read_response`).
 
-    The loop is redis-py's own, written out rather than wrapped: it runs around every command,
-    and a wrapping coroutine and closure cost more than the rest of the loop's success path.
+    The loop is redis-py's own: the judgement goes in through ``call_with_retry``'s public
+    ``is_retryable`` argument, which redis-py's callers leave empty. This returns redis-py's
+    coroutine as it is rather than awaiting it in one of its own: it runs around every
+    command (and every connect), and a coroutine more costs about a microsecond each time.
     """
 
-    async def call_with_retry(
+    def call_with_retry(
         self,
         do: Callable[[], Awaitable[T]],
         fail: Callable[..., Any],
-        is_retryable_fn: Callable[[Exception], bool] | None = None,
+        is_retryable: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
-    ) -> T:
-        self._backoff.reset()  # type: ignore[no-untyped-call]
-        failures = 0
-        while True:
-            try:
-                result = await do()
-            except self._supported_errors as error:
-                if not (is_retryable_fn or is_retryable)(error):
-                    raise
-                _LAST_FAILURE.set(error)  # read by the guard if the time bound ends the retries
-                failures += 1
-                await (fail(error, failures) if with_failure_count else fail(error))
-                if self._retries >= 0 and failures > self._retries:
-                    raise error
-                delay = self._backoff.compute(failures)
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                continue
-            if failures:
-                _LAST_FAILURE.set(None)  # recovered: that failure explains nothing that comes later
-            return result
+    ) -> Coroutine[Any, Any, T]:
+        judge = _judge if is_retryable is None else _judge_by(is_retryable)
+        return super().call_with_retry(do, fail, is_retryable=judge, with_failure_count=with_failure_count)
+
+
+def _judge(error: Exception) -> bool:
+    """Retry ``error``? Recorded when so: the guard reads it if the time bound ends the retries."""
+    if not is_retryable(error):
+        return False
+    _LAST_FAILURE.set(error)
+    return True
+
+
+def _judge_by(retryable: Callable[[Exception], bool]) -> Callable[[Exception], bool]:
+    """:func:`_judge`, with a caller's own rule instead of :func:`is_retryable`."""
+
+    def judge(error: Exception) -> bool:
+        if not retryable(error):
+            return False
+        _LAST_FAILURE.set(error)
+        return True
+
+    return judge
 
 
 #: The last error a retry loop of the current task saw. When an operation's time bound runs
