@@ -104,43 +104,44 @@ class _Guard(Deadline):
             raise self._service._unavailable(exc, self._what, expired=False) from None
 
 
-class _BoundedPool(aioredis.ConnectionPool):
-    """A connection pool of at most ``max_connections`` that waits up to ``wait_timeout``
-    seconds for a free connection rather than failing with "Too many connections".
+class _WaitingPool(aioredis.ConnectionPool):
+    """redis-py's plain ``ConnectionPool`` with at most ``max_connections`` checked out at
+    once, where a checkout beyond them waits up to ``wait_timeout`` seconds for a free slot
+    (first come, first served) rather than failing with "Too many connections".
 
-    redis-py's ``BlockingConnectionPool`` does the same, but its checkout (like the plain
-    pool's) takes a lock, a condition, observability hooks and a retried ``connect()`` on
-    every command: a fifth of a GET's time. Here a checkout that finds a free slot and a
-    connected, clean connection costs a counter and a buffer check; waiting for a slot is
-    first come, first served.
+    Built on the plain pool's public ``get_connection`` and ``release``: the slots are
+    counted in front of them, and every connection still comes from and goes back to
+    redis-py's own checkout (its lock, hooks and release event included). redis-py's
+    ``BlockingConnectionPool`` waits as well, but costs about twice the plain pool per
+    checkout (``bench/bench_pool.py``), a sixth of a GET's client time.
+
+    :meth:`ensure_connection` returns at once for a connection that is connected and has
+    nothing unread; anything else takes redis-py's full check, which reconnects (with
+    retries) or raises. redis-py's own check runs a retried ``connect()`` on every checkout.
     """
 
     def __init__(self, *, wait_timeout: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.wait_timeout = wait_timeout
-        self._free_slots = self.max_connections
-        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._labsession_free = self.max_connections
+        self._labsession_waiters: deque[asyncio.Future[None]] = deque()
+        #: The connections checked out through :meth:`get_connection`, each holding a slot.
+        self._labsession_held: set[Any] = set()
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if self._free_slots > 0 and not self._slot_waiters:
-            self._free_slots -= 1
+        if self._labsession_free > 0 and not self._labsession_waiters:
+            self._labsession_free -= 1
         else:
             await self._wait_for_slot()
         try:
-            connection = self.get_available_connection()  # type: ignore[no-untyped-call]
+            connection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except BaseException:
             self._give_slot_back()
             raise
-        try:
-            await self.ensure_connection(connection)
-        except BaseException:
-            await self.release(connection)
-            raise
+        self._labsession_held.add(connection)
         return connection
 
     async def ensure_connection(self, connection: Any) -> None:
-        # Fast path: connected with nothing unread; anything else takes redis-py's full
-        # check, which reconnects (with retries) or raises.
         if connection.is_connected:
             try:
                 if not await connection.can_read():
@@ -150,32 +151,21 @@ class _BoundedPool(aioredis.ConnectionPool):
         await super().ensure_connection(connection)
 
     async def release(self, connection: Any) -> None:
-        # What the parent does, minus its lock (nothing here awaits between the checks)
-        # and its event and metrics hooks (we register neither).
-        if connection not in self._in_use_connections:
-            return  # not checked out (released twice, or from before a reset)
+        held = self._labsession_held
+        if connection not in held:
+            # redis-py's checkout giving back a connection it could not make ready (its
+            # failure path calls this too): the slot is still ours, get_connection frees it.
+            await super().release(connection)
+            return
+        held.discard(connection)
         try:
-            self._in_use_connections.remove(connection)
-            if connection.should_reconnect():
-                await connection.disconnect()
-            self._available_connections.append(connection)
+            await super().release(connection)
         finally:
             self._give_slot_back()
 
-    def reset(self) -> None:
-        super().reset()  # type: ignore[no-untyped-call]
-        if hasattr(self, "_slot_waiters"):  # the parent's __init__ calls reset() first
-            woken = 0
-            for waiter in self._slot_waiters:  # each waiter woken is handed one slot
-                if not waiter.done():
-                    waiter.set_result(None)
-                    woken += 1
-            self._slot_waiters.clear()
-            self._free_slots = self.max_connections - woken
-
     async def _wait_for_slot(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._slot_waiters.append(waiter)
+        self._labsession_waiters.append(waiter)
         # If the operation's own bound ends this wait, the pool, not the server, was the cause.
         noted = _LAST_FAILURE.set(_pool_exhausted())
         try:
@@ -187,23 +177,23 @@ class _BoundedPool(aioredis.ConnectionPool):
                 self._give_slot_back()  # handed a slot just as we gave up: pass it on
             else:
                 with contextlib.suppress(ValueError):
-                    self._slot_waiters.remove(waiter)
+                    self._labsession_waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
                 raise _pool_exhausted() from None
             raise
 
     def _give_slot_back(self) -> None:
         """Hand the slot to the longest waiter, or free it."""
-        while self._slot_waiters:
-            waiter = self._slot_waiters.popleft()
+        while self._labsession_waiters:
+            waiter = self._labsession_waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
-        self._free_slots += 1
+        self._labsession_free += 1
 
 
 def _pool_exhausted() -> rx.MaxConnectionsError:
-    """What redis-py's own pool raises when it has no connection to give (its wording)."""
+    """What redis-py's plain pool raises when it has no connection to give (its wording)."""
     return rx.MaxConnectionsError("Too many connections")
 
 
@@ -467,7 +457,7 @@ class RedisService:
         options["connection_class"] = _CONNECTION_CLASSES.get(base, base)
         if options["connection_class"] is not base:  # ours bounds reads itself (see _BoundedReads)
             options.update(read_bound=options.get("socket_timeout"), socket_timeout=None)
-        pool = _BoundedPool(max_connections=s.max_connections, wait_timeout=s.operation_timeout, **options)
+        pool = _WaitingPool(max_connections=s.max_connections, wait_timeout=s.operation_timeout, **options)
         return aioredis.Redis(connection_pool=pool)
 
     async def aclose(self) -> None:

@@ -309,6 +309,24 @@ async def test_a_pool_held_past_the_bound_fails_with_the_pool_named(embedded_red
         assert await service.ping() >= 0  # both connections came back
 
 
+async def test_checkouts_cut_off_while_connecting_leave_the_pool_whole(embedded_redis: EmbeddedRedis) -> None:
+    # Redis is down: every checkout is inside redis-py's connect retries when the bound cancels
+    # it. Each connection must go back to redis-py's pool, or once Redis is back the pool would
+    # believe them all in use and refuse every checkout ("Too many connections").
+    settings = Settings.from_url(
+        embedded_redis.url, max_connections=2, operation_timeout=0.3, retry_attempts=1000, retry_base=0.01
+    )
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        await asyncio.to_thread(embedded_redis.stop)
+        failed = await asyncio.gather(*(sessions.get(str(uuid.uuid4())) for _ in range(6)), return_exceptions=True)
+        assert all(isinstance(f, RedisUnavailable) for f in failed), failed
+        await asyncio.to_thread(embedded_redis.start)
+        found = await asyncio.gather(*(sessions.get(str(uuid.uuid4())) for _ in range(20)))
+        assert found == [None] * 20
+        assert await labsession_clients(service) <= 2
+
+
 async def test_cancelled_waiters_give_no_slot_away(embedded_redis: EmbeddedRedis) -> None:
     settings = Settings.from_url(embedded_redis.url, max_connections=2, client_name="pool-cancel")
     async with RedisService(settings) as service:
