@@ -66,6 +66,11 @@ async def node_round_trip(
     commands are packed by one format operation, and the replies are read without a timer each
     (``bound`` seconds bound the whole round trip instead). A connection left with replies
     unread (an error, a cancellation) is closed, never reused.
+
+    Public members of redis-py only: the node's ``acquire_connection``, ``disconnect_if_needed``
+    and ``release`` (what its own ``execute_pipeline`` uses), and the connection's
+    ``send_packed_command``, ``read_response`` (``timeout=math.inf`` is its documented "no
+    timeout") and ``disconnect``.
     """
     commands = (_GET, _TTL) if with_ttl else (_GET,)
     template = b"".join(_ASKING + c for c in commands) if asking else b"".join(commands)
