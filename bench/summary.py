@@ -50,6 +50,17 @@ def _core(data: dict[str, Any]) -> Iterator[Row]:
                f"**{figures['median_s'] * 1000:.1f} ms**", "< 0.5 s", "")
 
 
+def _pool(data: dict[str, Any]) -> Iterator[Row]:
+    pools = data.get("pools", {})
+    ours = pools.get("labsession", {})
+    for tasks, figures in ours.items():
+        plain = pools["ConnectionPool"][tasks]["us_per_checkout"]
+        blocking = pools["BlockingConnectionPool"][tasks]["us_per_checkout"]
+        latest = (f"**{figures['us_per_checkout']:.1f} µs** (redis-py `ConnectionPool` {plain:.1f} µs, "
+                  f"`BlockingConnectionPool` {blocking:.1f} µs)")
+        yield ("core", f"connection checkout + release, {tasks}", latest, "", "")
+
+
 def _backend(data: dict[str, Any]) -> Iterator[Row]:
     ts = data.get("typescript", {})
     figures = [
@@ -132,10 +143,10 @@ def _unknown(name: str) -> Callable[[dict[str, Any]], Iterator[Row]]:
 
 
 KNOWN: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
-    "core": _core, "backend": _backend, "health": _health, "cluster": _cluster, "load": _load,
+    "core": _core, "pool": _pool, "backend": _backend, "health": _health, "cluster": _cluster, "load": _load,
 }
 #: Files in this order first (core, backend, notebooks, scale), then any other alphabetically.
-ORDER = ["core", "backend", "health", "cluster", "load"]
+ORDER = ["core", "pool", "backend", "health", "cluster", "load"]
 
 
 def _when(data: dict[str, Any]) -> str:
