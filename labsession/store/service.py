@@ -128,6 +128,11 @@ class _WaitingPool(aioredis.ConnectionPool):
         #: The connections checked out through :meth:`get_connection`, each holding a slot.
         self._labsession_held: set[Any] = set()
 
+    @property
+    def waiting(self) -> int:
+        """How many checkouts are waiting for a free slot right now."""
+        return len(self._labsession_waiters)
+
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if self._labsession_free > 0 and not self._labsession_waiters:
             self._labsession_free -= 1

@@ -334,7 +334,7 @@ async def test_cancelled_waiters_give_no_slot_away(embedded_redis: EmbeddedRedis
         await blocked_in_blpop(embedded_redis.url, "pool-cancel", 2)
         waiters = [asyncio.create_task(service.ping()) for _ in range(20)]
         pool = service.client.connection_pool
-        await wait_until(lambda: len(pool._slot_waiters) == 20, "20 pings to wait for a connection")
+        await wait_until(lambda: pool.waiting == 20, "20 pings to wait for a connection")
         assert not any(task.done() for task in waiters)
         for task in waiters[::2]:
             task.cancel()
