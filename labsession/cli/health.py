@@ -20,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend-url", action="append", default=[], metavar="URL",
                         help="a backend base URL (http://host:port); repeat for every instance or a load balancer")
     parser.add_argument("--read-write", action="store_true",
-                        help="allow probe sessions on a real target (default: read-only, write steps SKIP)")
+                        help="allow probe sessions on a real target (default: read-only, write steps SKIP); "
+                             "an embedded target always allows them")
     parser.add_argument("--out", metavar="DIR", help="keep executed notebooks, report.html, summary.json, junit.xml")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only this notebook (repeatable); names: " + ", ".join(n.name for n in registry()))

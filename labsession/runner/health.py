@@ -463,6 +463,9 @@ def health(options: HealthOptions) -> int:
     }
     try:
         if args.embedded:
+            if args.read_write:
+                print("labsession health: --read-write changes nothing with --embedded: an embedded target is a "
+                      "throwaway store, so probe sessions are always written there", file=sys.stderr)
             redis_url, backend_urls, stop = start_embedded_target(2)
             env = embedded_env(redis_url, backend_urls)
             parameters.update(embedded=True, backend_urls=[], read_only=True)
@@ -481,7 +484,8 @@ def health(options: HealthOptions) -> int:
             parameters.update(embedded=False, backend_urls=list(args.backend_urls), read_only=not args.read_write,
                               redis_url_env=variable)
             target = {"description": f"Redis at {endpoint} (from ${variable}), "
-                                     f"{len(args.backend_urls)} backend URL(s)",
+                                     f"{len(args.backend_urls)} backend URL(s), "
+                                     f"{'read-write' if args.read_write else 'read-only'}",
                       "embedded": False, "backends": list(args.backend_urls)}
         for name, value in env.items():  # kernels inherit this process's environment
             saved_env[name] = os.environ.get(name)

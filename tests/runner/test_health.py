@@ -89,6 +89,13 @@ def test_embedded_run_writes_every_output_and_passes(tmp_path: Path) -> None:
     assert result.stderr.strip() == ""  # quiet when not a terminal
 
 
+def test_read_write_with_embedded_says_it_changes_nothing() -> None:
+    result = health("--embedded", "--read-write", "--only", "connection_check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--read-write changes nothing with --embedded" in result.stderr
+    assert "without encryption" not in result.stderr
+
+
 def test_missing_redis_url_is_an_error_not_a_switch_to_embedded(tmp_path: Path) -> None:
     result = health("--out", str(tmp_path / "out"))
     assert result.returncode == 2
