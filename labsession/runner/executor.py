@@ -215,7 +215,9 @@ def execute(
             str(source), str(output), parameters=dict(parameters), kernel_name=KERNEL_NAME,
             execution_timeout=int(cell_timeout), progress_bar=False, log_output=False,
             resources={"metadata": {"path": str(source.parent)}},
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # The kernel's own log is not the run's output: jupyter_client interrupts every kernel it shuts
+            # down, and the kernel logs that as an ERROR ("KeyboardInterrupt caught in kernel").
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=execution.manager_class(),
             on_notebook_start=execution.on_notebook_start, on_cell_start=execution.on_cell_start,
         )
