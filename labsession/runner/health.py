@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import html
-import json
 import logging
 import os
 import queue
@@ -40,16 +37,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
-from xml.etree import ElementTree as ET
 
 from ..checks import EXIT_COULD_NOT_RUN, Report, Status, exit_code, worst
 from ..embedded.target import embedded_env, start_embedded_target
-from ..masking import get_logger, mask_text, redact
+from ..masking import get_logger, mask_text
 from .executor import Execution, StoppedKernelFilter, declared_parameters, execute
 from .registry import HealthNotebook, registry
+from .report import find_root_cause, human_duration, render_html, write_outputs
+from .results import NotebookOutcome, RunSummary, iso_utc
 
 __all__ = ["STOP_GRACE_SECONDS", "HealthOptions", "NotebookOutcome", "RunSummary", "health", "run_health"]
 
@@ -62,57 +60,6 @@ STOP_GRACE_SECONDS = 5.0
 #: threads to save the notebooks as far as they ran (nbclient notices a dead kernel within a second).
 SAVE_WAIT_SECONDS = 2.0
 _SUFFIX = {Status.PASS: "ok", Status.WARN: "warn", Status.SKIP: "skip", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
-
-
-# -- results ---------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class NotebookOutcome:
-    """One executed notebook: its verdict, its reports (from :data:`REPORT_MIME` outputs), the error if it broke."""
-
-    name: str
-    path: str
-    status: Status = Status.ERROR
-    reports: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    elapsed_seconds: float = 0.0
-    output: Path | None = None
-    #: Stopped at the end of the budget (its kernel killed, or never started).
-    stopped: bool = False
-
-    def checks(self) -> list[dict[str, Any]]:
-        return [dict(c, notebook=self.name) for r in self.reports for c in r.get("checks", [])]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "path": self.path, "verdict": self.status.value, "error": self.error,
-            "elapsedSeconds": round(self.elapsed_seconds, 3), "stoppedAtBudget": self.stopped,
-            "reports": self.reports,
-        }
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """The whole run: target description, per-notebook outcomes, wall time in seconds."""
-
-    target: dict[str, Any]
-    outcomes: list[NotebookOutcome]
-    started: str
-    elapsed_seconds: float = 0.0
-
-    @property
-    def verdict(self) -> Status:
-        return worst(o.status for o in self.outcomes)
-
-    def to_dict(self) -> dict[str, Any]:
-        checks = [c for o in self.outcomes for c in o.checks()]
-        counts = {s.value: sum(1 for c in checks if c.get("status") == s.value) for s in Status}
-        return {
-            "verdict": self.verdict.value, "exitCode": exit_code(self.verdict), "startedAt": self.started,
-            "elapsedSeconds": round(self.elapsed_seconds, 3), "target": redact(self.target), "counts": counts,
-            "notebooks": [o.to_dict() for o in self.outcomes], "checks": checks,
-        }
 
 
 # -- executing one notebook ------------------------------------------------------------------
@@ -159,92 +106,6 @@ def execute_one(
     if html_dir is not None and not execution.stopped.is_set():  # a stopped one is not rendered at all
         render_html(outcome, html_dir)
     return outcome
-
-
-# -- writing the results ---------------------------------------------------------------------
-
-
-def write_junit(summary: RunSummary, path: Path) -> None:
-    """One ``testsuite`` per notebook, one ``testcase`` per check (FAIL → failure, ERROR → error, SKIP → skipped)."""
-    suites = ET.Element("testsuites", name="labsession health", time=f"{summary.elapsed_seconds:.3f}")
-    for outcome in summary.outcomes:
-        checks = outcome.checks()
-        suite = ET.SubElement(suites, "testsuite", name=outcome.name, time=f"{outcome.elapsed_seconds:.3f}",
-                              tests=str(max(1, len(checks))),
-                              failures=str(sum(c["status"] == "FAIL" for c in checks)),
-                              errors=str(sum(c["status"] == "ERROR" for c in checks) + (0 if checks else 1)),
-                              skipped=str(sum(c["status"] == "SKIP" for c in checks)))
-        if not checks:
-            case = ET.SubElement(suite, "testcase", classname=outcome.name, name="run")
-            ET.SubElement(case, "error", message=outcome.error or "no report").text = outcome.error or ""
-        for check in checks:
-            case = ET.SubElement(suite, "testcase", classname=outcome.name, name=str(check["name"]))
-            status, evidence = check["status"], str(check["evidence"])
-            if status == "FAIL":
-                ET.SubElement(case, "failure", message=evidence).text = evidence
-            elif status == "ERROR":
-                ET.SubElement(case, "error", message=evidence).text = evidence
-            elif status == "SKIP":
-                ET.SubElement(case, "skipped", message=evidence)
-            else:
-                ET.SubElement(case, "system-out").text = f"{status}: {evidence}"
-    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
-
-
-def _notebook_html(path: Path) -> str:
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)  # type: ignore[no-untyped-call,unused-ignore]
-    # nbconvert warns about plots without alt text on the traitlets logger; not actionable here.
-    logging.getLogger("traitlets").setLevel(logging.ERROR)
-    body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))  # type: ignore[no-untyped-call,unused-ignore]
-    return str(body)
-
-
-def render_html(outcome: NotebookOutcome, out_dir: Path) -> Path | None:
-    """Render the executed notebook without code inputs to ``out_dir/html/NAME.html``; ``None`` on failure."""
-    if outcome.output is None or not outcome.output.exists():
-        return None
-    target = out_dir / "html" / f"{outcome.name}.html"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(mask_text(_notebook_html(outcome.output)), encoding="utf-8")
-    except Exception as exc:  # a rendering problem must not lose the summary
-        log.warning("could not render %s as HTML: %s", outcome.name, type(exc).__name__)
-        return None
-    return target
-
-
-def write_html(summary: RunSummary, out_dir: Path) -> None:
-    """``report.html``: the verdict table, linking to each notebook rendered without code inputs."""
-    rows = []
-    for outcome in summary.outcomes:
-        link = html.escape(outcome.name)
-        rendered = out_dir / "html" / f"{outcome.name}.html"
-        if outcome.stopped:  # not rendered (the budget is spent); a page of an earlier run must not stand in
-            rendered.unlink(missing_ok=True)
-        elif rendered.exists() or render_html(outcome, out_dir) is not None:
-            link = f"<a href='html/{html.escape(rendered.name)}'>{html.escape(outcome.name)}</a>"
-        for check in outcome.checks() or [{"status": outcome.status.value, "name": "run",
-                                            "evidence": outcome.error or ""}]:
-            rows.append(f"<tr><td>{link}</td><td>{html.escape(str(check['status']))}</td>"
-                        f"<td>{html.escape(str(check['name']))}</td><td>{html.escape(str(check['evidence']))}</td></tr>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>labsession health</title></head><body>"
-            f"<h1>labsession health: {summary.verdict.value}</h1>"
-            f"<p>{html.escape(mask_text(str(summary.target.get('description', ''))))}; "
-            f"{summary.elapsed_seconds:.1f} s; started {html.escape(summary.started)}</p>"
-            f"<table border='1' cellspacing='0' cellpadding='4'><tr><th>notebook</th><th>status</th><th>check</th>"
-            f"<th>evidence</th></tr>{''.join(rows)}</table></body></html>")
-    (out_dir / "report.html").write_text(mask_text(page), encoding="utf-8")
-
-
-def write_outputs(summary: RunSummary, out_dir: Path) -> None:
-    """summary.json, junit.xml and report.html (+ html/ pages) into ``out_dir``."""
-    (out_dir / "summary.json").write_text(mask_text(json.dumps(summary.to_dict(), indent=2, default=str)),
-                                          encoding="utf-8")
-    write_junit(summary, out_dir / "junit.xml")
-    write_html(summary, out_dir)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -328,7 +189,6 @@ def run_health(
     call returns about :data:`SAVE_WAIT_SECONDS` after the budget at most. Worker threads are daemons,
     so none can hold the process up.
     """
-    started_wall = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     started = time.monotonic() if started is None else started
     deadline = started + budget
     notebooks_dir = out_dir / "notebooks"
@@ -396,25 +256,37 @@ def run_health(
                 execution.interrupted = True
                 record(execution, _unfinished(execution, notebooks_dir))
     ordered = [outcomes[e.name] for e in entries if e.name in outcomes]
-    return RunSummary(target, ordered, started_wall, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    began = time.time() - elapsed  # the wall time ``started`` stands for (target setup included)
+    return RunSummary(target, ordered, iso_utc(began), elapsed, started_at=began, finished_at=time.time(),
+                      parameters=dict(parameters))
 
 
 def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
+    """The terminal's verdict: a root cause once at the top, then each notebook with what went wrong."""
     width = max((len(o.name) for o in summary.outcomes), default=8)
     if description := summary.target.get("description"):
         print(f"labsession health: {mask_text(str(description))}", file=stream)
+    cause = find_root_cause(summary)
+    if cause is not None:
+        print(f"root cause: {cause.sentence()}", file=stream)
     for outcome in summary.outcomes:
         checks = outcome.checks()
         bad = [c for c in checks if c["status"] in ("FAIL", "ERROR", "WARN")]
         print(f"{outcome.status.value:<5}  {outcome.name:<{width}}  {len(checks)} checks, "
-              f"{outcome.elapsed_seconds:.1f} s", file=stream)
+              f"{human_duration(outcome.elapsed_seconds)}", file=stream)
+        explained = [c for c in bad if cause is not None and cause.explains(c)]
+        if cause is not None and explained:
+            names = ", ".join(str(c["name"]) for c in explained)
+            print(f"       {explained[0]['status']:<5} {names}: {cause.code} (the root cause above)", file=stream)
         for check in bad:
-            print(f"       {check['status']:<5} {check['name']}: {str(check['evidence'])[:200]}", file=stream)
+            if check not in explained:
+                print(f"       {check['status']:<5} {check['name']}: {str(check['evidence'])[:200]}", file=stream)
         if (outcome.error and not outcome.error.startswith("CheckFailed")
                 and outcome.error not in {c["evidence"] for c in bad}):
             print(f"       {outcome.error[:300]}", file=stream)
     code = exit_code(summary.verdict)
-    print(f"verdict: {summary.verdict.value} ({summary.elapsed_seconds:.1f} s, exit {code})", file=stream)
+    print(f"verdict: {summary.verdict.value} ({human_duration(summary.elapsed_seconds)}, exit {code})", file=stream)
     stream.flush()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -35,6 +36,23 @@ def health(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     clean.update(env or {})
     return subprocess.run([sys.executable, "-m", "labsession", "health", *args], capture_output=True,
                           text=True, timeout=280, env=clean, check=False)
+
+
+def external_resources(page: str) -> list[str]:
+    """What ``page`` would load from the network: scripts, styles, images, frames (not plain links)."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            for name, value in attrs:
+                if value and name in ("src", "href") and (tag != "a") and re.match(r"(https?:)?//", value):
+                    found.append(f"{tag} {name}={value}")
+
+    Parser().feed(page)
+    found += re.findall(r"@import|url\(\s*['\"]?(?:https?:)?//", page)
+    return found
 
 
 def summary_of(out: Path) -> dict[str, Any]:
@@ -86,6 +104,10 @@ def test_embedded_run_writes_every_output_and_passes(tmp_path: Path) -> None:
         assert "await run.finish()" not in page  # rendered without code inputs
     report = (out / "report.html").read_text()
     assert f"labsession health: {summary['verdict']}" in report and "html/connection_check.html" in report
+    assert f"class='banner s-{summary['verdict']}'" in report
+    assert report.count("<img alt=") >= 2 and "TTL histogram" in report  # the key plots, inline
+    for page in [report, *((out / "html" / f"{name}.html").read_text() for name in names)]:
+        assert not external_resources(page)  # opens offline
     assert result.stderr.strip() == ""  # quiet when not a terminal
 
 
@@ -103,9 +125,9 @@ def test_missing_redis_url_is_an_error_not_a_switch_to_embedded(tmp_path: Path) 
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_redis_down_fails_with_the_cause_named(tmp_path: Path) -> None:
+def test_redis_down_fails_with_one_root_cause_and_no_crash(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = health(*MINE, "--out", str(out), "--timeout", "1", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    result = health("--out", str(out), "--timeout", "1", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert result.returncode == 1, result.stdout + result.stderr
     summary = summary_of(out)
     assert summary["verdict"] == "FAIL" and summary["counts"]["ERROR"] == 0
@@ -113,7 +135,22 @@ def test_redis_down_fails_with_the_cause_named(tmp_path: Path) -> None:
     assert checks[("connection_check", "tcp")] == "FAIL"
     failed = [c for c in summary["checks"] if c["status"] == "FAIL"]
     assert any("CONNECTION_REFUSED" in c["evidence"] for c in failed)
-    assert "CONNECTION_REFUSED" in result.stdout
+    # The root cause is stated once, at the top, instead of once per check.
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("root cause: CONNECTION_REFUSED: nothing listens on that port")
+    assert result.stdout.count("nothing listens on that port") == 1, result.stdout
+    assert "Connect call failed" not in result.stdout
+    report = (out / "report.html").read_text()
+    top = report.split("<details>")[0]
+    assert top.count("Root cause: <code>CONNECTION_REFUSED</code>") == 1
+    assert "Connect call failed" in top and top.count("Connect call failed") == 1
+    # Each failing check links to the cell that showed it, in a page without papermill's crash banner.
+    links = re.findall(r"href='html/([a-z_]+)\.html#cell-id=([0-9a-zA-Z_-]+)'", top)
+    assert {name for name, _ in links} == {n["name"] for n in summary["notebooks"]}
+    for name, cell in links:
+        page = (out / "html" / f"{name}.html").read_text()
+        assert f'id="cell-id={cell}"' in page
+        assert "An Exception was encountered" not in page and "CheckFailed" not in page and "Traceback" not in page
 
 
 def test_canary_password_appears_in_no_output(
@@ -327,6 +364,9 @@ def test_a_notebook_that_raises_a_non_check_error_is_an_error_verdict_and_exit_2
     summary = summary_of(out)
     assert summary["verdict"] == "ERROR" and summary["exitCode"] == 2
     assert {n["name"]: n["verdict"] for n in summary["notebooks"]} == {"broken": "ERROR", "quick": "PASS"}
+    # A real error keeps papermill's banner and the traceback: that one is a crash.
+    page = (out / "html" / "broken.html").read_text()
+    assert "An Exception was encountered" in page and "the probe itself broke" in page
 
 
 def test_notebooks_still_waiting_at_the_budget_never_start(tmp_path: Path, mark: str,
