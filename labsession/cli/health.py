@@ -22,6 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--read-write", action="store_true",
                         help="allow probe sessions on a real target (default: read-only, write steps SKIP); "
                              "an embedded target always allows them")
+    parser.add_argument("--show-session-ids", action="store_true",
+                        help="findings name whole session keys, the key to fix (default: an id's first 8 "
+                             "characters, since a whole id opens that session's terminal)")
     parser.add_argument("--out", metavar="DIR", help="keep executed notebooks, report.html, summary.json, junit.xml")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only this notebook (repeatable); names: " + ", ".join(n.name for n in registry()))
@@ -42,4 +45,5 @@ def run(args: argparse.Namespace) -> int:
         embedded=args.embedded, redis_url_env=args.redis_url_env, backend_urls=tuple(args.backend_url),
         read_write=args.read_write, out=Path(args.out) if args.out else None, only=tuple(args.only),
         jobs=args.jobs, cell_timeout=args.cell_timeout, budget=args.budget, timeout=args.timeout,
+        show_session_ids=args.show_session_ids,
     ))

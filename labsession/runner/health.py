@@ -308,6 +308,8 @@ class HealthOptions:
     cell_timeout: float = 120.0
     budget: float = 300.0
     timeout: float = 5.0
+    #: Findings name whole session keys (notebooks that declare ``show_session_ids``); masked by default.
+    show_session_ids: bool = False
 
 
 def health(options: HealthOptions) -> int:
@@ -332,6 +334,7 @@ def health(options: HealthOptions) -> int:
     parameters: dict[str, Any] = {
         "timeout_seconds": float(args.timeout),
         "budget_seconds": float(max(5.0, args.budget - 10.0)),
+        "show_session_ids": bool(args.show_session_ids),
     }
     try:
         if args.embedded:

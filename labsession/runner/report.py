@@ -367,6 +367,9 @@ def write_html(summary: RunSummary, out_dir: Path) -> None:
     started = human_time(summary.started_at) if summary.started_at else summary.started
     parts.append(f"<p class='muted'>Started {_esc(started)}, took {_esc(human_duration(summary.elapsed_seconds))}"
                  + (f"; run <code>{_esc(summary.run_id)}</code>" if summary.run_id else "") + "</p>")
+    if summary.parameters.get("show_session_ids"):
+        parts.append("<p><b>This report names whole session ids</b> (<code>--show-session-ids</code>): each "
+                     "opens that session's terminal, so share it with care.</p>")
     if cause is not None:
         explained = [(o, c) for o, c in failing if cause.explains(c)]
         links = ", ".join(

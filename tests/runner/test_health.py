@@ -153,6 +153,30 @@ def test_redis_down_fails_with_one_root_cause_and_no_crash(tmp_path: Path) -> No
         assert "An Exception was encountered" not in page and "CheckFailed" not in page and "Traceback" not in page
 
 
+def test_findings_name_the_exact_key_only_when_asked(tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis]
+                                                     ) -> None:
+    import uuid
+
+    server = redis_factory()
+    leak = f"session:{uuid.uuid4()}"
+    client = sync_redis.Redis.from_url(server.url)
+    client.set(leak, json.dumps({"sessionId": leak[8:], "userId": "u", "labId": "l", "status": "active",
+                                 "createdAt": 1, "expiresAt": 2}))  # no TTL: it never expires
+    client.close()
+    for flag, out in (("", tmp_path / "masked"), ("--show-session-ids", tmp_path / "named")):
+        result = health("--only", "ttl_inspection", "--out", str(out), *([flag] if flag else []),
+                        env={"REDIS_URL": server.url})
+        assert result.returncode == 1, result.stdout + result.stderr
+        finding = next(c for c in summary_of(out)["checks"] if c["name"] == "ttl: no_ttl")
+        written = "".join(p.read_text() for p in out.rglob("*") if p.suffix in (".json", ".html", ".xml", ".ipynb"))
+        if flag:
+            assert finding["evidence"].endswith(f": {leak}") and leak in result.stdout
+            assert "names whole session ids" in (out / "report.html").read_text()
+        else:
+            assert finding["evidence"].endswith(f": {leak[:16]}~")
+            assert leak not in written and leak not in result.stdout
+
+
 def test_canary_password_appears_in_no_output(
     tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis], two_backends: Callable[[str], list[str]]
 ) -> None:
