@@ -17,6 +17,8 @@ raw timings no regex can mask, so both are left out of it (:func:`pytest_collect
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +32,7 @@ _NOTEBOOK_DIRS = ("notebooks", "runbooks")
 NBVAL_SKIP_COMPARE = ("text/html", REPORT_MIME)
 _stop: list[Callable[[], None]] = []
 _saved: dict[str, str | None] = {}
+_state: list[tuple[str, str | None]] = []
 
 
 def _collects_notebooks(config: pytest.Config) -> bool:
@@ -41,6 +44,24 @@ def _collects_notebooks(config: pytest.Config) -> bool:
         if path.is_dir() and any((path / d).is_dir() for d in _NOTEBOOK_DIRS):
             return True
     return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test (nor a kernel or ``labsession health`` it starts) writes the user's own run history:
+    the default history lives under ``$XDG_STATE_HOME``, here a folder of this test session."""
+    state = tempfile.mkdtemp(prefix="labsession-test-state-")
+    _state.append((state, os.environ.get("XDG_STATE_HOME")))
+    os.environ["XDG_STATE_HOME"] = state
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _state:
+        state, old = _state.pop()
+        if old is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = old
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

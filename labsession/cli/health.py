@@ -25,7 +25,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-session-ids", action="store_true",
                         help="findings name whole session keys, the key to fix (default: an id's first 8 "
                              "characters, since a whole id opens that session's terminal)")
-    parser.add_argument("--out", metavar="DIR", help="keep executed notebooks, report.html, summary.json, junit.xml")
+    parser.add_argument("--out", metavar="DIR",
+                        help="keep each run's report.html, summary.json, junit.xml and executed notebooks in its own "
+                             "dated folder of DIR, with a 'latest' link to the newest")
+    parser.add_argument("--keep", type=bounded_int(0, 100_000), default=30, metavar="N",
+                        help="run folders kept in --out DIR, oldest removed first (default 30; 0 keeps all)")
+    history = parser.add_mutually_exclusive_group()
+    history.add_argument("--history", metavar="PATH",
+                         help="SQLite file every run is recorded in (default $XDG_STATE_HOME/labsession/"
+                              "history.sqlite, i.e. ~/.local/state/labsession/history.sqlite)")
+    history.add_argument("--no-history", action="store_true", help="do not record this run")
+    parser.add_argument("--lock-wait", type=bounded_float(0, 86_400), default=0.0, metavar="S",
+                        help="when another run holds the same history, wait this long for it, then stop with "
+                             "exit 2 (default 0: stop at once, so a long run never piles up runs behind it)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only this notebook (repeatable); names: " + ", ".join(n.name for n in registry()))
     parser.add_argument("--jobs", type=bounded_int(0, 64), default=0, metavar="N",
@@ -45,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
         embedded=args.embedded, redis_url_env=args.redis_url_env, backend_urls=tuple(args.backend_url),
         read_write=args.read_write, out=Path(args.out) if args.out else None, only=tuple(args.only),
         jobs=args.jobs, cell_timeout=args.cell_timeout, budget=args.budget, timeout=args.timeout,
-        show_session_ids=args.show_session_ids,
+        show_session_ids=args.show_session_ids, history=Path(args.history) if args.history else None,
+        no_history=args.no_history, keep=args.keep, lock_wait=args.lock_wait,
     ))

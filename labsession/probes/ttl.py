@@ -224,10 +224,12 @@ class TtlInspection:
         if self.truncated:
             reason = self.stop_reason or "key limit"
             out.append(CheckResult("scan", Status.WARN, f"{scan_text}; stopped at the {reason}: "
-                                   "the counts below cover part of the keyspace", {"scanned": self.scanned}))
+                                   "the counts below cover part of the keyspace",
+                                   {"scanned": self.scanned, "active": self.by_status.get("active", 0)}))
         else:
             out.append(CheckResult("scan", Status.PASS, scan_text, {"scanned": self.scanned,
-                                                                     "vanished": self.vanished}))
+                                                                     "vanished": self.vanished,
+                                                                     "active": self.by_status.get("active", 0)}))
         for anomaly in Anomaly:
             count = self.anomalies.get(anomaly.value, 0)
             meaning, bad = _ANOMALY_TEXT[anomaly]

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import queue
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -45,9 +46,11 @@ from ..checks import EXIT_COULD_NOT_RUN, Report, Status, exit_code, worst
 from ..embedded.target import embedded_env, start_embedded_target
 from ..masking import get_logger, mask_text
 from .executor import Execution, StoppedKernelFilter, declared_parameters, execute
+from .history import History, RunInProgress, RunLock, default_history_path
 from .registry import HealthNotebook, registry
 from .report import find_root_cause, human_duration, render_html, write_outputs
 from .results import NotebookOutcome, RunSummary, iso_utc
+from .rundirs import new_run_id, point_latest, prune_runs
 
 __all__ = ["STOP_GRACE_SECONDS", "HealthOptions", "NotebookOutcome", "RunSummary", "health", "run_health"]
 
@@ -294,8 +297,11 @@ def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
 class HealthOptions:
     """What one ``labsession health`` run does (the command line's options, parsed).
 
-    Times are in seconds; ``out`` ``None`` keeps nothing; ``jobs`` 0 means one worker per
-    notebook, at most 6; ``only`` empty runs every registered notebook.
+    Times are in seconds; ``out`` ``None`` keeps no files (else each run goes into its own folder
+    there, ``keep`` of them kept, 0 for all); ``jobs`` 0 means one worker per notebook, at most 6;
+    ``only`` empty runs every registered notebook. The run is recorded in ``history`` (default
+    :func:`~labsession.runner.history.default_history_path`) unless ``no_history``; a run already
+    holding that history makes this one wait up to ``lock_wait`` seconds, then stop (exit 2).
     """
 
     embedded: bool = False
@@ -310,25 +316,41 @@ class HealthOptions:
     timeout: float = 5.0
     #: Findings name whole session keys (notebooks that declare ``show_session_ids``); masked by default.
     show_session_ids: bool = False
+    history: Path | None = None
+    no_history: bool = False
+    keep: int = 30
+    lock_wait: float = 0.0
 
 
-def health(options: HealthOptions) -> int:
-    """Run the health notebooks as ``options`` say, print the verdict; return the exit code."""
-    args = options
-    started = time.monotonic()  # the budget counts setting up the target too
+def _entries(only: Sequence[str]) -> list[HealthNotebook] | str:
+    """The notebooks to run, or why there are none to run."""
     entries = registry()
-    if args.only:
+    if only:
         known = {e.name for e in entries}
-        unknown = [n for n in args.only if n not in known]
+        unknown = [n for n in only if n not in known]
         if unknown:
-            print(f"labsession health: unknown notebook {unknown[0]!r}; known: {', '.join(sorted(known))}",
-                  file=sys.stderr)
-            return EXIT_COULD_NOT_RUN
-        entries = [e for e in entries if e.name in args.only]
+            return f"unknown notebook {unknown[0]!r}; known: {', '.join(sorted(known))}"
+        entries = [e for e in entries if e.name in only]
     missing = [e for e in entries if not e.file.exists()]
     if missing:
-        print(f"labsession health: notebook file not found: {missing[0].file}", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
+        return f"notebook file not found: {missing[0].file}"
+    return entries
+
+
+def _lock_path(args: HealthOptions, history: Path | None) -> Path | None:
+    """The lock two runs sharing a history (or, without one, an ``--out`` folder) take in turn."""
+    if history is not None:
+        return history.with_name(history.name + ".lock")
+    if args.out is not None:
+        return args.out / ".labsession-health.lock"
+    return None
+
+
+def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str, run_dir: Path | None
+             ) -> RunSummary | None:
+    """Set the target up, run ``entries`` into ``run_dir`` (a scratch folder if ``None``), write the
+    files, stop the target. ``None`` when the target cannot be named (the reason is printed)."""
+    started = time.monotonic()  # the budget counts setting up the target too
     stop: Callable[[], None] | None = None
     saved_env: dict[str, str | None] = {}
     parameters: dict[str, Any] = {
@@ -345,13 +367,13 @@ def health(options: HealthOptions) -> int:
             env = embedded_env(redis_url, backend_urls)
             parameters.update(embedded=True, backend_urls=[], read_only=True)
             target = {"description": f"embedded Redis and {len(backend_urls)} reference backends, shared",
-                      "embedded": True, "backends": backend_urls}
+                      "embedded": True, "endpoint": "embedded", "backends": backend_urls}
         else:
             variable = args.redis_url_env
             if not os.environ.get(variable, "").strip():
                 print(f"labsession health: {variable} is not set; set it to the Redis URL "
                       f"(rediss://default:****@host:6379) or use --embedded for an offline run", file=sys.stderr)
-                return EXIT_COULD_NOT_RUN
+                return None
             from ..settings import Settings
 
             endpoint = Settings.from_url(os.environ[variable].strip()).endpoint
@@ -361,7 +383,7 @@ def health(options: HealthOptions) -> int:
             target = {"description": f"Redis at {endpoint} (from ${variable}), "
                                      f"{len(args.backend_urls)} backend URL(s), "
                                      f"{'read-write' if args.read_write else 'read-only'}",
-                      "embedded": False, "backends": list(args.backend_urls)}
+                      "embedded": False, "endpoint": endpoint, "backends": list(args.backend_urls)}
         for name, value in env.items():  # kernels inherit this process's environment
             saved_env[name] = os.environ.get(name)
             os.environ[name] = value
@@ -369,13 +391,14 @@ def health(options: HealthOptions) -> int:
         progress = _Progress(len(entries), sys.stderr)
         progress.started([e.name for e in entries])
         with tempfile.TemporaryDirectory(prefix="labsession-health-") as scratch:
-            out_dir = args.out.resolve() if args.out else Path(scratch)
+            out_dir = run_dir or Path(scratch)
             out_dir.mkdir(parents=True, exist_ok=True)
             summary = run_health(entries, parameters, out_dir, jobs=jobs, cell_timeout=args.cell_timeout,
-                                 budget=args.budget, target=target, render=bool(args.out),
+                                 budget=args.budget, target=target, render=run_dir is not None,
                                  on_done=progress.finished, started=started)
-            if args.out:
-                write_outputs(summary, out_dir)
+            summary.run_id = run_id
+            if run_dir is not None:
+                write_outputs(summary, run_dir)
     finally:
         for name, old in saved_env.items():
             if old is None:
@@ -384,5 +407,45 @@ def health(options: HealthOptions) -> int:
                 os.environ[name] = old
         if stop is not None:
             stop()
+    return summary
+
+
+def health(options: HealthOptions) -> int:
+    """Run the health notebooks as ``options`` say, keep what the options ask for, print the verdict;
+    return the exit code."""
+    args = options
+    entries = _entries(args.only)
+    if isinstance(entries, str):
+        print(f"labsession health: {entries}", file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    history_path = None if args.no_history else (args.history or default_history_path())
+    lock_path = _lock_path(args, history_path)
+    lock = RunLock(lock_path, args.lock_wait) if lock_path is not None and os.name == "posix" else None
+    try:
+        if lock is not None:
+            lock.acquire()
+    except (RunInProgress, OSError) as exc:
+        print(f"labsession health: {mask_text(str(exc))}", file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    try:
+        run_id = new_run_id()
+        root = args.out.resolve() if args.out is not None else None
+        run_dir = root / run_id if root is not None else None
+        summary = _execute(args, entries, run_id, run_dir)
+        if summary is None:
+            return EXIT_COULD_NOT_RUN
+        if root is not None and run_dir is not None:
+            point_latest(root, run_dir)
+            prune_runs(root, args.keep, current=run_dir)
+        if history_path is not None:
+            try:
+                with History(history_path) as history:
+                    history.record(summary, out_dir=run_dir)
+            except (OSError, sqlite3.Error) as exc:
+                print(f"labsession health: could not record the run in {history_path}: {mask_text(str(exc))}",
+                      file=sys.stderr)
+    finally:
+        if lock is not None:
+            lock.release()
     _print_verdict(summary, sys.stdout)
     return exit_code(summary.verdict)

@@ -56,7 +56,7 @@ def external_resources(page: str) -> list[str]:
 
 
 def summary_of(out: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    data: dict[str, Any] = json.loads((out / "latest" / "summary.json").read_text())
     return data
 
 
@@ -95,18 +95,18 @@ def test_embedded_run_writes_every_output_and_passes(tmp_path: Path) -> None:
     checks = statuses(summary)
     assert checks[("session_lifecycle", "cleanup")] == "PASS"
     assert checks[("session_lifecycle", "visibility lag")] == "PASS"
-    suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
+    suites = ET.parse(out / "latest" / "junit.xml").getroot().findall("testsuite")
     assert [s.get("name") for s in suites] == names
     assert sum(len(s.findall("testcase")) for s in suites) == len(summary["checks"])
     for name in names:
-        assert (out / "notebooks" / f"{name}.ipynb").exists()
-        page = (out / "html" / f"{name}.html").read_text()
+        assert (out / "latest" / "notebooks" / f"{name}.ipynb").exists()
+        page = (out / "latest" / "html" / f"{name}.html").read_text()
         assert "await run.finish()" not in page  # rendered without code inputs
-    report = (out / "report.html").read_text()
+    report = (out / "latest" / "report.html").read_text()
     assert f"labsession health: {summary['verdict']}" in report and "html/connection_check.html" in report
     assert f"class='banner s-{summary['verdict']}'" in report
     assert report.count("<img alt=") >= 2 and "TTL histogram" in report  # the key plots, inline
-    for page in [report, *((out / "html" / f"{name}.html").read_text() for name in names)]:
+    for page in [report, *((out / "latest" / "html" / f"{name}.html").read_text() for name in names)]:
         assert not external_resources(page)  # opens offline
     assert result.stderr.strip() == ""  # quiet when not a terminal
 
@@ -140,7 +140,7 @@ def test_redis_down_fails_with_one_root_cause_and_no_crash(tmp_path: Path) -> No
     assert lines[1].startswith("root cause: CONNECTION_REFUSED: nothing listens on that port")
     assert result.stdout.count("nothing listens on that port") == 1, result.stdout
     assert "Connect call failed" not in result.stdout
-    report = (out / "report.html").read_text()
+    report = (out / "latest" / "report.html").read_text()
     top = report.split("<details>")[0]
     assert top.count("Root cause: <code>CONNECTION_REFUSED</code>") == 1
     assert "Connect call failed" in top and top.count("Connect call failed") == 1
@@ -148,7 +148,7 @@ def test_redis_down_fails_with_one_root_cause_and_no_crash(tmp_path: Path) -> No
     links = re.findall(r"href='html/([a-z_]+)\.html#cell-id=([0-9a-zA-Z_-]+)'", top)
     assert {name for name, _ in links} == {n["name"] for n in summary["notebooks"]}
     for name, cell in links:
-        page = (out / "html" / f"{name}.html").read_text()
+        page = (out / "latest" / "html" / f"{name}.html").read_text()
         assert f'id="cell-id={cell}"' in page
         assert "An Exception was encountered" not in page and "CheckFailed" not in page and "Traceback" not in page
 
@@ -171,7 +171,7 @@ def test_findings_name_the_exact_key_only_when_asked(tmp_path: Path, redis_facto
         written = "".join(p.read_text() for p in out.rglob("*") if p.suffix in (".json", ".html", ".xml", ".ipynb"))
         if flag:
             assert finding["evidence"].endswith(f": {leak}") and leak in result.stdout
-            assert "names whole session ids" in (out / "report.html").read_text()
+            assert "names whole session ids" in (out / "latest" / "report.html").read_text()
         else:
             assert finding["evidence"].endswith(f": {leak[:16]}~")
             assert leak not in written and leak not in result.stdout
@@ -353,13 +353,14 @@ def test_budget_is_a_hard_bound_and_leaves_no_kernel(tmp_path: Path, mark: str) 
     assert verdicts == {"sleeper": "FAIL", "quick": "PASS"}
     assert statuses(summary) == {("sleeper", "finished within the budget"): "FAIL", ("quick", "answer"): "PASS"}
     assert [c["evidence"] for c in summary["checks"] if c["notebook"] == "sleeper"] == [message]
-    suites = {s.get("name"): s for s in ET.parse(out / "junit.xml").getroot().findall("testsuite")}
+    suites = {s.get("name"): s for s in ET.parse(out / "latest" / "junit.xml").getroot().findall("testsuite")}
     failure = suites["sleeper"].find("testcase/failure")
     assert failure is not None and failure.get("message") == message
-    assert message in (out / "report.html").read_text()
+    assert message in (out / "latest" / "report.html").read_text()
     assert [n["stoppedAtBudget"] for n in summary["notebooks"]] == [True, False]
-    assert (out / "notebooks" / "sleeper.ipynb").exists()  # saved as far as it ran, but not rendered
-    assert (out / "html" / "quick.html").exists() and not (out / "html" / "sleeper.html").exists()
+    assert (out / "latest" / "notebooks" / "sleeper.ipynb").exists()  # saved as far as it ran, but not rendered
+    assert (out / "latest" / "html" / "quick.html").exists()
+    assert not (out / "latest" / "html" / "sleeper.html").exists()
 
 
 def test_a_notebook_that_raises_a_non_check_error_is_an_error_verdict_and_exit_2(tmp_path: Path) -> None:
@@ -389,7 +390,7 @@ def test_a_notebook_that_raises_a_non_check_error_is_an_error_verdict_and_exit_2
     assert summary["verdict"] == "ERROR" and summary["exitCode"] == 2
     assert {n["name"]: n["verdict"] for n in summary["notebooks"]} == {"broken": "ERROR", "quick": "PASS"}
     # A real error keeps papermill's banner and the traceback: that one is a crash.
-    page = (out / "html" / "broken.html").read_text()
+    page = (out / "latest" / "html" / "broken.html").read_text()
     assert "An Exception was encountered" in page and "the probe itself broke" in page
 
 
