@@ -6,6 +6,7 @@ Constants (``MS``, ``CANARY``, ``IN_CI``) and helpers live in the ``support`` pa
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def tls_binary() -> Path:
         if IN_CI:
             pytest.fail(f"CI must have a TLS-capable redis-server: {exc}")
         pytest.skip(f"no TLS-capable redis-server here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """Prometheus' ``promtool`` (Debian's ``prometheus`` package); skips on a laptop without it, fails under CI."""
+    found = shutil.which("promtool")
+    if found:
+        return Path(found)
+    if IN_CI:
+        pytest.fail("CI must have promtool (Debian's prometheus package; .ci/run installs it)")
+    pytest.skip("no promtool here (Debian: apt install prometheus)")
 
 
 @pytest.fixture(scope="session")

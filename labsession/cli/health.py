@@ -35,6 +35,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                          help="SQLite file every run is recorded in (default $XDG_STATE_HOME/labsession/"
                               "history.sqlite, i.e. ~/.local/state/labsession/history.sqlite)")
     history.add_argument("--no-history", action="store_true", help="do not record this run")
+    parser.add_argument("--prometheus", metavar="FILE",
+                        help="write the run's metrics to FILE in the Prometheus text format, atomically, for "
+                             "node_exporter's textfile collector (/var/lib/node_exporter/textfile/labsession.prom)")
+    parser.add_argument("--format", dest="output_format", choices=("text", "nagios", "json"), default="text",
+                        help="what to print: a table (text, default), one Nagios/Icinga plugin line with "
+                             "performance data and exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (nagios), or "
+                             "summary.json (json)")
+    parser.add_argument("--notify-url", metavar="URL",
+                        help="POST a JSON event to URL when the verdict changes from the one last announced "
+                             "(a FAIL, and the resolve after it); bounded retries; needs the history")
     parser.add_argument("--lock-wait", type=bounded_float(0, 86_400), default=0.0, metavar="S",
                         help="when another run holds the same history, wait this long for it, then stop with "
                              "exit 2 (default 0: stop at once, so a long run never piles up runs behind it)")
@@ -59,4 +69,6 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs, cell_timeout=args.cell_timeout, budget=args.budget, timeout=args.timeout,
         show_session_ids=args.show_session_ids, history=Path(args.history) if args.history else None,
         no_history=args.no_history, keep=args.keep, lock_wait=args.lock_wait,
+        prometheus=Path(args.prometheus) if args.prometheus else None, output_format=args.output_format,
+        notify_url=args.notify_url,
     ))

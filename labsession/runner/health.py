@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -44,9 +45,12 @@ from typing import Any, TextIO
 
 from ..checks import EXIT_COULD_NOT_RUN, Report, Status, exit_code, worst
 from ..embedded.target import embedded_env, start_embedded_target
+from ..errors import LabSessionError
 from ..masking import get_logger, mask_text
 from .executor import Execution, StoppedKernelFilter, declared_parameters, execute
 from .history import History, RunInProgress, RunLock, default_history_path
+from .monitoring import NAGIOS_UNKNOWN, nagios_code, nagios_line, nagios_unknown, write_prometheus
+from .notify import deliver, shown_url, verdict_event
 from .registry import HealthNotebook, registry
 from .report import find_root_cause, human_duration, render_html, write_outputs
 from .results import NotebookOutcome, RunSummary, iso_utc
@@ -320,6 +324,12 @@ class HealthOptions:
     no_history: bool = False
     keep: int = 30
     lock_wait: float = 0.0
+    #: The node_exporter textfile to write the run's metrics to (atomically), or ``None``.
+    prometheus: Path | None = None
+    #: ``text`` (a table), ``nagios`` (one plugin line; exit codes 0-3) or ``json`` (summary.json on stdout).
+    output_format: str = "text"
+    #: Where to POST a JSON event when the verdict changes (needs the history), or ``None``.
+    notify_url: str | None = None
 
 
 def _entries(only: Sequence[str]) -> list[HealthNotebook] | str:
@@ -347,9 +357,9 @@ def _lock_path(args: HealthOptions, history: Path | None) -> Path | None:
 
 
 def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str, run_dir: Path | None
-             ) -> RunSummary | None:
+             ) -> RunSummary:
     """Set the target up, run ``entries`` into ``run_dir`` (a scratch folder if ``None``), write the
-    files, stop the target. ``None`` when the target cannot be named (the reason is printed)."""
+    files, stop the target. Raises :class:`_CannotRun` when there is no target to check."""
     started = time.monotonic()  # the budget counts setting up the target too
     stop: Callable[[], None] | None = None
     saved_env: dict[str, str | None] = {}
@@ -371,9 +381,8 @@ def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str
         else:
             variable = args.redis_url_env
             if not os.environ.get(variable, "").strip():
-                print(f"labsession health: {variable} is not set; set it to the Redis URL "
-                      f"(rediss://default:****@host:6379) or use --embedded for an offline run", file=sys.stderr)
-                return None
+                raise _CannotRun(f"{variable} is not set; set it to the Redis URL "
+                                 f"(rediss://default:****@host:6379) or use --embedded for an offline run")
             from ..settings import Settings
 
             endpoint = Settings.from_url(os.environ[variable].strip()).endpoint
@@ -410,14 +419,74 @@ def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str
     return summary
 
 
+class _CannotRun(Exception):
+    """The run cannot check anything (the message says why): exit 2, or UNKNOWN for Nagios."""
+
+
+def _cannot_run(args: HealthOptions, message: str) -> int:
+    if args.output_format == "nagios":
+        print(nagios_unknown(message), flush=True)
+        return NAGIOS_UNKNOWN
+    print(f"labsession health: {mask_text(message)}", file=sys.stderr)
+    return EXIT_COULD_NOT_RUN
+
+
+def _notify(args: HealthOptions, summary: RunSummary, history: History, run_dir: Path | None) -> None:
+    """POST the verdict change, if any, to ``--notify-url`` and remember what was announced."""
+    assert args.notify_url
+    state = history.alert_state()
+    if state is not None:
+        before = Status(state[0])
+    else:
+        previous = history.previous(summary.run_id)
+        before = Status(previous.verdict) if previous is not None else Status.PASS
+    if summary.verdict is before:
+        if state is None:
+            history.set_alert_state(before.value, summary.run_id)
+        return
+    report = str(run_dir / "report.html") if run_dir is not None else None
+    delivery = deliver(args.notify_url, verdict_event(summary, before, report=report))
+    if delivery.ok:
+        history.set_alert_state(summary.verdict.value, summary.run_id)
+    else:
+        print(f"labsession health: could not deliver the {before.value} → {summary.verdict.value} alert to "
+              f"{shown_url(args.notify_url)} ({delivery.problem} after {delivery.attempts} attempts); the next "
+              f"run tries again", file=sys.stderr)
+
+
+def _keep(args: HealthOptions, summary: RunSummary, history_path: Path | None, root: Path | None,
+          run_dir: Path | None) -> None:
+    """What a finished run leaves behind: the latest link and retention, the history, the alert, the
+    Prometheus file. A failure of one is said on stderr and does not lose the others or the verdict."""
+    if root is not None and run_dir is not None:
+        point_latest(root, run_dir)
+        prune_runs(root, args.keep, current=run_dir)
+    if history_path is not None:
+        try:
+            with History(history_path) as history:
+                history.record(summary, out_dir=run_dir)
+                if args.notify_url:
+                    _notify(args, summary, history, run_dir)
+        except (OSError, sqlite3.Error) as exc:
+            print(f"labsession health: could not record the run in {history_path}: {mask_text(str(exc))}",
+                  file=sys.stderr)
+    if args.prometheus is not None:
+        try:
+            write_prometheus(summary, args.prometheus)
+        except OSError as exc:
+            print(f"labsession health: could not write {args.prometheus}: {mask_text(str(exc))}", file=sys.stderr)
+
+
 def health(options: HealthOptions) -> int:
-    """Run the health notebooks as ``options`` say, keep what the options ask for, print the verdict;
-    return the exit code."""
+    """Run the health notebooks as ``options`` say, keep what the options ask for, print the verdict
+    (a table, one Nagios line, or JSON); return the exit code (Nagios' codes with ``--format nagios``)."""
     args = options
     entries = _entries(args.only)
     if isinstance(entries, str):
-        print(f"labsession health: {entries}", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
+        return _cannot_run(args, entries)
+    if args.notify_url and args.no_history:
+        return _cannot_run(args, "--notify-url needs the history (it compares with the verdict last announced); "
+                                 "drop --no-history")
     history_path = None if args.no_history else (args.history or default_history_path())
     lock_path = _lock_path(args, history_path)
     lock = RunLock(lock_path, args.lock_wait) if lock_path is not None and os.name == "posix" else None
@@ -425,27 +494,24 @@ def health(options: HealthOptions) -> int:
         if lock is not None:
             lock.acquire()
     except (RunInProgress, OSError) as exc:
-        print(f"labsession health: {mask_text(str(exc))}", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
+        return _cannot_run(args, str(exc))
     try:
         run_id = new_run_id()
         root = args.out.resolve() if args.out is not None else None
         run_dir = root / run_id if root is not None else None
-        summary = _execute(args, entries, run_id, run_dir)
-        if summary is None:
-            return EXIT_COULD_NOT_RUN
-        if root is not None and run_dir is not None:
-            point_latest(root, run_dir)
-            prune_runs(root, args.keep, current=run_dir)
-        if history_path is not None:
-            try:
-                with History(history_path) as history:
-                    history.record(summary, out_dir=run_dir)
-            except (OSError, sqlite3.Error) as exc:
-                print(f"labsession health: could not record the run in {history_path}: {mask_text(str(exc))}",
-                      file=sys.stderr)
+        try:
+            summary = _execute(args, entries, run_id, run_dir)
+        except (_CannotRun, LabSessionError) as exc:
+            return _cannot_run(args, str(exc))
+        _keep(args, summary, history_path, root, run_dir)
     finally:
         if lock is not None:
             lock.release()
-    _print_verdict(summary, sys.stdout)
+    if args.output_format == "nagios":
+        print(nagios_line(summary), flush=True)
+        return nagios_code(summary.verdict)
+    if args.output_format == "json":
+        print(mask_text(json.dumps(summary.to_dict(), indent=2, default=str)), flush=True)
+    else:
+        _print_verdict(summary, sys.stdout)
     return exit_code(summary.verdict)

@@ -310,15 +310,15 @@ class History:
 
 #: The numbers ``labsession history`` compares between the last two runs, with their names as shown.
 _SHOWN_METRICS = {
-    'labsession_redis_ping_seconds{quantile="0.5"}': "PING p50",
-    'labsession_redis_ping_seconds{quantile="0.99"}': "PING p99",
+    "labsession_redis_ping_p50_seconds": "PING p50",
+    "labsession_redis_ping_p99_seconds": "PING p99",
     "labsession_sessions_active": "active sessions",
     "labsession_redis_evicted_keys_total": "evicted keys",
 }
 
 
 def _fmt(name: str, value: float) -> str:
-    if "ping_seconds" in name:
+    if "_ping_" in name:
         return f"{value * 1000:.2f} ms"
     if name.endswith("_seconds"):
         return f"{value:.1f} s"

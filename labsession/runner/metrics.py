@@ -37,7 +37,8 @@ METRICS: dict[str, MetricSpec] = {
     "labsession_health_checks": MetricSpec("checks of the run by status"),
     "labsession_health_notebook_duration_seconds": MetricSpec("wall time of each notebook"),
     "labsession_health_notebook_success": MetricSpec("1 when the notebook's verdict was PASS or WARN, else 0"),
-    "labsession_redis_ping_seconds": MetricSpec("Redis PING round trip at a quantile (0.5, 0.99) of the samples"),
+    "labsession_redis_ping_p50_seconds": MetricSpec("median Redis PING round trip of the run's samples"),
+    "labsession_redis_ping_p99_seconds": MetricSpec("99th percentile Redis PING round trip of the run's samples"),
     "labsession_redis_connected_clients": MetricSpec("client connections Redis reported"),
     "labsession_redis_evicted_keys_total": MetricSpec("keys Redis evicted since it started (INFO evicted_keys)",
                                                       "counter"),
@@ -98,9 +99,9 @@ def run_samples(summary: RunSummary) -> list[Sample]:
                           labels))
     ping = _data(summary, "ping latency", "connection_check")
     if ping is not None:
-        for quantile, field_name in (("0.5", "p50Ms"), ("0.99", "p99Ms")):
-            if (ms := _number(ping.get(field_name))) is not None:
-                out.append(Sample("labsession_redis_ping_seconds", round(ms / 1000, 9), (("quantile", quantile),)))
+        for which in ("p50", "p99"):
+            if (ms := _number(ping.get(f"{which}Ms"))) is not None:
+                out.append(Sample(f"labsession_redis_ping_{which}_seconds", round(ms / 1000, 9)))
     clients = _data(summary, "clients", "connection_check")
     if clients is not None and (connected := _number(clients.get("connected"))) is not None:
         out.append(Sample("labsession_redis_connected_clients", connected))
