@@ -30,7 +30,7 @@ from pathlib import Path
 from ..backend.config import DEFAULT_ALLOWED_ORIGINS
 from ..backend.errors import BackendError
 from ..masking import get_logger, mask_text, register_secret
-from .processes import ChildProcess, stop_process
+from .processes import ChildProcess, spawn, stop_process
 from .redis_server import free_port
 
 __all__ = ["BackendProcess"]
@@ -144,7 +144,7 @@ class BackendProcess(ChildProcess):
         else:
             self._log.truncate(0)
         command = [*_command(), "serve", "--host", self.host, "--port", str(self.port), *self.args]
-        self._process = subprocess.Popen(
+        self._process = spawn(
             command, env=self._environment(), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )

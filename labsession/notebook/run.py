@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
@@ -13,6 +16,7 @@ from typing import Any, TypeVar
 from ..checks import CheckResult, Report, Status
 from ..errors import ConfigError, LabSessionError, RedisUnavailable
 from ..masking import mask_text, redact
+from ..probes.lifecycle import after_creation
 from ..store.service import RedisService
 from .declared import kernel_parameters
 from .display import display_bundle, show_checks, show_report
@@ -189,6 +193,40 @@ class NotebookRun:
         return f"NotebookRun({self.title!r}, {self.target.describe()!r})"
 
 
+#: Longest a kernel told to stop waits for a probe session's life to be shortened, seconds.
+STOP_WAIT_SECONDS = 5.0
+_stop_handler: list[Any] = []
+
+
+def _exit_on_sigterm() -> None:
+    """In a kernel, make SIGTERM end the process at once, except in the one round trip between creating
+    a probe session and shortening its life (:func:`labsession.probes.lifecycle.after_creation`), which
+    it waits for (at most :data:`STOP_WAIT_SECONDS`).
+
+    A kernel that ``labsession health`` starts gets SIGTERM when the run dies, even by SIGKILL (it asks
+    Linux for it: ``PR_SET_PDEATHSIG``). Dying then, before the SET, would leave the probe session to
+    live the backend's whole session lifetime instead of two minutes at most.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    in_kernel = getattr(shell, "kernel", None) is not None
+    if _stop_handler or not in_kernel or threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        code = 128 + signum
+        timer = threading.Timer(STOP_WAIT_SECONDS, os._exit, (code,))
+        timer.daemon = True
+        timer.start()
+        after_creation(lambda: os._exit(code))
+
+    _stop_handler.append(handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
 def _safe_params(params: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = redact(dict(params))
     return out
@@ -243,6 +281,7 @@ async def start(
         full = dict(COMMON_PARAMS)
         full.update(spec or {})
         values = validate_parameters(params, full)
+    _exit_on_sigterm()
     budget = Budget(float(values.get("budget_seconds") or 60.0))
     target = await asyncio.to_thread(resolve_target, values, env, backends=backends)
     run = NotebookRun(title, values, target, budget)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import REPORT_MIME
+from ..embedded.processes import die_with_parent
 from ..errors import ConfigError
 from ..masking import mask_text
 from .registry import HealthNotebook
@@ -134,6 +135,14 @@ class Execution:
                 if execution.stopped.is_set():
                     execution.interrupted = True
                     raise RuntimeError("the time budget was spent before the kernel started")
+                # start_kernel's keyword arguments reach Popen (jupyter_client documents it): the kernel
+                # dies with this process even when it is killed with SIGKILL and cleans nothing up. Its
+                # parent is this worker thread, which outlives every kernel it starts. SIGTERM, not
+                # SIGKILL: a notebook kernel exits on it at once, except in the one round trip between
+                # creating a probe session and shortening its life (labsession.notebook.run).
+                preexec = die_with_parent(signal.SIGTERM)
+                if preexec is not None:
+                    kwargs.setdefault("preexec_fn", preexec)
                 await super().start_kernel(**kwargs)
 
         return TrackedKernelManager

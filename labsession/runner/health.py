@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -160,17 +161,25 @@ def _close_thread_loop() -> None:
         loop.close()
 
 
-def _budget_outcome(execution: Execution, budget: float, done: NotebookOutcome | None) -> NotebookOutcome:
-    """The outcome of a notebook stopped at the budget: a FAIL check saying so (after any report it showed)."""
+def _stopped_outcome(execution: Execution, budget: float, done: NotebookOutcome | None,
+                     signal_name: str | None = None) -> NotebookOutcome:
+    """The outcome of a notebook stopped before it finished (after any report it showed): at the
+    budget a FAIL check saying so; by a signal (``signal_name``) an ERROR check, since nothing was
+    found wrong with the target, the run was only cut short."""
     entry = execution.entry
     outcome = done or NotebookOutcome(entry.name, entry.path)
-    message = f"did not finish within the budget of {budget:g} s{execution.where()}"
     report = Report(entry.name)
-    report.check("finished within the budget", Status.FAIL, message, budgetSeconds=budget,
-                 cell=None if execution.cell is None else execution.cell + 1)
+    cell = None if execution.cell is None else execution.cell + 1
+    if signal_name:
+        where = " (it never started)" if execution.began_at is None else execution.where()
+        message = f"stopped by {signal_name} before it finished{where}"
+        report.check("finished", Status.ERROR, message, signal=signal_name, cell=cell)
+    else:
+        message = f"did not finish within the budget of {budget:g} s{execution.where()}"
+        report.check("finished within the budget", Status.FAIL, message, budgetSeconds=budget, cell=cell)
     outcome.reports = [*outcome.reports, report.to_dict()]
     outcome.stopped = True
-    outcome.status = worst([Status.FAIL, *(Status(r.get("verdict", "ERROR")) for r in outcome.reports)])
+    outcome.status = worst([report.verdict, *(Status(r.get("verdict", "ERROR")) for r in outcome.reports)])
     outcome.error = message
     return outcome
 
@@ -187,6 +196,8 @@ def run_health(
     render: bool = False,
     on_done: Callable[[NotebookOutcome], None] | None = None,
     started: float | None = None,
+    stop: threading.Event | None = None,
+    stopped_by: Callable[[], str | None] = lambda: None,
 ) -> RunSummary:
     """Execute ``entries`` with ``parameters`` in ``jobs`` threads, within ``budget`` seconds of ``started``.
 
@@ -195,6 +206,9 @@ def run_health(
     not finish within the budget (and on which cell), and notebooks not started yet never start; the
     call returns about :data:`SAVE_WAIT_SECONDS` after the budget at most. Worker threads are daemons,
     so none can hold the process up.
+
+    ``stop`` set (by a signal handler: ``stopped_by()`` names the signal) ends the run the same way
+    at once, each notebook cut short an ERROR check instead of a FAIL.
     """
     started = time.monotonic() if started is None else started
     deadline = started + budget
@@ -228,6 +242,8 @@ def run_health(
         finally:
             _close_thread_loop()
 
+    if stop is not None and stop.is_set():
+        spent.set()  # stopped before it began: no notebook starts
     for index in range(max(1, min(jobs, len(executions)))):
         threading.Thread(target=work, name=f"labsession-health-{index}", daemon=True).start()
 
@@ -235,14 +251,18 @@ def run_health(
 
     def record(execution: Execution, outcome: NotebookOutcome) -> None:
         if execution.interrupted:  # killed (or refused a kernel) at the budget: say so, keep what it showed
-            outcome = _budget_outcome(execution, budget, outcome)
+            outcome = _stopped_outcome(execution, budget, outcome, stopped_by())
         outcomes[execution.entry.name] = outcome
         if on_done:
             on_done(outcome)
 
-    while len(outcomes) < len(executions) and (left := deadline - time.monotonic()) > 0:
+    # Without a stop event the wait is capped only because a wait of inf seconds is an OverflowError;
+    # with one, a signal handler's event is seen within a quarter of a second.
+    cap = 0.25 if stop is not None else 60.0
+    while (len(outcomes) < len(executions) and (left := deadline - time.monotonic()) > 0
+           and not (stop is not None and stop.is_set())):
         with contextlib.suppress(queue.Empty):
-            record(*finished.get(timeout=min(left, 60.0)))  # capped: a wait of inf seconds is an OverflowError
+            record(*finished.get(timeout=min(left, cap)))
     if len(outcomes) < len(executions):
         spent.set()
         running = [e for e in executions if e.entry.name not in outcomes]
@@ -266,7 +286,8 @@ def run_health(
     elapsed = time.monotonic() - started
     began = time.time() - elapsed  # the wall time ``started`` stands for (target setup included)
     return RunSummary(target, ordered, iso_utc(began), elapsed, started_at=began, finished_at=time.time(),
-                      parameters=dict(parameters))
+                      parameters=dict(parameters), stopped_by=stopped_by() if stop is not None and stop.is_set()
+                      else None)
 
 
 def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
@@ -274,6 +295,9 @@ def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
     width = max((len(o.name) for o in summary.outcomes), default=8)
     if description := summary.target.get("description"):
         print(f"labsession health: {mask_text(str(description))}", file=stream)
+    if summary.stopped_by:
+        print(f"stopped by {summary.stopped_by}: notebooks still running were stopped; the report is partial",
+              file=stream)
     cause = find_root_cause(summary)
     if cause is not None:
         print(f"root cause: {cause.sentence()}", file=stream)
@@ -356,8 +380,8 @@ def _lock_path(args: HealthOptions, history: Path | None) -> Path | None:
     return None
 
 
-def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str, run_dir: Path | None
-             ) -> RunSummary:
+def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str, run_dir: Path | None,
+             interrupt: _Stop) -> RunSummary:
     """Set the target up, run ``entries`` into ``run_dir`` (a scratch folder if ``None``), write the
     files, stop the target. Raises :class:`_CannotRun` when there is no target to check."""
     started = time.monotonic()  # the budget counts setting up the target too
@@ -404,7 +428,8 @@ def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str
             out_dir.mkdir(parents=True, exist_ok=True)
             summary = run_health(entries, parameters, out_dir, jobs=jobs, cell_timeout=args.cell_timeout,
                                  budget=args.budget, target=target, render=run_dir is not None,
-                                 on_done=progress.finished, started=started)
+                                 on_done=progress.finished, started=started, stop=interrupt.event,
+                                 stopped_by=interrupt.name)
             summary.run_id = run_id
             if run_dir is not None:
                 write_outputs(summary, run_dir)
@@ -417,6 +442,37 @@ def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str
         if stop is not None:
             stop()
     return summary
+
+
+class _Stop:
+    """SIGTERM or SIGINT (Ctrl-C) ends a run early, the way the budget does, with a partial report and
+    verdict ERROR; a second one ends the process at once (its children die with it)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.caught: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def name(self) -> str | None:
+        return self.caught
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.caught = self.caught or signal.Signals(signum).name
+        self.event.set()
+        signal.signal(signum, signal.SIG_DFL)
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():  # only there can handlers be set
+            for each in self.SIGNALS:
+                self._previous[each] = signal.signal(each, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for each, handler in self._previous.items():
+            signal.signal(each, handler)
+        self._previous.clear()
 
 
 class _CannotRun(Exception):
@@ -499,11 +555,12 @@ def health(options: HealthOptions) -> int:
         run_id = new_run_id()
         root = args.out.resolve() if args.out is not None else None
         run_dir = root / run_id if root is not None else None
-        try:
-            summary = _execute(args, entries, run_id, run_dir)
-        except (_CannotRun, LabSessionError) as exc:
-            return _cannot_run(args, str(exc))
-        _keep(args, summary, history_path, root, run_dir)
+        with _Stop() as interrupt:
+            try:
+                summary = _execute(args, entries, run_id, run_dir, interrupt)
+            except (_CannotRun, LabSessionError) as exc:
+                return _cannot_run(args, str(exc))
+            _keep(args, summary, history_path, root, run_dir)
     finally:
         if lock is not None:
             lock.release()

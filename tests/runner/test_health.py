@@ -415,3 +415,111 @@ def test_notebooks_still_waiting_at_the_budget_never_start(tmp_path: Path, mark:
     assert by_name["sleeper"].error == "did not finish within the budget of 6 s (it was on cell 4 of 5)"
     assert by_name["quick"].error == "did not finish within the budget of 6 s (it never started: every worker was busy)"
     assert summary.verdict.value == "FAIL"
+
+
+# -- unattended safety: signals, children, probe sessions --------------------------------------
+
+
+def _registering(*notebooks: tuple[str, Path, dict[str, Any]]) -> list[str]:
+    """``python -c`` argv that registers ``notebooks`` and runs ``labsession`` with the arguments after it."""
+    script = ("import sys\nfrom labsession.runner.registry import HealthNotebook, register\n"
+              f"for name, path, parameters in {[(n, str(p), k) for n, p, k in notebooks]!r}:\n"
+              "    register(HealthNotebook(name, path, parameters))\n"
+              "from labsession.cli import main\nraise SystemExit(main(sys.argv[1:]))\n")
+    return [sys.executable, "-c", script]
+
+
+def _wait_for(condition: Callable[[], object], what: str, within: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {within:g} s for {what}"
+        time.sleep(0.05)
+
+
+def test_sigterm_stops_the_run_with_a_partial_report_and_verdict_error(tmp_path: Path, mark: str) -> None:
+    import signal
+
+    from labsession.runner.history import History
+
+    out, store, pid_file = tmp_path / "out", tmp_path / "history.sqlite", tmp_path / "kernel.pid"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
+    env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", LABSESSION_TEST_MARK=mark)
+    argv = [*_registering(("sleeper", sleeper(tmp_path), {"pid_file": str(pid_file)}), ("quick", quick(tmp_path), {})),
+            "health", "--only", "sleeper", "--only", "quick", "--jobs", "2", "--out", str(out),
+            "--history", str(store)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as run:
+        _wait_for(lambda: pid_file.exists() and list(out.glob("*/html/quick.html")), "the sleeper to sleep")
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=30)  # bounds a hang; the run itself stops in a few seconds
+    assert run.returncode == 2, stdout + stderr
+    assert "stopped by SIGTERM: notebooks still running were stopped; the report is partial" in stdout
+    assert not processes_marked(mark)  # the sleeping kernel went with it
+    summary = summary_of(out)
+    assert summary["verdict"] == "ERROR" and summary["stoppedBy"] == "SIGTERM" and summary["exitCode"] == 2
+    assert statuses(summary) == {("sleeper", "finished"): "ERROR", ("quick", "answer"): "PASS"}
+    assert [c["evidence"] for c in summary["checks"] if c["notebook"] == "sleeper"] == [
+        "stopped by SIGTERM before it finished (it was on cell 4 of 5)"]
+    assert "ERROR — stopped by SIGTERM: partial report" in (out / "latest" / "report.html").read_text()
+    with History(store, readonly=True) as history:
+        (recorded,) = history.runs(5)
+        assert recorded.verdict == "ERROR" and recorded.stopped_by == "SIGTERM"
+
+
+def test_sigkill_leaves_no_redis_backend_or_kernel_behind(tmp_path: Path, mark: str) -> None:
+    import signal
+
+    pid_file = tmp_path / "kernel.pid"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
+    env.update(LABSESSION_TEST_MARK=mark)
+    argv = [*_registering(("sleeper", sleeper(tmp_path), {"pid_file": str(pid_file)})),
+            "health", "--embedded", "--only", "sleeper", "--no-history"]
+    import psutil
+
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) as run:
+        _wait_for(pid_file.exists, "the kernel to start")
+        children = psutil.Process(run.pid).children(recursive=True)
+        names = [" ".join(c.cmdline()[:4]) for c in children]
+        assert sum("redis-server" in n for n in names) == 1, names  # all three kinds were running
+        assert sum("labsession serve" in n for n in names) == 2 and any("ipykernel" in n for n in names), names
+        run.send_signal(signal.SIGKILL)  # no cleanup runs at all
+        run.wait(30)
+    _wait_for(lambda: not any(alive(c) for c in children), "every child to die with its parent", within=15)
+    assert not processes_marked(mark)
+
+
+def test_probe_sessions_of_a_killed_read_write_run_expire_within_two_minutes(
+    tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis], two_backends: Callable[[str], list[str]], mark: str
+) -> None:
+    import signal
+
+    server = redis_factory()
+    backends = two_backends(server.url)
+    client = sync_redis.Redis.from_url(server.url)
+
+    def probe_keys() -> list[bytes]:
+        return [k for k in client.scan_iter("session:*") if b'"labsession-probe"' in (client.get(k) or b"")]
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
+    env.update(REDIS_URL=server.url, LABSESSION_TEST_MARK=mark)
+    argv = [sys.executable, "-m", "labsession", "health", "--read-write", "--only", "session_lifecycle",
+            "--only", "websocket_probe", "--no-history"]
+    for url in backends:
+        argv += ["--backend-url", url]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) as run:
+        _wait_for(probe_keys, "a probe session")
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    _wait_for(lambda: not processes_marked(mark), "the kernels to die with their parent", within=15)
+    left = probe_keys() + list(client.scan_iter("labsession:probe:*"))
+    assert left  # killed halfway: something was left behind, and it must go by itself soon
+    for key in left:
+        assert 0 < client.ttl(key) <= 120, (key, client.ttl(key), client.get(key))
+    client.close()
