@@ -19,6 +19,13 @@ from labsession.errors import EmbeddedRedisError
 from support import CANARY, IN_CI
 
 
+@pytest.fixture(autouse=True)
+def _own_run_history(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's ``labsession health`` runs record into a history of their own (the default one lives
+    under ``$XDG_STATE_HOME``), so none sees another's runs and the notebooks see none at all."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def redis_factory() -> Iterator[Callable[..., EmbeddedRedis]]:
     """Start embedded redis-servers with any options; all are stopped after the test."""

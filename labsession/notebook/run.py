@@ -264,6 +264,7 @@ async def start(
     backends: int = 2,
     env: Mapping[str, str] | None = None,
     show: bool = True,
+    target: bool = True,
 ) -> NotebookRun:
     """Validate the parameters, resolve the target, start the budget.
 
@@ -272,6 +273,8 @@ async def start(
     each is written once, in that cell. Elsewhere pass ``params`` (checked against
     :data:`COMMON_PARAMS` + ``spec``). ``backends`` is how many reference backend instances an
     own embedded target starts. Shows the target at the top of the notebook when ``show``.
+    ``target=False`` is for a notebook that diagnoses no Redis and no backend (the run history's):
+    no target is resolved, and such a notebook declares only the parameters it uses.
     Raises :class:`~labsession.errors.ConfigError` naming the parameter.
     """
     if params is None:
@@ -283,17 +286,23 @@ async def start(
         values = validate_parameters(params, full)
     _exit_on_sigterm()
     budget = Budget(float(values.get("budget_seconds") or 60.0))
-    target = await asyncio.to_thread(resolve_target, values, env, backends=backends)
-    run = NotebookRun(title, values, target, budget)
+    if not target:
+        run = NotebookRun(title, values, Target(None, [], False, "no target", read_only=True), budget)
+        if show:
+            text = f"{title} — no Redis and no backend: this notebook reads files only"
+            display_bundle({"text/html": f"<p>{html.escape(text)}</p>", "text/plain": text})
+        return run
+    resolved = await asyncio.to_thread(resolve_target, values, env, backends=backends)
+    run = NotebookRun(title, values, resolved, budget)
     if show:
-        note = f"<p><b>{html.escape(title)}</b> — target: {html.escape(target.describe())}</p>"
-        if target.problem:
-            note += f"<p>Note: {html.escape(target.problem)}</p>"
-        if target.notice:
-            note = (f"<p style='border-left:6px solid #9a6700;padding:0.3em 0.8em'><b>{html.escape(target.notice)}"
+        note = f"<p><b>{html.escape(title)}</b> — target: {html.escape(resolved.describe())}</p>"
+        if resolved.problem:
+            note += f"<p>Note: {html.escape(resolved.problem)}</p>"
+        if resolved.notice:
+            note = (f"<p style='border-left:6px solid #9a6700;padding:0.3em 0.8em'><b>{html.escape(resolved.notice)}"
                     f"</b></p>") + note
-        text = f"{title} — target: {target.describe()}" + (f"\nNote: {target.problem}" if target.problem else "")
-        if target.notice:
-            text = f"{target.notice}\n{text}"
+        text = f"{title} — target: {resolved.describe()}" + (f"\nNote: {resolved.problem}" if resolved.problem else "")
+        if resolved.notice:
+            text = f"{resolved.notice}\n{text}"
         display_bundle({"text/html": note, "text/plain": text})
     return run

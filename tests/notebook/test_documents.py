@@ -25,6 +25,9 @@ from support import CANARY, REPO
 
 ROOT = REPO
 BOOKS = [n.file for n in DEFAULT_NOTEBOOKS]
+#: Notebooks outside the health run that follow the same conventions (the history notebook has no
+#: target, so it declares only the parameters it uses).
+DOCUMENTS = [*BOOKS, ROOT / "notebooks" / "06_health_history.ipynb"]
 #: Every notebook nbval runs (pyproject's testpaths): health notebooks, walkthroughs, runbooks.
 ALL_BOOKS = sorted([*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "runbooks").glob("*.ipynb")])
 SANITIZERS = get_sanitize_patterns((ROOT / "nbval_sanitize.cfg").read_text(encoding="utf-8"))
@@ -45,7 +48,7 @@ def sanitized(text: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+@pytest.mark.parametrize("path", DOCUMENTS, ids=[p.stem for p in DOCUMENTS])
 def test_notebook_is_a_document_with_one_parameters_cell(path: Path) -> None:
     book = nbformat.read(str(path), as_version=4)
     nbformat.validate(book)
@@ -99,7 +102,14 @@ def test_help_notebook_lists_every_parameter_with_type_and_meaning(path: Path) -
     assert params["redis_url_env"]["default"] == '"REDIS_URL"'
 
 
-@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+def test_the_history_notebook_declares_each_parameter_with_type_meaning_and_bounds() -> None:
+    params = papermill.inspect_notebook(str(DOCUMENTS[-1]))
+    assert set(params) == {"history_path", "last_runs", "timeout_seconds", "budget_seconds"}
+    for name, info in params.items():
+        assert info["help"] and info["inferred_type_name"] not in ("None", ""), name
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=[p.stem for p in DOCUMENTS])
 def test_each_parameter_is_written_once_in_the_parameters_cell(path: Path) -> None:
     book = nbformat.read(str(path), as_version=4)
     declared = parse_declarations(book.cells[1].source)

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from labsession.embedded.redis_server import free_port
+from labsession.runner.executor import execute
 from labsession.runner.history import History, RunInProgress, RunLock
 from labsession.runner.rundirs import LATEST, RUN_ID, new_run_id, point_latest, prune_runs, run_dirs
 
-from support import CANARY
+from support import CANARY, REPO
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -80,6 +81,20 @@ def test_every_run_is_recorded_and_history_says_what_changed(tmp_path: Path) -> 
 
     missing = cli("history", "--history", str(tmp_path / "nothing.sqlite"))
     assert missing.returncode == 2 and "no history at" in missing.stderr
+
+    # notebooks/06 plots the trends of this very history.
+    trends = REPO / "notebooks" / "06_health_history.ipynb"
+    done = execute(trends, tmp_path / "06.ipynb", {"history_path": str(store)}, cell_timeout=120)
+    assert done.error is None, done.error  # a WARN verdict raises nothing
+    (report,) = done.reports
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["history"]["status"] == "PASS" and checks["history"]["evidence"].startswith("3 runs from ")
+    assert checks["latest run"]["status"] == "WARN" and f"{runs[0].run_id}" in checks["latest run"]["evidence"]
+    assert checks["on schedule"]["status"] == "PASS" and checks["evictions"]["status"] == "PASS"
+    assert report["verdict"] == "WARN"
+    book = json.loads((tmp_path / "06.ipynb").read_text())
+    plots = [o for c in book["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(plots) == 5  # verdicts, PING, active sessions, TTL anomalies, evictions
 
 
 def test_a_second_run_on_the_same_history_does_not_start(tmp_path: Path) -> None:
