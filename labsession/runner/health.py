@@ -47,7 +47,7 @@ from typing import Any, TextIO
 from ..checks import EXIT_COULD_NOT_RUN, Report, Status, exit_code, worst
 from ..embedded.target import embedded_env, start_embedded_target
 from ..errors import LabSessionError
-from ..masking import get_logger, mask_text
+from ..masking import get_logger, mask_text, redact
 from .executor import Execution, StoppedKernelFilter, declared_parameters, execute
 from .history import History, RunInProgress, RunLock, default_history_path
 from .monitoring import NAGIOS_UNKNOWN, nagios_code, nagios_line, nagios_unknown, write_prometheus
@@ -568,7 +568,7 @@ def health(options: HealthOptions) -> int:
         print(nagios_line(summary), flush=True)
         return nagios_code(summary.verdict)
     if args.output_format == "json":
-        print(mask_text(json.dumps(summary.to_dict(), indent=2, default=str)), flush=True)
+        print(json.dumps(redact(summary.to_dict()), indent=2, default=str), flush=True)
     else:
         _print_verdict(summary, sys.stdout)
     return exit_code(summary.verdict)

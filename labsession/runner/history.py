@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS runs (
     stopped_by TEXT,
     out_dir TEXT
 );
-CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at, id);
 CREATE TABLE IF NOT EXISTS notebooks (
     run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -182,6 +182,7 @@ class History:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the one writer
+            self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: consistent; a power cut may lose the last run
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.commit()

@@ -143,11 +143,11 @@ def nagios_line(summary: RunSummary) -> str:
     else:
         text = f"all {sum(counts.values())} checks passed" + (f" ({counts['SKIP']} skipped)" if counts["SKIP"] else "")
     target = str(summary.target.get("endpoint") or "")
-    text = text.replace("|", "/")  # a "|" starts the performance data
-    line = f"LABSESSION {_NAGIOS_NAMES[code]} - {text}" + (f" [{target}]" if target else "")
-    return mask_text(" ".join(line.split()) + " | " + _perf(summary))
+    text = mask_text(text).replace("|", "/")  # masked alone: a rule must not eat the "|" before the data
+    line = f"LABSESSION {_NAGIOS_NAMES[code]} - {text}" + (f" [{mask_text(target)}]" if target else "")
+    return " ".join(line.split()) + " | " + _perf(summary)
 
 
 def nagios_unknown(reason: str) -> str:
     """The line of a run that could not check at all (exit :data:`NAGIOS_UNKNOWN`)."""
-    return mask_text("LABSESSION UNKNOWN - " + " ".join(reason.replace("|", "/").split()))
+    return "LABSESSION UNKNOWN - " + " ".join(mask_text(reason).replace("|", "/").split())

@@ -5,8 +5,8 @@ and ``summary.json``.
 one root cause stated once when many checks fail for the same reason (:func:`find_root_cause`),
 failures first with a link to the cell that showed each one, the time each notebook took, and the
 notebooks' plots. It needs no network: every page is one file with its styles and images inside,
-and the notebook pages are rendered without the require.js, MathJax and widget scripts nbconvert
-would fetch from a CDN (:func:`notebook_page`).
+and the notebook pages are rendered here, small and self-contained, without code inputs and without
+the require.js, MathJax and widget scripts nbconvert's templates fetch from a CDN (:func:`notebook_page`).
 
 A failing check is a finding, not a crash: a notebook whose only error is the
 :class:`~labsession.checks.CheckFailed` its verdict cell raises (so that papermill exits non-zero)
@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from xml.etree import ElementTree as ET
 
 from ..checks import CHECKS_META, Status, exit_code
 from ..errors import RedisCause
-from ..masking import get_logger, mask_text
+from ..masking import get_logger, mask_text, redact
 from ..store.classify import remedy as redis_remedy
 from .results import NotebookOutcome, RunSummary
 
@@ -170,20 +169,29 @@ def write_junit(summary: RunSummary, path: Path) -> None:
 
 def write_summary(summary: RunSummary, path: Path) -> None:
     """``summary.json``: the verdict, every notebook and every check with its status, evidence and data."""
-    path.write_text(mask_text(json.dumps(summary.to_dict(), indent=2, default=str)), encoding="utf-8")
+    # Each string masked (redact), never the JSON text: a masking rule must not eat a quote or a comma.
+    path.write_text(json.dumps(redact(summary.to_dict()), indent=2, default=str), encoding="utf-8")
 
 
 # -- each notebook as a page -------------------------------------------------------------------
 
-#: nbconvert's JupyterLab template without what it loads from the internet (require.js, MathJax,
-#: Mermaid, the widget manager): the health notebooks use none of it, and a report must open offline.
-_OFFLINE = "labsession-offline.html.j2"
-_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{% block html_head_js %}{% endblock html_head_js %}
-{% block jupyter_widgets %}{% endblock jupyter_widgets %}
-{% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
-{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
+#: A notebook page's own styles: the page needs nothing from the network (no require.js, MathJax or
+#: widget scripts, no fonts) and stays small (nbconvert's JupyterLab template inlines ~270 kB of CSS).
+_PAGE_CSS = """
+body{font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2328;
+max-width:1100px;margin:0 auto;padding:.5em 1.5em 2em}
+h1{font-size:1.7em}h2{font-size:1.3em;margin-top:1.4em}h3{font-size:1.1em}
+.cell{margin:.5em 0}
+pre{background:#f6f8fa;padding:.5em .8em;overflow-x:auto;white-space:pre-wrap;
+font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+pre.stderr{background:#fff8e6}pre.error{background:#ffebe9;color:#82071e}
+code{background:#f6f8fa;padding:0 .2em}
+table{border-collapse:collapse;margin:.4em 0}
+th,td{padding:.2em .6em;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}
+th{background:#f6f8fa}caption{text-align:left;padding:.2em 0}
+img{max-width:100%}
 """
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _without_check_failed(book: Any) -> bool:
@@ -229,20 +237,57 @@ def _plots(book: Any) -> list[tuple[str, str]]:
     return found
 
 
-def notebook_page(book: Any) -> str:
-    """The executed notebook ``book`` as one offline HTML page without code inputs (a FAIL's
-    ``CheckFailed`` banner and traceback left out; :func:`_without_check_failed`)."""
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _output(output: Mapping[str, Any]) -> str:
+    """One output as HTML: the richest form a report page can show without scripts."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return f"<pre class='{_esc(output.get('name', 'stdout'))}'>{_esc(_text(output.get('text', '')))}</pre>"
+    if kind == "error":
+        lines = output.get("traceback") or [f"{output.get('ename')}: {output.get('evalue')}"]
+        return f"<pre class='error'>{_esc(_ANSI.sub('', chr(10).join(lines)))}</pre>"
+    data = output.get("data") or {}
+    plain = _text(data.get("text/plain", ""))
+    if "text/html" in data and plain and mask_text(plain) == plain:
+        # Masking works on text, and would break markup ("AUTH x</td>"): the HTML twin is shown as it is
+        # only when its plain-text twin, made from the same values, holds nothing to mask.
+        return f"<div>{_text(data['text/html'])}</div>"
+    if "image/png" in data:
+        alt = _esc(plain or "plot")
+        return f"<img alt='{alt}' src='data:image/png;base64,{_text(data['image/png']).replace(chr(10), '')}'>"
+    if "text/markdown" in data:
+        import mistune
+
+        return str(mistune.html(_text(data["text/markdown"])))
+    if plain:
+        return f"<pre>{_esc(plain)}</pre>"
+    return ""
+
+
+def notebook_page(book: Any, title: str = "") -> str:
+    """The executed notebook ``book`` as one HTML page without code inputs that opens offline, each code
+    cell's outputs under ``id="cell-id=<cell id>"`` (links from report.html land there); a FAIL's
+    ``CheckFailed`` banner and traceback are left out (:func:`_without_check_failed`)."""
+    import mistune
 
     _without_check_failed(book)
-    exporter = HTMLExporter(  # type: ignore[no-untyped-call,unused-ignore]
-        template_name="lab", template_file=_OFFLINE, extra_loaders=[DictLoader({_OFFLINE: _OFFLINE_TEMPLATE})],
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    # nbconvert warns about plots without alt text on the traitlets logger; not actionable here.
-    logging.getLogger("traitlets").setLevel(logging.ERROR)
-    body, _ = exporter.from_notebook_node(book)  # type: ignore[no-untyped-call,unused-ignore]
-    return mask_text(str(body))
+    parts = []
+    for cell in book.cells:
+        anchor = f" id='cell-id={_esc(cell.get('id'))}'" if cell.get("id") else ""
+        if cell.cell_type == "markdown":
+            parts.append(f"<div class='cell'{anchor}>{mistune.html(_text(cell.source))}</div>")
+        elif cell.cell_type == "code" and cell.get("outputs"):
+            parts.append(f"<div class='cell'{anchor}>{''.join(_output(o) for o in cell.outputs)}</div>")
+    heading = next((str(c.source).lstrip("# ").split("\n", 1)[0] for c in book.cells if c.cell_type == "markdown"
+                    and str(c.source).startswith("# ")), title)
+    # Masked piece by piece (_esc, _output): masking the finished page could eat into its markup. The
+    # markdown cells are the notebook's own text, not anything a run produced.
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_esc(heading)}</title>"
+            f"<style>{_PAGE_CSS}</style></head><body>{''.join(parts)}</body></html>")
 
 
 def render_html(outcome: NotebookOutcome, out_dir: Path) -> Path | None:
@@ -258,7 +303,7 @@ def render_html(outcome: NotebookOutcome, out_dir: Path) -> Path | None:
         outcome.check_cells = _check_cells(book)
         outcome.plots = _plots(book)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(notebook_page(book), encoding="utf-8")
+        target.write_text(notebook_page(book, outcome.name), encoding="utf-8")
     except Exception as exc:  # a rendering problem must not lose the summary
         log.warning("could not render %s as HTML: %s", outcome.name, type(exc).__name__)
         return None
@@ -292,7 +337,9 @@ summary{cursor:pointer;font-weight:600}
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` masked and escaped: every piece of text goes on a page through here (the finished page
+    is not masked as a whole: a rule like ``AUTH <word>`` would eat into its markup)."""
+    return html.escape(mask_text(str(value)), quote=True)
 
 
 def _chip(status: str) -> str:
@@ -411,7 +458,7 @@ def write_html(summary: RunSummary, out_dir: Path) -> None:
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>labsession health: {summary.verdict.value}</title><style>{_CSS}</style></head>"
             f"<body>{''.join(parts)}</body></html>")
-    (out_dir / "report.html").write_text(mask_text(page), encoding="utf-8")
+    (out_dir / "report.html").write_text(page, encoding="utf-8")
 
 
 def write_outputs(summary: RunSummary, out_dir: Path) -> None:

@@ -149,7 +149,7 @@ def test_redis_down_fails_with_one_root_cause_and_no_crash(tmp_path: Path) -> No
     assert {name for name, _ in links} == {n["name"] for n in summary["notebooks"]}
     for name, cell in links:
         page = (out / "latest" / "html" / f"{name}.html").read_text()
-        assert f'id="cell-id={cell}"' in page
+        assert f"id='cell-id={cell}'" in page
         assert "An Exception was encountered" not in page and "CheckFailed" not in page and "Traceback" not in page
 
 

@@ -57,6 +57,27 @@ def reporting(path: Path, *checks: str) -> Path:
     return path
 
 
+def unbalanced(page: str) -> list[str]:
+    """Block tags of ``page`` left open or closed out of order (empty for well-formed markup)."""
+    from html.parser import HTMLParser
+
+    watched = ("table", "tr", "td", "div", "p", "h2", "pre")
+    opened: list[str] = []
+    wrong: list[str] = []
+
+    class Balance(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag in watched:
+                opened.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in watched and (not opened or opened.pop() != tag):
+                wrong.append(f"</{tag}>")
+
+    Balance().feed(page)
+    return wrong + opened
+
+
 def samples(text: str) -> dict[str, float]:
     """``name{labels}`` → value of every sample line; fails on a sample with a timestamp."""
     out = {}
@@ -131,6 +152,20 @@ def test_nagios_codes_follow_the_verdict(tmp_path: Path) -> None:
     assert errored.returncode == 3 and errored.stdout.startswith("LABSESSION UNKNOWN - 1 checks failed")
     text = registered(("broken", broken), args=["--no-history"])
     assert text.returncode == 2  # the one exit-code rule for everything but Nagios
+
+
+def test_masking_never_breaks_the_formats_it_writes(tmp_path: Path) -> None:
+    # "AUTH <word>" is masked wherever it appears; done on a finished page, JSON text or plugin line it
+    # would eat the markup, the quote and comma, or the "|" after it.
+    authy = reporting(tmp_path / "authy.ipynb", "report.check('auth', Status.FAIL, 'server said AUTH refused')")
+    out = tmp_path / "out"
+    done = registered(("authy", authy), args=["--format", "nagios", "--no-history", "--out", str(out)])
+    assert done.returncode == 2 and " | duration=" in done.stdout and "refused" not in done.stdout
+    summary = json.loads((out / "latest" / "summary.json").read_text())
+    assert summary["checks"][0]["evidence"].startswith("server said AUTH ****")
+    for page in (out / "latest" / "report.html", out / "latest" / "html" / "authy.html"):
+        assert unbalanced(page.read_text()) == [], page.name
+        assert "refused" not in page.read_text()
 
 
 class Receiver:
