@@ -45,6 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notify-url", metavar="URL",
                         help="POST a JSON event to URL when the verdict changes from the one last announced "
                              "(a FAIL, and the resolve after it); bounded retries; needs the history")
+    parser.add_argument("--history-days", type=bounded_float(0, 36_500), default=90.0, metavar="D",
+                        help="the history forgets runs older than D days (default 90; 0 keeps every run)")
     parser.add_argument("--lock-wait", type=bounded_float(0, 86_400), default=0.0, metavar="S",
                         help="when another run holds the same history, wait this long for it, then stop with "
                              "exit 2 (default 0: stop at once, so a long run never piles up runs behind it)")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         read_write=args.read_write, out=Path(args.out) if args.out else None, only=tuple(args.only),
         jobs=args.jobs, cell_timeout=args.cell_timeout, budget=args.budget, timeout=args.timeout,
         show_session_ids=args.show_session_ids, history=Path(args.history) if args.history else None,
-        no_history=args.no_history, keep=args.keep, lock_wait=args.lock_wait,
+        no_history=args.no_history, keep=args.keep, history_days=args.history_days, lock_wait=args.lock_wait,
         prometheus=Path(args.prometheus) if args.prometheus else None, output_format=args.output_format,
         notify_url=args.notify_url,
     ))

@@ -347,6 +347,8 @@ class HealthOptions:
     history: Path | None = None
     no_history: bool = False
     keep: int = 30
+    #: Runs older than this many days are forgotten by the history (0 keeps every run).
+    history_days: float = 90.0
     lock_wait: float = 0.0
     #: The node_exporter textfile to write the run's metrics to (atomically), or ``None``.
     prometheus: Path | None = None
@@ -520,7 +522,7 @@ def _keep(args: HealthOptions, summary: RunSummary, history_path: Path | None, r
     if history_path is not None:
         try:
             with History(history_path) as history:
-                history.record(summary, out_dir=run_dir)
+                history.record(summary, out_dir=run_dir, keep_days=args.history_days)
                 if args.notify_url:
                     _notify(args, summary, history, run_dir)
         except (OSError, sqlite3.Error) as exc:

@@ -201,8 +201,9 @@ class History:
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def record(self, summary: RunSummary, *, out_dir: Path | None = None) -> None:
-        """Record ``summary`` (a run id already recorded is replaced)."""
+    def record(self, summary: RunSummary, *, out_dir: Path | None = None, keep_days: float = 0) -> None:
+        """Record ``summary`` (a run id already recorded is replaced); with ``keep_days``, forget the runs
+        that started more than that many days before it (their space is reused, the file does not grow)."""
         target = summary.target
         counts = summary.counts()
         with self._db:
@@ -230,6 +231,8 @@ class History:
             samples = {sample_key(s.name, s.labels): s.value for s in run_samples(summary)}
             self._db.executemany("INSERT INTO metrics (run, name, value) VALUES (?, ?, ?)",
                                  [(run, name, value) for name, value in samples.items()])
+            if keep_days > 0:
+                self._db.execute("DELETE FROM runs WHERE started_at < ?", (summary.started_at - keep_days * 86400,))
 
     def set_alert_state(self, verdict: str, run_id: str) -> None:
         """Remember ``verdict`` as the one last announced (see :meth:`alert_state`)."""

@@ -167,3 +167,22 @@ def test_a_broken_history_file_does_not_lose_the_run(tmp_path: Path) -> None:
     assert json.loads((out / LATEST / "summary.json").read_text())["verdict"] == "PASS"
     with pytest.raises(sqlite3.DatabaseError):
         History(store, readonly=True).count()
+
+
+def test_the_history_forgets_runs_older_than_asked(tmp_path: Path) -> None:
+    from labsession.checks import Report, Status
+    from labsession.runner.results import NotebookOutcome, RunSummary
+
+    report = Report("n")
+    report.check("ping latency", Status.PASS, "fine", p50Ms=0.1, p99Ms=0.5)
+    outcome = NotebookOutcome("connection_check", "n.ipynb", Status.PASS, [report.to_dict()])
+    now = time.time()
+    with History(tmp_path / "h.sqlite") as history:
+        for days_ago in (100, 40, 0):
+            summary = RunSummary({"description": "x", "endpoint": "db:6379"}, [outcome], "", 1.0,
+                                 run_id=f"run-{days_ago}", started_at=now - days_ago * 86400,
+                                 finished_at=now - days_ago * 86400 + 1)
+            history.record(summary, keep_days=90)
+        assert [r.run_id for r in history.runs()] == ["run-0", "run-40"]
+        assert history.metrics("run-100") == {} and history.checks("run-100") == []  # nothing of it is left
+        assert history.metrics("run-0")["labsession_redis_ping_p99_seconds"] == 0.0005
