@@ -33,6 +33,8 @@ NBVAL_SKIP_COMPARE = ("text/html", REPORT_MIME)
 _stop: list[Callable[[], None]] = []
 _saved: dict[str, str | None] = {}
 _state: list[tuple[str, str | None]] = []
+_notebook_state: list[str | None] = []
+_notebook_dir: list[str] = []
 
 
 def _collects_notebooks(config: pytest.Config) -> bool:
@@ -62,6 +64,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         else:
             os.environ["XDG_STATE_HOME"] = old
         shutil.rmtree(state, ignore_errors=True)
+    while _notebook_dir:
+        shutil.rmtree(_notebook_dir.pop(), ignore_errors=True)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Notebook kernels (started at a notebook's first cell) get a run history of their own, empty:
+    a module-scoped fixture may have run ``labsession health`` with the session's, and
+    ``06_health_history`` must find no history to show what it committed."""
+    if item.path.suffix == ".ipynb":
+        if not _notebook_dir:
+            _notebook_dir.append(tempfile.mkdtemp(prefix="labsession-notebook-state-"))
+        _notebook_state[:] = [os.environ.get("XDG_STATE_HOME")]
+        os.environ["XDG_STATE_HOME"] = _notebook_dir[0]
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if _notebook_state:
+        old = _notebook_state.pop()
+        if old is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = old
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
