@@ -17,6 +17,8 @@ raw timings no regex can mask, so both are left out of it (:func:`pytest_collect
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +32,9 @@ _NOTEBOOK_DIRS = ("notebooks", "runbooks")
 NBVAL_SKIP_COMPARE = ("text/html", REPORT_MIME)
 _stop: list[Callable[[], None]] = []
 _saved: dict[str, str | None] = {}
+_state: list[tuple[str, str | None]] = []
+_notebook_state: list[str | None] = []
+_notebook_dir: list[str] = []
 
 
 def _collects_notebooks(config: pytest.Config) -> bool:
@@ -41,6 +46,46 @@ def _collects_notebooks(config: pytest.Config) -> bool:
         if path.is_dir() and any((path / d).is_dir() for d in _NOTEBOOK_DIRS):
             return True
     return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test (nor a kernel or ``labsession health`` it starts) writes the user's own run history:
+    the default history lives under ``$XDG_STATE_HOME``, here a folder of this test session."""
+    state = tempfile.mkdtemp(prefix="labsession-test-state-")
+    _state.append((state, os.environ.get("XDG_STATE_HOME")))
+    os.environ["XDG_STATE_HOME"] = state
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _state:
+        state, old = _state.pop()
+        if old is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = old
+        shutil.rmtree(state, ignore_errors=True)
+    while _notebook_dir:
+        shutil.rmtree(_notebook_dir.pop(), ignore_errors=True)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Notebook kernels (started at a notebook's first cell) get a run history of their own, empty:
+    a module-scoped fixture may have run ``labsession health`` with the session's, and
+    ``06_health_history`` must find no history to show what it committed."""
+    if item.path.suffix == ".ipynb":
+        if not _notebook_dir:
+            _notebook_dir.append(tempfile.mkdtemp(prefix="labsession-notebook-state-"))
+        _notebook_state[:] = [os.environ.get("XDG_STATE_HOME")]
+        os.environ["XDG_STATE_HOME"] = _notebook_dir[0]
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if _notebook_state:
+        old = _notebook_state.pop()
+        if old is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = old
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

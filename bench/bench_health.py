@@ -59,9 +59,13 @@ asyncio.run(main())
 """
 
 
+_STATE = tempfile.mkdtemp(prefix="bench-health-state-")
+
+
 def _child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["XDG_STATE_HOME"] = _STATE  # health runs record their history here, never in the user's own
     return env
 
 

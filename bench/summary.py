@@ -100,6 +100,21 @@ def _health(data: dict[str, Any]) -> Iterator[Row]:
                "no equivalent")
 
 
+def _ops(data: dict[str, Any]) -> Iterator[Row]:
+    extras = data.get("extras")
+    if extras:
+        own, share = extras["directTotalSeconds"] * 1000, extras["directShareOfRun"] * 100
+        latest = (f"**{_num(extras['ratio'], 3)}** ({extras['keptSeconds']} s vs {extras['bareSeconds']} s; "
+                  f"the extras' own work {own:.0f} ms, {share:.1f} % of the run)")
+        yield ("operations", "`labsession health --embedded` with report, history and Prometheus file vs without, "
+               "time ratio", latest, "< 1.05", "")
+    history = data.get("history")
+    if history:
+        latest = (f"**{history['historySeconds']:.2f} s** (10 runs: {history['smallHistorySeconds']:.2f} s; "
+                  f"`labsession --help`: {history['helpSeconds']:.2f} s)")
+        yield ("operations", f"`labsession history`, {history['runs']:,} runs recorded", latest, "< 1 s", "")
+
+
 def _cluster(data: dict[str, Any]) -> Iterator[Row]:
     for row in data.get("rows", []):
         ours, theirs = row["cluster"], row["standalone"]
@@ -143,10 +158,11 @@ def _unknown(name: str) -> Callable[[dict[str, Any]], Iterator[Row]]:
 
 
 KNOWN: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
-    "core": _core, "pool": _pool, "backend": _backend, "health": _health, "cluster": _cluster, "load": _load,
+    "core": _core, "pool": _pool, "backend": _backend, "health": _health, "ops": _ops, "cluster": _cluster,
+    "load": _load,
 }
 #: Files in this order first (core, backend, notebooks, scale), then any other alphabetically.
-ORDER = ["core", "pool", "backend", "health", "cluster", "load"]
+ORDER = ["core", "pool", "backend", "health", "ops", "cluster", "load"]
 
 
 def _when(data: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ The public names are re-exported here; each module's ``__all__`` says what it of
 
 from __future__ import annotations
 
-from .checks import REPORT_MIME, TIMING_MARK, CheckFailed, CheckResult, Report, Status, worst
+from .checks import CHECKS_META, REPORT_MIME, TIMING_MARK, CheckFailed, CheckResult, Report, Status, worst
 from .embedded.redis_server import EmbeddedRedis, TlsFiles, find_redis_server
 from .errors import (
     ConfigError,
@@ -39,6 +39,7 @@ from .store.service import RedisHealth, RedisService, StoreIdentity
 from .version import __version__
 
 __all__ = [
+    "CHECKS_META",
     "ENDED_TTL_SECONDS",
     "REPORT_MIME",
     "TIMING_MARK",

@@ -17,6 +17,7 @@ from .errors import LabSessionError
 from .masking import mask_text, redact
 
 __all__ = [
+    "CHECKS_META",
     "EXIT_COULD_NOT_RUN",
     "EXIT_FAILED",
     "EXIT_OK",
@@ -32,6 +33,9 @@ __all__ = [
 
 #: MIME type of the machine-readable report a notebook displays in its verdict cell.
 REPORT_MIME = "application/vnd.labsession.report+json"
+#: Output metadata key under which a notebook cell that shows checks lists them (``[{"name", "status"}]``),
+#: so a report can link a failing check to the cell that showed it.
+CHECKS_META = "application/vnd.labsession.checks+json"
 #: How a timing-only WARN ends its evidence: ``... [timing: p99 above 50 ms]`` (see
 #: :attr:`CheckResult.timing`). nbval_sanitize.cfg recognizes such a check line by it.
 TIMING_MARK = "[timing: "

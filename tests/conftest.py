@@ -6,6 +6,7 @@ Constants (``MS``, ``CANARY``, ``IN_CI``) and helpers live in the ``support`` pa
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from labsession.embedded.redis_server import TlsFiles, find_redis_server
 from labsession.errors import EmbeddedRedisError
 
 from support import CANARY, IN_CI
+
+
+@pytest.fixture(autouse=True)
+def _own_run_history(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's ``labsession health`` runs record into a history of their own (the default one lives
+    under ``$XDG_STATE_HOME``), so none sees another's runs and the notebooks see none at all."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture
@@ -64,6 +72,17 @@ def tls_binary() -> Path:
         if IN_CI:
             pytest.fail(f"CI must have a TLS-capable redis-server: {exc}")
         pytest.skip(f"no TLS-capable redis-server here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """Prometheus' ``promtool`` (Debian's ``prometheus`` package); skips on a laptop without it, fails under CI."""
+    found = shutil.which("promtool")
+    if found:
+        return Path(found)
+    if IN_CI:
+        pytest.fail("CI must have promtool (Debian's prometheus package; .ci/run installs it)")
+    pytest.skip("no promtool here (Debian: apt install prometheus)")
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ def test_health_on_the_embedded_default_passes(installed: tuple[Path, dict[str, 
     result = _run(["labsession", "health", "--embedded", "--out", "health-out"], cwd=cwd, env=env, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verdict: PASS" in result.stdout
-    summary = json.loads((cwd / "health-out" / "summary.json").read_text())
+    summary = json.loads((cwd / "health-out" / "latest" / "summary.json").read_text())
     assert summary["verdict"] == "PASS"
 
 

@@ -22,6 +22,7 @@ __all__ = ["main"]
 #: ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "health": ("labsession.cli.health", "run the diagnostic notebooks (a scheduled health run)"),
+    "history": ("labsession.cli.history", "list the recorded health runs and what changed between the last two"),
     "check": ("labsession.cli.check", "connection and session-lifecycle checks of the library, no notebooks"),
     "serve": ("labsession.cli.serve", "run the reference lab backend (HTTP + WebSocket)"),
     "redis": ("labsession.cli.redis", "run an embedded redis-server in the foreground and print its URL"),

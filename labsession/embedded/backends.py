@@ -35,7 +35,7 @@ from pathlib import Path
 from ..backend.config import DEFAULT_ALLOWED_ORIGINS
 from ..backend.errors import BackendError
 from ..masking import get_logger, mask_text, register_secret
-from .processes import ChildProcess, stop_process
+from .processes import ChildProcess, spawn, stop_process
 from .redis_server import free_port
 
 __all__ = ["BackendProcess"]
@@ -155,7 +155,7 @@ class BackendProcess(ChildProcess):
         if self.workers != 1:
             command += ["--workers", str(self.workers)]
         self._ready_workers.clear()
-        self._process = subprocess.Popen(
+        self._process = spawn(
             command, env=self._environment(), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import EmbeddedRedisError
 from ..masking import get_logger, register_secret
-from .processes import ChildProcess, stop_process
+from .processes import ChildProcess, spawn, stop_process
 
 __all__ = ["EmbeddedRedis", "TlsFiles", "find_redis_server", "free_port", "redis_server_version", "supports_tls"]
 
@@ -241,7 +241,7 @@ class EmbeddedRedis(ChildProcess):
         if self.aof_dir:
             self.aof_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._process = subprocess.Popen(
+            self._process = spawn(
                 self._args(self._workdir.name),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

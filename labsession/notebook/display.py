@@ -7,7 +7,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..checks import REPORT_MIME, CheckResult, Report, Status
+from ..checks import CHECKS_META, REPORT_MIME, CheckResult, Report, Status
 from ..masking import mask_text, redact
 
 __all__ = ["display_bundle", "show_checks", "show_report", "show_table", "show_text"]
@@ -21,8 +21,8 @@ _STATUS_COLOURS = {
 }
 
 
-def display_bundle(bundle: Mapping[str, Any]) -> None:
-    """Display a MIME bundle in the notebook (or print its text/plain outside a kernel)."""
+def display_bundle(bundle: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> None:
+    """Display a MIME bundle (with output ``metadata``) in the notebook, or print its text/plain outside a kernel."""
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -32,7 +32,7 @@ def display_bundle(bundle: Mapping[str, Any]) -> None:
     if get_ipython() is None:
         print(bundle.get("text/plain", ""))
         return
-    display(dict(bundle), raw=True)  # type: ignore[no-untyped-call,unused-ignore]
+    display(dict(bundle), raw=True, metadata=dict(metadata) if metadata else None)  # type: ignore[no-untyped-call,unused-ignore]
 
 
 def _cell(value: Any) -> str:
@@ -89,7 +89,9 @@ def show_checks(checks: Iterable[CheckResult]) -> None:
     items = list(checks)
     width = max((len(c.name) for c in items), default=4)
     text = "\n".join(f"{c.status.value:<5}  {c.name:<{width}}  {c.evidence}" for c in items) or "(no checks)"
-    display_bundle({"text/html": _checks_html(items), "text/plain": text})
+    # The metadata names the checks this cell shows: a health report links a failing check to this cell.
+    display_bundle({"text/html": _checks_html(items), "text/plain": text},
+                   {CHECKS_META: [{"name": c.name, "status": c.status.value} for c in items]})
 
 
 def show_report(report: Report) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
@@ -13,6 +16,7 @@ from typing import Any, TypeVar
 from ..checks import CheckResult, Report, Status
 from ..errors import ConfigError, LabSessionError, RedisUnavailable
 from ..masking import mask_text, redact
+from ..probes.lifecycle import after_creation
 from ..store.service import RedisService
 from .declared import kernel_parameters
 from .display import display_bundle, show_checks, show_report
@@ -189,6 +193,40 @@ class NotebookRun:
         return f"NotebookRun({self.title!r}, {self.target.describe()!r})"
 
 
+#: Longest a kernel told to stop waits for a probe session's life to be shortened, seconds.
+STOP_WAIT_SECONDS = 5.0
+_stop_handler: list[Any] = []
+
+
+def _exit_on_sigterm() -> None:
+    """In a kernel, make SIGTERM end the process at once, except in the one round trip between creating
+    a probe session and shortening its life (:func:`labsession.probes.lifecycle.after_creation`), which
+    it waits for (at most :data:`STOP_WAIT_SECONDS`).
+
+    A kernel that ``labsession health`` starts gets SIGTERM when the run dies, even by SIGKILL (it asks
+    Linux for it: ``PR_SET_PDEATHSIG``). Dying then, before the SET, would leave the probe session to
+    live the backend's whole session lifetime instead of two minutes at most.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    in_kernel = getattr(shell, "kernel", None) is not None
+    if _stop_handler or not in_kernel or threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        code = 128 + signum
+        timer = threading.Timer(STOP_WAIT_SECONDS, os._exit, (code,))
+        timer.daemon = True
+        timer.start()
+        after_creation(lambda: os._exit(code))
+
+    _stop_handler.append(handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
 def _safe_params(params: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = redact(dict(params))
     return out
@@ -226,6 +264,7 @@ async def start(
     backends: int = 2,
     env: Mapping[str, str] | None = None,
     show: bool = True,
+    target: bool = True,
 ) -> NotebookRun:
     """Validate the parameters, resolve the target, start the budget.
 
@@ -234,6 +273,8 @@ async def start(
     each is written once, in that cell. Elsewhere pass ``params`` (checked against
     :data:`COMMON_PARAMS` + ``spec``). ``backends`` is how many reference backend instances an
     own embedded target starts. Shows the target at the top of the notebook when ``show``.
+    ``target=False`` is for a notebook that diagnoses no Redis and no backend (the run history's):
+    no target is resolved, and such a notebook declares only the parameters it uses.
     Raises :class:`~labsession.errors.ConfigError` naming the parameter.
     """
     if params is None:
@@ -243,18 +284,25 @@ async def start(
         full = dict(COMMON_PARAMS)
         full.update(spec or {})
         values = validate_parameters(params, full)
+    _exit_on_sigterm()
     budget = Budget(float(values.get("budget_seconds") or 60.0))
-    target = await asyncio.to_thread(resolve_target, values, env, backends=backends)
-    run = NotebookRun(title, values, target, budget)
+    if not target:
+        run = NotebookRun(title, values, Target(None, [], False, "no target", read_only=True), budget)
+        if show:
+            text = f"{title} — no Redis and no backend: this notebook reads files only"
+            display_bundle({"text/html": f"<p>{html.escape(text)}</p>", "text/plain": text})
+        return run
+    resolved = await asyncio.to_thread(resolve_target, values, env, backends=backends)
+    run = NotebookRun(title, values, resolved, budget)
     if show:
-        note = f"<p><b>{html.escape(title)}</b> — target: {html.escape(target.describe())}</p>"
-        if target.problem:
-            note += f"<p>Note: {html.escape(target.problem)}</p>"
-        if target.notice:
-            note = (f"<p style='border-left:6px solid #9a6700;padding:0.3em 0.8em'><b>{html.escape(target.notice)}"
+        note = f"<p><b>{html.escape(title)}</b> — target: {html.escape(resolved.describe())}</p>"
+        if resolved.problem:
+            note += f"<p>Note: {html.escape(resolved.problem)}</p>"
+        if resolved.notice:
+            note = (f"<p style='border-left:6px solid #9a6700;padding:0.3em 0.8em'><b>{html.escape(resolved.notice)}"
                     f"</b></p>") + note
-        text = f"{title} — target: {target.describe()}" + (f"\nNote: {target.problem}" if target.problem else "")
-        if target.notice:
-            text = f"{target.notice}\n{text}"
+        text = f"{title} — target: {resolved.describe()}" + (f"\nNote: {resolved.problem}" if resolved.problem else "")
+        if resolved.notice:
+            text = f"{resolved.notice}\n{text}"
         display_bundle({"text/html": note, "text/plain": text})
     return run

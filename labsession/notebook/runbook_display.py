@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from ..checks import Report, Status
+from ..checks import CHECKS_META, Report, Status
 from ..runbooks.base import Diagnosis
 from .display import display_bundle, show_checks, show_table
 
@@ -37,4 +37,6 @@ def show_cause(diagnosis: Diagnosis) -> None:
             f"<p style='font-size:1.3em;margin:0'><b>Cause: <code>{html.escape(diagnosis.cause)}</code></b></p>"
             f"<p style='margin:0.4em 0 0 0'><b>Remedy:</b> {html.escape(diagnosis.remedy)}</p></div>")
     display_bundle({"text/html": body,
-                    "text/plain": f"{status.value} cause: {diagnosis.cause}\nremedy: {diagnosis.remedy}"})
+                    "text/plain": f"{status.value} cause: {diagnosis.cause}\nremedy: {diagnosis.remedy}"},
+                   {CHECKS_META: [{"name": "cause", "status": c.status.value}
+                                  for c in diagnosis.report if c.name == "cause"]})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ from .stats import percentile
 __all__ = [
     "PROBE_TTL_SECONDS",
     "LifecycleResult",
+    "after_creation",
+    "creation_window",
     "probe_session",
     "run_lifecycle",
 ]
@@ -35,6 +37,40 @@ log = get_logger(__name__)
 
 #: Seconds a probe session lives before the extend step (which adds 60 s).
 PROBE_TTL_SECONDS = 60
+
+
+class _Window:
+    """Probe sessions being created: from the request until the SET that shortens the record, a probe
+    session would live as long as the backend's own session lifetime (hours) if the process died."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.then: list[Callable[[], None]] = []
+
+
+_window = _Window()
+
+
+@contextlib.contextmanager
+def creation_window() -> Iterator[None]:
+    """Wrap the creation of a probe session up to the SET that shortens it; what :func:`after_creation`
+    deferred meanwhile runs when the last such block ends."""
+    _window.open += 1
+    try:
+        yield
+    finally:
+        _window.open -= 1
+        while not _window.open and _window.then:
+            _window.then.pop(0)()
+
+
+def after_creation(action: Callable[[], None]) -> None:
+    """Run ``action`` now, or, while a probe session is being created, as soon as its life is shortened
+    (a kernel told to stop exits then: a killed run leaves no probe session for longer than 2 minutes)."""
+    if _window.open:
+        _window.then.append(action)
+    else:
+        action()
 
 
 @dataclass(slots=True)
@@ -94,22 +130,24 @@ async def run_lifecycle(
         async with contextlib.AsyncExitStack() as stack:
             for client in clients:
                 await stack.enter_async_context(client)
-            answer, session_id = await clients[0].start_probe()
-            result.steps_ms["create"] = answer.elapsed_ms
-            if not answer.ok or not session_id:
-                result.add("create", Status.FAIL, f"POST /api/labs/start on {clients[0].base_url}: {_said(answer)}",
-                           response=answer.body)
-                return result
-            result.add("create", Status.PASS,
-                       f"created probe session {log_id(session_id)} through {clients[0].base_url} "
-                       f"({_said(answer)}, {answer.elapsed_ms:.1f} ms)")
+            with creation_window():
+                answer, session_id = await clients[0].start_probe()
+                result.steps_ms["create"] = answer.elapsed_ms
+                if not answer.ok or not session_id:
+                    result.add("create", Status.FAIL,
+                               f"POST /api/labs/start on {clients[0].base_url}: {_said(answer)}", response=answer.body)
+                    return result
+                result.add("create", Status.PASS,
+                           f"created probe session {log_id(session_id)} through {clients[0].base_url} "
+                           f"({_said(answer)}, {answer.elapsed_ms:.1f} ms)")
+                if redis is not None:
+                    key = redis.settings.key_prefix + session_id
+                    try:
+                        marked = await _shorten(redis, key, PROBE_TTL_SECONDS)
+                    except (LabSessionError, ValueError) as exc:
+                        marked = False
+                        log.warning("could not mark the probe session: %s", exc)
             if redis is not None:
-                key = redis.settings.key_prefix + session_id
-                try:
-                    marked = await _shorten(redis, key, PROBE_TTL_SECONDS)
-                except (LabSessionError, ValueError) as exc:
-                    marked = False
-                    log.warning("could not mark the probe session: %s", exc)
                 if marked:
                     result.add("probe marked", Status.PASS,
                                f"probe record marked \"probe\": true, TTL {PROBE_TTL_SECONDS} s")
@@ -198,13 +236,14 @@ async def probe_session(
     (``session_id`` is ``None`` when creation failed). With ``redis`` the record is marked and
     shortened to :data:`PROBE_TTL_SECONDS`. Always ended and deleted on the way out.
     """
-    async with BackendClient(base_url, timeout=timeout) as client:
-        answer, session_id = await client.start_probe()
-    key = redis.settings.key_prefix + session_id if redis is not None and session_id else None
-    try:
+    with creation_window():
+        async with BackendClient(base_url, timeout=timeout) as client:
+            answer, session_id = await client.start_probe()
+        key = redis.settings.key_prefix + session_id if redis is not None and session_id else None
         if redis is not None and key is not None:
             with contextlib.suppress(LabSessionError, ValueError):
                 await _shorten(redis, key, PROBE_TTL_SECONDS)
+    try:
         yield session_id, answer
     finally:
         if session_id is not None:

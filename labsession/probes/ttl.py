@@ -3,7 +3,9 @@
 Memory does not grow with the number of keys: counters, a fixed-bin TTL histogram, a
 bounded heavy-hitters counter for users (:class:`~labsession.probes.stats.TopK`) and a few
 redacted samples per anomaly. Only one SCAN batch of values is held at a time. Session ids
-are the only credential ``/terminal`` asks for, so samples show an id's first 8 characters.
+are the only credential ``/terminal`` asks for, so samples and findings show an id's first 8
+characters, unless the caller asks for whole keys (``show_ids``: the key an engineer must fix).
+Stored times (``expiresAt``, ``createdAt``) are shown as UTC times with how far away they are.
 
 SCAN may return a key twice while Redis rehashes, and keys come and go during the walk:
 the counts describe the keyspace as it was walked, not one instant.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -74,6 +77,27 @@ _ANOMALY_TEXT = {
 short_id = log_id
 
 
+def _ago(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def when(ms: Any, now_ms: int) -> Any:
+    """A stored time in milliseconds since the epoch as ``2026-11-26 06:30:12 UTC (in 4 min)``;
+    anything that is not such a number is returned as it is (a corrupt record shows what it holds)."""
+    if type(ms) not in (int, float) or not 0 <= ms < 253_402_300_800_000:  # up to the year 9999
+        return ms
+    moment = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    left = (ms - now_ms) / 1000
+    return f"{moment} ({'in ' + _ago(left) if left >= 0 else _ago(left) + ' ago'})"
+
+
 @dataclass(slots=True)
 class TtlInspection:
     """The aggregate of one walk over the session keys. Durations are seconds."""
@@ -96,24 +120,30 @@ class TtlInspection:
     users: TopK = field(default_factory=lambda: TopK(1000))
     skew_max_seconds: float = 0.0
     sample_size: int = 3
+    #: Show whole keys in samples and findings instead of an id's first 8 characters.
+    show_ids: bool = False
+    #: The keys (whole, or shortened) of each anomaly's samples, for the findings.
+    sample_keys: dict[str, list[str]] = field(default_factory=dict)
 
     # -- aggregation ---------------------------------------------------------------------------
 
-    def _sample(self, anomaly: Anomaly, key: str | bytes, ttl: int, value: Any) -> None:
+    def _sample(self, anomaly: Anomaly, key: str | bytes, ttl: int, value: Any, now_ms: int) -> None:
         bucket = self.samples.setdefault(anomaly.value, [])
         if len(bucket) >= self.sample_size:
             return
         text_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
         session_id = text_key[len(self.key_prefix):]
-        shown: dict[str, Any] = {"session": log_id(session_id), "ttl": ttl}
+        shown_key = text_key if self.show_ids else self.key_prefix + log_id(session_id)
+        shown: dict[str, Any] = {"session": shown_key, "ttl": "none" if ttl == -1 else f"{ttl} s"}
         if isinstance(value, dict):
-            # Keep the diagnostic fields only; ids and secrets stay out of the output.
+            # Keep the diagnostic fields only; other ids and secrets stay out of the output.
             for name in ("status", "userId", "labId", "expiresAt", "createdAt"):
                 if name in value:
-                    shown[name] = value[name]
+                    shown[name] = when(value[name], now_ms) if name in ("expiresAt", "createdAt") else value[name]
         elif isinstance(value, str):
             shown["value"] = value[:40] + ("…" if len(value) > 40 else "")
         self.samples[anomaly.value] = [*bucket, redact(shown)]
+        self.sample_keys.setdefault(anomaly.value, []).append(shown_key)
 
     def add(self, key: str | bytes, raw: bytes | str | None, ttl: int, now_ms: int) -> None:
         """Fold one key (its value and TTL in seconds, as read at ``now_ms``) into the aggregate.
@@ -142,9 +172,9 @@ class TtlInspection:
             self.anomalies[Anomaly.CORRUPT] += 1
             self.by_status["(corrupt)"] += 1
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            self._sample(Anomaly.CORRUPT, key, ttl, "(not JSON)" if data is None else text)
+            self._sample(Anomaly.CORRUPT, key, ttl, "(not JSON)" if data is None else text, now_ms)
             if ttl == -1:
-                self._sample(Anomaly.NO_TTL, key, ttl, None)
+                self._sample(Anomaly.NO_TTL, key, ttl, None, now_ms)
             return
         assert isinstance(data, dict) and isinstance(status, str) and isinstance(expires_at, int | float)
         if status in self.by_status or len(self.by_status) < _MAX_STATUSES:
@@ -154,24 +184,24 @@ class TtlInspection:
         user = data.get("userId")
         self.users.add(user if isinstance(user, str) else "(none)")
         if ttl == -1:
-            self._sample(Anomaly.NO_TTL, key, ttl, data)
+            self._sample(Anomaly.NO_TTL, key, ttl, data, now_ms)
         elif ttl > self.max_ttl_seconds:
-            self._sample(Anomaly.TTL_TOO_LONG, key, ttl, data)
+            self._sample(Anomaly.TTL_TOO_LONG, key, ttl, data, now_ms)
         if status == "active":
             left = (float(expires_at) - now_ms) / 1000.0
             if left <= 0:
                 self.anomalies[Anomaly.PAST_EXPIRY] += 1
-                self._sample(Anomaly.PAST_EXPIRY, key, ttl, data)
+                self._sample(Anomaly.PAST_EXPIRY, key, ttl, data, now_ms)
             elif ttl > 0:
                 # Redis rounds the TTL down to a whole second; the writer rounds up.
                 skew = abs(left - ttl)
                 self.skew_max_seconds = max(self.skew_max_seconds, skew)
                 if skew > self.skew_tolerance_seconds:
                     self.anomalies[Anomaly.CLOCK_SKEW] += 1
-                    self._sample(Anomaly.CLOCK_SKEW, key, ttl, data)
+                    self._sample(Anomaly.CLOCK_SKEW, key, ttl, data, now_ms)
         elif status in ("destroyed", "expired") and (ttl == -1 or ttl > ENDED_TTL_SECONDS + 1):
             self.anomalies[Anomaly.ENDED_LINGERING] += 1
-            self._sample(Anomaly.ENDED_LINGERING, key, ttl, data)
+            self._sample(Anomaly.ENDED_LINGERING, key, ttl, data, now_ms)
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -194,10 +224,12 @@ class TtlInspection:
         if self.truncated:
             reason = self.stop_reason or "key limit"
             out.append(CheckResult("scan", Status.WARN, f"{scan_text}; stopped at the {reason}: "
-                                   "the counts below cover part of the keyspace", {"scanned": self.scanned}))
+                                   "the counts below cover part of the keyspace",
+                                   {"scanned": self.scanned, "active": self.by_status.get("active", 0)}))
         else:
             out.append(CheckResult("scan", Status.PASS, scan_text, {"scanned": self.scanned,
-                                                                     "vanished": self.vanished}))
+                                                                     "vanished": self.vanished,
+                                                                     "active": self.by_status.get("active", 0)}))
         for anomaly in Anomaly:
             count = self.anomalies.get(anomaly.value, 0)
             meaning, bad = _ANOMALY_TEXT[anomaly]
@@ -205,7 +237,10 @@ class TtlInspection:
             if anomaly is Anomaly.CLOCK_SKEW:
                 data["maxSkewSeconds"] = round(self.skew_max_seconds, 3)
             if count:
-                out.append(CheckResult(f"ttl: {anomaly.value}", bad, f"{count} {meaning}", data))
+                keys = self.sample_keys.get(anomaly.value, [])
+                data["sessions"] = keys
+                named = f": {', '.join(keys)}{', …' if count > len(keys) else ''}" if keys else ""
+                out.append(CheckResult(f"ttl: {anomaly.value}", bad, f"{count} {meaning}{named}", data))
             else:
                 out.append(CheckResult(f"ttl: {anomaly.value}", Status.PASS, f"none of the {meaning}", data))
         return out
@@ -281,6 +316,7 @@ async def inspect_ttls(
     sample_size: int = 3,
     deadline: float | None = None,
     use_script: bool = False,
+    show_ids: bool = False,
 ) -> TtlInspection:
     """Walk the session keys with SCAN (``batch_size`` per call), reading value and TTL in one
     round trip per batch; stop after ``limit`` keys or at ``deadline`` (a ``time.monotonic()``
@@ -292,10 +328,14 @@ async def inspect_ttls(
     request, but it needs ``@scripting``, which a read-only ACL user usually lacks (a refusal is
     a security event on the server), so it is off unless asked for.
 
+    ``show_ids`` puts whole keys in samples and findings (an id opens that session's terminal:
+    only when asked for); by default they show an id's first 8 characters.
+
     Raises :class:`~labsession.errors.RedisUnavailable` when the store fails mid-walk.
     """
     prefix = key_prefix or redis.settings.key_prefix
-    result = TtlInspection(prefix, max_ttl_seconds, skew_tolerance_seconds, limit, sample_size=sample_size)
+    result = TtlInspection(prefix, max_ttl_seconds, skew_tolerance_seconds, limit, sample_size=sample_size,
+                           show_ids=show_ids)
     started = time.perf_counter()
     cluster = hasattr(redis.client, "get_primaries")
     reader = _Reader(redis, script=use_script, cluster=cluster)

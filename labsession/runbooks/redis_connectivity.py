@@ -94,7 +94,8 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
             report.check("dns", Status.PASS, f"{host} resolves to {', '.join(addresses[:4])} in "
                          f"{(time.perf_counter() - started) * 1000:.1f} ms", addresses=addresses[:8])
         except (OSError, TimeoutError) as exc:
-            report.check("dns", Status.FAIL, f"{host} does not resolve ({_why(exc)})")
+            report.check("dns", Status.FAIL, f"{host} does not resolve ({_why(exc)})",
+                         redis_cause=C.DNS_FAILURE.value)
             return fail(C.DNS_FAILURE, "tcp", "tls", "redis")
         # tcp
         tcp = await probe_tcp(host, port, timeout=timeout)
@@ -102,7 +103,8 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
             report.check("tcp", Status.PASS, f"{host}:{port} accepted a TCP connection in {tcp.elapsed_ms:.1f} ms")
         else:
             cause = C(tcp.cause) if tcp.cause in (C.TIMEOUT, C.CONNECTION_REFUSED) else C.CONNECTION_REFUSED
-            report.check("tcp", Status.FAIL, f"{host}:{port} did not accept a connection ({_why(tcp.exception)})")
+            report.check("tcp", Status.FAIL, f"{host}:{port} did not accept a connection ({_why(tcp.exception)})",
+                         redis_cause=cause.value)
             return fail(cause, "tls", "redis")
         # tls (for rediss://)
         if settings.tls:

@@ -14,8 +14,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import REPORT_MIME
+from ..embedded.processes import die_with_parent
 from ..errors import ConfigError
 from ..masking import mask_text
 from .registry import HealthNotebook
@@ -100,6 +103,8 @@ class Execution:
         #: True once :meth:`stop` killed a live kernel or refused to start one.
         self.interrupted = False
         self._manager: Any = None
+        #: The folder of the kernel's IPC sockets (POSIX), made when its kernel manager is; see :meth:`cleanup`.
+        self.ipc_dir: str | None = None
 
     def on_notebook_start(self, notebook: Any, **_: Any) -> None:
         self.cells = len(notebook.cells)
@@ -115,6 +120,13 @@ class Execution:
 
         class TrackedKernelManager(AsyncKernelManager):
             def __init__(self, **kwargs: Any) -> None:
+                if os.name == "posix":
+                    # Unix sockets in a private folder instead of TCP ports on localhost: nothing else on
+                    # the machine can connect to the kernel, no port can be taken meanwhile, and the
+                    # kernel has no cause to warn that it "is running over TCP without encryption".
+                    execution.ipc_dir = execution.ipc_dir or tempfile.mkdtemp(prefix="labsession-kernel-")
+                    kwargs.setdefault("transport", "ipc")
+                    kwargs.setdefault("ip", os.path.join(execution.ipc_dir, "k"))
                 super().__init__(**kwargs)
                 execution._manager = self
 
@@ -123,6 +135,14 @@ class Execution:
                 if execution.stopped.is_set():
                     execution.interrupted = True
                     raise RuntimeError("the time budget was spent before the kernel started")
+                # start_kernel's keyword arguments reach Popen (jupyter_client documents it): the kernel
+                # dies with this process even when it is killed with SIGKILL and cleans nothing up. Its
+                # parent is this worker thread, which outlives every kernel it starts. SIGTERM, not
+                # SIGKILL: a notebook kernel exits on it at once, except in the one round trip between
+                # creating a probe session and shortening its life (labsession.notebook.run).
+                preexec = die_with_parent(signal.SIGTERM)
+                if preexec is not None:
+                    kwargs.setdefault("preexec_fn", preexec)
                 await super().start_kernel(**kwargs)
 
         return TrackedKernelManager
@@ -145,6 +165,12 @@ class Execution:
             pass
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(0.5)  # reap it: no zombie outlives the run
+
+    def cleanup(self) -> None:
+        """Remove the kernel's IPC socket folder (the kernel is gone by then)."""
+        if self.ipc_dir is not None:
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+            self.ipc_dir = None
 
     def where(self) -> str:
         """Where the notebook was stopped, as a parenthesis for the budget message."""
@@ -198,6 +224,8 @@ def execute(
             str(source), str(output), parameters=dict(parameters), kernel_name=KERNEL_NAME,
             execution_timeout=int(cell_timeout), progress_bar=False, log_output=False,
             resources={"metadata": {"path": str(source.parent)}},
+            # The kernel's own log is not the run's output: jupyter_client interrupts every kernel it shuts
+            # down, and the kernel logs that as an ERROR ("KeyboardInterrupt caught in kernel").
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=execution.manager_class(),
             on_notebook_start=execution.on_notebook_start, on_cell_start=execution.on_cell_start,
@@ -206,6 +234,8 @@ def execute(
         pass  # the saved notebook holds the error and, when it got there, the report
     except Exception as exc:
         result.error = f"could not run: {type(exc).__name__}: {mask_text(str(exc))[:400]}"
+    finally:
+        execution.cleanup()
     result.elapsed_seconds = time.monotonic() - started
     if output.exists():
         try:

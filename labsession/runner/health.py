@@ -29,27 +29,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import html
 import json
 import logging
 import os
 import queue
+import signal
+import sqlite3
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
-from xml.etree import ElementTree as ET
 
 from ..checks import EXIT_COULD_NOT_RUN, Report, Status, exit_code, worst
 from ..embedded.target import embedded_env, start_embedded_target
+from ..errors import LabSessionError
 from ..masking import get_logger, mask_text, redact
 from .executor import Execution, StoppedKernelFilter, declared_parameters, execute
+from .history import History, RunInProgress, RunLock, default_history_path
+from .monitoring import NAGIOS_UNKNOWN, nagios_code, nagios_line, nagios_unknown, write_prometheus
+from .notify import deliver, shown_url, verdict_event
 from .registry import HealthNotebook, registry
+from .report import find_root_cause, human_duration, render_html, write_outputs
+from .results import NotebookOutcome, RunSummary, iso_utc
+from .rundirs import new_run_id, point_latest, prune_runs
 
 __all__ = ["STOP_GRACE_SECONDS", "HealthOptions", "NotebookOutcome", "RunSummary", "health", "run_health"]
 
@@ -62,57 +68,6 @@ STOP_GRACE_SECONDS = 5.0
 #: threads to save the notebooks as far as they ran (nbclient notices a dead kernel within a second).
 SAVE_WAIT_SECONDS = 2.0
 _SUFFIX = {Status.PASS: "ok", Status.WARN: "warn", Status.SKIP: "skip", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
-
-
-# -- results ---------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class NotebookOutcome:
-    """One executed notebook: its verdict, its reports (from :data:`REPORT_MIME` outputs), the error if it broke."""
-
-    name: str
-    path: str
-    status: Status = Status.ERROR
-    reports: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    elapsed_seconds: float = 0.0
-    output: Path | None = None
-    #: Stopped at the end of the budget (its kernel killed, or never started).
-    stopped: bool = False
-
-    def checks(self) -> list[dict[str, Any]]:
-        return [dict(c, notebook=self.name) for r in self.reports for c in r.get("checks", [])]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "path": self.path, "verdict": self.status.value, "error": self.error,
-            "elapsedSeconds": round(self.elapsed_seconds, 3), "stoppedAtBudget": self.stopped,
-            "reports": self.reports,
-        }
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """The whole run: target description, per-notebook outcomes, wall time in seconds."""
-
-    target: dict[str, Any]
-    outcomes: list[NotebookOutcome]
-    started: str
-    elapsed_seconds: float = 0.0
-
-    @property
-    def verdict(self) -> Status:
-        return worst(o.status for o in self.outcomes)
-
-    def to_dict(self) -> dict[str, Any]:
-        checks = [c for o in self.outcomes for c in o.checks()]
-        counts = {s.value: sum(1 for c in checks if c.get("status") == s.value) for s in Status}
-        return {
-            "verdict": self.verdict.value, "exitCode": exit_code(self.verdict), "startedAt": self.started,
-            "elapsedSeconds": round(self.elapsed_seconds, 3), "target": redact(self.target), "counts": counts,
-            "notebooks": [o.to_dict() for o in self.outcomes], "checks": checks,
-        }
 
 
 # -- executing one notebook ------------------------------------------------------------------
@@ -161,92 +116,6 @@ def execute_one(
     return outcome
 
 
-# -- writing the results ---------------------------------------------------------------------
-
-
-def write_junit(summary: RunSummary, path: Path) -> None:
-    """One ``testsuite`` per notebook, one ``testcase`` per check (FAIL → failure, ERROR → error, SKIP → skipped)."""
-    suites = ET.Element("testsuites", name="labsession health", time=f"{summary.elapsed_seconds:.3f}")
-    for outcome in summary.outcomes:
-        checks = outcome.checks()
-        suite = ET.SubElement(suites, "testsuite", name=outcome.name, time=f"{outcome.elapsed_seconds:.3f}",
-                              tests=str(max(1, len(checks))),
-                              failures=str(sum(c["status"] == "FAIL" for c in checks)),
-                              errors=str(sum(c["status"] == "ERROR" for c in checks) + (0 if checks else 1)),
-                              skipped=str(sum(c["status"] == "SKIP" for c in checks)))
-        if not checks:
-            case = ET.SubElement(suite, "testcase", classname=outcome.name, name="run")
-            ET.SubElement(case, "error", message=outcome.error or "no report").text = outcome.error or ""
-        for check in checks:
-            case = ET.SubElement(suite, "testcase", classname=outcome.name, name=str(check["name"]))
-            status, evidence = check["status"], str(check["evidence"])
-            if status == "FAIL":
-                ET.SubElement(case, "failure", message=evidence).text = evidence
-            elif status == "ERROR":
-                ET.SubElement(case, "error", message=evidence).text = evidence
-            elif status == "SKIP":
-                ET.SubElement(case, "skipped", message=evidence)
-            else:
-                ET.SubElement(case, "system-out").text = f"{status}: {evidence}"
-    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
-
-
-def _notebook_html(path: Path) -> str:
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)  # type: ignore[no-untyped-call,unused-ignore]
-    # nbconvert warns about plots without alt text on the traitlets logger; not actionable here.
-    logging.getLogger("traitlets").setLevel(logging.ERROR)
-    body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))  # type: ignore[no-untyped-call,unused-ignore]
-    return str(body)
-
-
-def render_html(outcome: NotebookOutcome, out_dir: Path) -> Path | None:
-    """Render the executed notebook without code inputs to ``out_dir/html/NAME.html``; ``None`` on failure."""
-    if outcome.output is None or not outcome.output.exists():
-        return None
-    target = out_dir / "html" / f"{outcome.name}.html"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(mask_text(_notebook_html(outcome.output)), encoding="utf-8")
-    except Exception as exc:  # a rendering problem must not lose the summary
-        log.warning("could not render %s as HTML: %s", outcome.name, type(exc).__name__)
-        return None
-    return target
-
-
-def write_html(summary: RunSummary, out_dir: Path) -> None:
-    """``report.html``: the verdict table, linking to each notebook rendered without code inputs."""
-    rows = []
-    for outcome in summary.outcomes:
-        link = html.escape(outcome.name)
-        rendered = out_dir / "html" / f"{outcome.name}.html"
-        if outcome.stopped:  # not rendered (the budget is spent); a page of an earlier run must not stand in
-            rendered.unlink(missing_ok=True)
-        elif rendered.exists() or render_html(outcome, out_dir) is not None:
-            link = f"<a href='html/{html.escape(rendered.name)}'>{html.escape(outcome.name)}</a>"
-        for check in outcome.checks() or [{"status": outcome.status.value, "name": "run",
-                                            "evidence": outcome.error or ""}]:
-            rows.append(f"<tr><td>{link}</td><td>{html.escape(str(check['status']))}</td>"
-                        f"<td>{html.escape(str(check['name']))}</td><td>{html.escape(str(check['evidence']))}</td></tr>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>labsession health</title></head><body>"
-            f"<h1>labsession health: {summary.verdict.value}</h1>"
-            f"<p>{html.escape(mask_text(str(summary.target.get('description', ''))))}; "
-            f"{summary.elapsed_seconds:.1f} s; started {html.escape(summary.started)}</p>"
-            f"<table border='1' cellspacing='0' cellpadding='4'><tr><th>notebook</th><th>status</th><th>check</th>"
-            f"<th>evidence</th></tr>{''.join(rows)}</table></body></html>")
-    (out_dir / "report.html").write_text(mask_text(page), encoding="utf-8")
-
-
-def write_outputs(summary: RunSummary, out_dir: Path) -> None:
-    """summary.json, junit.xml and report.html (+ html/ pages) into ``out_dir``."""
-    (out_dir / "summary.json").write_text(mask_text(json.dumps(summary.to_dict(), indent=2, default=str)),
-                                          encoding="utf-8")
-    write_junit(summary, out_dir / "junit.xml")
-    write_html(summary, out_dir)
-
-
 # -- the run ---------------------------------------------------------------------------------
 
 
@@ -292,17 +161,25 @@ def _close_thread_loop() -> None:
         loop.close()
 
 
-def _budget_outcome(execution: Execution, budget: float, done: NotebookOutcome | None) -> NotebookOutcome:
-    """The outcome of a notebook stopped at the budget: a FAIL check saying so (after any report it showed)."""
+def _stopped_outcome(execution: Execution, budget: float, done: NotebookOutcome | None,
+                     signal_name: str | None = None) -> NotebookOutcome:
+    """The outcome of a notebook stopped before it finished (after any report it showed): at the
+    budget a FAIL check saying so; by a signal (``signal_name``) an ERROR check, since nothing was
+    found wrong with the target, the run was only cut short."""
     entry = execution.entry
     outcome = done or NotebookOutcome(entry.name, entry.path)
-    message = f"did not finish within the budget of {budget:g} s{execution.where()}"
     report = Report(entry.name)
-    report.check("finished within the budget", Status.FAIL, message, budgetSeconds=budget,
-                 cell=None if execution.cell is None else execution.cell + 1)
+    cell = None if execution.cell is None else execution.cell + 1
+    if signal_name:
+        where = " (it never started)" if execution.began_at is None else execution.where()
+        message = f"stopped by {signal_name} before it finished{where}"
+        report.check("finished", Status.ERROR, message, signal=signal_name, cell=cell)
+    else:
+        message = f"did not finish within the budget of {budget:g} s{execution.where()}"
+        report.check("finished within the budget", Status.FAIL, message, budgetSeconds=budget, cell=cell)
     outcome.reports = [*outcome.reports, report.to_dict()]
     outcome.stopped = True
-    outcome.status = worst([Status.FAIL, *(Status(r.get("verdict", "ERROR")) for r in outcome.reports)])
+    outcome.status = worst([report.verdict, *(Status(r.get("verdict", "ERROR")) for r in outcome.reports)])
     outcome.error = message
     return outcome
 
@@ -319,6 +196,8 @@ def run_health(
     render: bool = False,
     on_done: Callable[[NotebookOutcome], None] | None = None,
     started: float | None = None,
+    stop: threading.Event | None = None,
+    stopped_by: Callable[[], str | None] = lambda: None,
 ) -> RunSummary:
     """Execute ``entries`` with ``parameters`` in ``jobs`` threads, within ``budget`` seconds of ``started``.
 
@@ -327,8 +206,10 @@ def run_health(
     not finish within the budget (and on which cell), and notebooks not started yet never start; the
     call returns about :data:`SAVE_WAIT_SECONDS` after the budget at most. Worker threads are daemons,
     so none can hold the process up.
+
+    ``stop`` set (by a signal handler: ``stopped_by()`` names the signal) ends the run the same way
+    at once, each notebook cut short an ERROR check instead of a FAIL.
     """
-    started_wall = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     started = time.monotonic() if started is None else started
     deadline = started + budget
     notebooks_dir = out_dir / "notebooks"
@@ -361,6 +242,8 @@ def run_health(
         finally:
             _close_thread_loop()
 
+    if stop is not None and stop.is_set():
+        spent.set()  # stopped before it began: no notebook starts
     for index in range(max(1, min(jobs, len(executions)))):
         threading.Thread(target=work, name=f"labsession-health-{index}", daemon=True).start()
 
@@ -368,14 +251,18 @@ def run_health(
 
     def record(execution: Execution, outcome: NotebookOutcome) -> None:
         if execution.interrupted:  # killed (or refused a kernel) at the budget: say so, keep what it showed
-            outcome = _budget_outcome(execution, budget, outcome)
+            outcome = _stopped_outcome(execution, budget, outcome, stopped_by())
         outcomes[execution.entry.name] = outcome
         if on_done:
             on_done(outcome)
 
-    while len(outcomes) < len(executions) and (left := deadline - time.monotonic()) > 0:
+    # Without a stop event the wait is capped only because a wait of inf seconds is an OverflowError;
+    # with one, a signal handler's event is seen within a quarter of a second.
+    cap = 0.25 if stop is not None else 60.0
+    while (len(outcomes) < len(executions) and (left := deadline - time.monotonic()) > 0
+           and not (stop is not None and stop.is_set())):
         with contextlib.suppress(queue.Empty):
-            record(*finished.get(timeout=min(left, 60.0)))  # capped: a wait of inf seconds is an OverflowError
+            record(*finished.get(timeout=min(left, cap)))
     if len(outcomes) < len(executions):
         spent.set()
         running = [e for e in executions if e.entry.name not in outcomes]
@@ -396,25 +283,41 @@ def run_health(
                 execution.interrupted = True
                 record(execution, _unfinished(execution, notebooks_dir))
     ordered = [outcomes[e.name] for e in entries if e.name in outcomes]
-    return RunSummary(target, ordered, started_wall, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    began = time.time() - elapsed  # the wall time ``started`` stands for (target setup included)
+    return RunSummary(target, ordered, iso_utc(began), elapsed, started_at=began, finished_at=time.time(),
+                      parameters=dict(parameters), stopped_by=stopped_by() if stop is not None and stop.is_set()
+                      else None)
 
 
 def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
+    """The terminal's verdict: a root cause once at the top, then each notebook with what went wrong."""
     width = max((len(o.name) for o in summary.outcomes), default=8)
     if description := summary.target.get("description"):
         print(f"labsession health: {mask_text(str(description))}", file=stream)
+    if summary.stopped_by:
+        print(f"stopped by {summary.stopped_by}: notebooks still running were stopped; the report is partial",
+              file=stream)
+    cause = find_root_cause(summary)
+    if cause is not None:
+        print(f"root cause: {cause.sentence()}", file=stream)
     for outcome in summary.outcomes:
         checks = outcome.checks()
         bad = [c for c in checks if c["status"] in ("FAIL", "ERROR", "WARN")]
         print(f"{outcome.status.value:<5}  {outcome.name:<{width}}  {len(checks)} checks, "
-              f"{outcome.elapsed_seconds:.1f} s", file=stream)
+              f"{human_duration(outcome.elapsed_seconds)}", file=stream)
+        explained = [c for c in bad if cause is not None and cause.explains(c)]
+        if cause is not None and explained:
+            names = ", ".join(str(c["name"]) for c in explained)
+            print(f"       {explained[0]['status']:<5} {names}: {cause.code} (the root cause above)", file=stream)
         for check in bad:
-            print(f"       {check['status']:<5} {check['name']}: {str(check['evidence'])[:200]}", file=stream)
+            if check not in explained:
+                print(f"       {check['status']:<5} {check['name']}: {str(check['evidence'])[:200]}", file=stream)
         if (outcome.error and not outcome.error.startswith("CheckFailed")
                 and outcome.error not in {c["evidence"] for c in bad}):
             print(f"       {outcome.error[:300]}", file=stream)
     code = exit_code(summary.verdict)
-    print(f"verdict: {summary.verdict.value} ({summary.elapsed_seconds:.1f} s, exit {code})", file=stream)
+    print(f"verdict: {summary.verdict.value} ({human_duration(summary.elapsed_seconds)}, exit {code})", file=stream)
     stream.flush()
 
 
@@ -422,8 +325,11 @@ def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
 class HealthOptions:
     """What one ``labsession health`` run does (the command line's options, parsed).
 
-    Times are in seconds; ``out`` ``None`` keeps nothing; ``jobs`` 0 means one worker per
-    notebook, at most 6; ``only`` empty runs every registered notebook.
+    Times are in seconds; ``out`` ``None`` keeps no files (else each run goes into its own folder
+    there, ``keep`` of them kept, 0 for all); ``jobs`` 0 means one worker per notebook, at most 6;
+    ``only`` empty runs every registered notebook. The run is recorded in ``history`` (default
+    :func:`~labsession.runner.history.default_history_path`) unless ``no_history``; a run already
+    holding that history makes this one wait up to ``lock_wait`` seconds, then stop (exit 2).
     """
 
     embedded: bool = False
@@ -436,44 +342,73 @@ class HealthOptions:
     cell_timeout: float = 120.0
     budget: float = 300.0
     timeout: float = 5.0
+    #: Findings name whole session keys (notebooks that declare ``show_session_ids``); masked by default.
+    show_session_ids: bool = False
+    history: Path | None = None
+    no_history: bool = False
+    keep: int = 30
+    #: Runs older than this many days are forgotten by the history (0 keeps every run).
+    history_days: float = 90.0
+    lock_wait: float = 0.0
+    #: The node_exporter textfile to write the run's metrics to (atomically), or ``None``.
+    prometheus: Path | None = None
+    #: ``text`` (a table), ``nagios`` (one plugin line; exit codes 0-3) or ``json`` (summary.json on stdout).
+    output_format: str = "text"
+    #: Where to POST a JSON event when the verdict changes (needs the history), or ``None``.
+    notify_url: str | None = None
 
 
-def health(options: HealthOptions) -> int:
-    """Run the health notebooks as ``options`` say, print the verdict; return the exit code."""
-    args = options
-    started = time.monotonic()  # the budget counts setting up the target too
+def _entries(only: Sequence[str]) -> list[HealthNotebook] | str:
+    """The notebooks to run, or why there are none to run."""
     entries = registry()
-    if args.only:
+    if only:
         known = {e.name for e in entries}
-        unknown = [n for n in args.only if n not in known]
+        unknown = [n for n in only if n not in known]
         if unknown:
-            print(f"labsession health: unknown notebook {unknown[0]!r}; known: {', '.join(sorted(known))}",
-                  file=sys.stderr)
-            return EXIT_COULD_NOT_RUN
-        entries = [e for e in entries if e.name in args.only]
+            return f"unknown notebook {unknown[0]!r}; known: {', '.join(sorted(known))}"
+        entries = [e for e in entries if e.name in only]
     missing = [e for e in entries if not e.file.exists()]
     if missing:
-        print(f"labsession health: notebook file not found: {missing[0].file}", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
+        return f"notebook file not found: {missing[0].file}"
+    return entries
+
+
+def _lock_path(args: HealthOptions, history: Path | None) -> Path | None:
+    """The lock two runs sharing a history (or, without one, an ``--out`` folder) take in turn."""
+    if history is not None:
+        return history.with_name(history.name + ".lock")
+    if args.out is not None:
+        return args.out / ".labsession-health.lock"
+    return None
+
+
+def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str, run_dir: Path | None,
+             interrupt: _Stop) -> RunSummary:
+    """Set the target up, run ``entries`` into ``run_dir`` (a scratch folder if ``None``), write the
+    files, stop the target. Raises :class:`_CannotRun` when there is no target to check."""
+    started = time.monotonic()  # the budget counts setting up the target too
     stop: Callable[[], None] | None = None
     saved_env: dict[str, str | None] = {}
     parameters: dict[str, Any] = {
         "timeout_seconds": float(args.timeout),
         "budget_seconds": float(max(5.0, args.budget - 10.0)),
+        "show_session_ids": bool(args.show_session_ids),
     }
     try:
         if args.embedded:
+            if args.read_write:
+                print("labsession health: --read-write changes nothing with --embedded: an embedded target is a "
+                      "throwaway store, so probe sessions are always written there", file=sys.stderr)
             redis_url, backend_urls, stop = start_embedded_target(2)
             env = embedded_env(redis_url, backend_urls)
             parameters.update(embedded=True, backend_urls=[], read_only=True)
             target = {"description": f"embedded Redis and {len(backend_urls)} reference backends, shared",
-                      "embedded": True, "backends": backend_urls}
+                      "embedded": True, "endpoint": "embedded", "backends": backend_urls}
         else:
             variable = args.redis_url_env
             if not os.environ.get(variable, "").strip():
-                print(f"labsession health: {variable} is not set; set it to the Redis URL "
-                      f"(rediss://default:****@host:6379) or use --embedded for an offline run", file=sys.stderr)
-                return EXIT_COULD_NOT_RUN
+                raise _CannotRun(f"{variable} is not set; set it to the Redis URL "
+                                 f"(rediss://default:****@host:6379) or use --embedded for an offline run")
             from ..settings import Settings
 
             endpoint = Settings.from_url(os.environ[variable].strip()).endpoint
@@ -481,8 +416,9 @@ def health(options: HealthOptions) -> int:
             parameters.update(embedded=False, backend_urls=list(args.backend_urls), read_only=not args.read_write,
                               redis_url_env=variable)
             target = {"description": f"Redis at {endpoint} (from ${variable}), "
-                                     f"{len(args.backend_urls)} backend URL(s)",
-                      "embedded": False, "backends": list(args.backend_urls)}
+                                     f"{len(args.backend_urls)} backend URL(s), "
+                                     f"{'read-write' if args.read_write else 'read-only'}",
+                      "embedded": False, "endpoint": endpoint, "backends": list(args.backend_urls)}
         for name, value in env.items():  # kernels inherit this process's environment
             saved_env[name] = os.environ.get(name)
             os.environ[name] = value
@@ -490,13 +426,15 @@ def health(options: HealthOptions) -> int:
         progress = _Progress(len(entries), sys.stderr)
         progress.started([e.name for e in entries])
         with tempfile.TemporaryDirectory(prefix="labsession-health-") as scratch:
-            out_dir = args.out.resolve() if args.out else Path(scratch)
+            out_dir = run_dir or Path(scratch)
             out_dir.mkdir(parents=True, exist_ok=True)
             summary = run_health(entries, parameters, out_dir, jobs=jobs, cell_timeout=args.cell_timeout,
-                                 budget=args.budget, target=target, render=bool(args.out),
-                                 on_done=progress.finished, started=started)
-            if args.out:
-                write_outputs(summary, out_dir)
+                                 budget=args.budget, target=target, render=run_dir is not None,
+                                 on_done=progress.finished, started=started, stop=interrupt.event,
+                                 stopped_by=interrupt.name)
+            summary.run_id = run_id
+            if run_dir is not None:
+                write_outputs(summary, run_dir)
     finally:
         for name, old in saved_env.items():
             if old is None:
@@ -505,5 +443,134 @@ def health(options: HealthOptions) -> int:
                 os.environ[name] = old
         if stop is not None:
             stop()
-    _print_verdict(summary, sys.stdout)
+    return summary
+
+
+class _Stop:
+    """SIGTERM or SIGINT (Ctrl-C) ends a run early, the way the budget does, with a partial report and
+    verdict ERROR; a second one ends the process at once (its children die with it)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.caught: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def name(self) -> str | None:
+        return self.caught
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.caught = self.caught or signal.Signals(signum).name
+        self.event.set()
+        signal.signal(signum, signal.SIG_DFL)
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():  # only there can handlers be set
+            for each in self.SIGNALS:
+                self._previous[each] = signal.signal(each, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for each, handler in self._previous.items():
+            signal.signal(each, handler)
+        self._previous.clear()
+
+
+class _CannotRun(Exception):
+    """The run cannot check anything (the message says why): exit 2, or UNKNOWN for Nagios."""
+
+
+def _cannot_run(args: HealthOptions, message: str) -> int:
+    if args.output_format == "nagios":
+        print(nagios_unknown(message), flush=True)
+        return NAGIOS_UNKNOWN
+    print(f"labsession health: {mask_text(message)}", file=sys.stderr)
+    return EXIT_COULD_NOT_RUN
+
+
+def _notify(args: HealthOptions, summary: RunSummary, history: History, run_dir: Path | None) -> None:
+    """POST the verdict change, if any, to ``--notify-url`` and remember what was announced."""
+    assert args.notify_url
+    state = history.alert_state()
+    if state is not None:
+        before = Status(state[0])
+    else:
+        previous = history.previous(summary.run_id)
+        before = Status(previous.verdict) if previous is not None else Status.PASS
+    if summary.verdict is before:
+        if state is None:
+            history.set_alert_state(before.value, summary.run_id)
+        return
+    report = str(run_dir / "report.html") if run_dir is not None else None
+    delivery = deliver(args.notify_url, verdict_event(summary, before, report=report))
+    if delivery.ok:
+        history.set_alert_state(summary.verdict.value, summary.run_id)
+    else:
+        print(f"labsession health: could not deliver the {before.value} → {summary.verdict.value} alert to "
+              f"{shown_url(args.notify_url)} ({delivery.problem} after {delivery.attempts} attempts); the next "
+              f"run tries again", file=sys.stderr)
+
+
+def _keep(args: HealthOptions, summary: RunSummary, history_path: Path | None, root: Path | None,
+          run_dir: Path | None) -> None:
+    """What a finished run leaves behind: the latest link and retention, the history, the alert, the
+    Prometheus file. A failure of one is said on stderr and does not lose the others or the verdict."""
+    if root is not None and run_dir is not None:
+        point_latest(root, run_dir)
+        prune_runs(root, args.keep, current=run_dir)
+    if history_path is not None:
+        try:
+            with History(history_path) as history:
+                history.record(summary, out_dir=run_dir, keep_days=args.history_days)
+                if args.notify_url:
+                    _notify(args, summary, history, run_dir)
+        except (OSError, sqlite3.Error) as exc:
+            print(f"labsession health: could not record the run in {history_path}: {mask_text(str(exc))}",
+                  file=sys.stderr)
+    if args.prometheus is not None:
+        try:
+            write_prometheus(summary, args.prometheus)
+        except OSError as exc:
+            print(f"labsession health: could not write {args.prometheus}: {mask_text(str(exc))}", file=sys.stderr)
+
+
+def health(options: HealthOptions) -> int:
+    """Run the health notebooks as ``options`` say, keep what the options ask for, print the verdict
+    (a table, one Nagios line, or JSON); return the exit code (Nagios' codes with ``--format nagios``)."""
+    args = options
+    entries = _entries(args.only)
+    if isinstance(entries, str):
+        return _cannot_run(args, entries)
+    if args.notify_url and args.no_history:
+        return _cannot_run(args, "--notify-url needs the history (it compares with the verdict last announced); "
+                                 "drop --no-history")
+    history_path = None if args.no_history else (args.history or default_history_path())
+    lock_path = _lock_path(args, history_path)
+    lock = RunLock(lock_path, args.lock_wait) if lock_path is not None and os.name == "posix" else None
+    try:
+        if lock is not None:
+            lock.acquire()
+    except (RunInProgress, OSError) as exc:
+        return _cannot_run(args, str(exc))
+    try:
+        run_id = new_run_id()
+        root = args.out.resolve() if args.out is not None else None
+        run_dir = root / run_id if root is not None else None
+        with _Stop() as interrupt:
+            try:
+                summary = _execute(args, entries, run_id, run_dir, interrupt)
+            except (_CannotRun, LabSessionError) as exc:
+                return _cannot_run(args, str(exc))
+            _keep(args, summary, history_path, root, run_dir)
+    finally:
+        if lock is not None:
+            lock.release()
+    if args.output_format == "nagios":
+        print(nagios_line(summary), flush=True)
+        return nagios_code(summary.verdict)
+    if args.output_format == "json":
+        print(json.dumps(redact(summary.to_dict()), indent=2, default=str), flush=True)
+    else:
+        _print_verdict(summary, sys.stdout)
     return exit_code(summary.verdict)

@@ -26,6 +26,9 @@ from support import CANARY, REPO
 
 ROOT = REPO
 BOOKS = [n.file for n in DEFAULT_NOTEBOOKS]
+#: Notebooks outside the health run that follow the same conventions (the history notebook has no
+#: target, so it declares only the parameters it uses).
+DOCUMENTS = [*BOOKS, ROOT / "notebooks" / "06_health_history.ipynb"]
 #: Every notebook nbval runs (pyproject's testpaths): health notebooks, walkthroughs, runbooks.
 ALL_BOOKS = sorted([*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "runbooks").glob("*.ipynb")])
 SANITIZERS = get_sanitize_patterns((ROOT / "nbval_sanitize.cfg").read_text(encoding="utf-8"))
@@ -46,7 +49,7 @@ def sanitized(text: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+@pytest.mark.parametrize("path", DOCUMENTS, ids=[p.stem for p in DOCUMENTS])
 def test_notebook_is_a_document_with_one_parameters_cell(path: Path) -> None:
     book = nbformat.read(str(path), as_version=4)
     nbformat.validate(book)
@@ -100,6 +103,13 @@ def test_help_notebook_lists_every_parameter_with_type_and_meaning(path: Path) -
     assert params["redis_url_env"]["default"] == '"REDIS_URL"'
 
 
+def test_the_history_notebook_declares_each_parameter_with_type_meaning_and_bounds() -> None:
+    params = papermill.inspect_notebook(str(DOCUMENTS[-1]))
+    assert set(params) == {"history_path", "last_runs", "timeout_seconds", "budget_seconds"}
+    for name, info in params.items():
+        assert info["help"] and info["inferred_type_name"] not in ("None", ""), name
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "runbooks").glob("*.ipynb")), ids=lambda p: p.stem)
 def test_a_runbook_states_its_cause_at_the_top_and_at_the_end(path: Path) -> None:
     cells = nbformat.read(str(path), as_version=4).cells
@@ -108,13 +118,13 @@ def test_a_runbook_states_its_cause_at_the_top_and_at_the_end(path: Path) -> Non
     assert len(shown) == 2 and shown[0] < first_step and shown[1] == len(cells) - 1
 
 
-@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+@pytest.mark.parametrize("path", ALL_BOOKS, ids=[f"{p.parent.name}/{p.stem}" for p in ALL_BOOKS])
 def test_test_markers_are_tags_never_code_a_reader_sees(path: Path) -> None:
     text = "".join(c.source for c in nbformat.read(str(path), as_version=4).cells)
     assert "NBVAL" not in text
 
 
-@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+@pytest.mark.parametrize("path", ALL_BOOKS, ids=[f"{p.parent.name}/{p.stem}" for p in ALL_BOOKS])
 def test_each_parameter_is_written_once_in_the_parameters_cell(path: Path) -> None:
     book = nbformat.read(str(path), as_version=4)
     declared = parse_declarations(book.cells[1].source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -185,7 +186,8 @@ async def test_ttl_inspection_finds_every_anomaly_and_redacts_samples(
         base.update(fields)
         return json.dumps(base)
 
-    await client.set(f"session:{uuid.uuid4()}", record())  # no TTL
+    leak = f"session:{uuid.uuid4()}"
+    await client.set(leak, record())  # no TTL
     await client.set(f"session:{uuid.uuid4()}", record(expiresAt=now + 500_000_000), ex=500_000)  # too long
     await client.set(f"session:{uuid.uuid4()}", record(), ex=600)  # expiresAt says 3600 s: skew
     await client.set(f"session:{uuid.uuid4()}", "{not json", ex=600)  # corrupt
@@ -210,6 +212,19 @@ async def test_ttl_inspection_finds_every_anomaly_and_redacts_samples(
     assert "SECRET-canary-42" not in shown
     for session in healthy:
         assert session.session_id not in shown  # ids are credentials: only 8 characters are shown
+    assert leak not in shown
+    finding = next(c for c in result.checks() if c.name == "ttl: no_ttl")
+    assert f"{leak[:16]}~" in finding.evidence and finding.data["sessions"] == [f"{leak[:16]}~"]
+    # Stored times read as times, not epoch milliseconds.
+    past = result.samples["past_expiry"][0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+ s ago\)", past["expiresAt"]), past
+    assert re.fullmatch(r".* UTC \(in (59|60) min\)", result.samples["no_ttl"][0]["expiresAt"])
+    assert result.samples["no_ttl"][0]["ttl"] == "none" and past["ttl"].endswith(" s")
+    # Asked for (an explicit option), a finding names the exact key an engineer must fix.
+    named = await inspect_ttls(redis, batch_size=3, limit=None, show_ids=True)
+    finding = next(c for c in named.checks() if c.name == "ttl: no_ttl")
+    assert finding.evidence.endswith(f": {leak}") and finding.data["sessions"] == [leak]
+    assert named.samples["no_ttl"][0]["session"] == leak
 
 
 async def test_ttl_inspection_stops_at_the_key_limit(redis: RedisService, sessions: LabSessionService) -> None:

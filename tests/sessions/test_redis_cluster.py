@@ -707,7 +707,7 @@ def test_health_run_notebooks_and_runbooks_pass_against_the_cluster(
         result = subprocess.run(argv, env=dict(os.environ, REDIS_URL=cluster.url), capture_output=True,
                                 text=True, timeout=220, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     assert summary["verdict"] == "PASS" and summary["exitCode"] == 0, summary
     for name in ("connection_check", "session_lifecycle", "ttl_inspection", "websocket_probe",
                  "runbook_redis_connectivity", "runbook_invalid_session"):

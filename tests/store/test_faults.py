@@ -592,7 +592,7 @@ async def test_a_health_run_while_redis_is_killed_and_restarted_ends_with_a_verd
     # two probes, else FAIL naming the outage.
     assert during.returncode in (0, 1), text
     assert "Traceback" not in text
-    summary = json.loads((tmp_path / "during" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "during" / "latest" / "summary.json").read_text())
     assert summary["exitCode"] == during.returncode
     if during.returncode == 1:
         assert re.search(r"CONNECTION_REFUSED|CONNECTION_LOST|TIMEOUT", text), text
