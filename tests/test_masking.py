@@ -218,6 +218,8 @@ def test_a_password_holding_a_scheme_is_masked_whole() -> None:
     # "x://y:z" inside the userinfo looks like another URL with a password of its own.
     assert mask_text("redis://u:x://y:Zq3@host:1 and more") == "redis://u:****@host:1 and more"
     assert mask_url("redis://u:x://y:Zq3@host:1") == "redis://u:****@host:1"
+    # ... and the URLs after it are masked too
+    assert mask_text("redis://u:x://y:Zq3@h:1 redis://v:Zq4@h:2") == "redis://u:****@h:1 redis://v:****@h:2"
 
 
 def test_a_url_without_a_password_does_not_stop_the_masking_of_the_next_one() -> None:
