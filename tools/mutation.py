@@ -84,6 +84,17 @@ _CONNECTIVITY_TESTS = tuple(
     )
 )
 
+#: The runbook runs that decide between causes found together (precedence), on real servers.
+_INVALID_SESSION_TESTS = tuple(
+    f"tests/runbooks/test_diagnosis.py::{t}" for t in (
+        "test_a_valid_session_is_no_fault_found", "test_read_only_run_skips_the_visibility_probe_and_writes_nothing",
+        "test_an_ended_session", "test_a_session_that_never_existed",
+        "test_two_causes_at_once_the_session_is_named_before_visibility_lag",
+        "test_two_causes_at_once_eviction_found_last_is_named_before_visibility_lag",
+        "test_evicted_sessions_are_suspected",
+    )
+)
+
 #: The targets, each with the tests that must kill its mutants. Keep each test list fast: a
 #: mutant runs it (up to its first failure), so its time is paid once per mutant.
 TARGETS: tuple[Target, ...] = (
@@ -109,10 +120,11 @@ TARGETS: tuple[Target, ...] = (
            why="a foreign site allowed to call the backend"),
     Target("origin-normalize", "labsession/backend/config.py", ("tests/backend/test_origins.py",),
            _parts("normalize_origin", "parse_origins"), why="an origin matched that is not the listed one"),
-    Target("invalid-session", "labsession/runbooks/invalid_session.py", ("tests/runbooks/test_diagnosis.py",), (
-        Part("judge_key"), Part("_eviction_evidence"), Part("eviction_check"), Part("_PRECEDENCE"),
-        Part("diagnose_invalid_session", start="# 5. backend lookups"),
-    ), why="on-call sent after the wrong cause"),
+    Target("invalid-session", "labsession/runbooks/invalid_session.py",
+           ("tests/runbooks/test_invalid_session_rules.py", *_INVALID_SESSION_TESTS), (
+               Part("judge_key"), Part("_eviction_evidence"), Part("eviction_check"), Part("_PRECEDENCE"),
+               Part("diagnose_invalid_session", start="if evicted and inputs.session_id is None"),
+           ), why="on-call sent after the wrong cause"),
     Target("connectivity", "labsession/runbooks/redis_connectivity.py", _CONNECTIVITY_TESTS,
            _parts("remedy_for", "diagnose_redis_connectivity"), why="on-call sent after the wrong cause"),
     Target("exit-codes", "labsession/checks.py", ("tests/test_checks.py",), _parts(
@@ -137,7 +149,81 @@ class Equivalent:
 
 #: Survivors that are equivalent mutants, each with the reason. A listed mutant that no longer
 #: survives (or no longer exists) is reported as stale, so this list cannot rot silently.
-EQUIVALENT: tuple[Equivalent, ...] = ()
+#: Most are comparisons on a closed set of values: a StrEnum member or a validated string compared
+#: with ``<=``/``>=`` instead of ``==``, where no other value of the set sorts on that side, or
+#: ``==`` instead of ``is`` on enum members (singletons).
+_IS_EQ_ENUM = "enum members are singletons: == and is agree on every member"
+EQUIVALENT: tuple[Equivalent, ...] = (
+    # exit codes: exit_code(verdict) is called with a Status only (Status(...) of a report's string)
+    Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_Eq", "if verdict == Status.ERROR:", _IS_EQ_ENUM),
+    Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_LtE", "if verdict <= Status.ERROR:",
+               "'ERROR' sorts before FAIL, PASS, SKIP and WARN: only ERROR is <= ERROR"),
+    Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_Eq", "if verdict == Status.FAIL:", _IS_EQ_ENUM),
+    Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_LtE", "if verdict <= Status.FAIL:",
+               "past the ERROR branch, 'FAIL' sorts before PASS, SKIP and WARN: only FAIL is <= FAIL"),
+    Equivalent("verdict", "core/ReplaceComparisonOperator_IsNot_NotEq", "if status != Status.WARN:", _IS_EQ_ENUM),
+    Equivalent("verdict", "core/ReplaceComparisonOperator_IsNot_Lt", "if status < Status.WARN:",
+               "'WARN' sorts after every other status: < WARN is is not WARN"),
+    # masking: at = text.rfind("@", start, ...) with start just past "scheme://", so -1 or > 3, never 0
+    Equivalent("masking", "core/ReplaceComparisonOperator_Lt_LtE", "if at <= 0:",
+               "rfind from past 'scheme://' finds -1 or a position > 3: never 0"),
+    Equivalent("masking", "core/NumberReplacer", "if at < 1:",
+               "rfind from past 'scheme://' finds -1 or a position > 3: never 0"),
+    # origins
+    Equivalent("origins", "core/ReplaceComparisonOperator_NotEq_Gt", 'if scope["type"] > "http":',
+               "the other ASGI scope types, 'lifespan' and 'websocket', sort after 'http'"),
+    Equivalent("origin-normalize", "core/ReplaceComparisonOperator_Eq_LtE",
+               'default = 80 if scheme <= "http" else 443',
+               "the scheme is 'http' or 'https' here, and 'https' sorts after 'http'"),
+    # settings: by then _check_url has made the scheme one of redis, rediss, unix (in that order)
+    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_LtE", 'if raw is None or raw.strip() <= "":',
+               "no string sorts before the empty one: <= '' is == ''"),
+    Equivalent("settings", "core/ReplaceComparisonOperator_NotEq_Lt",
+               'return urlsplit(self.redis_url).port if self.scheme < "unix" else None',
+               "redis and rediss sort before unix: < 'unix' is != 'unix'"),
+    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_LtE",
+               'return self.scheme == "rediss" or (self.scheme <= "redis" and self.is_upstash)',
+               "rediss and unix sort after redis: <= 'redis' is == 'redis'"),
+    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_LtE", 'return self.scheme <= "redis" and self.is_upstash',
+               "rediss and unix sort after redis: <= 'redis' is == 'redis'"),
+    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_GtE", 'if self.scheme >= "unix":',
+               "redis and rediss sort before unix: >= 'unix' is == 'unix'"),
+    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_GtE", 'if parts.scheme.lower() >= "unix":',
+               "reached only with redis, rediss or unix, which sort before or at unix"),
+    # session rules: a ValidationReason is one of ok, not_found, expired, ended, not_active, corrupt
+    Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_Eq", "return self.reason == ValidationReason.OK",
+               _IS_EQ_ENUM),
+    Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_GtE", "return self.reason >= ValidationReason.OK",
+               "'ok' sorts after every other reason: >= OK is is OK"),
+    Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_Eq",
+               "if verdict.reason == ValidationReason.ENDED:", _IS_EQ_ENUM),
+    Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_LtE",
+               "if verdict.reason <= ValidationReason.ENDED:",
+               "judge() of a parsed session gives ok, expired, ended or not_active, and only 'ended' is <= 'ended'"),
+    # error classification
+    Equivalent("classify", "core/ReplaceComparisonOperator_Lt_NotEq",
+               "while current is not None and current not in seen and len(seen) != 10:",
+               "len(seen) grows by one from 0, so it reaches 10 exactly where < 10 stops"),
+    Equivalent("classify", "core/ReplaceComparisonOperator_Is_Eq",
+               "if tls == False and cause in (RedisCause.CONNECTION_LOST, RedisCause.TIMEOUT) and _dropped_early(exc):",
+               "tls is a bool or None: == False and is False agree on all three"),
+    Equivalent("classify", "core/ReplaceComparisonOperator_Is_Eq",
+               "advice = _POOL_FULL if cause == RedisCause.MAX_CONNECTIONS and _client_pool_full(exc) "
+               "else remedy(cause)",
+               _IS_EQ_ENUM),
+    # session model: from_dict's fast path and its checked path build the same session
+    Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "or type(status) != str",
+               "for a type, != str is is not str"),
+    Equivalent("session-model", "core/ReplaceComparisonOperator_LtE_Eq",
+               "extra = {} if data.keys() == _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
+               "the comprehension gives {} too when every key is known: only the shortcut is lost"),
+    Equivalent("session-model", "core/ReplaceComparisonOperator_LtE_Is",
+               "extra = {} if data.keys() is _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
+               "the comprehension gives {} too when every key is known: only the shortcut is lost"),
+    Equivalent("session-model", "core/ReplaceComparisonOperator_LtE_Lt",
+               "extra = {} if data.keys() < _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
+               "the comprehension gives {} too when every key is known: only the shortcut is lost"),
+)
 
 
 # -- scope -------------------------------------------------------------------------------------
@@ -164,8 +250,9 @@ def _named(tree: ast.Module, qualname: str) -> ast.AST:
 
 
 def line_ranges(target: Target, root: Path = REPO) -> list[tuple[int, int]]:
-    """The (first, last) line numbers of ``target``'s parts (decorators left out: removing one
-    is a change of kind, not of answer)."""
+    """The (first, last) line numbers of ``target``'s parts. A mutant is in scope when it starts
+    on one of them, so a part's decorators are left out (removing ``@staticmethod`` or
+    ``@property`` changes how a thing is called, which mypy --strict checks, not what it answers)."""
     source = (root / target.path).read_text()
     if not target.parts:
         return [(1, len(source.splitlines()))]
@@ -182,6 +269,37 @@ def line_ranges(target: Target, root: Path = REPO) -> list[tuple[int, int]]:
             first = found[0]
         out.append((first, last))
     return sorted(out)
+
+
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the annotations are, as ((line, column), (end line, end column)) in characters,
+    when the module has ``from __future__ import annotations``: then an annotation is a string
+    no code evaluates, and a mutant inside one (``str | None`` to ``str + None``) is
+    equivalent by construction. Such mutants are left out before the run."""
+    tree = ast.parse(source)
+    future = any(isinstance(s, ast.ImportFrom) and s.module == "__future__" and
+                 any(a.name == "annotations" for a in s.names) for s in tree.body)
+    if not future:
+        return []
+    lines = source.splitlines()
+
+    def column(line: int, byte: int) -> int:
+        return len(lines[line - 1].encode()[:byte].decode(errors="ignore"))
+
+    spans = []
+    for node in ast.walk(tree):
+        found: list[ast.expr | None] = []
+        if isinstance(node, ast.arg):
+            found = [node.annotation]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found = [node.returns]
+        elif isinstance(node, ast.AnnAssign):
+            found = [node.annotation]
+        for a in found:
+            if a is not None and a.end_lineno is not None and a.end_col_offset is not None:
+                spans.append(((a.lineno, column(a.lineno, a.col_offset)),
+                              (a.end_lineno, column(a.end_lineno, a.end_col_offset))))
+    return spans
 
 
 # -- the fork server and its client --------------------------------------------------------------
@@ -338,6 +456,7 @@ def run_target(target: Target, *, quiet: bool = False) -> Outcome:
     for pyc in (src / Path(target.path).parent / "__pycache__").glob(f"{Path(target.path).stem}.*.pyc"):
         pyc.unlink()
     sock = str(home / "server.sock")
+    Path(sock).unlink(missing_ok=True)  # left by a run that was stopped
     log = home / "server.log"
     server = subprocess.Popen([sys.executable, __file__, "_serve", sock, str(src)], cwd=src,
                               stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
@@ -357,6 +476,7 @@ def run_target(target: Target, *, quiet: bool = False) -> Outcome:
             return outcome
         timeout = round(10 + 5 * took, 1)
         ranges = line_ranges(target, src)
+        annotations = annotation_spans((src / target.path).read_text())
         config = home / "session.toml"
         command = " ".join([sys.executable, __file__, "_client", sock, str(timeout), str(home / "mutant.txt"), *args])
         config.write_text(
@@ -374,16 +494,24 @@ def run_target(target: Target, *, quiet: bool = False) -> Outcome:
         with use_db(str(db), WorkDB.Mode.open) as work_db:
             outside = [
                 item.job_id for item in work_db.pending_work_items
-                if not any(first <= m.end_pos[0] and m.start_pos[0] <= last
-                           for m in item.mutations for first, last in ranges)
+                if not any(first <= m.start_pos[0] <= last for m in item.mutations for first, last in ranges)
             ]
             if outside:
                 work_db.set_multiple_results(outside, WorkResult(
                     output="outside the target's parts", worker_outcome=WorkerOutcome.SKIPPED))
+            typing = [
+                item.job_id for item in work_db.pending_work_items
+                if all(any(a <= tuple(m.start_pos) and tuple(m.end_pos) <= b for a, b in annotations)
+                       for m in item.mutations)
+            ]
+            if typing:
+                work_db.set_multiple_results(typing, WorkResult(
+                    output="inside an annotation", worker_outcome=WorkerOutcome.SKIPPED))
             pending = work_db.num_work_items - work_db.num_results
         if not quiet:
             print(f"[mutation] {target.name}: {pending} mutants in {target.path} "
-                  f"(lines {', '.join(f'{a}-{b}' for a, b in ranges)}), tests take {took:.1f} s", flush=True)
+                  f"(lines {', '.join(f'{a}-{b}' for a, b in ranges)}; {len(typing)} in annotations left out), "
+                  f"tests take {took:.1f} s", flush=True)
         subprocess.run([*cosmic, "exec", str(config), str(db)], cwd=src, check=True)
         with use_db(str(db), WorkDB.Mode.open) as work_db:
             for item, result in work_db.completed_work_items:
@@ -417,6 +545,13 @@ def run_target(target: Target, *, quiet: bool = False) -> Outcome:
         Path(sock).unlink(missing_ok=True)
         outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _run_safely(target: Target) -> Outcome:
+    try:
+        return run_target(target)
+    except Exception as exc:  # one broken session must not lose the others' results
+        return Outcome(target, problem=f"{type(exc).__name__}: {exc}")
 
 
 # -- the command ---------------------------------------------------------------------------------
@@ -456,7 +591,7 @@ def main(argv: list[str]) -> int:
         return 0
     WORK.mkdir(exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        outcomes = list(pool.map(run_target, chosen))
+        outcomes = list(pool.map(_run_safely, chosen))
     status = 0
     for o in outcomes:
         if o.problem:
