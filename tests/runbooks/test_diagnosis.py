@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
 from redis import exceptions as rx
 
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
@@ -277,7 +278,35 @@ async def connectivity(settings: Settings) -> tuple[str, dict[str, object]]:
 async def test_connectivity_ok(embedded_redis: EmbeddedRedis) -> None:
     cause, out = await connectivity(fast(embedded_redis.url))
     assert cause == CONNECTIVITY_OK
-    assert [c["status"] for c in out["report"]["checks"]][:2] == ["PASS", "PASS"]
+    assert out["healthy"] is True
+    assert [c["status"] for c in out["report"]["checks"]][:4] == ["PASS", "PASS", "SKIP", "PASS"]
+
+
+async def test_a_url_without_a_port_is_diagnosed_on_6379() -> None:
+    # Whether or not something listens on 127.0.0.1:6379 here, the steps name that port.
+    _, out = await connectivity(fast("redis://127.0.0.1"))
+    tcp = next(c for c in out["report"]["checks"] if c["name"] == "tcp")
+    assert tcp["evidence"].startswith("127.0.0.1:6379 "), tcp
+
+
+@pytest.mark.parametrize(("held", "status"), [(7, "PASS"), (8, "WARN")])
+async def test_a_client_table_nine_tenths_full_is_a_warning(
+    redis_factory: Callable[..., EmbeddedRedis], held: int, status: str
+) -> None:
+    # maxclients 10: the held connections and the runbook's own make held + 1 clients.
+    server = redis_factory(maxclients=10)
+    holders = [Redis.from_url(server.url) for _ in range(held)]
+    try:
+        for holder in holders:
+            holder.ping()
+        cause, out = await connectivity(fast(server.url))
+    finally:
+        for holder in holders:
+            holder.close()
+    assert cause == CONNECTIVITY_OK, out
+    check = next(c for c in out["report"]["checks"] if c["name"] == "redis")
+    assert check["status"] == status, check
+    assert f", {held + 1} of 10 clients" in check["evidence"]
 
 
 async def test_dns_failure() -> None:
