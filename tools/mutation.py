@@ -53,10 +53,12 @@ PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "--no-header", "--assert=pl
 @dataclass(frozen=True)
 class Part:
     """Lines to mutate: the function, method, class or module-level assignment ``name``
-    (``Class.method`` for a method), or only its lines from the first one holding ``start``."""
+    (``Class.method`` for a method), or only its lines from the first one holding ``start``
+    to the first one after it holding ``end``."""
 
     name: str
     start: str = ""
+    end: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,9 @@ def _parts(*names: str) -> tuple[Part, ...]:
 
 _CONNECTIVITY_TESTS = tuple(
     f"tests/runbooks/test_diagnosis.py::{t}" for t in (
-        "test_connectivity_ok", "test_dns_failure", "test_connection_refused", "test_a_frozen_server_is_a_timeout",
+        "test_connectivity_ok", "test_a_url_without_a_port_is_diagnosed_on_6379",
+        "test_a_client_table_nine_tenths_full_is_a_warning", "test_dns_failure", "test_connection_refused",
+        "test_a_frozen_server_is_a_timeout",
         "test_plain_url_to_the_tls_port_is_tls_required", "test_untrusted_certificate_is_tls_verify_failed",
         "test_tls_with_the_right_ca_is_ok", "test_wrong_password_is_auth_failed_and_the_tried_password_stays_secret",
         "test_no_password_is_auth_failed", "test_client_limit_is_max_connections",
@@ -84,6 +88,7 @@ _CONNECTIVITY_TESTS = tuple(
     )
 )
 
+_DIAGNOSE = "diagnose_redis_connectivity"
 #: The runbook runs that decide between causes found together (precedence), on real servers.
 _INVALID_SESSION_TESTS = tuple(
     f"tests/runbooks/test_diagnosis.py::{t}" for t in (
@@ -125,8 +130,16 @@ TARGETS: tuple[Target, ...] = (
                Part("judge_key"), Part("_eviction_evidence"), Part("eviction_check"), Part("_PRECEDENCE"),
                Part("diagnose_invalid_session", start="if evicted and inputs.session_id is None"),
            ), why="on-call sent after the wrong cause"),
-    Target("connectivity", "labsession/runbooks/redis_connectivity.py", _CONNECTIVITY_TESTS,
-           _parts("remedy_for", "diagnose_redis_connectivity"), why="on-call sent after the wrong cause"),
+    # The decisions of the connectivity runbook, not the wording and timing of its evidence nor
+    # the time bound of its one attempt.
+    Target("connectivity", "labsession/runbooks/redis_connectivity.py", _CONNECTIVITY_TESTS, (
+        Part("remedy_for"),
+        Part(_DIAGNOSE, start='if settings.scheme == "unix":', end="host, port = settings.host"),
+        Part(_DIAGNOSE, start="except (OSError, TimeoutError) as exc:", end='return fail(cause, "tls", "redis")'),
+        Part(_DIAGNOSE, start="if settings.tls:", end="return fail(C.TLS_VERIFY_FAILED"),
+        Part(_DIAGNOSE, start="except RedisUnavailable as exc:", end="status = Status.WARN"),
+        Part(_DIAGNOSE, start="return conclude(NAME, report, OK"),
+    ), why="on-call sent after the wrong cause"),
     Target("exit-codes", "labsession/checks.py", ("tests/test_checks.py",), _parts(
         "EXIT_OK", "EXIT_FAILED", "EXIT_COULD_NOT_RUN", "exit_code",
     ), why="a scheduler told healthy when a check failed"),
@@ -267,6 +280,11 @@ def line_ranges(target: Target, root: Path = REPO) -> list[tuple[int, int]]:
             if not found:
                 raise SystemExit(f"mutation: no line holding {part.start!r} in {part.name} ({target.path})")
             first = found[0]
+        if part.end:
+            found = [n for n in range(first, last + 1) if part.end in lines[n - 1]]
+            if not found:
+                raise SystemExit(f"mutation: no line holding {part.end!r} in {part.name} ({target.path})")
+            last = found[0]
         out.append((first, last))
     return sorted(out)
 
