@@ -23,7 +23,7 @@ from labsession.runbooks import (
     diagnose_invalid_session,
     diagnose_redis_connectivity,
 )
-from labsession.runbooks.invalid_session import judge_key
+from labsession.runbooks.invalid_session import REMEDIES, judge_key
 from labsession.runbooks.redis_connectivity import remedy_for
 from labsession.runner.registry import RUNBOOKS
 from labsession.store.classify import classify
@@ -62,6 +62,7 @@ async def test_a_valid_session_is_no_fault_found(settings: Settings, sessions: L
     assert statuses["visibility"] == "PASS"
     assert statuses["shared store"] == "SKIP"
     assert out["healthy"] is True
+    assert out["remedy"] == REMEDIES[C.NO_FAULT_FOUND]
 
 
 async def test_read_only_run_skips_the_visibility_probe_and_writes_nothing(
@@ -72,6 +73,9 @@ async def test_read_only_run_skips_the_visibility_probe_and_writes_nothing(
     assert cause == C.NO_FAULT_FOUND
     visibility = next(c for c in out["report"]["checks"] if c["name"] == "visibility")
     assert visibility["status"] == "SKIP"
+    # Healthy, but no session was looked at: the remedy says to give the id a client was refused with.
+    assert out["remedy"].startswith("the store, the instances' sharing, eviction and visibility look healthy; ")
+    assert "run again with the session_id" in out["remedy"]
     assert await redis_service.client.dbsize() == before
 
 
@@ -141,6 +145,7 @@ async def test_two_causes_at_once_eviction_found_last_is_named_before_visibility
     statuses = {c["name"]: c["status"] for c in out["report"]["checks"]}
     assert statuses["eviction"] == "FAIL" and statuses["visibility"] == "FAIL", out
     assert cause == C.EVICTION_SUSPECTED
+    assert out["remedy"] == REMEDIES[C.EVICTION_SUSPECTED]
 
 
 async def test_an_expired_session_by_expires_at(settings: Settings, redis_service: RedisService) -> None:

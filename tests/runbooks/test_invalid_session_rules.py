@@ -86,6 +86,9 @@ def test_a_value_that_is_no_session_is_corrupt() -> None:
         (record(ttl=595), Status.PASS, None, "session is active: "),
         (record(ttl=606), Status.WARN, None, "session is active, but its TTL and expiresAt disagree by 6 s"),
         (record(ttl=594), Status.WARN, None, "session is active, but its TTL and expiresAt disagree by 6 s"),
+        (record(expires_in_ms=605_500, ttl=600), Status.WARN, None, "session is active, but its TTL and expiresAt "
+         "disagree by 6 s"),  # 5.5 s: fractions of a second count
+        (record(expires_in_ms=605_000, ttl=600), Status.PASS, None, "session is active: "),
         (record(ttl=0), Status.WARN, None, "session is active, but its TTL and expiresAt disagree by 600 s"),
         (record(expires_in_ms=2000, ttl=0), Status.PASS, None, "session is active: "),
     ],
@@ -97,7 +100,7 @@ def test_the_session_key_step(rec: SessionRecord, status: Status, cause: C | Non
 
 
 def test_the_session_key_facts() -> None:
-    _, _, evidence, data = judge(record(age_ms=61_500, expires_in_ms=612_340, ttl=612))
+    _, _, evidence, data = judge(record(age_ms=61_549, expires_in_ms=612_340, ttl=612))
     assert data == {"exists": True, "status": "active", "ttl": 612, "expiresAt": NOW + 612_340,
                     "expires_in": 612.3, "age_s": 61.5, "grace_s": 10.0}
     assert evidence == ("session is active: status 'active', TTL 612 s, expiresAt 2025-11-24T16:10:12+00:00 "
