@@ -213,6 +213,11 @@ EQUIVALENT: tuple[Equivalent, ...] = (
     Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_LtE",
                "if verdict.reason <= ValidationReason.ENDED:",
                "judge() of a parsed session gives ok, expired, ended or not_active, and only 'ended' is <= 'ended'"),
+    # runbook causes
+    Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_Eq", "if judged.status == Status.PASS:",
+               _IS_EQ_ENUM),
+    Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_LtE", "if judged.status <= Status.PASS:",
+               "sessions not lost, the judgement is PASS or WARN, and only PASS sorts at or before PASS"),
     # error classification
     Equivalent("classify", "core/ReplaceComparisonOperator_Lt_NotEq",
                "while current is not None and current not in seen and len(seen) != 10:",
@@ -225,6 +230,12 @@ EQUIVALENT: tuple[Equivalent, ...] = (
                "else remedy(cause)",
                _IS_EQ_ENUM),
     # session model: from_dict's fast path and its checked path build the same session
+    Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "type(expires_at) != int",
+               "for a type, != int is is not int"),
+    Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "or type(created_at) != int",
+               "for a type, != int is is not int"),
+    Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "or type(started_at) != int",
+               "for a type, != int is is not int"),
     Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "or type(status) != str",
                "for a type, != str is is not str"),
     Equivalent("session-model", "core/ReplaceComparisonOperator_LtE_Eq",
