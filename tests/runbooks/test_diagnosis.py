@@ -215,6 +215,7 @@ async def test_lag_longer_than_the_lookup_window_is_visibility_lag(settings: Set
     # measurable lag between two connections is longer than that.
     cause, out = await invalid(settings, None, read_only=False, lookup_retry_window_ms=0.0)
     assert cause == C.VISIBILITY_LAG
+    assert out["remedy"] == REMEDIES[C.VISIBILITY_LAG]  # no session id, but a fault: its own remedy
     visibility = next(c for c in out["report"]["checks"] if c["name"] == "visibility")
     assert visibility["status"] == "FAIL"
     assert len(visibility["data"]["samples_ms"]) == 5

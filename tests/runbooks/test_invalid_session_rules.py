@@ -68,6 +68,7 @@ def test_a_value_that_is_no_session_is_corrupt() -> None:
         (record("destroyed", expires_in_ms=-5000, ttl=30), Status.FAIL, C.SESSION_ENDED, "session was ended: "),
         (record("expired"), Status.FAIL, C.SESSION_EXPIRED, "session has expired: "),
         (record(expires_in_ms=0), Status.FAIL, C.SESSION_EXPIRED, "session has expired: "),
+        (record(expires_in_ms=-5000, ttl=30), Status.FAIL, C.SESSION_EXPIRED, "session has expired: "),
         (record(expires_in_ms=1, ttl=1), Status.PASS, None, "session is active: "),
         (record("creating", expires_in_ms=0, age_ms=1000), Status.FAIL, C.SESSION_EXPIRED, "session has expired: "),
         # the grace period (10 s) covers a session still being created, and nothing older
