@@ -96,7 +96,7 @@ _INVALID_SESSION_TESTS = tuple(
         "test_an_ended_session", "test_a_session_that_never_existed",
         "test_two_causes_at_once_the_session_is_named_before_visibility_lag",
         "test_two_causes_at_once_eviction_found_last_is_named_before_visibility_lag",
-        "test_evicted_sessions_are_suspected",
+        "test_evicted_sessions_are_suspected", "test_lag_longer_than_the_lookup_window_is_visibility_lag",
     )
 )
 
@@ -218,6 +218,13 @@ EQUIVALENT: tuple[Equivalent, ...] = (
                _IS_EQ_ENUM),
     Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_LtE", "if judged.status <= Status.PASS:",
                "sessions not lost, the judgement is PASS or WARN, and only PASS sorts at or before PASS"),
+    Equivalent("invalid-session", "core/NumberReplacer", "if ttl >= -1 and skew_s > 5:",
+               "a TTL of -1 returned just before, so >= -1 is >= 0"),
+    Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_Eq",
+               "if cause == C.NO_FAULT_FOUND and inputs.session_id is None:", _IS_EQ_ENUM),
+    Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_Eq",
+               'return conclude(NAME, report, cause, remedy, healthy=cause == C.NO_FAULT_FOUND, '
+               'evidence=detail.get(cause, ""))', _IS_EQ_ENUM),
     # error classification
     Equivalent("classify", "core/ReplaceComparisonOperator_Lt_NotEq",
                "while current is not None and current not in seen and len(seen) != 10:",
