@@ -2,7 +2,7 @@
 """Mutation testing with cosmic-ray over the modules where a wrong answer is costly.
 
     python3 tasks.py mutation                  # every target below, then the table
-    python3 tasks.py mutation masking checks-exit-codes   # some of them
+    python3 tasks.py mutation masking verdict  # some of them
     python3 tasks.py mutation --list           # the targets: file, mutated lines, tests
     python3 tasks.py mutation --jobs 2         # two targets at once (each is serial inside)
 
@@ -84,7 +84,11 @@ _CONNECTIVITY_TESTS = tuple(
         "test_plain_url_to_the_tls_port_is_tls_required", "test_untrusted_certificate_is_tls_verify_failed",
         "test_tls_with_the_right_ca_is_ok", "test_wrong_password_is_auth_failed_and_the_tried_password_stays_secret",
         "test_no_password_is_auth_failed", "test_client_limit_is_max_connections",
-        "test_every_cause_has_a_remedy_and_is_registered",
+        "test_every_cause_has_a_remedy_and_is_registered", "test_a_unix_socket_skips_the_network_layers",
+        "test_a_port_that_never_completes_the_handshake_is_a_timeout",
+        "test_a_port_that_drops_every_connection_and_speaks_no_tls_is_connection_lost",
+        "test_a_certificate_for_another_name_fails_the_tls_step",
+        "test_rediss_to_a_port_answering_in_plain_text_says_the_port_is_not_tls",
     )
 )
 
@@ -225,6 +229,29 @@ EQUIVALENT: tuple[Equivalent, ...] = (
     Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_Eq",
                'return conclude(NAME, report, cause, remedy, healthy=cause == C.NO_FAULT_FOUND, '
                'evidence=detail.get(cause, ""))', _IS_EQ_ENUM),
+    # connectivity: the scheme is redis, rediss or unix; the Redis step failed with TLS_REQUIRED,
+    # CONNECTION_LOST or TIMEOUT when its TLS probe runs
+    Equivalent("connectivity", "core/ReplaceComparisonOperator_Eq_GtE", 'if settings.scheme >= "unix":',
+               "redis and rediss sort before unix: >= 'unix' is == 'unix'"),
+    Equivalent("connectivity", "core/ReplaceComparisonOperator_NotEq_Lt",
+               'if not settings.tls and settings.scheme < "unix" and cause in (C.TLS_REQUIRED, C.CONNECTION_LOST, '
+               'C.TIMEOUT):', "redis and rediss sort before unix: < 'unix' is != 'unix'"),
+    Equivalent("connectivity", "core/ReplaceComparisonOperator_Is_Eq", "if cause == C.TLS_REQUIRED:", _IS_EQ_ENUM),
+    Equivalent("connectivity", "core/ReplaceComparisonOperator_Is_GtE", "if cause >= C.TLS_REQUIRED:",
+               "of TLS_REQUIRED, CONNECTION_LOST and TIMEOUT only TLS_REQUIRED sorts at or after TLS_REQUIRED"),
+    Equivalent("connectivity", "core/ReplaceAndWithOr",
+               "if health.connected_clients is not None or health.max_clients:",
+               "INFO's clients section gives connected_clients and maxclients together, or neither"),
+    # Not equivalent, but out of the tests' reach: the TLS probe's default port matters only for
+    # a URL without a port while something on 127.0.0.1:6379 drops plain connections, and port
+    # 6379 is not the tests' to own (a system redis may hold it). The same default is pinned on
+    # the TCP step by test_a_url_without_a_port_is_diagnosed_on_6379.
+    Equivalent("connectivity", "core/NumberReplacer",
+               "probe = await probe_tls(settings.host, settings.port or 6380, verify=False, timeout=timeout,",
+               "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own"),
+    Equivalent("connectivity", "core/NumberReplacer",
+               "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout,",
+               "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own"),
     # error classification
     Equivalent("classify", "core/ReplaceComparisonOperator_Lt_NotEq",
                "while current is not None and current not in seen and len(seen) != 10:",
