@@ -87,6 +87,7 @@ async def test_an_ended_session(settings: Settings, sessions: LabSessionService)
     cause, out = await invalid(settings, session.session_id)
     assert cause == C.SESSION_ENDED
     assert "destroyed" in json.dumps(out)
+    assert out["healthy"] is False
 
 
 async def test_an_ended_session_past_its_expiry_is_still_ended(settings: Settings, redis_service: RedisService) -> None:
@@ -148,6 +149,7 @@ async def test_two_causes_at_once_eviction_found_last_is_named_before_visibility
     assert statuses["eviction"] == "FAIL" and statuses["visibility"] == "FAIL", out
     assert cause == C.EVICTION_SUSPECTED
     assert out["remedy"] == REMEDIES[C.EVICTION_SUSPECTED]
+    assert out["healthy"] is False
 
 
 async def test_an_expired_session_by_expires_at(settings: Settings, redis_service: RedisService) -> None:
