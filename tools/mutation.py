@@ -229,6 +229,9 @@ EQUIVALENT: tuple[Equivalent, ...] = (
     Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_Eq",
                'return conclude(NAME, report, cause, remedy, healthy=cause == C.NO_FAULT_FOUND, '
                'evidence=detail.get(cause, ""))', _IS_EQ_ENUM),
+    Equivalent("invalid-session", "core/ReplaceBinaryOperator_Sub_Mod",
+               "skew_s = abs(ttl - (session.expires_at % now_ms) / 1000)",
+               "reached only with now < expiresAt < 2 * now (until 2081), where % now is - now"),
     # connectivity: the scheme is redis, rediss or unix; the Redis step failed with TLS_REQUIRED,
     # CONNECTION_LOST or TIMEOUT when its TLS probe runs
     Equivalent("connectivity", "core/ReplaceComparisonOperator_Eq_GtE", 'if settings.scheme >= "unix":',
