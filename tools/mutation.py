@@ -504,7 +504,7 @@ def _copy(into: Path) -> None:
 
 def _mutated_lines(diff: str) -> str:
     added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
-    return " / ".join(added)
+    return " / ".join(a for a in added if a)  # (the last line of a file shows up with an empty twin)
 
 
 def run_target(target: Target, *, quiet: bool = False) -> Outcome:
