@@ -3,6 +3,7 @@
 
     python3 tasks.py health   # the health run on an embedded Redis (the main job)
     python3 tasks.py test     # lint, type-check and the whole test suite
+    python3 tasks.py mutation # mutation testing of the costly modules (tools/mutation.py; a habit, not CI)
 
 Each creates ``.venv`` on first use and reinstalls only when ``pyproject.toml`` changes.
 Extra arguments after the job are passed on (to ``labsession health`` or to pytest).
@@ -60,7 +61,7 @@ def health(extra: list[str]) -> int:
 
 def test(extra: list[str]) -> int:
     steps = [
-        ("ruff", [str(BIN / "ruff"), "check", "labsession", "tests", "bench", "tasks.py"]),
+        ("ruff", [str(BIN / "ruff"), "check", "labsession", "tests", "bench", "tools", "tasks.py"]),
         ("mypy", [str(BIN / "mypy"), "--strict", "labsession"]),
     ]
     if not extra:
@@ -73,8 +74,12 @@ def test(extra: list[str]) -> int:
     return _run([str(PY), "-m", "pytest", *extra])
 
 
+def mutation(extra: list[str]) -> int:
+    return _run([str(PY), str(ROOT / "tools" / "mutation.py"), *extra])
+
+
 def main(argv: list[str]) -> int:
-    jobs = {"health": health, "test": test}
+    jobs = {"health": health, "test": test, "mutation": mutation}
     if not argv or argv[0] not in jobs:
         print(__doc__)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import string
+import sys
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,7 @@ from labsession.masking import (
     mask_text,
     mask_url,
     redact,
+    register_secret,
 )
 from labsession.probes.ttl import short_id
 
@@ -194,3 +196,53 @@ def test_masking_filter_on_a_foreign_handler() -> None:
     assert MaskingFilter().filter(record) is True
     assert record.getMessage() == "url=redis://:****@h"
     assert record.args is None
+
+
+def test_secrets_of_four_characters_and_more_are_registered_shorter_ones_are_not() -> None:
+    register_secret("Qv7#")
+    register_secret("Kx9")
+    register_secret("")
+    register_secret(None)
+    assert mask_text("a Qv7# b") == f"a {MASK} b"
+    assert mask_text("a Kx9 b") == "a Kx9 b"  # three characters would mangle ordinary text
+    assert mask_text("") == ""
+
+
+def test_a_secret_inside_a_longer_one_never_leaves_the_rest_of_the_longer_one_shown() -> None:
+    register_secret("Wm4pT")
+    register_secret("Wm4pT-8yqLr")
+    assert mask_text("Wm4pT-8yqLr and Wm4pT") == f"{MASK} and {MASK}"
+
+
+def test_a_password_holding_a_scheme_is_masked_whole() -> None:
+    # "x://y:z" inside the userinfo looks like another URL with a password of its own.
+    assert mask_text("redis://u:x://y:Zq3@host:1 and more") == "redis://u:****@host:1 and more"
+    assert mask_url("redis://u:x://y:Zq3@host:1") == "redis://u:****@host:1"
+    # ... and the URLs after it are masked too
+    assert mask_text("redis://u:x://y:Zq3@h:1 redis://v:Zq4@h:2") == "redis://u:****@h:1 redis://v:****@h:2"
+
+
+def test_a_url_without_a_password_does_not_stop_the_masking_of_the_next_one() -> None:
+    text = "see http://docs.example/x and redis://u:Zq3pw@h:1 and http://plain.example"
+    assert mask_text(text) == "see http://docs.example/x and redis://u:****@h:1 and http://plain.example"
+    text = "user@host then redis://name@h:1 then redis://u:Zq3pw@h:2"
+    assert mask_text(text) == "user@host then redis://name@h:1 then redis://u:****@h:2"
+
+
+def test_the_filter_keeps_a_masked_traceback_and_drops_exc_info() -> None:
+    try:
+        raise RuntimeError("redis://x:Zq3-trace@h failed")
+    except RuntimeError:
+        record = logging.LogRecord("other", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
+    assert MaskingFilter().filter(record) is True
+    assert record.exc_info is None
+    assert record.exc_text is not None
+    assert "Traceback (most recent call last)" in record.exc_text
+    assert "RuntimeError: redis://x:****@h failed" in record.exc_text
+    # A record formatted before (exc_text set) keeps that text, masked.
+    again = logging.LogRecord("other", logging.ERROR, __file__, 1, "boom", None, None)
+    again.exc_text = "RuntimeError: redis://x:Zq3-again@h"
+    again.stack_info = "Stack: redis://x:Zq3-stack@h"
+    assert MaskingFilter().filter(again) is True
+    assert again.exc_text == "RuntimeError: redis://x:****@h"
+    assert again.stack_info == "Stack: redis://x:****@h"

@@ -173,3 +173,87 @@ def test_a_broken_ipv6_host_names_the_variable_and_quotes_nothing(url: str) -> N
     assert caught.value.variable == "REDIS_URL" and "pw" not in str(caught.value)
     with pytest.raises(ConfigError):
         Settings.from_url(url)
+
+
+@pytest.mark.parametrize(
+    ("changes", "ok"),
+    [
+        ({"grace_seconds": 0}, True), ({"grace_seconds": 0.5}, True), ({"grace_seconds": -0.5}, False),
+        ({"retry_base": 0}, True), ({"retry_base": 0.5}, True), ({"retry_base": -0.5}, False),
+        ({"retry_attempts": 1}, True), ({"retry_attempts": 0}, False),
+        ({"max_connections": 1}, True), ({"max_connections": 0}, False),
+        ({"lab_timeout_minutes": 1}, True), ({"lab_timeout_minutes": 0}, False),
+        ({"connect_timeout": 0.001}, True), ({"connect_timeout": 0}, False),
+        ({"socket_timeout": 0.001}, True), ({"socket_timeout": -1}, False),
+        ({"operation_timeout": 0.001}, True), ({"operation_timeout": 0}, False),
+        ({"retry_cap": 0.001}, True), ({"retry_cap": 0}, False),
+        ({"key_prefix": "s:"}, True), ({"key_prefix": ""}, False),
+    ],
+)
+def test_each_bound_takes_its_smallest_good_value_and_refuses_the_next_one_down(
+    changes: dict[str, float], ok: bool
+) -> None:
+    if ok:
+        s = Settings.from_url(URL, **changes)
+        assert all(getattr(s, name) == value for name, value in changes.items())
+    else:
+        with pytest.raises(ConfigError):
+            Settings.from_url(URL, **changes)
+
+
+def test_blank_variables_count_as_unset() -> None:
+    env = {name: "  " for name in ("LAB_TIMEOUT_MINUTES", "SESSION_KEY_PREFIX", "SESSION_GRACE_SECONDS",
+                                   "REDIS_CA_CERT", "REDIS_TLS_VERIFY", "REDIS_CONNECT_TIMEOUT",
+                                   "REDIS_SOCKET_TIMEOUT", "REDIS_OPERATION_TIMEOUT", "REDIS_RETRY_ATTEMPTS",
+                                   "REDIS_CLIENT_NAME", "REDIS_CLUSTER")}
+    s = Settings.from_env({"REDIS_URL": " redis://127.0.0.1:6379 ", **env})
+    assert (s.redis_url, s.lab_timeout_minutes, s.key_prefix, s.grace_seconds) == (
+        "redis://127.0.0.1:6379", 120, "session:", 10)
+    assert (s.ca_cert, s.tls_verify, s.retry_attempts, s.cluster) == (None, True, 10, False)
+    assert s.client_name.startswith("labsession-")
+
+
+def test_the_last_cluster_flag_in_a_url_wins() -> None:
+    url = "redis://127.0.0.1:7000?cluster=false&cluster=true"
+    assert Settings.from_url(url).cluster is True
+    assert Settings.from_env({"REDIS_URL": url}).cluster is True
+    flipped = "redis://127.0.0.1:7000?cluster=true&cluster=no"
+    assert Settings.from_url(flipped).cluster is False
+    assert Settings.from_env({"REDIS_URL": flipped}).cluster is False
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint", "port", "tls", "upgraded"),
+    [
+        ("redis://cache.example", "cache.example:6379", None, False, False),
+        ("rediss://cache.example", "cache.example:6379", None, True, False),
+        ("REDISS://cache.example:6380", "cache.example:6380", 6380, True, False),
+        ("redis://x.upstash.io", "x.upstash.io:6379", None, True, True),
+        # A socket path is where the store is; a host or port written in a unix:// URL means nothing.
+        ("unix:///run/redis.sock", "/run/redis.sock", None, False, False),
+        ("unix://localhost:6379/run/redis.sock", "/run/redis.sock", None, False, False),
+        ("unix://x.upstash.io/run/redis.sock", "/run/redis.sock", None, False, False),
+    ],
+)
+def test_where_the_store_is_and_whether_it_takes_tls(
+    url: str, endpoint: str, port: int | None, tls: bool, upgraded: bool
+) -> None:
+    s = Settings.from_url(url)
+    assert (s.endpoint, s.port, s.tls, s.tls_upgraded) == (endpoint, port, tls, upgraded)
+
+
+@pytest.mark.parametrize("url", ["redis://host/0@x", "redis://host/0?name=a@b", "redis://host/0#a@b"])
+def test_an_at_sign_after_the_host_is_refused_wherever_it_is(url: str) -> None:
+    with pytest.raises(ConfigError, match="has an '@' after its host"):
+        Settings.from_url(url)
+
+
+def test_a_wrong_scheme_is_named_only_when_written_as_one() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_url("http://host:6379")
+    assert ", not http://" in str(caught.value)
+    # A bare 'password:more' reads as the scheme 'zq': a piece of a password, never to be quoted.
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_url("Zq:s3cret-host")
+    assert "must start with redis://, rediss:// or unix:// (" in str(caught.value)
+    assert "Zq" not in str(caught.value) and "zq" not in str(caught.value)

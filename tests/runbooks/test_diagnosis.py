@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
 from redis import exceptions as rx
 
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
@@ -22,10 +25,10 @@ from labsession.runbooks import (
     diagnose_invalid_session,
     diagnose_redis_connectivity,
 )
-from labsession.runbooks.invalid_session import judge_key
+from labsession.runbooks.invalid_session import REMEDIES, judge_key
 from labsession.runbooks.redis_connectivity import remedy_for
 from labsession.runner.registry import RUNBOOKS
-from labsession.store.classify import classify
+from labsession.store.classify import classify, remedy
 
 from support import CANARY
 
@@ -61,6 +64,7 @@ async def test_a_valid_session_is_no_fault_found(settings: Settings, sessions: L
     assert statuses["visibility"] == "PASS"
     assert statuses["shared store"] == "SKIP"
     assert out["healthy"] is True
+    assert out["remedy"] == REMEDIES[C.NO_FAULT_FOUND]
 
 
 async def test_read_only_run_skips_the_visibility_probe_and_writes_nothing(
@@ -71,6 +75,9 @@ async def test_read_only_run_skips_the_visibility_probe_and_writes_nothing(
     assert cause == C.NO_FAULT_FOUND
     visibility = next(c for c in out["report"]["checks"] if c["name"] == "visibility")
     assert visibility["status"] == "SKIP"
+    # Healthy, but no session was looked at: the remedy says to give the id a client was refused with.
+    assert out["remedy"].startswith("the store, the instances' sharing, eviction and visibility look healthy; ")
+    assert "run again with the session_id" in out["remedy"]
     assert await redis_service.client.dbsize() == before
 
 
@@ -80,6 +87,7 @@ async def test_an_ended_session(settings: Settings, sessions: LabSessionService)
     cause, out = await invalid(settings, session.session_id)
     assert cause == C.SESSION_ENDED
     assert "destroyed" in json.dumps(out)
+    assert out["healthy"] is False
 
 
 async def test_an_ended_session_past_its_expiry_is_still_ended(settings: Settings, redis_service: RedisService) -> None:
@@ -140,6 +148,8 @@ async def test_two_causes_at_once_eviction_found_last_is_named_before_visibility
     statuses = {c["name"]: c["status"] for c in out["report"]["checks"]}
     assert statuses["eviction"] == "FAIL" and statuses["visibility"] == "FAIL", out
     assert cause == C.EVICTION_SUSPECTED
+    assert out["remedy"] == REMEDIES[C.EVICTION_SUSPECTED]
+    assert out["healthy"] is False
 
 
 async def test_an_expired_session_by_expires_at(settings: Settings, redis_service: RedisService) -> None:
@@ -209,6 +219,7 @@ async def test_lag_longer_than_the_lookup_window_is_visibility_lag(settings: Set
     # measurable lag between two connections is longer than that.
     cause, out = await invalid(settings, None, read_only=False, lookup_retry_window_ms=0.0)
     assert cause == C.VISIBILITY_LAG
+    assert out["remedy"] == REMEDIES[C.VISIBILITY_LAG]  # no session id, but a fault: its own remedy
     visibility = next(c for c in out["report"]["checks"] if c["name"] == "visibility")
     assert visibility["status"] == "FAIL"
     assert len(visibility["data"]["samples_ms"]) == 5
@@ -277,7 +288,36 @@ async def connectivity(settings: Settings) -> tuple[str, dict[str, object]]:
 async def test_connectivity_ok(embedded_redis: EmbeddedRedis) -> None:
     cause, out = await connectivity(fast(embedded_redis.url))
     assert cause == CONNECTIVITY_OK
-    assert [c["status"] for c in out["report"]["checks"]][:2] == ["PASS", "PASS"]
+    assert out["healthy"] is True
+    assert [c["status"] for c in out["report"]["checks"]][:4] == ["PASS", "PASS", "SKIP", "PASS"]
+
+
+async def test_a_url_without_a_port_is_diagnosed_on_6379() -> None:
+    # Whether or not something listens on 127.0.0.1:6379 here, the steps name that port.
+    _, out = await connectivity(fast("redis://127.0.0.1"))
+    tcp = next(c for c in out["report"]["checks"] if c["name"] == "tcp")
+    assert tcp["evidence"].startswith("127.0.0.1:6379 "), tcp
+
+
+@pytest.mark.parametrize(("held", "status"), [(16, "PASS"), (17, "WARN"), (18, "WARN")])
+async def test_a_client_table_nine_tenths_full_is_a_warning(
+    redis_factory: Callable[..., EmbeddedRedis], held: int, status: str
+) -> None:
+    # maxclients 20 (18 is nine tenths): the held connections and the runbook's own make held + 1
+    # clients when it reads INFO (it needs room for one more while it connects).
+    server = redis_factory(maxclients=20)
+    holders = [Redis.from_url(server.url) for _ in range(held)]
+    try:
+        for holder in holders:
+            holder.ping()
+        cause, out = await connectivity(fast(server.url))
+    finally:
+        for holder in holders:
+            holder.close()
+    assert cause == CONNECTIVITY_OK, out
+    check = next(c for c in out["report"]["checks"] if c["name"] == "redis")
+    assert check["status"] == status, check
+    assert f", {held + 1} of 20 clients" in check["evidence"]
 
 
 async def test_dns_failure() -> None:
@@ -307,7 +347,7 @@ async def test_plain_url_to_the_tls_port_is_tls_required(tls_redis: EmbeddedRedi
     cause, out = await connectivity(fast(url))
     assert cause == K.TLS_REQUIRED, out
     probe = next(c for c in out["report"]["checks"] if c["name"] == "tls probe")
-    assert "TLS handshake" in probe["evidence"]
+    assert "TLS handshake (TLSv1." in probe["evidence"]  # protocol and cipher: no certificate was checked
     assert CANARY not in json.dumps(out)
 
 
@@ -318,7 +358,35 @@ async def test_untrusted_certificate_is_tls_verify_failed(
     _, stranger = tls_files
     cause, out = await connectivity(fast(tls_redis.tls_url, ca_cert=str(stranger)))
     assert cause == K.TLS_VERIFY_FAILED
+    assert out["remedy"] == remedy(K.TLS_VERIFY_FAILED)
+    assert steps(out)["tls"] == "FAIL"
     assert CANARY not in json.dumps(out)
+
+
+@pytest.mark.tls
+async def test_a_certificate_for_another_name_fails_the_tls_step(
+    tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]
+) -> None:
+    files, _ = tls_files
+    # '127.1' reaches 127.0.0.1 but is a host name the certificate (localhost, 127.0.0.1) does not carry.
+    url = tls_redis.tls_url.replace("localhost", "127.1")
+    cause, out = await connectivity(fast(url, ca_cert=str(files.ca)))
+    assert cause == K.TLS_VERIFY_FAILED, out
+    assert steps(out)["tls"] == "FAIL"
+
+
+async def test_rediss_to_a_port_answering_in_plain_text_says_the_port_is_not_tls() -> None:
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"-ERR this port speaks no TLS\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(plain, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        cause, out = await connectivity(fast(f"rediss://127.0.0.1:{port}/0"))
+    assert cause == K.TLS_VERIFY_FAILED, out
+    assert out["remedy"].startswith("the port answered but not with TLS; use redis://")
 
 
 @pytest.mark.tls
@@ -327,7 +395,13 @@ async def test_tls_with_the_right_ca_is_ok(tls_redis: EmbeddedRedis, tls_files: 
     cause, out = await connectivity(fast(tls_redis.tls_url, ca_cert=str(files.ca)))
     assert cause == CONNECTIVITY_OK, out
     tls = next(c for c in out["report"]["checks"] if c["name"] == "tls")
-    assert "localhost" in tls["evidence"]
+    assert "localhost" in tls["evidence"] and tls["status"] == "PASS"
+    assert "verification is OFF" not in tls["evidence"]
+    # Verification off: the handshake still works, and the step says what was not checked.
+    cause, out = await connectivity(fast(tls_redis.tls_url, tls_verify=False))
+    assert cause == CONNECTIVITY_OK, out
+    tls = next(c for c in out["report"]["checks"] if c["name"] == "tls")
+    assert tls["status"] == "WARN" and tls["evidence"].endswith("; certificate verification is OFF")
 
 
 async def test_wrong_password_is_auth_failed_and_the_tried_password_stays_secret(
@@ -338,6 +412,7 @@ async def test_wrong_password_is_auth_failed_and_the_tried_password_stays_secret
     cause, out = await connectivity(fast(f"redis://default:{CANARY}@127.0.0.1:{server.port}/0"))
     assert cause == K.AUTH_FAILED
     assert CANARY not in json.dumps(out)
+    assert "tls probe" not in steps(out)  # a refused password is no sign of a TLS-only port
 
 
 async def test_no_password_is_auth_failed(redis_factory: Callable[..., EmbeddedRedis]) -> None:
@@ -359,6 +434,51 @@ async def test_client_limit_is_max_connections(redis_factory: Callable[..., Embe
     assert cause == K.MAX_CONNECTIONS, out
 
 
+def steps(out: dict[str, object]) -> dict[str, str]:
+    return {c["name"]: c["status"] for c in out["report"]["checks"]}  # type: ignore[index]
+
+
+async def test_a_unix_socket_skips_the_network_layers(tmp_path: Path,
+                                                      redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    sock = tmp_path / "redis.sock"
+    server = redis_factory(extra_args=["--unixsocket", str(sock)])
+    cause, out = await connectivity(fast(f"unix://{sock}"))
+    assert cause == CONNECTIVITY_OK, out
+    assert steps(out) == {"dns": "SKIP", "tcp": "SKIP", "tls": "SKIP", "redis": "PASS", "cause": "PASS"}
+    # Frozen, it times out, and no TLS probe is tried: a socket file has no TLS port.
+    server.freeze()
+    try:
+        cause, out = await connectivity(fast(f"unix://{sock}", connect_timeout=0.5, socket_timeout=0.5))
+    finally:
+        server.thaw()
+    assert cause == K.TIMEOUT, out
+    assert "tls probe" not in steps(out)
+
+
+async def test_a_port_that_never_completes_the_handshake_is_a_timeout() -> None:
+    # A listening socket whose one-place accept queue is full: the kernel drops further SYNs.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=2):  # fills the queue
+            cause, out = await connectivity(fast(f"redis://127.0.0.1:{port}", connect_timeout=0.5))
+    assert cause == K.TIMEOUT, out
+    assert steps(out)["tcp"] == "FAIL"
+
+
+async def test_a_port_that_drops_every_connection_and_speaks_no_tls_is_connection_lost() -> None:
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        cause, out = await connectivity(fast(f"redis://127.0.0.1:{port}"))
+    assert cause == K.CONNECTION_LOST, out  # dropped like a TLS-only port would, but the TLS probe failed
+    assert steps(out)["tls probe"] == "PASS"
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -375,6 +495,10 @@ def test_upstash_limit_errors_are_quota_exceeded(message: str) -> None:
 def test_every_cause_has_a_remedy_and_is_registered() -> None:
     for cause in (CONNECTIVITY_OK, *K):
         assert remedy_for(cause)
+    for known in K:  # the same sentence as the store's own errors carry
+        assert remedy_for(known) == remedy_for(known.value) == remedy(known)
+    ok = "".join(["O", "K"])  # read back from a summary: equal to OK, not the same object
+    assert remedy_for(ok) == remedy_for(CONNECTIVITY_OK) and remedy_for(ok).startswith("Redis answers")
     assert set(RUNBOOKS["redis_connectivity"].causes) == {CONNECTIVITY_OK, *(c.value for c in K)}
     assert set(RUNBOOKS["invalid_session"].causes) == {c.value for c in C}
     for spec in RUNBOOKS.values():

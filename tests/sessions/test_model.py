@@ -211,3 +211,32 @@ def test_big_integers_and_exponent_floats_in_unknown_fields_survive_a_round_trip
     assert session.extra["big"] == 2**64 + 1 and type(session.extra["neg"]) is int
     assert session.extra["nested"] == [{"id": 123456789012345678901}]
     assert session.to_json() == raw
+
+
+@pytest.mark.parametrize("field", ["expiresAt", "createdAt", "startedAt"])
+def test_one_float_time_among_integers_is_read_as_an_integer(field: str) -> None:
+    data: dict[str, object] = {"sessionId": SID, "expiresAt": NOW, "createdAt": NOW, "startedAt": NOW,
+                               "status": "active", field: NOW + 0.5}
+    session = LabSession.from_dict(data)
+    times = (session.expires_at, session.created_at, session.started_at)
+    assert times == (NOW, NOW, NOW)
+    assert all(type(t) is int for t in times)
+
+
+def test_the_session_id_asked_for_is_a_keyword() -> None:
+    data = {"sessionId": SID, "expiresAt": NOW, "status": "active"}
+    with pytest.raises(TypeError):
+        LabSession.from_dict(data, SID)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        LabSession.from_json(json.dumps(data), SID)  # type: ignore[misc]
+    assert LabSession.from_json(json.dumps(data), session_id=SID).session_id == SID
+
+
+@pytest.mark.parametrize(("left_ms", "expires_in", "ttl"), [
+    (-5000, 0, 1), (0, 0, 1), (1, 0, 1), (999, 0, 1), (1000, 1, 1), (1001, 1, 2),
+    (1999, 1, 2), (2000, 2, 2), (2001, 2, 3), (7_200_000, 7200, 7200),
+])
+def test_seconds_left_round_down_and_the_ttl_rounds_up(left_ms: int, expires_in: int, ttl: int) -> None:
+    session = LabSession.from_dict({"sessionId": SID, "expiresAt": NOW + left_ms, "status": "active"})
+    assert session.expires_in(NOW) == expires_in
+    assert session.ttl_seconds(NOW) == ttl

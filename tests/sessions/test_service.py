@@ -27,7 +27,7 @@ from labsession import (
     Settings,
     ValidationReason,
 )
-from labsession.sessions.service import ENDED_TTL_SECONDS, MAX_EXTEND_MINUTES
+from labsession.sessions.service import ENDED_TTL_SECONDS, MAX_EXTEND_MINUTES, check_extension_minutes
 
 from support.redisstats import CommandCounter
 from support.tsformat import TS_FIELDS, ts_json, ts_session
@@ -183,6 +183,17 @@ def _store(raw: redis.Redis, clock: Clock, *, status: str = "active", created_ag
         ({"status": "creating", "created_ago_s": 1, "expires_in_s": 0}, ValidationReason.EXPIRED, False),
         ({"status": "destroyed", "created_ago_s": 7200, "expires_in_s": 0}, ValidationReason.ENDED, False),
         ({"status": "destroyed", "created_ago_s": 7200, "expires_in_s": -5}, ValidationReason.ENDED, False),
+        ({"status": "creating", "created_ago_s": 9.999}, ValidationReason.OK, True),  # the last grace millisecond
+        # createdAt ahead of this clock (another instance's clock is fast): still being created
+        ({"status": "creating", "created_ago_s": -2}, ValidationReason.OK, True),
+        # any status but the three known ones is "being set up", wherever it sorts among them
+        ({"status": "starting", "created_ago_s": 3}, ValidationReason.OK, True),
+        ({"status": "starting", "created_ago_s": 60}, ValidationReason.NOT_ACTIVE, False),
+        ({"status": "aborted", "created_ago_s": 3}, ValidationReason.OK, True),
+        ({"status": "aborted", "created_ago_s": 60}, ValidationReason.NOT_ACTIVE, False),
+        ({"status": "", "created_ago_s": 60}, ValidationReason.NOT_ACTIVE, False),
+        ({"status": "Active", "created_ago_s": 60}, ValidationReason.NOT_ACTIVE, False),
+        ({"status": "expired", "created_ago_s": 3600, "expires_in_s": 600}, ValidationReason.EXPIRED, False),
     ],
 )
 async def test_validation_table_and_reads_never_write(
@@ -196,6 +207,9 @@ async def test_validation_table_and_reads_never_write(
         session = await service.get(sid)
     assert (result.reason, result.in_grace, result.valid) == (reason, in_grace, reason is ValidationReason.OK)
     assert result.session is not None and session is not None
+    # Whole seconds left: none once expired, else what expiresAt says.
+    left = max(0, (session.expires_at - now_ms(clock)) // 1000)
+    assert result.expires_in == (0 if reason is ValidationReason.EXPIRED else left)
     assert seen.delta == {"get": 2}  # one GET each, nothing written, nothing deleted
     assert raw.get(f"session:{sid}") == before
     assert raw.ttl(f"session:{sid}") > 3000
@@ -297,6 +311,17 @@ async def test_inspect_reports_value_ttl_and_size(service: LabSessionService, ra
 # -- extend -----------------------------------------------------------------------------------------
 
 
+def test_the_limits_are_a_day_of_extension_and_a_minute_of_ended_record() -> None:
+    assert MAX_EXTEND_MINUTES == 1440
+    assert ENDED_TTL_SECONDS == 60
+    assert check_extension_minutes(1) == 1
+    assert check_extension_minutes(1440) == 1440
+    for bad in (0, 1441, -1):
+        with pytest.raises(InvalidExtension) as caught:
+            check_extension_minutes(bad, "s-1")
+        assert caught.value.minutes == bad
+
+
 @pytest.mark.parametrize("minutes", [0, -5, "30", 1.5, 30.0, True, False, None, MAX_EXTEND_MINUTES + 1, 10**9])
 async def test_extend_validates_minutes_before_touching_redis(
     service: LabSessionService, raw: redis.Redis, clock: Clock, embedded_redis: EmbeddedRedis, minutes: object
@@ -351,8 +376,13 @@ async def test_extend_refuses_ended_unknown_expired_and_bad_ids(
         await service.extend(expired, 5)
     assert caught.value.status == "expired"
     stale = _store(raw, clock, status="creating", created_ago_s=60)
-    with pytest.raises(SessionNotActive):
+    with pytest.raises(SessionNotActive) as caught:
         await service.extend(stale, 5)
+    assert caught.value.status == "creating"  # not expired: the status it is stuck in
+    due = _store(raw, clock, status="creating", created_ago_s=60, expires_in_s=0)
+    with pytest.raises(SessionNotActive) as caught:
+        await service.extend(due, 5)
+    assert caught.value.status == "expired"  # expiresAt == now has expired
     with pytest.raises(InvalidSessionId):
         await service.extend("session:*", 5)
 
@@ -377,6 +407,17 @@ async def test_end_is_idempotent_and_keeps_the_record_60_seconds(
     assert (await service.validate(session.session_id)).reason is ValidationReason.ENDED
     clock.now += 1  # still under the grace period: an ended session stays ended
     assert (await service.validate(session.session_id)).reason is ValidationReason.ENDED
+
+
+@pytest.mark.parametrize("status", ["active", "expired", "creating", "starting"])
+async def test_end_marks_any_status_but_destroyed_ended_for_60_seconds(
+    service: LabSessionService, raw: redis.Redis, clock: Clock, status: str
+) -> None:
+    sid = _store(raw, clock, status=status, created_ago_s=60)
+    ended = await service.end(sid)
+    assert ended.status == "destroyed"
+    assert json.loads(raw.get(f"session:{sid}") or b"")["status"] == "destroyed"
+    assert 55 <= raw.ttl(f"session:{sid}") <= 60
 
 
 async def test_end_unknown_id_is_not_found(service: LabSessionService) -> None:

@@ -3,6 +3,7 @@ look like outages."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
@@ -113,3 +114,57 @@ async def test_the_servers_client_limit_is_named_as_the_servers(
                 pass
     assert caught.value.cause is RedisCause.MAX_CONNECTIONS
     assert "maxclients" in str(caught.value) and "own connection pool" not in str(caught.value)
+
+
+def _linked(*errors: BaseException) -> BaseException:
+    """``errors[0]`` raised while handling ``errors[1]``, raised while handling ``errors[2]``..."""
+    for outer, inner in itertools.pairwise(errors):
+        outer.__context__ = inner
+    return errors[0]
+
+
+def test_the_chain_is_read_ten_links_deep_and_never_round_a_cycle() -> None:
+    tenth = _linked(*(ValueError(f"wrapper {i}") for i in range(9)), ConnectionRefusedError("refused"))
+    assert classify(tenth) is RedisCause.CONNECTION_REFUSED
+    eleventh = _linked(*(ValueError(f"wrapper {i}") for i in range(10)), ConnectionRefusedError("refused"))
+    assert classify(eleventh) is RedisCause.UNKNOWN
+    a, b = ValueError("a"), ValueError("b")
+    a.__context__, b.__context__ = b, a
+    assert classify(a) is RedisCause.UNKNOWN
+    assert describe(a) == "ValueError: a"
+
+
+def test_unavailable_takes_tls_and_waited_by_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        unavailable(ValueError("x"), "h:1", False)  # type: ignore[misc]
+
+
+def test_a_dropped_connection_is_tls_required_only_when_tls_is_known_to_be_off() -> None:
+    dropped = redis.ConnectionError("Connection closed by server.")
+    assert unavailable(dropped, "h:1").cause is RedisCause.CONNECTION_LOST  # tls unknown
+    assert unavailable(dropped, "h:1", tls=False).cause is RedisCause.TLS_REQUIRED
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # Another cause found first, with a pool-full text somewhere in the chain: that cause's advice.
+        ConnectionRefusedError("Too many connections"),
+        rx.ReadOnlyError("Too many connections"),
+        # The server's refusal in the chain: its advice, even after our pool ran dry retrying.
+        _linked(rx.MaxConnectionsError(), redis.ConnectionError("max number of clients reached")),
+        # A client-side MaxConnectionsError that says something else, after an empty timeout.
+        _linked(rx.MaxConnectionsError("ERR maxclients reached"), TimeoutError()),
+    ],
+)
+def test_only_the_pool_running_dry_gets_the_pool_advice(error: BaseException) -> None:
+    error_text = str(unavailable(error, "h:6379"))
+    assert "own connection pool" not in error_text
+    assert remedy(classify(error)) in error_text
+
+
+def test_describe_names_the_type_and_at_most_200_characters() -> None:
+    text = "x" * 250
+    assert describe(ValueError(text)) == f"ValueError: {'x' * 200}"
+    assert describe(ValueError("y" * 200)) == f"ValueError: {'y' * 200}"
+    assert describe(_linked(TimeoutError(), ValueError("the real reason"))) == "ValueError: the real reason"
