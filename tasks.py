@@ -45,8 +45,11 @@ def bootstrap() -> None:
     quiet = dict(os.environ, PYTHONWARNINGS="ignore")
     subprocess.run([*pip, "--upgrade", "pip"], check=True, env=quiet)
     subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True, env=quiet)
-    subprocess.run([str(PY), "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(PY), "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     stamp.write_text(want)
 
 
@@ -60,8 +63,10 @@ def health(extra: list[str]) -> int:
 
 
 def test(extra: list[str]) -> int:
+    sources = ["labsession", "tests", "bench", "tools", "tasks.py", "conftest.py"]
     steps = [
-        ("ruff", [str(BIN / "ruff"), "check", "labsession", "tests", "bench", "tools", "tasks.py"]),
+        ("ruff", [str(BIN / "ruff"), "check", *sources]),
+        ("ruff format", [str(BIN / "ruff"), "format", "--check", *sources]),
         ("mypy", [str(BIN / "mypy"), "--strict", "labsession"]),
     ]
     if not extra:

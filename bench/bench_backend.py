@@ -68,8 +68,11 @@ RESULTS = HERE / "results" / "backend.json"
 CONCURRENCY = 50
 #: The TypeScript backend's figures from docs/contract.md (this 2-core machine, concurrency 50).
 TYPESCRIPT = {
-    "validate_rps": "2,700–4,100", "validate_p99_ms": "23–46",
-    "unknown_validate_rps": "~600", "ws_cycles_per_s": "570–1,170", "invalid_to_4000_ms": "~710",
+    "validate_rps": "2,700–4,100",
+    "validate_p99_ms": "23–46",
+    "unknown_validate_rps": "~600",
+    "ws_cycles_per_s": "570–1,170",
+    "invalid_to_4000_ms": "~710",
 }
 
 
@@ -102,11 +105,22 @@ def serve_baseline(port: int, loop: str) -> None:
         except WebSocketDisconnect:
             pass
 
-    app = Starlette(routes=[Route("/api/labs/session/{sid}/validate", validate),
-                            WebSocketRoute("/terminal/{sid}", terminal)])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws="websockets-sansio", ws_per_message_deflate=False,
-                            log_config=None, access_log=False, server_header=False, http="httptools", lifespan="on",
-                            loop=loop)
+    app = Starlette(
+        routes=[Route("/api/labs/session/{sid}/validate", validate), WebSocketRoute("/terminal/{sid}", terminal)]
+    )
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        http="httptools",
+        lifespan="on",
+        loop=loop,
+    )
     uvicorn.Server(config).run()
 
 
@@ -138,9 +152,24 @@ class Baseline:
         if kind == "floor":
             command = [sys.executable, __file__, "--serve-baseline", str(self.port), loop]
         else:
-            command = [str(Path(sys.executable).parent / "granian"), "--interface", "asgi", "--factory",
-                       "--host", "127.0.0.1", "--port", str(self.port), "--loop", loop, "--workers", "1",
-                       "--no-access-log", "--log-level", "warning", "bench_backend:granian_app"]
+            command = [
+                str(Path(sys.executable).parent / "granian"),
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--loop",
+                loop,
+                "--workers",
+                "1",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "bench_backend:granian_app",
+            ]
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server, closed in stop()
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.process.pid
@@ -271,17 +300,23 @@ async def slow_heads(backend: BackendProcess, count: int = 1000) -> dict[str, An
     loaded = await health_p50(backend.port)
     fds_held = open_fds(backend.pid)
     started = time.monotonic()
-    closed = await asyncio.gather(*(asyncio.wait_for(reader.read(), 30) for reader, _ in held),
-                                  return_exceptions=True)
+    closed = await asyncio.gather(*(asyncio.wait_for(reader.read(), 30) for reader, _ in held), return_exceptions=True)
     waited = time.monotonic() - started
     by_server = sum(1 for c in closed if isinstance(c, bytes) and c[:12] in (b"", b"HTTP/1.1 408"))
     for _, writer in held:
         writer.close()
     await asyncio.sleep(0.5)
-    return {"connections": count, "health_p50_ms": loaded, "baseline_health_p50_ms": quiet,
-            "ratio": round(loaded / quiet, 3), "closed_by_server": by_server,
-            "seconds_until_closed": round(waited, 2), "fds_before": fds, "fds_held": fds_held,
-            "fds_after": open_fds(backend.pid)}
+    return {
+        "connections": count,
+        "health_p50_ms": loaded,
+        "baseline_health_p50_ms": quiet,
+        "ratio": round(loaded / quiet, 3),
+        "closed_by_server": by_server,
+        "seconds_until_closed": round(waited, 2),
+        "fds_before": fds,
+        "fds_held": fds_held,
+        "fds_after": open_fds(backend.pid),
+    }
 
 
 async def first_message_burst(ws_url: str, sid: str) -> float:
@@ -346,8 +381,16 @@ async def best_of(rounds: int, runs: dict[str, tuple[int | None, Run]]) -> dict[
             trials[name].append(figures["per_s"])
             if name not in best or figures["per_s"] > best[name]["per_s"]:
                 best[name] = figures
-    return {name: {**best[name], "median_per_s": statistics.median(trials[name]), "trials": trials[name],
-                   "cpu_s_per_10k": statistics.median(cpu[name]), "cpu_trials": cpu[name]} for name in runs}
+    return {
+        name: {
+            **best[name],
+            "median_per_s": statistics.median(trials[name]),
+            "trials": trials[name],
+            "cpu_s_per_10k": statistics.median(cpu[name]),
+            "cpu_trials": cpu[name],
+        }
+        for name in runs
+    }
 
 
 def compare(block: dict[str, Any], ours: str, base: str) -> dict[str, float]:
@@ -355,12 +398,15 @@ def compare(block: dict[str, Any], ours: str, base: str) -> dict[str, float]:
     median of the rounds' own ratios (each pair measured seconds apart: the steadiest on a machine
     whose load drifts), and the same for CPU seconds per 10,000 (lower is better)."""
     a, b = block[ours], block[base]
-    return {"ratio": round(a["per_s"] / b["per_s"], 3),
-            "median_ratio": round(statistics.median(a["trials"]) / statistics.median(b["trials"]), 3),
-            "paired_ratio": round(statistics.median(x / y for x, y in zip(a["trials"], b["trials"], strict=True)), 3),
-            "cpu_ratio": round(a["cpu_s_per_10k"] / b["cpu_s_per_10k"], 3),
-            "paired_cpu_ratio": round(statistics.median(
-                x / y for x, y in zip(a["cpu_trials"], b["cpu_trials"], strict=True)), 3)}
+    return {
+        "ratio": round(a["per_s"] / b["per_s"], 3),
+        "median_ratio": round(statistics.median(a["trials"]) / statistics.median(b["trials"]), 3),
+        "paired_ratio": round(statistics.median(x / y for x, y in zip(a["trials"], b["trials"], strict=True)), 3),
+        "cpu_ratio": round(a["cpu_s_per_10k"] / b["cpu_s_per_10k"], 3),
+        "paired_cpu_ratio": round(
+            statistics.median(x / y for x, y in zip(a["cpu_trials"], b["cpu_trials"], strict=True)), 3
+        ),
+    }
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -397,8 +443,9 @@ async def main(argv: list[str] | None = None) -> int:
         await granian.wait_ready()
         async with RedisService(Settings.from_url(redis.url)) as store:
             sessions = LabSessionService(store)
-            valid = [(await sessions.create("u", "l", "p", base_url="ws://bench")).session_id
-                     for _ in range(CONCURRENCY)]
+            valid = [
+                (await sessions.create("u", "l", "p", base_url="ws://bench")).session_id for _ in range(CONCURRENCY)
+            ]
             for _ in range(2000 - CONCURRENCY):
                 await sessions.create("u", "l", "p", base_url="ws://bench")
             stored = await sessions.count()
@@ -417,15 +464,22 @@ async def main(argv: list[str] | None = None) -> int:
         }
 
         def http_runs(names: list[str], path: Callable[[int], str], expect: int) -> dict[str, tuple[int | None, Run]]:
-            return {name: (targets[name][0], functools.partial(http_load, targets[name][1], path, s, expect))
-                    for name in names}
+            return {
+                name: (targets[name][0], functools.partial(http_load, targets[name][1], path, s, expect))
+                for name in names
+            }
 
         s, r = args.seconds, args.rounds
         everyone = ["serve", "floor", "no_access_log", "other_loop", "granian", "workers2"]
         validate = await best_of(r, http_runs(everyone, valid_path, 200))
         unknown_validate = await best_of(r, http_runs(["serve", "floor"], unknown_path, 404))
-        ws = await best_of(r, {name: (targets[name][0], functools.partial(ws_cycles, targets[name][2], valid[0], s))
-                               for name in everyone})
+        ws = await best_of(
+            r,
+            {
+                name: (targets[name][0], functools.partial(ws_cycles, targets[name][2], valid[0], s))
+                for name in everyone
+            },
+        )
         # Time to 4000 = the contract's lookup window + getting 50 sockets open at once. The
         # floor for it: the bare app's connect-to-first-message burst plus that window.
         window_ms = round(1000 * sum(LOOKUP_DELAYS), 1)
@@ -449,11 +503,15 @@ async def main(argv: list[str] | None = None) -> int:
         return {**out, **compare(figures, "serve", "floor")}
 
     result = {
-        "command": "python bench/bench_backend.py" + (f" --seconds {args.seconds}" if args.seconds != 2.0 else "")
-                   + (f" --rounds {args.rounds}" if args.rounds != 9 else ""),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "redis": ".".join(map(str, redis_server_version(redis.binary) or ())),
-                    "platform": platform.platform()},
+        "command": "python bench/bench_backend.py"
+        + (f" --seconds {args.seconds}" if args.seconds != 2.0 else "")
+        + (f" --rounds {args.rounds}" if args.rounds != 9 else ""),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "redis": ".".join(map(str, redis_server_version(redis.binary) or ())),
+            "platform": platform.platform(),
+        },
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "concurrency": CONCURRENCY,
         "sessions_stored": stored,
@@ -466,16 +524,23 @@ async def main(argv: list[str] | None = None) -> int:
         "access_log": {
             "validate": compare(validate, "serve", "no_access_log"),
             "websocket_cycle": compare(ws, "serve", "no_access_log"),
-            "lines_written_by_serve": access_lines, "lines_written_under_granian": granian_lines,
+            "lines_written_by_serve": access_lines,
+            "lines_written_under_granian": granian_lines,
         },
         "servers": {  # each against labsession serve as shipped, all with our access log on
-            f"uvicorn_httptools_{other}": {"validate": compare(validate, "other_loop", "serve"),
-                                           "websocket_cycle": compare(ws, "other_loop", "serve")},
-            f"granian_{loop}": {"validate": compare(validate, "granian", "serve"),
-                                "websocket_cycle": compare(ws, "granian", "serve")},
+            f"uvicorn_httptools_{other}": {
+                "validate": compare(validate, "other_loop", "serve"),
+                "websocket_cycle": compare(ws, "other_loop", "serve"),
+            },
+            f"granian_{loop}": {
+                "validate": compare(validate, "granian", "serve"),
+                "websocket_cycle": compare(ws, "granian", "serve"),
+            },
         },
-        "workers2": {"validate": compare(validate, "workers2", "serve"),
-                     "websocket_cycle": compare(ws, "workers2", "serve")},
+        "workers2": {
+            "validate": compare(validate, "workers2", "serve"),
+            "websocket_cycle": compare(ws, "workers2", "serve"),
+        },
         "typescript": TYPESCRIPT,
     }
     print(json.dumps(result, indent=1))
@@ -488,16 +553,22 @@ async def main(argv: list[str] | None = None) -> int:
 
 def table(result: dict[str, Any]) -> str:
     """The figures as a plain table: throughput, CPU per 10k and ratios against ``serve``."""
-    lines = [f"{'target':<15}{'validate/s':>12}{'median':>9}{'cpu/10k':>9}{'p99 ms':>8}"
-             f"{'ws cycles/s':>13}{'median':>9}{'cpu/10k':>9}"]
+    lines = [
+        f"{'target':<15}{'validate/s':>12}{'median':>9}{'cpu/10k':>9}{'p99 ms':>8}"
+        f"{'ws cycles/s':>13}{'median':>9}{'cpu/10k':>9}"
+    ]
     for name in ("labsession", "no_access_log", "floor", "other_loop", "granian", "workers2"):
         v, w = result["validate"][name], result["websocket_cycle"][name]
-        lines.append(f"{name:<15}{v['per_s']:>12,.0f}{v['median_per_s']:>9,.0f}{v['cpu_s_per_10k']:>9.3f}"
-                     f"{v['p99_ms']:>8.1f}{w['per_s']:>13,.0f}{w['median_per_s']:>9,.0f}{w['cpu_s_per_10k']:>9.3f}")
+        lines.append(
+            f"{name:<15}{v['per_s']:>12,.0f}{v['median_per_s']:>9,.0f}{v['cpu_s_per_10k']:>9.3f}"
+            f"{v['p99_ms']:>8.1f}{w['per_s']:>13,.0f}{w['median_per_s']:>9,.0f}{w['cpu_s_per_10k']:>9.3f}"
+        )
     for key in ("validate", "validate_unknown_2000_stored", "websocket_cycle"):
         b = result[key]
-        lines.append(f"{key} vs floor: best {b['ratio']}, median {b['median_ratio']}, paired {b['paired_ratio']}, "
-                     f"cpu {b['cpu_ratio']} (paired {b['paired_cpu_ratio']})")
+        lines.append(
+            f"{key} vs floor: best {b['ratio']}, median {b['median_ratio']}, paired {b['paired_ratio']}, "
+            f"cpu {b['cpu_ratio']} (paired {b['paired_cpu_ratio']})"
+        )
     for key, value in result["access_log"].items():
         lines.append(f"access log on vs off, {key}: {value}")
     lines.append(f"slow heads: {result['slow_heads']}")

@@ -34,9 +34,7 @@ from labsession.embedded.redis_server import redis_server_version
 RESULTS = Path(__file__).resolve().parent / "results" / "cluster.json"
 
 
-async def measure(
-    operation: Callable[[int], Awaitable[object]], count: int, concurrency: int
-) -> dict[str, float]:
+async def measure(operation: Callable[[int], Awaitable[object]], count: int, concurrency: int) -> dict[str, float]:
     """Run ``operation(i)`` for i in 0..count-1 with ``concurrency`` workers: ops/s, p50, p99 (ms)."""
     latencies: list[float] = []
     next_index = iter(range(count))
@@ -100,15 +98,19 @@ class Target:
         started = time.perf_counter()
         await self.sessions.active_ids()
         seconds = time.perf_counter() - started
-        return {"ops_per_s": round(1 / seconds, 2), "p50_ms": round(1000 * seconds, 1),
-                        "p99_ms": round(1000 * seconds, 1)}
+        return {
+            "ops_per_s": round(1 / seconds, 2),
+            "p50_ms": round(1000 * seconds, 1),
+            "p99_ms": round(1000 * seconds, 1),
+        }
 
 
 BASE = "wss://labs.example"
 
 
-async def bench(urls: dict[str, str], ops: int, concurrency: int, listed: int, rounds: int
-                ) -> dict[str, dict[str, dict[str, float]]]:
+async def bench(
+    urls: dict[str, str], ops: int, concurrency: int, listed: int, rounds: int
+) -> dict[str, dict[str, dict[str, float]]]:
     """Interleave the targets round by round (noise hits both alike); keep each one's best round."""
     results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in urls}
     async with contextlib.AsyncExitStack() as stack:
@@ -150,8 +152,10 @@ def machine(binary: Path) -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     version = ".".join(map(str, redis_server_version(binary) or ("?",)))
-    return (f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, redis-server {version}")
+    return (
+        f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, redis-server {version}"
+    )
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -164,8 +168,9 @@ async def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with EmbeddedRedis() as single, EmbeddedRedisCluster() as cluster:
-        both = await bench({"standalone": single.url, "cluster": cluster.url}, args.ops, args.concurrency,
-                           args.listed, args.rounds)
+        both = await bench(
+            {"standalone": single.url, "cluster": cluster.url}, args.ops, args.concurrency, args.listed, args.rounds
+        )
         binary = single.binary
     standalone, clustered = both["standalone"], both["cluster"]
 
@@ -175,8 +180,9 @@ async def main(argv: list[str] | None = None) -> int:
         spread = clustered[name]
         ratio = round(spread["ops_per_s"] / alone["ops_per_s"], 2)
         rows.append({"operation": name, "standalone": alone, "cluster": spread, "ratio": ratio})
-        print(f"{name:<28}{alone['ops_per_s']:>18,.1f}{spread['ops_per_s']:>15,.1f}{ratio:>8.2f}"
-              f"{spread['p99_ms']:>16.2f}")
+        print(
+            f"{name:<28}{alone['ops_per_s']:>18,.1f}{spread['ops_per_s']:>15,.1f}{ratio:>8.2f}{spread['p99_ms']:>16.2f}"
+        )
     report: dict[str, Any] = {
         "benchmark": "cluster vs standalone",
         "ratio": "cluster ops/s / standalone ops/s",

@@ -42,17 +42,34 @@ CONCURRENCY = 50
 
 def ts_value(session_id: str, now_ms: int) -> str:
     """A session as the TypeScript backend stores it (sandbox account included)."""
-    return json.dumps({
-        "sessionId": session_id, "userId": "user-42", "labId": "lab-aws-101", "purchaseId": "pur_9XkQ",
-        "startedAt": now_ms, "createdAt": now_ms, "expiresAt": now_ms + 7_200_000, "status": "active",
-        "terminalPort": 7681, "webSocketUrl": f"wss://labs.example.com/terminal/{session_id}",
-        "sandboxAccount": {
-            "accountId": "123456789012", "accountName": "lab-sandbox-17", "email": "sandbox+17@example.com",
-            "iamUserId": "AIDAEXAMPLE17", "iamUserName": "lab-user-17", "iamAccessKeyId": "AKIAIOSFODNN7EXAMPLE",
-            "iamSecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY", "region": "us-east-1",
-            "createdAt": now_ms, "expiresAt": now_ms + 7_200_000, "status": "ACTIVE",
+    return json.dumps(
+        {
+            "sessionId": session_id,
+            "userId": "user-42",
+            "labId": "lab-aws-101",
+            "purchaseId": "pur_9XkQ",
+            "startedAt": now_ms,
+            "createdAt": now_ms,
+            "expiresAt": now_ms + 7_200_000,
+            "status": "active",
+            "terminalPort": 7681,
+            "webSocketUrl": f"wss://labs.example.com/terminal/{session_id}",
+            "sandboxAccount": {
+                "accountId": "123456789012",
+                "accountName": "lab-sandbox-17",
+                "email": "sandbox+17@example.com",
+                "iamUserId": "AIDAEXAMPLE17",
+                "iamUserName": "lab-user-17",
+                "iamAccessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                "iamSecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY",
+                "region": "us-east-1",
+                "createdAt": now_ms,
+                "expiresAt": now_ms + 7_200_000,
+                "status": "ACTIVE",
+            },
         },
-    }, separators=(",", ":"))
+        separators=(",", ":"),
+    )
 
 
 # -- 1. throughput ----------------------------------------------------------------------------------
@@ -98,14 +115,12 @@ async def throughput(url: str, seconds: float, trials: int) -> dict[str, Any]:
 
         counter = iter(range(10**12))
         pairs: dict[str, tuple[Callable[[int], Awaitable[Any]], Callable[[int], Awaitable[Any]]]] = {
-            "get": (lambda i: sessions.get(ids[next(counter) % 1000]),
-                    lambda i: raw.get(keys[next(counter) % 1000])),
+            "get": (lambda i: sessions.get(ids[next(counter) % 1000]), lambda i: raw.get(keys[next(counter) % 1000])),
             # What the TypeScript backend's getSession does: GET, then JSON.parse.
             "get vs GET+parse": (lambda i: sessions.get(ids[next(counter) % 1000]), raw_get_parse),
             "create": (lambda i: sessions.create("user-1", "lab", "p", base_url="wss://h"), raw_set),
             "extend": (lambda i: sessions.extend(own[i], 1), raw_get_set),
-            "extend vs SET": (lambda i: sessions.extend(own[i], 1),
-                              lambda i: raw.set(keys[i], payload, ex=7200)),
+            "extend vs SET": (lambda i: sessions.extend(own[i], 1), lambda i: raw.set(keys[i], payload, ex=7200)),
         }
         samples: dict[str, dict[str, list[float]]] = {name: {"lib": [], "raw": []} for name in pairs}
         for _ in range(trials):
@@ -118,8 +133,13 @@ async def throughput(url: str, seconds: float, trials: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, pair in samples.items():
         lib, base = statistics.median(pair["lib"]), statistics.median(pair["raw"])
-        out[name] = {"lib_ops_s": round(lib), "raw_ops_s": round(base), "ratio": round(lib / base, 3),
-                     "lib_trials": [round(x) for x in pair["lib"]], "raw_trials": [round(x) for x in pair["raw"]]}
+        out[name] = {
+            "lib_ops_s": round(lib),
+            "raw_ops_s": round(base),
+            "ratio": round(lib / base, 3),
+            "lib_trials": [round(x) for x in pair["lib"]],
+            "raw_trials": [round(x) for x in pair["raw"]],
+        }
     out["extend, 50 workers on one session"] = {"lib_ops_s": round(contended)}
     return out
 
@@ -177,15 +197,22 @@ async def listing(url: str, sizes: list[int], trials: int) -> dict[str, Any]:
                 theirs.append(time.perf_counter() - started)
                 assert sorted(found) == sorted(baseline) and len(found) == size, (len(found), len(baseline))
             memory = {}
-            for name, job in (("labsession active_ids", sessions.active_ids), ("labsession scan (streamed)", stream),
-                              ("typescript KEYS+GET", lambda: typescript_listing(raw))):
+            for name, job in (
+                ("labsession active_ids", sessions.active_ids),
+                ("labsession scan (streamed)", stream),
+                ("typescript KEYS+GET", lambda: typescript_listing(raw)),
+            ):
                 tracemalloc.start()
                 await job()
                 memory[name] = round(tracemalloc.get_traced_memory()[1] / 2**20, 2)
                 tracemalloc.stop()
             lib, base = statistics.median(ours), statistics.median(theirs)
-            out[str(size)] = {"labsession_s": round(lib, 4), "typescript_s": round(base, 4),
-                              "speedup": round(base / lib, 1), "peak_mib": memory}
+            out[str(size)] = {
+                "labsession_s": round(lib, 4),
+                "typescript_s": round(base, 4),
+                "speedup": round(base / lib, 1),
+                "peak_mib": memory,
+            }
         await service.client.flushdb()
     await raw.aclose()
     return out
@@ -210,8 +237,12 @@ def embedded_start(runs: int) -> dict[str, Any]:
             client.close()
             server.close()
         version = ".".join(map(str, redis_server_version(binary) or ()))
-        out[label] = {"binary": str(binary), "version": version, "median_s": round(statistics.median(times), 4),
-                      "max_s": round(max(times), 4)}
+        out[label] = {
+            "binary": str(binary),
+            "version": version,
+            "median_s": round(statistics.median(times), 4),
+            "max_s": round(max(times), 4),
+        }
     return out
 
 
@@ -219,8 +250,11 @@ def embedded_start(runs: int) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = [f"labsession core benchmarks — {results['machine']['cpus']} CPUs, Python {results['machine']['python']}, "
-             f"Redis {results['machine']['redis']}, concurrency {CONCURRENCY}", ""]
+    lines = [
+        f"labsession core benchmarks — {results['machine']['cpus']} CPUs, Python {results['machine']['python']}, "
+        f"Redis {results['machine']['redis']}, concurrency {CONCURRENCY}",
+        "",
+    ]
     lines.append(f"{'throughput (ops/s)':32} {'labsession':>11} {'raw redis-py':>13} {'ratio':>7}")
     for name, row in results["throughput"].items():
         if "raw_ops_s" in row:
@@ -230,12 +264,16 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", f"{'list active sessions':22} {'labsession':>11} {'KEYS+GET':>10} {'speedup':>8}   peak MiB"]
     for size, row in results["listing"].items():
         mem = ", ".join(f"{k}: {v}" for k, v in row["peak_mib"].items())
-        lines.append(f"{int(size):>10,} stored       {row['labsession_s']:>10.3f}s {row['typescript_s']:>9.3f}s "
-                     f"{row['speedup']:>7.1f}x   {mem}")
+        lines.append(
+            f"{int(size):>10,} stored       {row['labsession_s']:>10.3f}s {row['typescript_s']:>9.3f}s "
+            f"{row['speedup']:>7.1f}x   {mem}"
+        )
     lines += ["", "embedded Redis, start to first PING"]
     for label, row in results["embedded_start"].items():
-        lines.append(f"  {label:10} {row['version']:8} median {row['median_s'] * 1000:6.1f} ms "
-                     f"(max {row['max_s'] * 1000:.1f} ms)")
+        lines.append(
+            f"  {label:10} {row['version']:8} median {row['median_s'] * 1000:6.1f} ms "
+            f"(max {row['max_s'] * 1000:.1f} ms)"
+        )
     return "\n".join(lines)
 
 
@@ -245,8 +283,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         version = ".".join(map(str, redis_server_version(server.binary) or ()))
         results: dict[str, Any] = {
             "command": "python bench/bench_core.py" + (" --quick" if args.quick else ""),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "redis": version,
-                        "platform": platform.platform(), "redis_py": redis.__version__},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "redis": version,
+                "platform": platform.platform(),
+                "redis_py": redis.__version__,
+            },
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         print("throughput ...", file=sys.stderr, flush=True)

@@ -71,8 +71,9 @@ def _child_env() -> dict[str, str]:
 
 def time_health() -> float:
     started = time.perf_counter()
-    done = subprocess.run([str(BIN / "labsession"), "health", "--embedded"], capture_output=True, text=True,
-                          env=_child_env(), check=False)
+    done = subprocess.run(
+        [str(BIN / "labsession"), "health", "--embedded"], capture_output=True, text=True, env=_child_env(), check=False
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"labsession health failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -86,8 +87,19 @@ def time_naive(count: int, workdir: Path) -> float:
     nbformat.write(book, str(trivial))
     started = time.perf_counter()
     for index in range(count):
-        subprocess.run([str(BIN / "papermill"), "-k", "python3", "--no-progress-bar", str(trivial),
-                        str(workdir / f"out-{index}.ipynb")], capture_output=True, check=True, env=_child_env())
+        subprocess.run(
+            [
+                str(BIN / "papermill"),
+                "-k",
+                "python3",
+                "--no-progress-bar",
+                str(trivial),
+                str(workdir / f"out-{index}.ipynb"),
+            ],
+            capture_output=True,
+            check=True,
+            env=_child_env(),
+        )
     return time.perf_counter() - started
 
 
@@ -102,10 +114,17 @@ def bench_health(trials: int) -> dict[str, Any]:
             naive_times.append(time_naive(count, Path(scratch)))
     health = statistics.median(health_times)
     naive = statistics.median(naive_times)
-    return {"notebooks": count, "trials": trials, "healthSeconds": round(health, 3),
-            "naiveSeconds": round(naive, 3), "ratio": round(health / naive, 3),
-            "healthAll": [round(t, 3) for t in health_times], "naiveAll": [round(t, 3) for t in naive_times],
-            "targetRatio": 1.0, "targetSeconds": 15.0}
+    return {
+        "notebooks": count,
+        "trials": trials,
+        "healthSeconds": round(health, 3),
+        "naiveSeconds": round(naive, 3),
+        "ratio": round(health / naive, 3),
+        "healthAll": [round(t, 3) for t in health_times],
+        "naiveAll": [round(t, 3) for t in naive_times],
+        "targetRatio": 1.0,
+        "targetSeconds": 15.0,
+    }
 
 
 def fill(url: str, keys: int) -> None:
@@ -116,10 +135,19 @@ def fill(url: str, keys: int) -> None:
     for index in range(keys):
         sid = str(uuid.UUID(int=index + 1, version=4))
         ttl = 60 + index % 7200
-        record = {"sessionId": sid, "userId": f"user-{index % 5000}", "labId": f"lab-{index % 40}",
-                  "purchaseId": f"p-{index}", "startedAt": now, "createdAt": now, "expiresAt": now + ttl * 1000,
-                  "status": "active" if index % 10 else "destroyed", "terminalPort": 7681,
-                  "webSocketUrl": f"wss://labs.example.com/terminal/{sid}", "sandboxAccount": None}
+        record = {
+            "sessionId": sid,
+            "userId": f"user-{index % 5000}",
+            "labId": f"lab-{index % 40}",
+            "purchaseId": f"p-{index}",
+            "startedAt": now,
+            "createdAt": now,
+            "expiresAt": now + ttl * 1000,
+            "status": "active" if index % 10 else "destroyed",
+            "terminalPort": 7681,
+            "webSocketUrl": f"wss://labs.example.com/terminal/{sid}",
+            "sandboxAccount": None,
+        }
         pipe.set(f"session:{sid}", json.dumps(record, separators=(",", ":")), ex=ttl if index % 10 else 60)
         if index % 10_000 == 9_999:
             pipe.execute()
@@ -136,19 +164,32 @@ def bench_ttl(server: EmbeddedRedis, keys: int) -> dict[str, Any]:
     floor: dict[str, Any] = {}
     if cli:
         started = time.perf_counter()
-        listed = subprocess.run(f"{cli} -p {server.port} --scan --pattern 'session:*' | wc -l", shell=True,
-                                capture_output=True, text=True, check=True)
+        listed = subprocess.run(
+            f"{cli} -p {server.port} --scan --pattern 'session:*' | wc -l",
+            shell=True,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         floor = {"seconds": round(time.perf_counter() - started, 3), "listed": int(listed.stdout.strip())}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run([sys.executable, "-c", _PROBE, server.url], capture_output=True, text=True, check=True,
-                          env=_child_env())
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, server.url], capture_output=True, text=True, check=True, env=_child_env()
+    )
     probe = json.loads(done.stdout)
     del before
-    out: dict[str, Any] = {"keys": keys, "probeSeconds": round(probe["seconds"], 3), "scanned": probe["scanned"],
-                           "probePeakRssMb": round(probe["maxRssKb"] / 1024, 1)}
+    out: dict[str, Any] = {
+        "keys": keys,
+        "probeSeconds": round(probe["seconds"], 3),
+        "scanned": probe["scanned"],
+        "probePeakRssMb": round(probe["maxRssKb"] / 1024, 1),
+    }
     if floor:
-        out.update(redisCliScanSeconds=floor["seconds"], redisCliListed=floor["listed"],
-                   ratio=round(probe["seconds"] / floor["seconds"], 3))
+        out.update(
+            redisCliScanSeconds=floor["seconds"],
+            redisCliListed=floor["listed"],
+            ratio=round(probe["seconds"] / floor["seconds"], 3),
+        )
     return out
 
 
@@ -162,17 +203,23 @@ def main() -> None:
     }
     results["health"] = bench_health(1 if args.quick else 3)
     h = results["health"]
-    print(f"health --embedded: {h['healthSeconds']:.1f} s for {h['notebooks']} notebooks; naive papermill CLI floor "
-          f"{h['naiveSeconds']:.1f} s; ratio {h['ratio']:.2f} (target <= 1.0, < 15 s)", flush=True)
+    print(
+        f"health --embedded: {h['healthSeconds']:.1f} s for {h['notebooks']} notebooks; naive papermill CLI floor "
+        f"{h['naiveSeconds']:.1f} s; ratio {h['ratio']:.2f} (target <= 1.0, < 15 s)",
+        flush=True,
+    )
     sizes = [100_000] if args.quick else [100_000, 1_000_000]
     results["ttlInspection"] = []
     with EmbeddedRedis(startup_timeout=30) as server:
         for keys in sizes:
             row = bench_ttl(server, keys)
             results["ttlInspection"].append(row)
-            print(f"ttl inspection {keys:>9,} keys: {row['probeSeconds']:.2f} s, peak RSS {row['probePeakRssMb']} MB; "
-                  f"redis-cli --scan | wc -l {row.get('redisCliScanSeconds', float('nan')):.2f} s; "
-                  f"ratio {row.get('ratio', float('nan')):.2f} (target <= 3)", flush=True)
+            print(
+                f"ttl inspection {keys:>9,} keys: {row['probeSeconds']:.2f} s, peak RSS {row['probePeakRssMb']} MB; "
+                f"redis-cli --scan | wc -l {row.get('redisCliScanSeconds', float('nan')):.2f} s; "
+                f"ratio {row.get('ratio', float('nan')):.2f} (target <= 3)",
+                flush=True,
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")

@@ -62,11 +62,28 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
 def summary_of(run_dir: Path) -> RunSummary:
     """A :class:`RunSummary` rebuilt from a run folder's summary.json and executed notebooks."""
     data = json.loads((run_dir / "summary.json").read_text())
-    outcomes = [NotebookOutcome(n["name"], n["path"], Status(n["verdict"]), n["reports"], n["error"],
-                                n["elapsedSeconds"], run_dir / "notebooks" / f"{n['name']}.ipynb")
-                for n in data["notebooks"]]
-    return RunSummary(data["target"], outcomes, data["startedAt"], data["elapsedSeconds"], data["runId"],
-                      time.time() - data["elapsedSeconds"], time.time(), data["parameters"])
+    outcomes = [
+        NotebookOutcome(
+            n["name"],
+            n["path"],
+            Status(n["verdict"]),
+            n["reports"],
+            n["error"],
+            n["elapsedSeconds"],
+            run_dir / "notebooks" / f"{n['name']}.ipynb",
+        )
+        for n in data["notebooks"]
+    ]
+    return RunSummary(
+        data["target"],
+        outcomes,
+        data["startedAt"],
+        data["elapsedSeconds"],
+        data["runId"],
+        time.time() - data["elapsedSeconds"],
+        time.time(),
+        data["parameters"],
+    )
 
 
 def bench_extras(pairs: int, work: Path) -> dict[str, Any]:
@@ -76,16 +93,26 @@ def bench_extras(pairs: int, work: Path) -> dict[str, Any]:
     _timed([*health, "--no-history"], env)  # warm the file cache and the kernels' imports once
     for index in range(pairs):
         out = work / "out"
-        extras = ["--out", str(out), "--history", str(work / "history.sqlite"), "--prometheus",
-                  str(work / "labsession.prom")]
+        extras = [
+            "--out",
+            str(out),
+            "--history",
+            str(work / "history.sqlite"),
+            "--prometheus",
+            str(work / "labsession.prom"),
+        ]
         order = [("bare", [*health, "--no-history"]), ("kept", [*health, *extras])]
         for name, argv in order if index % 2 == 0 else reversed(order):
             (bare if name == "bare" else kept).append(_timed(argv, env))
     run_dir = (work / "out" / "latest").resolve()
     summary = summary_of(run_dir)
     # The extras' own work, in process, on this real run (best of 5: the least disturbed).
-    steps: dict[str, list[float]] = {"render notebook pages": [], "summary.json, junit.xml, report.html": [],
-                                     "history record": [], "Prometheus file": []}
+    steps: dict[str, list[float]] = {
+        "render notebook pages": [],
+        "summary.json, junit.xml, report.html": [],
+        "history record": [],
+        "Prometheus file": [],
+    }
     for trial in range(5):
         target = work / f"direct-{trial}"
         (target / "html").mkdir(parents=True)
@@ -110,11 +137,17 @@ def bench_extras(pairs: int, work: Path) -> dict[str, Any]:
     bare_median, kept_median = statistics.median(bare), statistics.median(kept)
     paired = [k / b for b, k in zip(bare, kept, strict=True)]
     return {
-        "pairs": pairs, "bareSeconds": round(bare_median, 3), "keptSeconds": round(kept_median, 3),
-        "ratio": round(kept_median / bare_median, 3), "pairedRatioMedian": round(statistics.median(paired), 3),
-        "bareAll": [round(t, 3) for t in bare], "keptAll": [round(t, 3) for t in kept],
-        "directSeconds": direct, "directTotalSeconds": round(sum(direct.values()), 4),
-        "directShareOfRun": round(sum(direct.values()) / bare_median, 4), "targetRatio": 1.05,
+        "pairs": pairs,
+        "bareSeconds": round(bare_median, 3),
+        "keptSeconds": round(kept_median, 3),
+        "ratio": round(kept_median / bare_median, 3),
+        "pairedRatioMedian": round(statistics.median(paired), 3),
+        "bareAll": [round(t, 3) for t in bare],
+        "keptAll": [round(t, 3) for t in kept],
+        "directSeconds": direct,
+        "directTotalSeconds": round(sum(direct.values()), 4),
+        "directShareOfRun": round(sum(direct.values()) / bare_median, 4),
+        "targetRatio": 1.05,
     }
 
 
@@ -149,11 +182,16 @@ def bench_history(runs: int, work: Path) -> dict[str, Any]:
         times["floor"].append(_timed([str(BIN / "labsession"), "--help"], env))
     median = {name: statistics.median(values) for name, values in times.items()}
     return {
-        "runs": runs, "checksPerRun": len(summary.checks()), "fileMb": round(big.stat().st_size / 1e6, 1),
-        "buildSeconds": round(build, 1), "historySeconds": round(median["big"], 3),
-        "smallHistorySeconds": round(median["small"], 3), "helpSeconds": round(median["floor"], 3),
+        "runs": runs,
+        "checksPerRun": len(summary.checks()),
+        "fileMb": round(big.stat().st_size / 1e6, 1),
+        "buildSeconds": round(build, 1),
+        "historySeconds": round(median["big"], 3),
+        "smallHistorySeconds": round(median["small"], 3),
+        "helpSeconds": round(median["floor"], 3),
         "ratio": round(median["big"] / median["small"], 3),
-        "ratioToStartFloor": round(median["big"] / median["floor"], 3), "targetSeconds": 1.0,
+        "ratioToStartFloor": round(median["big"] / median["floor"], 3),
+        "targetSeconds": 1.0,
     }
 
 
@@ -168,16 +206,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ops-") as scratch:
         work = Path(scratch)
         extras = results["extras"] = bench_extras(3 if args.quick else 7, work)
-        print(f"health --embedded with report, history, Prometheus: {extras['keptSeconds']:.2f} s; without: "
-              f"{extras['bareSeconds']:.2f} s; ratio {extras['ratio']:.3f} (median of pairs "
-              f"{extras['pairedRatioMedian']:.3f}; target < 1.05)", flush=True)
-        print("  the extras' own work: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in
-                                                  extras["directSeconds"].items())
-              + f"; {extras['directShareOfRun'] * 100:.1f} % of the run", flush=True)
+        print(
+            f"health --embedded with report, history, Prometheus: {extras['keptSeconds']:.2f} s; without: "
+            f"{extras['bareSeconds']:.2f} s; ratio {extras['ratio']:.3f} (median of pairs "
+            f"{extras['pairedRatioMedian']:.3f}; target < 1.05)",
+            flush=True,
+        )
+        print(
+            "  the extras' own work: "
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in extras["directSeconds"].items())
+            + f"; {extras['directShareOfRun'] * 100:.1f} % of the run",
+            flush=True,
+        )
         history = results["history"] = bench_history(2_000 if args.quick else 10_000, work)
-        print(f"labsession history, {history['runs']:,} runs ({history['fileMb']} MB): "
-              f"{history['historySeconds']:.3f} s; 10 runs {history['smallHistorySeconds']:.3f} s; "
-              f"labsession --help {history['helpSeconds']:.3f} s (target < 1 s)", flush=True)
+        print(
+            f"labsession history, {history['runs']:,} runs ({history['fileMb']} MB): "
+            f"{history['historySeconds']:.3f} s; 10 runs {history['smallHistorySeconds']:.3f} s; "
+            f"labsession --help {history['helpSeconds']:.3f} s (target < 1 s)",
+            flush=True,
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")

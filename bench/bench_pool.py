@@ -81,8 +81,11 @@ async def measure(url: str, count: int, trials: int) -> dict[str, Any]:
     plain = aioredis.ConnectionPool.from_url(url, max_connections=POOL_SIZE)
     blocking = aioredis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=5.0)
     async with RedisService(Settings.from_url(url, max_connections=POOL_SIZE)) as service:
-        pools = {"ConnectionPool": plain, "BlockingConnectionPool": blocking,
-                 "labsession": service.client.connection_pool}
+        pools = {
+            "ConnectionPool": plain,
+            "BlockingConnectionPool": blocking,
+            "labsession": service.client.connection_pool,
+        }
         for pool in pools.values():
             await warm(pool, TASKS)
         samples: dict[str, dict[int, list[float]]] = {name: {1: [], TASKS: []} for name in pools}
@@ -107,8 +110,11 @@ async def measure(url: str, count: int, trials: int) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = [f"connection checkout + release, µs of client CPU — Python {results['machine']['python']}, "
-             f"redis-py {results['machine']['redis_py']}", ""]
+    lines = [
+        f"connection checkout + release, µs of client CPU — Python {results['machine']['python']}, "
+        f"redis-py {results['machine']['redis_py']}",
+        "",
+    ]
     columns = list(next(iter(results["pools"].values())))
     lines.append(f"{'pool':24}" + "".join(f"{c:>12}" for c in columns))
     for name, row in results["pools"].items():
@@ -122,8 +128,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         pools = await measure(server.url, count, trials)
     return {
         "command": "python bench/bench_pool.py" + (" --quick" if args.quick else ""),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "redis_py": redis.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "redis_py": redis.__version__,
+        },
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cycles_per_trial": count,
         "pools": pools,

@@ -33,9 +33,11 @@ def _core(data: dict[str, Any]) -> Iterator[Row]:
     throughput = data.get("throughput", {})
     targets = {"get": "≥ 0.8"}
     names = {
-        "get": "`get` vs raw `GET`", "get vs GET+parse": "`get` vs raw `GET` + `json.loads`",
+        "get": "`get` vs raw `GET`",
+        "get vs GET+parse": "`get` vs raw `GET` + `json.loads`",
         "create": "`create` vs raw `SET … EX NX`",
-        "extend": "`extend` vs the TypeScript way (not atomic)", "extend vs SET": "`extend` vs one raw `SET`",
+        "extend": "`extend` vs the TypeScript way (not atomic)",
+        "extend vs SET": "`extend` vs one raw `SET`",
     }
     for name, figures in throughput.items():
         if "ratio" in figures:
@@ -43,11 +45,21 @@ def _core(data: dict[str, Any]) -> Iterator[Row]:
             yield ("core", f"{names.get(name, name)}, throughput ratio", latest, targets.get(name, ""), "")
     for stored, figures in data.get("listing", {}).items():
         latest = f"**{_num(figures['speedup'], 1)}×** ({figures['labsession_s']} s)"
-        yield ("core", f"list active, {int(stored):,} stored, speedup", latest,
-               "≥ 20× at 100k" if stored == "100000" else "", f"{figures['typescript_s']} s (`KEYS` + a `GET` each)")
+        yield (
+            "core",
+            f"list active, {int(stored):,} stored, speedup",
+            latest,
+            "≥ 20× at 100k" if stored == "100000" else "",
+            f"{figures['typescript_s']} s (`KEYS` + a `GET` each)",
+        )
     for where, figures in data.get("embedded_start", {}).items():
-        yield ("core", f"embedded Redis start → first PING ({where} {figures['version']})",
-               f"**{figures['median_s'] * 1000:.1f} ms**", "< 0.5 s", "")
+        yield (
+            "core",
+            f"embedded Redis start → first PING ({where} {figures['version']})",
+            f"**{figures['median_s'] * 1000:.1f} ms**",
+            "< 0.5 s",
+            "",
+        )
 
 
 def _pool(data: dict[str, Any]) -> Iterator[Row]:
@@ -56,62 +68,102 @@ def _pool(data: dict[str, Any]) -> Iterator[Row]:
     for tasks, figures in ours.items():
         plain = pools["ConnectionPool"][tasks]["us_per_checkout"]
         blocking = pools["BlockingConnectionPool"][tasks]["us_per_checkout"]
-        latest = (f"**{figures['us_per_checkout']:.1f} µs** (redis-py `ConnectionPool` {plain:.1f} µs, "
-                  f"`BlockingConnectionPool` {blocking:.1f} µs)")
+        latest = (
+            f"**{figures['us_per_checkout']:.1f} µs** (redis-py `ConnectionPool` {plain:.1f} µs, "
+            f"`BlockingConnectionPool` {blocking:.1f} µs)"
+        )
         yield ("core", f"connection checkout + release, {tasks}", latest, "", "")
 
 
 def _backend(data: dict[str, Any]) -> Iterator[Row]:
     ts = data.get("typescript", {})
     figures = [
-        ("validate", "validate, valid id", "≥ 0.8",
-         f"{ts.get('validate_rps', '')} req/s, p99 {ts.get('validate_p99_ms', '')} ms"),
-        ("validate_unknown_2000_stored", "validate, unknown id, 2,000 stored", "≥ 0.8; ≥ 4× TypeScript",
-         f"{ts.get('unknown_validate_rps', '')} req/s"),
-        ("websocket_cycle", "WebSocket connect + first message + close", "≥ 0.8",
-         f"{ts.get('ws_cycles_per_s', '')} cycles/s"),
+        (
+            "validate",
+            "validate, valid id",
+            "≥ 0.8",
+            f"{ts.get('validate_rps', '')} req/s, p99 {ts.get('validate_p99_ms', '')} ms",
+        ),
+        (
+            "validate_unknown_2000_stored",
+            "validate, unknown id, 2,000 stored",
+            "≥ 0.8; ≥ 4× TypeScript",
+            f"{ts.get('unknown_validate_rps', '')} req/s",
+        ),
+        (
+            "websocket_cycle",
+            "WebSocket connect + first message + close",
+            "≥ 0.8",
+            f"{ts.get('ws_cycles_per_s', '')} cycles/s",
+        ),
     ]
     for key, name, target, typescript in figures:
         if key not in data:
             continue
         ours, floor = data[key]["labsession"], data[key]["floor"]
         median = f", median rounds {_num(data[key]['median_ratio'])}" if "median_ratio" in data[key] else ""
-        latest = (f"**{_num(data[key]['ratio'])}** of the Starlette + one GET floor ({ours['per_s']:,.0f} vs "
-                  f"{floor['per_s']:,.0f}/s, p99 {ours['p99_ms']} ms{median})")
+        latest = (
+            f"**{_num(data[key]['ratio'])}** of the Starlette + one GET floor ({ours['per_s']:,.0f} vs "
+            f"{floor['per_s']:,.0f}/s, p99 {ours['p99_ms']} ms{median})"
+        )
         yield ("backend", f"{name}, throughput ratio (c=50)", latest, target, typescript)
     if invalid := data.get("invalid_session_to_4000"):
         window = invalid.get("window_ms", 700)
         latest = f"**{invalid['p50_ms']:,.0f} ms** ({window:,.0f} ms of it is the contract's lookup retry"
         if "floor_p50_ms" in invalid:
             latest += f"; floor: that window + the bare app's 50-socket open, {invalid['floor_p50_ms']:,.0f} ms"
-        yield ("backend", "invalid session → close 4000, 50 at once", latest + ")", "as fast as TypeScript",
-               f"{ts.get('invalid_to_4000_ms', '')} ms")
+        yield (
+            "backend",
+            "invalid session → close 4000, 50 at once",
+            latest + ")",
+            "as fast as TypeScript",
+            f"{ts.get('invalid_to_4000_ms', '')} ms",
+        )
 
 
 def _health(data: dict[str, Any]) -> Iterator[Row]:
     health = data.get("health")
     if health:
         latest = f"**{_num(health['ratio'])}** ({health['healthSeconds']} s vs {health['naiveSeconds']} s)"
-        yield ("notebooks", "`labsession health --embedded` vs naive papermill floor, time ratio", latest,
-               f"≤ {health['targetRatio']}", "")
+        yield (
+            "notebooks",
+            "`labsession health --embedded` vs naive papermill floor, time ratio",
+            latest,
+            f"≤ {health['targetRatio']}",
+            "",
+        )
     for run in data.get("ttlInspection", []):
         latest = f"**{_num(run['ratio'])}** ({run['probeSeconds']} s, {run['probePeakRssMb']} MB)"
-        yield ("notebooks", f"TTL probe vs `redis-cli --scan`, {run['keys']:,} keys, time ratio", latest, "≤ 3",
-               "no equivalent")
+        yield (
+            "notebooks",
+            f"TTL probe vs `redis-cli --scan`, {run['keys']:,} keys, time ratio",
+            latest,
+            "≤ 3",
+            "no equivalent",
+        )
 
 
 def _ops(data: dict[str, Any]) -> Iterator[Row]:
     extras = data.get("extras")
     if extras:
         own, share = extras["directTotalSeconds"] * 1000, extras["directShareOfRun"] * 100
-        latest = (f"**{_num(extras['ratio'], 3)}** ({extras['keptSeconds']} s vs {extras['bareSeconds']} s; "
-                  f"the extras' own work {own:.0f} ms, {share:.1f} % of the run)")
-        yield ("operations", "`labsession health --embedded` with report, history and Prometheus file vs without, "
-               "time ratio", latest, "< 1.05", "")
+        latest = (
+            f"**{_num(extras['ratio'], 3)}** ({extras['keptSeconds']} s vs {extras['bareSeconds']} s; "
+            f"the extras' own work {own:.0f} ms, {share:.1f} % of the run)"
+        )
+        yield (
+            "operations",
+            "`labsession health --embedded` with report, history and Prometheus file vs without, time ratio",
+            latest,
+            "< 1.05",
+            "",
+        )
     history = data.get("history")
     if history:
-        latest = (f"**{history['historySeconds']:.2f} s** (10 runs: {history['smallHistorySeconds']:.2f} s; "
-                  f"`labsession --help`: {history['helpSeconds']:.2f} s)")
+        latest = (
+            f"**{history['historySeconds']:.2f} s** (10 runs: {history['smallHistorySeconds']:.2f} s; "
+            f"`labsession --help`: {history['helpSeconds']:.2f} s)"
+        )
         yield ("operations", f"`labsession history`, {history['runs']:,} runs recorded", latest, "< 1 s", "")
 
 
@@ -122,18 +174,33 @@ def _cluster(data: dict[str, Any]) -> Iterator[Row]:
             detail = f"{ours['ops_per_s']:,.0f} vs {theirs['ops_per_s']:,.0f} ops/s"
         else:  # a whole listing: its time says more
             detail = f"{ours['p50_ms']:,.0f} ms vs {theirs['p50_ms']:,.0f} ms"
-        yield ("cluster", f"`{row['operation']}`, 3-master cluster vs one Redis, throughput ratio",
-               f"**{_num(row['ratio'])}** ({detail})", "", "no cluster support")
+        yield (
+            "cluster",
+            f"`{row['operation']}`, 3-master cluster vs one Redis, throughput ratio",
+            f"**{_num(row['ratio'])}** ({detail})",
+            "",
+            "no cluster support",
+        )
 
 
 def _load(data: dict[str, Any]) -> Iterator[Row]:
     for kind, figures in data.items():
         if not isinstance(figures, dict) or "backend_rss_bytes_per_websocket" not in figures:
             continue
-        yield ("load", f"memory per open WebSocket ({kind})",
-               f"**{figures['backend_rss_bytes_per_websocket'] / 1024:.1f} KiB** backend RSS", "", "")
-        yield ("load", f"memory per stored session ({kind})",
-               f"**{figures['redis_bytes_per_session']:.0f} B** Redis", "", "")
+        yield (
+            "load",
+            f"memory per open WebSocket ({kind})",
+            f"**{figures['backend_rss_bytes_per_websocket'] / 1024:.1f} KiB** backend RSS",
+            "",
+            "",
+        )
+        yield (
+            "load",
+            f"memory per stored session ({kind})",
+            f"**{figures['redis_bytes_per_session']:.0f} B** Redis",
+            "",
+            "",
+        )
 
 
 def _any_ratios(data: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -158,7 +225,12 @@ def _unknown(name: str) -> Callable[[dict[str, Any]], Iterator[Row]]:
 
 
 KNOWN: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
-    "core": _core, "pool": _pool, "backend": _backend, "health": _health, "ops": _ops, "cluster": _cluster,
+    "core": _core,
+    "pool": _pool,
+    "backend": _backend,
+    "health": _health,
+    "ops": _ops,
+    "cluster": _cluster,
     "load": _load,
 }
 #: Files in this order first (core, backend, notebooks, scale), then any other alphabetically.

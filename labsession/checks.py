@@ -146,9 +146,7 @@ class Report:
     def extend(self, results: Iterable[CheckResult]) -> None:
         self.checks.extend(results)
 
-    def check(
-        self, name: str, status: Status | str, evidence: str, **data: Any
-    ) -> CheckResult:
+    def check(self, name: str, status: Status | str, evidence: str, **data: Any) -> CheckResult:
         """Record one result and return it."""
         return self.add(CheckResult(name, Status(status), evidence, data))
 

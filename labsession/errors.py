@@ -118,9 +118,7 @@ class InvalidSessionId(SessionError, ValueError):
 
     def __init__(self, session_id: str) -> None:
         shown = session_id if len(session_id) <= 64 else session_id[:61] + "..."
-        super().__init__(
-            session_id, f"not a session id (1 to 128 letters, digits, '.', '_' or '-'): {shown!r}"
-        )
+        super().__init__(session_id, f"not a session id (1 to 128 letters, digits, '.', '_' or '-'): {shown!r}")
 
 
 class SessionNotFound(SessionError):

@@ -49,6 +49,8 @@ _VARIABLES: dict[str, tuple[str, str]] = {
 def _bad(attr: str, problem: str) -> ConfigError:
     variable, example = _VARIABLES[attr]
     return ConfigError(variable, problem, example)
+
+
 _FALSE = {"0", "false", "no", "off", ""}
 
 

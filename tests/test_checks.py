@@ -18,10 +18,16 @@ from labsession.checks import (
 )
 
 
-@pytest.mark.parametrize(("verdict", "code"), [
-    (Status.PASS, EXIT_OK), (Status.SKIP, EXIT_OK), (Status.WARN, EXIT_OK),
-    (Status.FAIL, EXIT_FAILED), (Status.ERROR, EXIT_COULD_NOT_RUN),
-])
+@pytest.mark.parametrize(
+    ("verdict", "code"),
+    [
+        (Status.PASS, EXIT_OK),
+        (Status.SKIP, EXIT_OK),
+        (Status.WARN, EXIT_OK),
+        (Status.FAIL, EXIT_FAILED),
+        (Status.ERROR, EXIT_COULD_NOT_RUN),
+    ],
+)
 def test_exit_codes_are_zero_one_two(verdict: Status, code: int) -> None:
     assert exit_code(verdict) == code
     assert (EXIT_OK, EXIT_FAILED, EXIT_COULD_NOT_RUN) == (0, 1, 2)
@@ -63,14 +69,17 @@ def test_worst_of_nothing_or_of_skips_is_pass() -> None:
     assert worst([Status.SKIP, Status.PASS, Status.SKIP]) is Status.PASS
 
 
-@pytest.mark.parametrize(("statuses", "verdict"), [
-    ([], Status.PASS),
-    ([Status.SKIP], Status.PASS),
-    ([Status.PASS, Status.WARN, Status.PASS], Status.WARN),
-    ([Status.ERROR, Status.FAIL], Status.ERROR),
-    ([Status.FAIL, Status.ERROR, Status.WARN], Status.ERROR),
-    ([Status.WARN, Status.FAIL, Status.SKIP], Status.FAIL),
-])
+@pytest.mark.parametrize(
+    ("statuses", "verdict"),
+    [
+        ([], Status.PASS),
+        ([Status.SKIP], Status.PASS),
+        ([Status.PASS, Status.WARN, Status.PASS], Status.WARN),
+        ([Status.ERROR, Status.FAIL], Status.ERROR),
+        ([Status.FAIL, Status.ERROR, Status.WARN], Status.ERROR),
+        ([Status.WARN, Status.FAIL, Status.SKIP], Status.FAIL),
+    ],
+)
 def test_the_verdict_is_the_worst_status_and_sets_the_exit_code(statuses: list[Status], verdict: Status) -> None:
     report = Report("r")
     for i, status in enumerate(statuses):
@@ -107,9 +116,16 @@ def test_only_a_warn_can_be_timing_only(status: Status) -> None:
         CheckResult("x", status, "e", timing="5 ms")
 
 
-@pytest.mark.parametrize(("status", "raises"), [
-    (Status.PASS, False), (Status.SKIP, False), (Status.WARN, False), (Status.FAIL, True), (Status.ERROR, True),
-])
+@pytest.mark.parametrize(
+    ("status", "raises"),
+    [
+        (Status.PASS, False),
+        (Status.SKIP, False),
+        (Status.WARN, False),
+        (Status.FAIL, True),
+        (Status.ERROR, True),
+    ],
+)
 def test_raise_for_failures_raises_for_fail_and_error_only(status: Status, raises: bool) -> None:
     report = Report("r")
     report.check("a", Status.PASS, "fine")

@@ -26,8 +26,23 @@ def _run(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 30
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q",
-                  "-w", str(out), str(REPO)], cwd=out, env=dict(os.environ), timeout=INSTALL_TIMEOUT)
+    built = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        cwd=out,
+        env=dict(os.environ),
+        timeout=INSTALL_TIMEOUT,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     (path,) = out.glob("labsession-*.whl")
     return path
@@ -40,13 +55,24 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     venv = home / "venv"
     made = _run([sys.executable, "-m", "venv", str(venv)], cwd=home, env=dict(os.environ))
     assert made.returncode == 0, made.stderr
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LABSESSION_", "PYTHON", "JUPYTER", "VIRTUAL_ENV", "REDIS_"))}
-    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
-               JUPYTER_DATA_DIR=str(home / "jupyter-data"), JUPYTER_CONFIG_DIR=str(home / "jupyter-config"),
-               IPYTHONDIR=str(home / "ipython"))
-    pip = _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                str(wheel)], cwd=home, env=env, timeout=INSTALL_TIMEOUT)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LABSESSION_", "PYTHON", "JUPYTER", "VIRTUAL_ENV", "REDIS_"))
+    }
+    env.update(
+        PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        VIRTUAL_ENV=str(venv),
+        JUPYTER_DATA_DIR=str(home / "jupyter-data"),
+        JUPYTER_CONFIG_DIR=str(home / "jupyter-config"),
+        IPYTHONDIR=str(home / "ipython"),
+    )
+    pip = _run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", str(wheel)],
+        cwd=home,
+        env=env,
+        timeout=INSTALL_TIMEOUT,
+    )
     assert pip.returncode == 0, pip.stdout + pip.stderr
     elsewhere = home / "elsewhere"
     elsewhere.mkdir()
@@ -63,8 +89,15 @@ def test_the_wheel_carries_every_notebook_and_runbook(wheel: Path) -> None:
 
 def test_installed_labsession_is_the_wheel_not_the_checkout(installed: tuple[Path, dict[str, str]]) -> None:
     cwd, env = installed
-    where = _run(["python", "-c", "import labsession, labsession.resources as r; "
-                  "print(labsession.__file__); print(r.notebook_root())"], cwd=cwd, env=env)
+    where = _run(
+        [
+            "python",
+            "-c",
+            "import labsession, labsession.resources as r; print(labsession.__file__); print(r.notebook_root())",
+        ],
+        cwd=cwd,
+        env=env,
+    )
     assert where.returncode == 0, where.stderr
     module, root = where.stdout.split()
     assert str(REPO) not in module and "site-packages" in module

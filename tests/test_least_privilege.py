@@ -27,8 +27,20 @@ pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(300)]
 READ_ONLY_USER = "labsession-ro"
 #: The read-only ACL user the docs describe: categories first, then the few admin reads allowed back.
 #: (@connection already holds the CLIENT subcommands a connection sets itself up with: SETNAME, SETINFO.)
-READ_ONLY_ACL = ["on", f">{CANARY}", "~*", "&*", "-@all", "+@read", "+@connection", "-@write", "-@dangerous",
-                 "+info", "+ping", "+scan"]
+READ_ONLY_ACL = [
+    "on",
+    f">{CANARY}",
+    "~*",
+    "&*",
+    "-@all",
+    "+@read",
+    "+@connection",
+    "-@write",
+    "-@dangerous",
+    "+info",
+    "+ping",
+    "+scan",
+]
 
 
 @pytest.fixture
@@ -48,8 +60,10 @@ def denied(admin: sync_redis.Redis) -> list[str]:
     out = []
     for entry in entries:
         fields = dict(zip(entry[::2], entry[1::2], strict=True)) if isinstance(entry, list) else entry
-        text = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-                for k, v in fields.items()}
+        text = {
+            k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+            for k, v in fields.items()
+        }
         out.append(f"{text.get('reason')}:{text.get('object')}")
     return out
 
@@ -65,8 +79,9 @@ async def seed(server: EmbeddedRedis) -> str:
 def labsession(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
     env["REDIS_URL"] = redis_url
-    return subprocess.run([sys.executable, "-m", "labsession", *args], capture_output=True, text=True,
-                          timeout=280, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "labsession", *args], capture_output=True, text=True, timeout=280, env=env, check=False
+    )
 
 
 def test_the_read_only_user_is_really_read_only(store: tuple[EmbeddedRedis, sync_redis.Redis, str]) -> None:

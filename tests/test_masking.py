@@ -69,8 +69,9 @@ def test_mask_url_takes_the_userinfo_to_the_last_at_sign(url: str, masked: str) 
     assert mask_url(url) == masked
 
 
-@pytest.mark.parametrize("password", ["Zq#frag-1", "Zq/path-2", "Zq?query-3", "Zq:colon-4", "Zq@a#b/c:d?e-5",
-                                      "Zq#@/?:-6", "Zq//x@y-7"])
+@pytest.mark.parametrize(
+    "password", ["Zq#frag-1", "Zq/path-2", "Zq?query-3", "Zq:colon-4", "Zq@a#b/c:d?e-5", "Zq#@/?:-6", "Zq//x@y-7"]
+)
 @pytest.mark.parametrize("user", ["default", "", "ada@example.com"])
 def test_no_part_of_a_password_with_reserved_characters_is_shown(user: str, password: str) -> None:
     # People paste passwords unescaped: '#', '/', '?' and ':' end no userinfo, only its last '@' does.
@@ -131,8 +132,19 @@ def test_log_id_is_eight_printable_characters_of_an_id(session_id: str, shown: s
 
 @pytest.mark.parametrize(
     "name",
-    ["iamSecretAccessKey", "secretAccessKey", "password", "PASSWD", "apiToken", "credentials", "privateKey",
-     "Authorization", "iamAccessKeyId", "sessionToken", "pwd"],
+    [
+        "iamSecretAccessKey",
+        "secretAccessKey",
+        "password",
+        "PASSWD",
+        "apiToken",
+        "credentials",
+        "privateKey",
+        "Authorization",
+        "iamAccessKeyId",
+        "sessionToken",
+        "pwd",
+    ],
 )
 def test_secret_names(name: str) -> None:
     assert is_secret_name(name)

@@ -30,7 +30,7 @@ def _environment() -> tuple[set[str], set[str]]:
     pip: set[str] = set()
     in_pip = False
     text = (ROOT / "environment.yml").read_text()
-    for line in text[text.index("\ndependencies:"):].splitlines():
+    for line in text[text.index("\ndependencies:") :].splitlines():
         item = re.match(r"^(\s*)-\s+([^#\s]+)", line)
         if not item:
             continue

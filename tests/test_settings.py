@@ -178,16 +178,28 @@ def test_a_broken_ipv6_host_names_the_variable_and_quotes_nothing(url: str) -> N
 @pytest.mark.parametrize(
     ("changes", "ok"),
     [
-        ({"grace_seconds": 0}, True), ({"grace_seconds": 0.5}, True), ({"grace_seconds": -0.5}, False),
-        ({"retry_base": 0}, True), ({"retry_base": 0.5}, True), ({"retry_base": -0.5}, False),
-        ({"retry_attempts": 1}, True), ({"retry_attempts": 0}, False),
-        ({"max_connections": 1}, True), ({"max_connections": 0}, False),
-        ({"lab_timeout_minutes": 1}, True), ({"lab_timeout_minutes": 0}, False),
-        ({"connect_timeout": 0.001}, True), ({"connect_timeout": 0}, False),
-        ({"socket_timeout": 0.001}, True), ({"socket_timeout": -1}, False),
-        ({"operation_timeout": 0.001}, True), ({"operation_timeout": 0}, False),
-        ({"retry_cap": 0.001}, True), ({"retry_cap": 0}, False),
-        ({"key_prefix": "s:"}, True), ({"key_prefix": ""}, False),
+        ({"grace_seconds": 0}, True),
+        ({"grace_seconds": 0.5}, True),
+        ({"grace_seconds": -0.5}, False),
+        ({"retry_base": 0}, True),
+        ({"retry_base": 0.5}, True),
+        ({"retry_base": -0.5}, False),
+        ({"retry_attempts": 1}, True),
+        ({"retry_attempts": 0}, False),
+        ({"max_connections": 1}, True),
+        ({"max_connections": 0}, False),
+        ({"lab_timeout_minutes": 1}, True),
+        ({"lab_timeout_minutes": 0}, False),
+        ({"connect_timeout": 0.001}, True),
+        ({"connect_timeout": 0}, False),
+        ({"socket_timeout": 0.001}, True),
+        ({"socket_timeout": -1}, False),
+        ({"operation_timeout": 0.001}, True),
+        ({"operation_timeout": 0}, False),
+        ({"retry_cap": 0.001}, True),
+        ({"retry_cap": 0}, False),
+        ({"key_prefix": "s:"}, True),
+        ({"key_prefix": ""}, False),
     ],
 )
 def test_each_bound_takes_its_smallest_good_value_and_refuses_the_next_one_down(
@@ -202,13 +214,29 @@ def test_each_bound_takes_its_smallest_good_value_and_refuses_the_next_one_down(
 
 
 def test_blank_variables_count_as_unset() -> None:
-    env = {name: "  " for name in ("LAB_TIMEOUT_MINUTES", "SESSION_KEY_PREFIX", "SESSION_GRACE_SECONDS",
-                                   "REDIS_CA_CERT", "REDIS_TLS_VERIFY", "REDIS_CONNECT_TIMEOUT",
-                                   "REDIS_SOCKET_TIMEOUT", "REDIS_OPERATION_TIMEOUT", "REDIS_RETRY_ATTEMPTS",
-                                   "REDIS_CLIENT_NAME", "REDIS_CLUSTER")}
+    env = {
+        name: "  "
+        for name in (
+            "LAB_TIMEOUT_MINUTES",
+            "SESSION_KEY_PREFIX",
+            "SESSION_GRACE_SECONDS",
+            "REDIS_CA_CERT",
+            "REDIS_TLS_VERIFY",
+            "REDIS_CONNECT_TIMEOUT",
+            "REDIS_SOCKET_TIMEOUT",
+            "REDIS_OPERATION_TIMEOUT",
+            "REDIS_RETRY_ATTEMPTS",
+            "REDIS_CLIENT_NAME",
+            "REDIS_CLUSTER",
+        )
+    }
     s = Settings.from_env({"REDIS_URL": " redis://127.0.0.1:6379 ", **env})
     assert (s.redis_url, s.lab_timeout_minutes, s.key_prefix, s.grace_seconds) == (
-        "redis://127.0.0.1:6379", 120, "session:", 10)
+        "redis://127.0.0.1:6379",
+        120,
+        "session:",
+        10,
+    )
     assert (s.ca_cert, s.tls_verify, s.retry_attempts, s.cluster) == (None, True, 10, False)
     assert s.client_name.startswith("labsession-")
 

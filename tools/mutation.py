@@ -46,8 +46,16 @@ COPIED = ("labsession", "tests", "conftest.py", "pyproject.toml", "nbval_sanitiz
 #: Stop at the first failure; plain asserts (rewriting every test module per mutant costs more
 #: than the tests; a failing assert fails all the same), so the server's preloaded plugins
 #: need no rewriting either.
-PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "--no-header", "--assert=plain",
-               "-W", "ignore::pytest.PytestAssertRewriteWarning")
+PYTEST_ARGS = (
+    "-x",
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "--no-header",
+    "--assert=plain",
+    "-W",
+    "ignore::pytest.PytestAssertRewriteWarning",
+)
 
 
 @dataclass(frozen=True)
@@ -77,14 +85,22 @@ def _parts(*names: str) -> tuple[Part, ...]:
 
 
 _CONNECTIVITY_TESTS = tuple(
-    f"tests/runbooks/test_diagnosis.py::{t}" for t in (
-        "test_connectivity_ok", "test_a_url_without_a_port_is_diagnosed_on_6379",
-        "test_a_client_table_nine_tenths_full_is_a_warning", "test_dns_failure", "test_connection_refused",
+    f"tests/runbooks/test_diagnosis.py::{t}"
+    for t in (
+        "test_connectivity_ok",
+        "test_a_url_without_a_port_is_diagnosed_on_6379",
+        "test_a_client_table_nine_tenths_full_is_a_warning",
+        "test_dns_failure",
+        "test_connection_refused",
         "test_a_frozen_server_is_a_timeout",
-        "test_plain_url_to_the_tls_port_is_tls_required", "test_untrusted_certificate_is_tls_verify_failed",
-        "test_tls_with_the_right_ca_is_ok", "test_wrong_password_is_auth_failed_and_the_tried_password_stays_secret",
-        "test_no_password_is_auth_failed", "test_client_limit_is_max_connections",
-        "test_every_cause_has_a_remedy_and_is_registered", "test_a_unix_socket_skips_the_network_layers",
+        "test_plain_url_to_the_tls_port_is_tls_required",
+        "test_untrusted_certificate_is_tls_verify_failed",
+        "test_tls_with_the_right_ca_is_ok",
+        "test_wrong_password_is_auth_failed_and_the_tried_password_stays_secret",
+        "test_no_password_is_auth_failed",
+        "test_client_limit_is_max_connections",
+        "test_every_cause_has_a_remedy_and_is_registered",
+        "test_a_unix_socket_skips_the_network_layers",
         "test_a_port_that_never_completes_the_handshake_is_a_timeout",
         "test_a_port_that_drops_every_connection_and_speaks_no_tls_is_connection_lost",
         "test_a_certificate_for_another_name_fails_the_tls_step",
@@ -95,61 +111,152 @@ _CONNECTIVITY_TESTS = tuple(
 _DIAGNOSE = "diagnose_redis_connectivity"
 #: The runbook runs that decide between causes found together (precedence), on real servers.
 _INVALID_SESSION_TESTS = tuple(
-    f"tests/runbooks/test_diagnosis.py::{t}" for t in (
-        "test_a_valid_session_is_no_fault_found", "test_read_only_run_skips_the_visibility_probe_and_writes_nothing",
-        "test_an_ended_session", "test_a_session_that_never_existed",
+    f"tests/runbooks/test_diagnosis.py::{t}"
+    for t in (
+        "test_a_valid_session_is_no_fault_found",
+        "test_read_only_run_skips_the_visibility_probe_and_writes_nothing",
+        "test_an_ended_session",
+        "test_a_session_that_never_existed",
         "test_two_causes_at_once_the_session_is_named_before_visibility_lag",
         "test_two_causes_at_once_eviction_found_last_is_named_before_visibility_lag",
-        "test_evicted_sessions_are_suspected", "test_lag_longer_than_the_lookup_window_is_visibility_lag",
+        "test_evicted_sessions_are_suspected",
+        "test_lag_longer_than_the_lookup_window_is_visibility_lag",
     )
 )
 
 #: The targets, each with the tests that must kill its mutants. Keep each test list fast: a
 #: mutant runs it (up to its first failure), so its time is paid once per mutant.
 TARGETS: tuple[Target, ...] = (
-    Target("masking", "labsession/masking.py", ("tests/test_masking.py",),
-           why="a secret in a log, a repr or a report"),
-    Target("settings", "labsession/settings.py", ("tests/test_settings.py",), _parts(
-        "_bad", "Settings.__post_init__", "Settings.from_url", "Settings.from_env", "Settings.scheme",
-        "Settings.host", "Settings.port", "Settings.is_upstash", "Settings.tls", "Settings.tls_upgraded",
-        "Settings.endpoint", "Settings.session_ttl_seconds", "_check_url", "_int", "_float", "_bool",
-    ), why="the wrong server, TLS off, a bad value taken"),
-    Target("session-rules", "labsession/sessions/service.py", ("tests/sessions/test_service.py",), _parts(
-        "ENDED_TTL_SECONDS", "MAX_EXTEND_MINUTES", "check_extension_minutes", "ValidationResult.valid",
-        "LabSessionService.validate", "LabSessionService.judge", "LabSessionService.judge_reply",
-        "LabSessionService.extend", "LabSessionService.end",
-    ), why="a session let in, refused or extended wrongly"),
-    Target("session-model", "labsession/sessions/model.py", ("tests/sessions/test_model.py",), _parts(
-        "check_session_id", "LabSession.from_dict", "LabSession._check", "LabSession.from_json",
-        "LabSession.expires_in", "LabSession.ttl_seconds",
-    ), why="a corrupt record taken for a session, a wrong TTL"),
-    Target("classify", "labsession/store/classify.py", ("tests/store/test_classify.py",),
-           why="the wrong cause and remedy; retrying what cannot mend"),
-    Target("origins", "labsession/backend/origins.py", ("tests/backend/test_origins.py",),
-           why="a foreign site allowed to call the backend"),
-    Target("origin-normalize", "labsession/backend/config.py", ("tests/backend/test_origins.py",),
-           _parts("normalize_origin", "parse_origins"), why="an origin matched that is not the listed one"),
-    Target("invalid-session", "labsession/runbooks/invalid_session.py",
-           ("tests/runbooks/test_invalid_session_rules.py", *_INVALID_SESSION_TESTS), (
-               Part("judge_key"), Part("_eviction_evidence"), Part("eviction_check"), Part("_PRECEDENCE"),
-               Part("diagnose_invalid_session", start="if evicted and inputs.session_id is None"),
-           ), why="on-call sent after the wrong cause"),
+    Target("masking", "labsession/masking.py", ("tests/test_masking.py",), why="a secret in a log, a repr or a report"),
+    Target(
+        "settings",
+        "labsession/settings.py",
+        ("tests/test_settings.py",),
+        _parts(
+            "_bad",
+            "Settings.__post_init__",
+            "Settings.from_url",
+            "Settings.from_env",
+            "Settings.scheme",
+            "Settings.host",
+            "Settings.port",
+            "Settings.is_upstash",
+            "Settings.tls",
+            "Settings.tls_upgraded",
+            "Settings.endpoint",
+            "Settings.session_ttl_seconds",
+            "_check_url",
+            "_int",
+            "_float",
+            "_bool",
+        ),
+        why="the wrong server, TLS off, a bad value taken",
+    ),
+    Target(
+        "session-rules",
+        "labsession/sessions/service.py",
+        ("tests/sessions/test_service.py",),
+        _parts(
+            "ENDED_TTL_SECONDS",
+            "MAX_EXTEND_MINUTES",
+            "check_extension_minutes",
+            "ValidationResult.valid",
+            "LabSessionService.validate",
+            "LabSessionService.judge",
+            "LabSessionService.judge_reply",
+            "LabSessionService.extend",
+            "LabSessionService.end",
+        ),
+        why="a session let in, refused or extended wrongly",
+    ),
+    Target(
+        "session-model",
+        "labsession/sessions/model.py",
+        ("tests/sessions/test_model.py",),
+        _parts(
+            "check_session_id",
+            "LabSession.from_dict",
+            "LabSession._check",
+            "LabSession.from_json",
+            "LabSession.expires_in",
+            "LabSession.ttl_seconds",
+        ),
+        why="a corrupt record taken for a session, a wrong TTL",
+    ),
+    Target(
+        "classify",
+        "labsession/store/classify.py",
+        ("tests/store/test_classify.py",),
+        why="the wrong cause and remedy; retrying what cannot mend",
+    ),
+    Target(
+        "origins",
+        "labsession/backend/origins.py",
+        ("tests/backend/test_origins.py",),
+        why="a foreign site allowed to call the backend",
+    ),
+    Target(
+        "origin-normalize",
+        "labsession/backend/config.py",
+        ("tests/backend/test_origins.py",),
+        _parts("normalize_origin", "parse_origins"),
+        why="an origin matched that is not the listed one",
+    ),
+    Target(
+        "invalid-session",
+        "labsession/runbooks/invalid_session.py",
+        ("tests/runbooks/test_invalid_session_rules.py", *_INVALID_SESSION_TESTS),
+        (
+            Part("judge_key"),
+            Part("_eviction_evidence"),
+            Part("eviction_check"),
+            Part("_PRECEDENCE"),
+            Part("diagnose_invalid_session", start="if evicted and inputs.session_id is None"),
+        ),
+        why="on-call sent after the wrong cause",
+    ),
     # The decisions of the connectivity runbook, not the wording and timing of its evidence nor
     # the time bound of its one attempt.
-    Target("connectivity", "labsession/runbooks/redis_connectivity.py", _CONNECTIVITY_TESTS, (
-        Part("remedy_for"),
-        Part(_DIAGNOSE, start='if settings.scheme == "unix":', end="host, port = settings.host"),
-        Part(_DIAGNOSE, start="except (OSError, TimeoutError) as exc:", end='return fail(cause, "tls", "redis")'),
-        Part(_DIAGNOSE, start="if settings.tls:", end="return fail(C.TLS_VERIFY_FAILED"),
-        Part(_DIAGNOSE, start="except RedisUnavailable as exc:", end="status = Status.WARN"),
-        Part(_DIAGNOSE, start="return conclude(NAME, report, OK"),
-    ), why="on-call sent after the wrong cause"),
-    Target("exit-codes", "labsession/checks.py", ("tests/test_checks.py",), _parts(
-        "EXIT_OK", "EXIT_FAILED", "EXIT_COULD_NOT_RUN", "exit_code",
-    ), why="a scheduler told healthy when a check failed"),
-    Target("verdict", "labsession/checks.py", ("tests/test_checks.py",), _parts(
-        "Status.rank", "_RANK", "worst", "CheckResult.__post_init__", "Report.verdict", "Report.raise_for_failures",
-    ), why="a report that passes with a failed check in it"),
+    Target(
+        "connectivity",
+        "labsession/runbooks/redis_connectivity.py",
+        _CONNECTIVITY_TESTS,
+        (
+            Part("remedy_for"),
+            Part(_DIAGNOSE, start='if settings.scheme == "unix":', end="host, port = settings.host"),
+            Part(_DIAGNOSE, start="except (OSError, TimeoutError) as exc:", end='return fail(cause, "tls", "redis")'),
+            Part(_DIAGNOSE, start="if settings.tls:", end="return fail(C.TLS_VERIFY_FAILED"),
+            Part(_DIAGNOSE, start="except RedisUnavailable as exc:", end="status = Status.WARN"),
+            Part(_DIAGNOSE, start="return conclude(NAME, report, OK"),
+        ),
+        why="on-call sent after the wrong cause",
+    ),
+    Target(
+        "exit-codes",
+        "labsession/checks.py",
+        ("tests/test_checks.py",),
+        _parts(
+            "EXIT_OK",
+            "EXIT_FAILED",
+            "EXIT_COULD_NOT_RUN",
+            "exit_code",
+        ),
+        why="a scheduler told healthy when a check failed",
+    ),
+    Target(
+        "verdict",
+        "labsession/checks.py",
+        ("tests/test_checks.py",),
+        _parts(
+            "Status.rank",
+            "_RANK",
+            "worst",
+            "CheckResult.__post_init__",
+            "Report.verdict",
+            "Report.raise_for_failures",
+        ),
+        why="a report that passes with a failed check in it",
+    ),
 )
 
 
@@ -173,117 +280,254 @@ _IS_EQ_ENUM = "enum members are singletons: == and is agree on every member"
 EQUIVALENT: tuple[Equivalent, ...] = (
     # exit codes: exit_code(verdict) is called with a Status only (Status(...) of a report's string)
     Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_Eq", "if verdict == Status.ERROR:", _IS_EQ_ENUM),
-    Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_LtE", "if verdict <= Status.ERROR:",
-               "'ERROR' sorts before FAIL, PASS, SKIP and WARN: only ERROR is <= ERROR"),
+    Equivalent(
+        "exit-codes",
+        "core/ReplaceComparisonOperator_Is_LtE",
+        "if verdict <= Status.ERROR:",
+        "'ERROR' sorts before FAIL, PASS, SKIP and WARN: only ERROR is <= ERROR",
+    ),
     Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_Eq", "if verdict == Status.FAIL:", _IS_EQ_ENUM),
-    Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_LtE", "if verdict <= Status.FAIL:",
-               "past the ERROR branch, 'FAIL' sorts before PASS, SKIP and WARN: only FAIL is <= FAIL"),
+    Equivalent(
+        "exit-codes",
+        "core/ReplaceComparisonOperator_Is_LtE",
+        "if verdict <= Status.FAIL:",
+        "past the ERROR branch, 'FAIL' sorts before PASS, SKIP and WARN: only FAIL is <= FAIL",
+    ),
     Equivalent("verdict", "core/ReplaceComparisonOperator_IsNot_NotEq", "if status != Status.WARN:", _IS_EQ_ENUM),
-    Equivalent("verdict", "core/ReplaceComparisonOperator_IsNot_Lt", "if status < Status.WARN:",
-               "'WARN' sorts after every other status: < WARN is is not WARN"),
+    Equivalent(
+        "verdict",
+        "core/ReplaceComparisonOperator_IsNot_Lt",
+        "if status < Status.WARN:",
+        "'WARN' sorts after every other status: < WARN is is not WARN",
+    ),
     # masking: at = text.rfind("@", start, ...) with start just past "scheme://", so -1 or > 3, never 0
-    Equivalent("masking", "core/ReplaceComparisonOperator_Lt_LtE", "if at <= 0:",
-               "rfind from past 'scheme://' finds -1 or a position > 3: never 0"),
-    Equivalent("masking", "core/NumberReplacer", "if at < 1:",
-               "rfind from past 'scheme://' finds -1 or a position > 3: never 0"),
+    Equivalent(
+        "masking",
+        "core/ReplaceComparisonOperator_Lt_LtE",
+        "if at <= 0:",
+        "rfind from past 'scheme://' finds -1 or a position > 3: never 0",
+    ),
+    Equivalent(
+        "masking",
+        "core/NumberReplacer",
+        "if at < 1:",
+        "rfind from past 'scheme://' finds -1 or a position > 3: never 0",
+    ),
     # origins
-    Equivalent("origins", "core/ReplaceComparisonOperator_NotEq_Gt", 'if scope["type"] > "http":',
-               "the other ASGI scope types, 'lifespan' and 'websocket', sort after 'http'"),
-    Equivalent("origin-normalize", "core/ReplaceComparisonOperator_Eq_LtE",
-               'default = 80 if scheme <= "http" else 443',
-               "the scheme is 'http' or 'https' here, and 'https' sorts after 'http'"),
+    Equivalent(
+        "origins",
+        "core/ReplaceComparisonOperator_NotEq_Gt",
+        'if scope["type"] > "http":',
+        "the other ASGI scope types, 'lifespan' and 'websocket', sort after 'http'",
+    ),
+    Equivalent(
+        "origin-normalize",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'default = 80 if scheme <= "http" else 443',
+        "the scheme is 'http' or 'https' here, and 'https' sorts after 'http'",
+    ),
     # settings: by then _check_url has made the scheme one of redis, rediss, unix (in that order)
-    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_LtE", 'if raw is None or raw.strip() <= "":',
-               "no string sorts before the empty one: <= '' is == ''"),
-    Equivalent("settings", "core/ReplaceComparisonOperator_NotEq_Lt",
-               'return urlsplit(self.redis_url).port if self.scheme < "unix" else None',
-               "redis and rediss sort before unix: < 'unix' is != 'unix'"),
-    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_LtE",
-               'return self.scheme == "rediss" or (self.scheme <= "redis" and self.is_upstash)',
-               "rediss and unix sort after redis: <= 'redis' is == 'redis'"),
-    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_LtE", 'return self.scheme <= "redis" and self.is_upstash',
-               "rediss and unix sort after redis: <= 'redis' is == 'redis'"),
-    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_GtE", 'if self.scheme >= "unix":',
-               "redis and rediss sort before unix: >= 'unix' is == 'unix'"),
-    Equivalent("settings", "core/ReplaceComparisonOperator_Eq_GtE", 'if parts.scheme.lower() >= "unix":',
-               "reached only with redis, rediss or unix, which sort before or at unix"),
+    Equivalent(
+        "settings",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'if raw is None or raw.strip() <= "":',
+        "no string sorts before the empty one: <= '' is == ''",
+    ),
+    Equivalent(
+        "settings",
+        "core/ReplaceComparisonOperator_NotEq_Lt",
+        'return urlsplit(self.redis_url).port if self.scheme < "unix" else None',
+        "redis and rediss sort before unix: < 'unix' is != 'unix'",
+    ),
+    Equivalent(
+        "settings",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'return self.scheme == "rediss" or (self.scheme <= "redis" and self.is_upstash)',
+        "rediss and unix sort after redis: <= 'redis' is == 'redis'",
+    ),
+    Equivalent(
+        "settings",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'return self.scheme <= "redis" and self.is_upstash',
+        "rediss and unix sort after redis: <= 'redis' is == 'redis'",
+    ),
+    Equivalent(
+        "settings",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'if self.scheme >= "unix":',
+        "redis and rediss sort before unix: >= 'unix' is == 'unix'",
+    ),
+    Equivalent(
+        "settings",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'if parts.scheme.lower() >= "unix":',
+        "reached only with redis, rediss or unix, which sort before or at unix",
+    ),
     # session rules: a ValidationReason is one of ok, not_found, expired, ended, not_active, corrupt
-    Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_Eq", "return self.reason == ValidationReason.OK",
-               _IS_EQ_ENUM),
-    Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_GtE", "return self.reason >= ValidationReason.OK",
-               "'ok' sorts after every other reason: >= OK is is OK"),
-    Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_Eq",
-               "if verdict.reason == ValidationReason.ENDED:", _IS_EQ_ENUM),
-    Equivalent("session-rules", "core/ReplaceComparisonOperator_Is_LtE",
-               "if verdict.reason <= ValidationReason.ENDED:",
-               "judge() of a parsed session gives ok, expired, ended or not_active, and only 'ended' is <= 'ended'"),
+    Equivalent(
+        "session-rules",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "return self.reason == ValidationReason.OK",
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "session-rules",
+        "core/ReplaceComparisonOperator_Is_GtE",
+        "return self.reason >= ValidationReason.OK",
+        "'ok' sorts after every other reason: >= OK is is OK",
+    ),
+    Equivalent(
+        "session-rules",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "if verdict.reason == ValidationReason.ENDED:",
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "session-rules",
+        "core/ReplaceComparisonOperator_Is_LtE",
+        "if verdict.reason <= ValidationReason.ENDED:",
+        "judge() of a parsed session gives ok, expired, ended or not_active, and only 'ended' is <= 'ended'",
+    ),
     # runbook causes
-    Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_Eq", "if judged.status == Status.PASS:",
-               _IS_EQ_ENUM),
-    Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_LtE", "if judged.status <= Status.PASS:",
-               "sessions not lost, the judgement is PASS or WARN, and only PASS sorts at or before PASS"),
-    Equivalent("invalid-session", "core/NumberReplacer", "if ttl >= -1 and skew_s > 5:",
-               "a TTL of -1 returned just before, so >= -1 is >= 0"),
-    Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_Eq",
-               "if cause == C.NO_FAULT_FOUND and inputs.session_id is None:", _IS_EQ_ENUM),
-    Equivalent("invalid-session", "core/ReplaceComparisonOperator_Is_Eq",
-               'return conclude(NAME, report, cause, remedy, healthy=cause == C.NO_FAULT_FOUND, '
-               'evidence=detail.get(cause, ""))', _IS_EQ_ENUM),
-    Equivalent("invalid-session", "core/ReplaceBinaryOperator_Sub_Mod",
-               "skew_s = abs(ttl - (session.expires_at % now_ms) / 1000)",
-               "reached only with now < expiresAt < 2 * now (until 2081), where % now is - now"),
+    Equivalent(
+        "invalid-session", "core/ReplaceComparisonOperator_Is_Eq", "if judged.status == Status.PASS:", _IS_EQ_ENUM
+    ),
+    Equivalent(
+        "invalid-session",
+        "core/ReplaceComparisonOperator_Is_LtE",
+        "if judged.status <= Status.PASS:",
+        "sessions not lost, the judgement is PASS or WARN, and only PASS sorts at or before PASS",
+    ),
+    Equivalent(
+        "invalid-session",
+        "core/NumberReplacer",
+        "if ttl >= -1 and skew_s > 5:",
+        "a TTL of -1 returned just before, so >= -1 is >= 0",
+    ),
+    Equivalent(
+        "invalid-session",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "if cause == C.NO_FAULT_FOUND and inputs.session_id is None:",
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "invalid-session",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "return conclude(NAME, report, cause, remedy, healthy=cause == C.NO_FAULT_FOUND, "
+        'evidence=detail.get(cause, ""))',
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "invalid-session",
+        "core/ReplaceBinaryOperator_Sub_Mod",
+        "skew_s = abs(ttl - (session.expires_at % now_ms) / 1000)",
+        "reached only with now < expiresAt < 2 * now (until 2081), where % now is - now",
+    ),
     # connectivity: the scheme is redis, rediss or unix; the Redis step failed with TLS_REQUIRED,
     # CONNECTION_LOST or TIMEOUT when its TLS probe runs
-    Equivalent("connectivity", "core/ReplaceComparisonOperator_Eq_GtE", 'if settings.scheme >= "unix":',
-               "redis and rediss sort before unix: >= 'unix' is == 'unix'"),
-    Equivalent("connectivity", "core/ReplaceComparisonOperator_NotEq_Lt",
-               'if not settings.tls and settings.scheme < "unix" and cause in (C.TLS_REQUIRED, C.CONNECTION_LOST, '
-               'C.TIMEOUT):', "redis and rediss sort before unix: < 'unix' is != 'unix'"),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'if settings.scheme >= "unix":',
+        "redis and rediss sort before unix: >= 'unix' is == 'unix'",
+    ),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_NotEq_Lt",
+        'if not settings.tls and settings.scheme < "unix" and cause in (C.TLS_REQUIRED, C.CONNECTION_LOST, C.TIMEOUT):',
+        "redis and rediss sort before unix: < 'unix' is != 'unix'",
+    ),
     Equivalent("connectivity", "core/ReplaceComparisonOperator_Is_Eq", "if cause == C.TLS_REQUIRED:", _IS_EQ_ENUM),
-    Equivalent("connectivity", "core/ReplaceComparisonOperator_Is_GtE", "if cause >= C.TLS_REQUIRED:",
-               "of TLS_REQUIRED, CONNECTION_LOST and TIMEOUT only TLS_REQUIRED sorts at or after TLS_REQUIRED"),
-    Equivalent("connectivity", "core/ReplaceAndWithOr",
-               "if health.connected_clients is not None or health.max_clients:",
-               "INFO's clients section gives connected_clients and maxclients together, or neither"),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_Is_GtE",
+        "if cause >= C.TLS_REQUIRED:",
+        "of TLS_REQUIRED, CONNECTION_LOST and TIMEOUT only TLS_REQUIRED sorts at or after TLS_REQUIRED",
+    ),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceAndWithOr",
+        "if health.connected_clients is not None or health.max_clients:",
+        "INFO's clients section gives connected_clients and maxclients together, or neither",
+    ),
     # Not equivalent, but out of the tests' reach: the TLS probe's default port matters only for
     # a URL without a port while something on 127.0.0.1:6379 drops plain connections, and port
     # 6379 is not the tests' to own (a system redis may hold it). The same default is pinned on
     # the TCP step by test_a_url_without_a_port_is_diagnosed_on_6379.
-    Equivalent("connectivity", "core/NumberReplacer",
-               "probe = await probe_tls(settings.host, settings.port or 6380, verify=False, timeout=timeout,",
-               "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own"),
-    Equivalent("connectivity", "core/NumberReplacer",
-               "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout,",
-               "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own"),
+    Equivalent(
+        "connectivity",
+        "core/NumberReplacer",
+        "probe = await probe_tls(settings.host, settings.port or 6380, verify=False, timeout=timeout,",
+        "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
+    ),
+    Equivalent(
+        "connectivity",
+        "core/NumberReplacer",
+        "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout,",
+        "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
+    ),
     # error classification
-    Equivalent("classify", "core/ReplaceComparisonOperator_Lt_NotEq",
-               "while current is not None and current not in seen and len(seen) != 10:",
-               "len(seen) grows by one from 0, so it reaches 10 exactly where < 10 stops"),
-    Equivalent("classify", "core/ReplaceComparisonOperator_Is_Eq",
-               "if tls == False and cause in (RedisCause.CONNECTION_LOST, RedisCause.TIMEOUT) and _dropped_early(exc):",
-               "tls is a bool or None: == False and is False agree on all three"),
-    Equivalent("classify", "core/ReplaceComparisonOperator_Is_Eq",
-               "advice = _POOL_FULL if cause == RedisCause.MAX_CONNECTIONS and _client_pool_full(exc) "
-               "else remedy(cause)",
-               _IS_EQ_ENUM),
+    Equivalent(
+        "classify",
+        "core/ReplaceComparisonOperator_Lt_NotEq",
+        "while current is not None and current not in seen and len(seen) != 10:",
+        "len(seen) grows by one from 0, so it reaches 10 exactly where < 10 stops",
+    ),
+    Equivalent(
+        "classify",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "if tls == False and cause in (RedisCause.CONNECTION_LOST, RedisCause.TIMEOUT) and _dropped_early(exc):",
+        "tls is a bool or None: == False and is False agree on all three",
+    ),
+    Equivalent(
+        "classify",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "advice = _POOL_FULL if cause == RedisCause.MAX_CONNECTIONS and _client_pool_full(exc) else remedy(cause)",
+        _IS_EQ_ENUM,
+    ),
     # session model: from_dict's fast path and its checked path build the same session
-    Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "type(expires_at) != int",
-               "for a type, != int is is not int"),
-    Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "or type(created_at) != int",
-               "for a type, != int is is not int"),
-    Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "or type(started_at) != int",
-               "for a type, != int is is not int"),
-    Equivalent("session-model", "core/ReplaceComparisonOperator_IsNot_NotEq", "or type(status) != str",
-               "for a type, != str is is not str"),
-    Equivalent("session-model", "core/ReplaceComparisonOperator_LtE_Eq",
-               "extra = {} if data.keys() == _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
-               "the comprehension gives {} too when every key is known: only the shortcut is lost"),
-    Equivalent("session-model", "core/ReplaceComparisonOperator_LtE_Is",
-               "extra = {} if data.keys() is _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
-               "the comprehension gives {} too when every key is known: only the shortcut is lost"),
-    Equivalent("session-model", "core/ReplaceComparisonOperator_LtE_Lt",
-               "extra = {} if data.keys() < _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
-               "the comprehension gives {} too when every key is known: only the shortcut is lost"),
+    Equivalent(
+        "session-model",
+        "core/ReplaceComparisonOperator_IsNot_NotEq",
+        "type(expires_at) != int",
+        "for a type, != int is is not int",
+    ),
+    Equivalent(
+        "session-model",
+        "core/ReplaceComparisonOperator_IsNot_NotEq",
+        "or type(created_at) != int",
+        "for a type, != int is is not int",
+    ),
+    Equivalent(
+        "session-model",
+        "core/ReplaceComparisonOperator_IsNot_NotEq",
+        "or type(started_at) != int",
+        "for a type, != int is is not int",
+    ),
+    Equivalent(
+        "session-model",
+        "core/ReplaceComparisonOperator_IsNot_NotEq",
+        "or type(status) != str",
+        "for a type, != str is is not str",
+    ),
+    Equivalent(
+        "session-model",
+        "core/ReplaceComparisonOperator_LtE_Eq",
+        "extra = {} if data.keys() == _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
+        "the comprehension gives {} too when every key is known: only the shortcut is lost",
+    ),
+    Equivalent(
+        "session-model",
+        "core/ReplaceComparisonOperator_LtE_Is",
+        "extra = {} if data.keys() is _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
+        "the comprehension gives {} too when every key is known: only the shortcut is lost",
+    ),
+    Equivalent(
+        "session-model",
+        "core/ReplaceComparisonOperator_LtE_Lt",
+        "extra = {} if data.keys() < _KNOWN else {k: v for k, v in data.items() if k not in _KNOWN}",
+        "the comprehension gives {} too when every key is known: only the shortcut is lost",
+    ),
 )
 
 
@@ -343,8 +587,10 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
     no code evaluates, and a mutant inside one (``str | None`` to ``str + None``) is
     equivalent by construction. Such mutants are left out before the run."""
     tree = ast.parse(source)
-    future = any(isinstance(s, ast.ImportFrom) and s.module == "__future__" and
-                 any(a.name == "annotations" for a in s.names) for s in tree.body)
+    future = any(
+        isinstance(s, ast.ImportFrom) and s.module == "__future__" and any(a.name == "annotations" for a in s.names)
+        for s in tree.body
+    )
     if not future:
         return []
     lines = source.splitlines()
@@ -363,8 +609,9 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
             found = [node.annotation]
         for a in found:
             if a is not None and a.end_lineno is not None and a.end_col_offset is not None:
-                spans.append(((a.lineno, column(a.lineno, a.col_offset)),
-                              (a.end_lineno, column(a.end_lineno, a.end_col_offset))))
+                spans.append(
+                    ((a.lineno, column(a.lineno, a.col_offset)), (a.end_lineno, column(a.end_lineno, a.end_col_offset)))
+                )
     return spans
 
 
@@ -372,11 +619,35 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
 
 #: Imported once by the server so that each forked pytest starts warm; never ``labsession``.
 _PRELOAD = (
-    "pytest", "_pytest.pytester", "pytest_asyncio", "pytest_timeout", "hypothesis", "_hypothesis_pytestplugin",
-    "anyio.pytest_plugin", "platformdirs.pytest_plugin",
-    "nbval.plugin", "redis", "redis.asyncio", "redis.asyncio.cluster", "hiredis", "orjson", "starlette.applications",
-    "starlette.testclient", "httpx", "websockets", "websockets.asyncio.client", "uvicorn", "cryptography.x509",
-    "nbformat", "papermill", "anyio", "asyncio", "ssl", "urllib.parse", "email", "json",
+    "pytest",
+    "_pytest.pytester",
+    "pytest_asyncio",
+    "pytest_timeout",
+    "hypothesis",
+    "_hypothesis_pytestplugin",
+    "anyio.pytest_plugin",
+    "platformdirs.pytest_plugin",
+    "nbval.plugin",
+    "redis",
+    "redis.asyncio",
+    "redis.asyncio.cluster",
+    "hiredis",
+    "orjson",
+    "starlette.applications",
+    "starlette.testclient",
+    "httpx",
+    "websockets",
+    "websockets.asyncio.client",
+    "uvicorn",
+    "cryptography.x509",
+    "nbformat",
+    "papermill",
+    "anyio",
+    "asyncio",
+    "ssl",
+    "urllib.parse",
+    "email",
+    "json",
 )
 
 
@@ -524,8 +795,13 @@ def run_target(target: Target, *, quiet: bool = False) -> Outcome:
     sock = str(home / "server.sock")
     Path(sock).unlink(missing_ok=True)  # left by a run that was stopped
     log = home / "server.log"
-    server = subprocess.Popen([sys.executable, __file__, "_serve", sock, str(src)], cwd=src,
-                              stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "_serve", sock, str(src)],
+        cwd=src,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
+    )
     try:
         assert server.stdout is not None
         if server.stdout.readline().strip() != "ready":
@@ -559,25 +835,34 @@ def run_target(target: Target, *, quiet: bool = False) -> Outcome:
         subprocess.run([*cosmic, "init", str(config), str(db)], cwd=src, check=True)
         with use_db(str(db), WorkDB.Mode.open) as work_db:
             outside = [
-                item.job_id for item in work_db.pending_work_items
+                item.job_id
+                for item in work_db.pending_work_items
                 if not any(first <= m.start_pos[0] <= last for m in item.mutations for first, last in ranges)
             ]
             if outside:
-                work_db.set_multiple_results(outside, WorkResult(
-                    output="outside the target's parts", worker_outcome=WorkerOutcome.SKIPPED))
+                work_db.set_multiple_results(
+                    outside, WorkResult(output="outside the target's parts", worker_outcome=WorkerOutcome.SKIPPED)
+                )
             typing = [
-                item.job_id for item in work_db.pending_work_items
-                if all(any(a <= tuple(m.start_pos) and tuple(m.end_pos) <= b for a, b in annotations)
-                       for m in item.mutations)
+                item.job_id
+                for item in work_db.pending_work_items
+                if all(
+                    any(a <= tuple(m.start_pos) and tuple(m.end_pos) <= b for a, b in annotations)
+                    for m in item.mutations
+                )
             ]
             if typing:
-                work_db.set_multiple_results(typing, WorkResult(
-                    output="inside an annotation", worker_outcome=WorkerOutcome.SKIPPED))
+                work_db.set_multiple_results(
+                    typing, WorkResult(output="inside an annotation", worker_outcome=WorkerOutcome.SKIPPED)
+                )
             pending = work_db.num_work_items - work_db.num_results
         if not quiet:
-            print(f"[mutation] {target.name}: {pending} mutants in {target.path} "
-                  f"(lines {', '.join(f'{a}-{b}' for a, b in ranges)}; {len(typing)} in annotations left out), "
-                  f"tests take {took:.1f} s", flush=True)
+            print(
+                f"[mutation] {target.name}: {pending} mutants in {target.path} "
+                f"(lines {', '.join(f'{a}-{b}' for a, b in ranges)}; {len(typing)} in annotations left out), "
+                f"tests take {took:.1f} s",
+                flush=True,
+            )
         subprocess.run([*cosmic, "exec", str(config), str(db)], cwd=src, check=True)
         with use_db(str(db), WorkDB.Mode.open) as work_db:
             for item, result in work_db.completed_work_items:
@@ -595,16 +880,23 @@ def run_target(target: Target, *, quiet: bool = False) -> Outcome:
                     continue
                 operator = item.mutations[0].operator_name
                 mutant = _mutated_lines(result.diff or "")
-                known = next((e for e in EQUIVALENT if e.target == target.name and e.operator == operator
-                              and e.mutant == mutant), None)
+                known = next(
+                    (
+                        e
+                        for e in EQUIVALENT
+                        if e.target == target.name and e.operator == operator and e.mutant == mutant
+                    ),
+                    None,
+                )
                 if known:
                     outcome.equivalent.append(known)
                 else:
                     line = item.mutations[0].start_pos[0]
                     outcome.survived.append((operator, line, mutant, result.diff or ""))
         outcome.survived.sort(key=lambda s: s[1])
-        (home / "survivors.txt").write_text("".join(
-            f"{target.path}:{line} {operator}\n{diff}\n" for operator, line, _, diff in outcome.survived))
+        (home / "survivors.txt").write_text(
+            "".join(f"{target.path}:{line} {operator}\n{diff}\n" for operator, line, _, diff in outcome.survived)
+        )
     finally:
         server.terminate()
         server.wait(10)
@@ -626,8 +918,17 @@ def _run_safely(target: Target) -> Outcome:
 def _table(outcomes: list[Outcome]) -> str:
     rows = [("target", "file", "mutants", "killed", "survived", "equivalent", "time")]
     for o in outcomes:
-        rows.append((o.target.name, o.target.path, str(o.mutants), str(o.killed), str(len(o.survived)),
-                     str(len(o.equivalent)), f"{o.seconds:.0f} s"))
+        rows.append(
+            (
+                o.target.name,
+                o.target.path,
+                str(o.mutants),
+                str(o.killed),
+                str(len(o.survived)),
+                str(len(o.equivalent)),
+                f"{o.seconds:.0f} s",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")

@@ -51,8 +51,9 @@ class AccessLog:
     in every ``sample`` requests answered below 400 (1 keeps all). Times are seconds.
     """
 
-    def __init__(self, *, sample: int = 1, stream: TextIO | None = None, interval: float = 0.05,
-                 limit: int = 100_000) -> None:
+    def __init__(
+        self, *, sample: int = 1, stream: TextIO | None = None, interval: float = 0.05, limit: int = 100_000
+    ) -> None:
         if sample < 1:
             raise ValueError("sample must be 1 or more")
         self.sample = sample
@@ -140,12 +141,15 @@ class AccessLog:
                 shown = paths[path] = mask_text(safe_path(path))
             if offered:
                 rid = mask_text(rid)
-            lines.append(f"{self._time(when)} INFO {ACCESS_LOGGER}: event=http rid={rid} {method} "
-                         f"{shown} {status} {seconds * 1000:.1f}ms\n")
+            lines.append(
+                f"{self._time(when)} INFO {ACCESS_LOGGER}: event=http rid={rid} {method} "
+                f"{shown} {status} {seconds * 1000:.1f}ms\n"
+            )
         dropped, self.dropped = self.dropped, 0
         if dropped:
-            lines.append(f"{self._time(time.time())} WARNING {ACCESS_LOGGER}: event=access_log_dropped "
-                         f"count={dropped}\n")
+            lines.append(
+                f"{self._time(time.time())} WARNING {ACCESS_LOGGER}: event=access_log_dropped count={dropped}\n"
+            )
         if not lines:
             return
         stream = self._stream or sys.stderr

@@ -88,15 +88,20 @@ class RequestLogMiddleware:
         except ClientDisconnect:
             status = status or 499  # the client left before we answered; nobody to tell
         except Exception as exc:
-            log.error("event=error rid=%s %s %s error=%s: %s", rid, scope.get("method"), safe_path(scope["path"]),
-                      type(exc).__name__, mask_text(str(exc))[:200])
+            log.error(
+                "event=error rid=%s %s %s error=%s: %s",
+                rid,
+                scope.get("method"),
+                safe_path(scope["path"]),
+                type(exc).__name__,
+                mask_text(str(exc))[:200],
+            )
             if status == 0:
                 status = 500
                 body = error_body(ApiError(500, "INTERNAL_ERROR", "Internal error"), rid)
                 await JsonResponse(body, status_code=500, headers={"x-request-id": rid})(scope, receive, send)
         if self.access is not None:
-            self.access.record(rid, scope["method"], scope["path"], status, time.perf_counter() - started,
-                               offered=kept)
+            self.access.record(rid, scope["method"], scope["path"], status, time.perf_counter() - started, offered=kept)
 
 
 def _json_error(request: Request, error: ApiError) -> JsonResponse:

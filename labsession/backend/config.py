@@ -137,8 +137,13 @@ class BackendConfig:
             raise ConfigError("PORT", f"must be a TCP port from 0 to 65535, got {self.port!r}")
         if not _INSTANCE_ID.fullmatch(self.instance_id):
             raise ConfigError("INSTANCE_ID", "must be 1-64 letters, digits, '.', '_' or '-'")
-        for name in ("idle_timeout", "session_poll_interval", "store_check_interval", "shutdown_timeout",
-                     "header_timeout"):
+        for name in (
+            "idle_timeout",
+            "session_poll_interval",
+            "store_check_interval",
+            "shutdown_timeout",
+            "header_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(name.upper(), f"must be a positive number of seconds, got {getattr(self, name)!r}")
         if self.max_message_size < 128 or self.max_body_size < 128:
@@ -152,7 +157,9 @@ class BackendConfig:
         if self.public_ws_base is not None:
             parts = urlsplit(self.public_ws_base)
             if parts.scheme not in ("ws", "wss") or not parts.netloc or "@" in parts.netloc:
-                raise ConfigError("PUBLIC_WS_BASE", "must be ws://host[:port] or wss://host[:port]", "wss://labs.example.com")
+                raise ConfigError(
+                    "PUBLIC_WS_BASE", "must be ws://host[:port] or wss://host[:port]", "wss://labs.example.com"
+                )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> BackendConfig:

@@ -105,14 +105,20 @@ def from_library_error(exc: LabSessionError, *, changing: bool = False) -> ApiEr
     """
     conflict = 409 if changing else 404
     if isinstance(exc, RedisUnavailable):
-        return ApiError(503, "STORE_UNAVAILABLE", "The session store is unavailable; try again shortly",
-                        cause=exc.cause.value)
+        return ApiError(
+            503, "STORE_UNAVAILABLE", "The session store is unavailable; try again shortly", cause=exc.cause.value
+        )
     if isinstance(exc, InvalidSessionId):
-        return ApiError(400, "INVALID_SESSION_ID", "Invalid session id (1 to 128 letters, digits, '.', '_' or '-')",
-                        field="sessionId")
+        return ApiError(
+            400,
+            "INVALID_SESSION_ID",
+            "Invalid session id (1 to 128 letters, digits, '.', '_' or '-')",
+            field="sessionId",
+        )
     if isinstance(exc, InvalidExtension):
-        return ApiError(400, "INVALID_FIELD", f"minutes must be a whole number from 1 to {exc.maximum}",
-                        field="minutes")
+        return ApiError(
+            400, "INVALID_FIELD", f"minutes must be a whole number from 1 to {exc.maximum}", field="minutes"
+        )
     if isinstance(exc, SessionNotFound):
         return ApiError(404, "SESSION_NOT_FOUND", "Session not found or expired", sessionId=exc.session_id)
     if isinstance(exc, SessionEnded):

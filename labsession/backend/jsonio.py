@@ -31,8 +31,10 @@ __all__ = [
 REQUEST_ID_KEY = "labsession.request_id"
 #: A session id in a path: the segment after ``/session/`` or ``/terminal/`` (any id a peer stored,
 #: not only UUIDs), and any UUID elsewhere.
-_PATH_ID = re.compile(r"(?<=/session/)[^/?#]+|(?<=/terminal/)[^/?#]+|"
-                      r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PATH_ID = re.compile(
+    r"(?<=/session/)[^/?#]+|(?<=/terminal/)[^/?#]+|"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 

@@ -61,15 +61,21 @@ class HeadLimits:
 _REASONS = {
     408: (b"Request Timeout", b'{"error":"Request head not received in time","code":"REQUEST_TIMEOUT"}'),
     414: (b"URI Too Long", b'{"error":"Request line too long","code":"URI_TOO_LONG"}'),
-    431: (b"Request Header Fields Too Large",
-          b'{"error":"Request header fields too large","code":"HEADERS_TOO_LARGE"}'),
+    431: (
+        b"Request Header Fields Too Large",
+        b'{"error":"Request header fields too large","code":"HEADERS_TOO_LARGE"}',
+    ),
 }
 
 
 def _answer(status: int) -> bytes:
     phrase, body = _REASONS[status]
-    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (status, phrase, len(body), body))
+    return b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
+        status,
+        phrase,
+        len(body),
+        body,
+    )
 
 
 _ANSWERS = {status: _answer(status) for status in _REASONS}

@@ -64,13 +64,18 @@ class CorsMiddleware:
         if preflight:
             requested = [h.strip().lower() for h in headers.get("access-control-request-headers", "").split(",")]
             granted = [h for h in requested if h in _HEADERS]
-            await _respond(send, 204, b"", [
-                (b"access-control-allow-origin", granted_origin.encode()),
-                (b"access-control-allow-methods", _METHODS.encode()),
-                (b"access-control-allow-headers", ", ".join(granted or _HEADERS).encode()),
-                (b"access-control-max-age", str(self.max_age).encode()),
-                (b"vary", b"Origin"),
-            ])
+            await _respond(
+                send,
+                204,
+                b"",
+                [
+                    (b"access-control-allow-origin", granted_origin.encode()),
+                    (b"access-control-allow-methods", _METHODS.encode()),
+                    (b"access-control-allow-headers", ", ".join(granted or _HEADERS).encode()),
+                    (b"access-control-max-age", str(self.max_age).encode()),
+                    (b"vary", b"Origin"),
+                ],
+            )
             return
 
         async def send_with_grant(message: Message) -> None:
@@ -89,10 +94,15 @@ async def _refuse(scope: Scope, send: Send) -> None:
     rid = request_id(scope)
     if rid:
         body["requestId"] = rid
-    await _respond(send, 403, json.dumps(body).encode(), [
-        (b"content-type", b"application/json"),
-        (b"vary", b"Origin"),
-    ])
+    await _respond(
+        send,
+        403,
+        json.dumps(body).encode(),
+        [
+            (b"content-type", b"application/json"),
+            (b"vary", b"Origin"),
+        ],
+    )
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -37,8 +37,13 @@ def _session_id(request: Request) -> str:
     try:
         return check_session_id(raw)
     except LabSessionError:
-        raise ApiError(400, "INVALID_SESSION_ID", "Invalid session id (1 to 128 letters, digits, '.', '_' or '-')",
-                       field="sessionId", sessionId=truncate_echo(raw)) from None
+        raise ApiError(
+            400,
+            "INVALID_SESSION_ID",
+            "Invalid session id (1 to 128 letters, digits, '.', '_' or '-')",
+            field="sessionId",
+            sessionId=truncate_echo(raw),
+        ) from None
 
 
 def _ws_base(request: Request, state: BackendState) -> str:
@@ -72,13 +77,15 @@ def _public_view(session: LabSession, now_ms: int) -> dict[str, Any]:
 async def health(request: Request) -> JsonResponse:
     """Liveness: always 200 while the process serves; the store's last known state is in the body."""
     state = _state(request)
-    return JsonResponse({
-        "status": "ok",
-        "timestamp": iso_time(state.clock()),
-        "instanceId": state.config.instance_id,
-        "version": state.version,
-        "store": state.store.to_dict(),
-    })
+    return JsonResponse(
+        {
+            "status": "ok",
+            "timestamp": iso_time(state.clock()),
+            "instanceId": state.config.instance_id,
+            "version": state.version,
+            "store": state.store.to_dict(),
+        }
+    )
 
 
 async def ready(request: Request) -> JsonResponse:
@@ -88,10 +95,22 @@ async def ready(request: Request) -> JsonResponse:
         raise ApiError(503, "SHUTTING_DOWN", "This instance is shutting down")
     store = await state.check_store()
     if not store.up:
-        raise ApiError(503, "STORE_UNAVAILABLE", "The session store is unavailable", cause=store.cause,
-                       status="unavailable", store=store.to_dict())
-    return JsonResponse({"status": "ready", "timestamp": iso_time(state.clock()),
-                         "instanceId": state.config.instance_id, "store": store.to_dict()})
+        raise ApiError(
+            503,
+            "STORE_UNAVAILABLE",
+            "The session store is unavailable",
+            cause=store.cause,
+            status="unavailable",
+            store=store.to_dict(),
+        )
+    return JsonResponse(
+        {
+            "status": "ready",
+            "timestamp": iso_time(state.clock()),
+            "instanceId": state.config.instance_id,
+            "store": store.to_dict(),
+        }
+    )
 
 
 async def diagnostics(request: Request) -> JsonResponse:
@@ -115,9 +134,14 @@ async def diagnostics(request: Request) -> JsonResponse:
         identity = await state.redis.identity()
         count = await state.sessions.count()
     except RedisUnavailable as exc:
-        raise ApiError(503, "STORE_UNAVAILABLE", "The session store is unavailable", cause=exc.cause.value,
-                       instance=body["instance"],
-                       store={"endpoint": state.redis.settings.endpoint, "runId": None}) from None
+        raise ApiError(
+            503,
+            "STORE_UNAVAILABLE",
+            "The session store is unavailable",
+            cause=exc.cause.value,
+            instance=body["instance"],
+            store={"endpoint": state.redis.settings.endpoint, "runId": None},
+        ) from None
     body["store"] = identity.to_dict()
     body["sessionCount"] = count
     return JsonResponse(body)
@@ -133,8 +157,9 @@ def _text_field(data: dict[str, Any], name: str, *, required: bool) -> str | Non
             raise ApiError(400, "INVALID_FIELD", f"Missing required field: {name}", field=name)
         return None
     if not isinstance(value, str) or len(value) > FIELD_LIMIT or not value.isprintable():
-        raise ApiError(400, "INVALID_FIELD", f"{name} must be printable text of at most {FIELD_LIMIT} characters",
-                       field=name)
+        raise ApiError(
+            400, "INVALID_FIELD", f"{name} must be printable text of at most {FIELD_LIMIT} characters", field=name
+        )
     return value
 
 
@@ -149,8 +174,7 @@ async def start_lab(request: Request) -> JsonResponse:
     assert user_id is not None and lab_id is not None and purchase_id is not None
     state.require_store()
     session = await state.sessions.create(user_id, lab_id, purchase_id, base_url=_ws_base(request, state))
-    summary = {"sessionId": session.session_id, "webSocketUrl": session.web_socket_url,
-               "expiresAt": session.expires_at}
+    summary = {"sessionId": session.session_id, "webSocketUrl": session.web_socket_url, "expiresAt": session.expires_at}
     return JsonResponse({"success": True, **summary, "session": summary}, status_code=201)
 
 
@@ -161,8 +185,9 @@ async def get_session(request: Request) -> JsonResponse:
     state.require_store()
     verdict = await state.sessions.validate(session_id)
     if not verdict.valid or verdict.session is None:
-        raise ApiError(404, reason_code(verdict.reason), _NOT_FOUND_TEXT,
-                       sessionId=session_id, reason=verdict.reason.value)
+        raise ApiError(
+            404, reason_code(verdict.reason), _NOT_FOUND_TEXT, sessionId=session_id, reason=verdict.reason.value
+        )
     return JsonResponse(_public_view(verdict.session, state.sessions.now_ms()))
 
 
@@ -182,18 +207,28 @@ async def validate(request: Request) -> JsonResponse:
         raise error from None
     if not verdict.valid or verdict.session is None:
         # Returned, not raised: a miss is the common case under attack and exceptions cost ~20 %.
-        return JsonResponse({"error": _NOT_FOUND_TEXT, "code": reason_code(verdict.reason),
-                             "valid": False, "sessionId": session_id, "reason": verdict.reason.value,
-                             "requestId": request_id(request.scope)}, status_code=404)
+        return JsonResponse(
+            {
+                "error": _NOT_FOUND_TEXT,
+                "code": reason_code(verdict.reason),
+                "valid": False,
+                "sessionId": session_id,
+                "reason": verdict.reason.value,
+                "requestId": request_id(request.scope),
+            },
+            status_code=404,
+        )
     session = verdict.session
-    return JsonResponse({
-        "valid": True,
-        "sessionId": session.session_id,
-        "labId": session.lab_id,
-        "status": session.status,
-        "expiresAt": session.expires_at,
-        "expiresIn": verdict.expires_in if verdict.expires_in is not None else 0,
-    })
+    return JsonResponse(
+        {
+            "valid": True,
+            "sessionId": session.session_id,
+            "labId": session.lab_id,
+            "status": session.status,
+            "expiresAt": session.expires_at,
+            "expiresIn": verdict.expires_in if verdict.expires_in is not None else 0,
+        }
+    )
 
 
 async def extend(request: Request) -> JsonResponse:
@@ -207,14 +242,16 @@ async def extend(request: Request) -> JsonResponse:
         session = await state.sessions.extend(session_id, minutes)
     except LabSessionError as exc:
         raise from_library_error(exc, changing=True) from None
-    return JsonResponse({
-        "success": True,
-        "sessionId": session_id,
-        "newExpiresAt": session.expires_at,
-        "expiresAt": session.expires_at,
-        "expiresIn": session.expires_in(state.sessions.now_ms()),
-        "minutes": minutes,
-    })
+    return JsonResponse(
+        {
+            "success": True,
+            "sessionId": session_id,
+            "newExpiresAt": session.expires_at,
+            "expiresAt": session.expires_at,
+            "expiresIn": session.expires_in(state.sessions.now_ms()),
+            "minutes": minutes,
+        }
+    )
 
 
 async def end(request: Request) -> JsonResponse:

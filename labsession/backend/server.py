@@ -60,8 +60,9 @@ class BackendServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         started = time.monotonic()
-        log.info("event=shutdown instance=%s open_websockets=%d", self.state.config.instance_id,
-                 len(self.state.sockets))
+        log.info(
+            "event=shutdown instance=%s open_websockets=%d", self.state.config.instance_id, len(self.state.sockets)
+        )
         for server in getattr(self, "servers", []):
             server.close()  # stop accepting first; uvicorn closes them again harmlessly
         budget = max(0.5, self.state.config.shutdown_timeout / 2)
@@ -72,8 +73,12 @@ class BackendServer(uvicorn.Server):
                 break
             await asyncio.sleep(0.02)
         await super().shutdown(sockets)
-        log.info("event=stopped instance=%s seconds=%.3f unclosed_websockets=%d", self.state.config.instance_id,
-                 time.monotonic() - started, left)
+        log.info(
+            "event=stopped instance=%s seconds=%.3f unclosed_websockets=%d",
+            self.state.config.instance_id,
+            time.monotonic() - started,
+            left,
+        )
 
 
 class _DenialLogFilter(logging.Filter):
@@ -126,8 +131,13 @@ async def serve(config: BackendConfig, settings: Settings, sock: socket.socket |
     binding ``config.host:config.port``; the worker then reports to its supervisor.
     """
     server = build_server(config, settings)
-    log.info("event=starting instance=%s listen=http://%s:%d store=%s", config.instance_id, config.host,
-             config.port, settings.endpoint)
+    log.info(
+        "event=starting instance=%s listen=http://%s:%d store=%s",
+        config.instance_id,
+        config.host,
+        config.port,
+        settings.endpoint,
+    )
     # Everything made so far (modules, classes, the app) lives as long as the process: keep it
     # out of the garbage collector's full passes, which otherwise walk it again and again.
     gc.freeze()

@@ -193,4 +193,3 @@ class BackendState:
                 await self.check_store()
             except Exception as exc:  # the monitor must outlive any one bad round
                 log.warning("event=store_check_failed error=%s", type(exc).__name__)
-

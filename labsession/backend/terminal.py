@@ -61,6 +61,7 @@ _COMMAND_TYPES = frozenset({"command", "exec", "execute", "input", "shell", "run
 #: way: the key is not there yet, or the session is still being created.
 _WORTH_RETRYING = frozenset({ValidationReason.NOT_FOUND, ValidationReason.NOT_ACTIVE})
 
+
 class TerminalConnection:
     """One accepted ``/terminal`` socket: its lookup, its message loop and its reasons to close."""
 
@@ -102,9 +103,12 @@ class TerminalConnection:
             if unwatch is not None:
                 unwatch()
             reader.cancel()
-            self.state.info(log, f"event=ws_closed rid={self.rid} session={log_id(self.raw_id)} "
-                                 f"code={self.close_code} messages={self.messages} "
-                                 f"seconds={time.monotonic() - self._opened:.3f}")
+            self.state.info(
+                log,
+                f"event=ws_closed rid={self.rid} session={log_id(self.raw_id)} "
+                f"code={self.close_code} messages={self.messages} "
+                f"seconds={time.monotonic() - self._opened:.3f}",
+            )
 
     async def _read(self) -> None:
         """Move every client message into ``events`` as it arrives, so none is lost during the lookup."""
@@ -151,15 +155,17 @@ class TerminalConnection:
             await self._reject(verdict.reason, verdict.reason.value)
             return None
         session = verdict.session
-        await self._send({
-            "type": "connected",
-            "message": "Connected to lab terminal",
-            "sessionId": session_id,
-            "labId": session.lab_id,
-            "expiresAt": session.expires_at,
-            "instanceId": self.state.config.instance_id,
-            "timestamp": iso_time(),
-        })
+        await self._send(
+            {
+                "type": "connected",
+                "message": "Connected to lab terminal",
+                "sessionId": session_id,
+                "labId": session.lab_id,
+                "expiresAt": session.expires_at,
+                "instanceId": self.state.config.instance_id,
+                "timestamp": iso_time(),
+            }
+        )
         self.state.info(log, f"event=ws_connected rid={self.rid} session={log_id(session_id)}")
         return session_id
 
@@ -221,8 +227,7 @@ class TerminalConnection:
             return False
 
     async def _error(self, code: str, message: str, **fields: Any) -> bool:
-        return await self._send({"type": "error", "code": code, "message": message, **fields,
-                                 "timestamp": iso_time()})
+        return await self._send({"type": "error", "code": code, "message": message, **fields, "timestamp": iso_time()})
 
     async def _close(self, code: int, reason: str) -> None:
         self.close_code = code
@@ -230,19 +235,18 @@ class TerminalConnection:
             await self.websocket.close(code, reason)
 
     async def _reject(self, reason: ValidationReason, detail: str) -> None:
-        await self._error(reason_code(reason), "Session not found or expired",
-                          sessionId=truncate_echo(self.raw_id))
+        await self._error(reason_code(reason), "Session not found or expired", sessionId=truncate_echo(self.raw_id))
         await self._close(CLOSE_INVALID_SESSION, "Invalid session")
         self.state.info(log, f"event=ws_rejected rid={self.rid} session={log_id(self.raw_id)} reason={detail}")
 
     async def _store_failed(self, exc: RedisUnavailable) -> None:
-        await self._error("STORE_UNAVAILABLE", "The session store is unavailable; reconnect shortly",
-                          cause=exc.cause.value)
+        await self._error(
+            "STORE_UNAVAILABLE", "The session store is unavailable; reconnect shortly", cause=exc.cause.value
+        )
         await self._close(CLOSE_STORE_UNAVAILABLE, "Store unavailable")
-        log.warning("event=ws_store_unavailable rid=%s session=%s cause=%s", self.rid, log_id(self.raw_id),
-                    exc.cause.value)
-
-
+        log.warning(
+            "event=ws_store_unavailable rid=%s session=%s cause=%s", self.rid, log_id(self.raw_id), exc.cause.value
+        )
 
 
 async def terminal(websocket: WebSocket) -> None:
@@ -253,16 +257,21 @@ async def terminal(websocket: WebSocket) -> None:
     origin = websocket.headers.get("origin")
     if not policy.allows(origin):
         log.info("event=ws_refused rid=%s reason=origin", rid)
-        await websocket.send_denial_response(JsonResponse(
-            {"error": "Origin not allowed", "code": "ORIGIN_REFUSED", "requestId": rid}, status_code=403))
+        await websocket.send_denial_response(
+            JsonResponse({"error": "Origin not allowed", "code": "ORIGIN_REFUSED", "requestId": rid}, status_code=403)
+        )
         return
     if state.shutting_down:
-        await websocket.send_denial_response(JsonResponse(
-            {"error": "This instance is shutting down", "code": "SHUTTING_DOWN", "requestId": rid}, status_code=503))
+        await websocket.send_denial_response(
+            JsonResponse(
+                {"error": "This instance is shutting down", "code": "SHUTTING_DOWN", "requestId": rid}, status_code=503
+            )
+        )
         return
     await websocket.accept()
-    connection = TerminalConnection(websocket, state, str(websocket.path_params.get("session_id", "")), rid,
-                                    arrived=arrived)
+    connection = TerminalConnection(
+        websocket, state, str(websocket.path_params.get("session_id", "")), rid, arrived=arrived
+    )
     state.add_socket(connection)
     try:
         await connection.run()

@@ -80,7 +80,7 @@ class SessionWatcher:
         """Read every watched session once and notify the sockets of invalid ones."""
         ids = list(self._watched)
         for start in range(0, len(ids), _BATCH):
-            batch = ids[start:start + _BATCH]
+            batch = ids[start : start + _BATCH]
             try:
                 verdicts = await self._judge(batch)
             except RedisUnavailable as exc:
@@ -107,4 +107,3 @@ class SessionWatcher:
         for notify in list(self._watched.get(session_id, {}).values()):
             with contextlib.suppress(LabSessionError):
                 notify(verdict)
-

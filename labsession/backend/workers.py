@@ -228,12 +228,20 @@ class _Supervisor:
             reserved, port = _reserve(self.config.host, self.config.port)
         except OSError as exc:
             log.error("event=bind_failed listen=%s:%d error=%s", self.config.host, self.config.port, exc.strerror)
-            print(f"labsession serve: cannot listen on {self.config.host}:{self.config.port}: "
-                  f"{exc.strerror or exc} (address already in use?)", file=sys.stderr)
+            print(
+                f"labsession serve: cannot listen on {self.config.host}:{self.config.port}: "
+                f"{exc.strerror or exc} (address already in use?)",
+                file=sys.stderr,
+            )
             return 1
         self.config = self.config.with_changes(port=port)
-        log.info("event=starting workers=%d instance=%s listen=http://%s:%d", self.count, self.config.instance_id,
-                 self.config.host, port)
+        log.info(
+            "event=starting workers=%d instance=%s listen=http://%s:%d",
+            self.count,
+            self.config.instance_id,
+            self.config.host,
+            port,
+        )
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             for sig in previous:
@@ -262,9 +270,12 @@ class _Supervisor:
         return 1 if self.failed else 0
 
 
-def serve_workers(config: BackendConfig, count: int,
-                  serve_one: Callable[[BackendConfig, socket.socket], Coroutine[Any, Any, int]],
-                  run_loop: Callable[[Coroutine[Any, Any, int], str], int]) -> int:
+def serve_workers(
+    config: BackendConfig,
+    count: int,
+    serve_one: Callable[[BackendConfig, socket.socket], Coroutine[Any, Any, int]],
+    run_loop: Callable[[Coroutine[Any, Any, int], str], int],
+) -> int:
     """Run ``count`` workers, each ``run_loop(serve_one(config, sock), config.loop)``; returns the exit code.
 
     Call it from a process with no running event loop, no threads and no open connection.

@@ -16,8 +16,9 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=bounded_int(1, 65_535), default=None, help="TCP port (default: a free one)")
-    parser.add_argument("--password-env", default=None, metavar="VAR",
-                        help="require the password held in environment variable VAR")
+    parser.add_argument(
+        "--password-env", default=None, metavar="VAR", help="require the password held in environment variable VAR"
+    )
     parser.add_argument("--aof-dir", default=None, help="persist with an append-only file in this directory")
 
 

@@ -24,26 +24,58 @@ __all__ = ["configure", "run"]
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="address to bind (default $HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="TCP port (default $PORT or 8000; 0 = any free)")
-    parser.add_argument("--allowed-origins", default=None, metavar="LIST",
-                        help="comma-separated exact browser origins (default $ALLOWED_ORIGINS)")
-    parser.add_argument("--public-ws-base", default=None, metavar="URL",
-                        help="ws(s)://host[:port] used in webSocketUrl (default $PUBLIC_WS_BASE or this address)")
-    parser.add_argument("--instance-id", default=None,
-                        help="name of this instance (default $INSTANCE_ID or host-random)")
-    parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
-                        help="event log level (default $LOG_LEVEL or info)")
-    parser.add_argument("--no-access-log", dest="access_log", action="store_false", default=None,
-                        help="write no per-request access line (default $ACCESS_LOG or on)")
-    parser.add_argument("--access-log-sample", type=int, default=None, metavar="N",
-                        help="access line for 1 in N requests answered below 400; every 4xx/5xx is kept "
-                             "(default $ACCESS_LOG_SAMPLE or 1)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="worker processes sharing the port (SO_REUSEPORT), each with its own connections "
-                             "to Redis (default $WORKERS or 1)")
-    parser.add_argument("--loop", default=None, choices=["asyncio", "uvloop"],
-                        help="event loop (default $LOOP or asyncio)")
-    parser.add_argument("--embedded-redis", action="store_true",
-                        help="start a private embedded redis-server instead of using REDIS_URL (demos only)")
+    parser.add_argument(
+        "--allowed-origins",
+        default=None,
+        metavar="LIST",
+        help="comma-separated exact browser origins (default $ALLOWED_ORIGINS)",
+    )
+    parser.add_argument(
+        "--public-ws-base",
+        default=None,
+        metavar="URL",
+        help="ws(s)://host[:port] used in webSocketUrl (default $PUBLIC_WS_BASE or this address)",
+    )
+    parser.add_argument(
+        "--instance-id", default=None, help="name of this instance (default $INSTANCE_ID or host-random)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="event log level (default $LOG_LEVEL or info)",
+    )
+    parser.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        default=None,
+        help="write no per-request access line (default $ACCESS_LOG or on)",
+    )
+    parser.add_argument(
+        "--access-log-sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="access line for 1 in N requests answered below 400; every 4xx/5xx is kept "
+        "(default $ACCESS_LOG_SAMPLE or 1)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes sharing the port (SO_REUSEPORT), each with its own connections "
+        "to Redis (default $WORKERS or 1)",
+    )
+    parser.add_argument(
+        "--loop", default=None, choices=["asyncio", "uvloop"], help="event loop (default $LOOP or asyncio)"
+    )
+    parser.add_argument(
+        "--embedded-redis",
+        action="store_true",
+        help="start a private embedded redis-server instead of using REDIS_URL (demos only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
             settings = store_settings(env, redis_url=embedded.url)
             return serve_many(config, settings, workers)
     if not env.get("REDIS_URL", "").strip():
-        raise ConfigError("REDIS_URL", "is not set; labsession serve needs the shared Redis "
-                          "(or --embedded-redis for a demo)", "rediss://default:****@your-endpoint.upstash.io:6379")
+        raise ConfigError(
+            "REDIS_URL",
+            "is not set; labsession serve needs the shared Redis (or --embedded-redis for a demo)",
+            "rediss://default:****@your-endpoint.upstash.io:6379",
+        )
     settings = store_settings(env)
     return serve_many(config, settings, workers)
 

@@ -117,12 +117,14 @@ class BackendProcess(ChildProcess):
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "REDIS_URL": self.redis_url,
-            "ALLOWED_ORIGINS": ",".join(self.allowed_origins),
-            "PYTHONUNBUFFERED": "1",
-            "LOG_LEVEL": self.log_level,
-        })
+        env.update(
+            {
+                "REDIS_URL": self.redis_url,
+                "ALLOWED_ORIGINS": ",".join(self.allowed_origins),
+                "PYTHONUNBUFFERED": "1",
+                "LOG_LEVEL": self.log_level,
+            }
+        )
         if self.instance_id:
             env["INSTANCE_ID"] = self.instance_id
         env.update(self.extra_env)
@@ -148,7 +150,8 @@ class BackendProcess(ChildProcess):
         if self._log is None:
             # Lives as long as this object (closed in close()), so no with-block.
             self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115
-                prefix="labsession-serve-", suffix=".log", delete=False)
+                prefix="labsession-serve-", suffix=".log", delete=False
+            )
         else:
             self._log.truncate(0)
         command = [*_command(), "serve", "--host", self.host, "--port", str(self.port), *self.args]
@@ -156,8 +159,12 @@ class BackendProcess(ChildProcess):
             command += ["--workers", str(self.workers)]
         self._ready_workers.clear()
         self._process = spawn(
-            command, env=self._environment(), stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            env=self._environment(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -165,8 +172,10 @@ class BackendProcess(ChildProcess):
             if code is not None:
                 self.returncode = code
                 self._process = None
-                raise BackendError(f"labsession serve exited with {code} at start on port {self.port}: "
-                                   f"{mask_text(self.output().strip()[-600:])}")
+                raise BackendError(
+                    f"labsession serve exited with {code} at start on port {self.port}: "
+                    f"{mask_text(self.output().strip()[-600:])}"
+                )
             if self._all_workers_ready():
                 log.info("backend ready at %s (pid %s, %d workers)", self.url, self.pid, self.workers)
                 return self

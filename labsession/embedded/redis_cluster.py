@@ -106,11 +106,15 @@ class EmbeddedRedisCluster(Lifecycle):
         self.node_timeout_ms = node_timeout_ms
         self.startup_timeout = startup_timeout
         cluster_args = [
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(node_timeout_ms),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(node_timeout_ms),
             # A test cluster must keep serving the slots it still has when a node dies.
-            "--cluster-require-full-coverage", "no",
+            "--cluster-require-full-coverage",
+            "no",
         ]
         self.nodes = [
             EmbeddedRedis(
@@ -185,7 +189,9 @@ class EmbeddedRedisCluster(Lifecycle):
         self._started = True
         log.info(
             "embedded Redis Cluster ready: %d masters at %s (%.2f s)",
-            self.masters, ", ".join(self.addresses), time.monotonic() - started,
+            self.masters,
+            ", ".join(self.addresses),
+            time.monotonic() - started,
         )
         return self
 
@@ -238,8 +244,12 @@ class EmbeddedRedisCluster(Lifecycle):
     @staticmethod
     def _client(node: EmbeddedRedis) -> redis.Redis:
         return redis.Redis(
-            host=node.host, port=node.port, password=node.password,
-            socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True,
+            host=node.host,
+            port=node.port,
+            password=node.password,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+            decode_responses=True,
         )
 
     def stop(self) -> None:
@@ -267,4 +277,3 @@ class EmbeddedRedisCluster(Lifecycle):
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"EmbeddedRedisCluster({self.masters} masters, {', '.join(self.addresses)}, {state})"
-

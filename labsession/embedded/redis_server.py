@@ -52,9 +52,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def redis_server_version(binary: str | Path) -> tuple[int, int, int] | None:
     """The ``(major, minor, patch)`` of a redis-server binary, or ``None`` if it will not say."""
     try:
-        out = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=5, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
@@ -194,8 +192,9 @@ class EmbeddedRedis(ChildProcess):
         if not self.password:
             return None
         path = os.path.join(workdir, "secrets.conf")
-        escaped = "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}"
-                          for b in self.password.encode())
+        escaped = "".join(
+            chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}" for b in self.password.encode()
+        )
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as handle:
             handle.write(f'requirepass "{escaped}"\n')
@@ -206,15 +205,24 @@ class EmbeddedRedis(ChildProcess):
         args = [
             str(self.binary),
             *([config] if config else []),
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--dir", str(self.aof_dir or workdir),
-            "--save", "",
-            "--appendonly", "yes" if self.aof_dir else "no",
-            "--daemonize", "no",
-            "--protected-mode", "no",
-            "--loglevel", "warning",
-            "--logfile", "",
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.aof_dir or workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.aof_dir else "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            "",
         ]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory]
@@ -224,11 +232,16 @@ class EmbeddedRedis(ChildProcess):
             args += ["--maxclients", str(self.maxclients)]
         if self.tls and self.tls_port:
             args += [
-                "--tls-port", str(self.tls_port),
-                "--tls-cert-file", str(self.tls.cert),
-                "--tls-key-file", str(self.tls.key),
-                "--tls-ca-cert-file", str(self.tls.ca),
-                "--tls-auth-clients", "no",
+                "--tls-port",
+                str(self.tls_port),
+                "--tls-cert-file",
+                str(self.tls.cert),
+                "--tls-key-file",
+                str(self.tls.key),
+                "--tls-ca-cert-file",
+                str(self.tls.ca),
+                "--tls-auth-clients",
+                "no",
             ]
         return [*args, *self.extra_args]
 
@@ -257,9 +270,7 @@ class EmbeddedRedis(ChildProcess):
             if self._process.poll() is not None:
                 output = self._process.stdout.read().decode(errors="replace") if self._process.stdout else ""
                 self.close()
-                raise EmbeddedRedisError(
-                    f"redis-server exited at start on port {self.port}: {output.strip()[-300:]}"
-                )
+                raise EmbeddedRedisError(f"redis-server exited at start on port {self.port}: {output.strip()[-300:]}")
             if self._answers_ping():
                 log.info("embedded Redis ready at %s (pid %s)", self.masked_url, self.pid)
                 return self

@@ -78,8 +78,11 @@ def parse_declarations(source: str) -> dict[str, Param]:
     comments = _comments(source)
     out: dict[str, Param] = {}
     for statement in tree.body:
-        if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
-                and statement.value is not None):
+        if not (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and statement.value is not None
+        ):
             raise ConfigError("the parameters cell", f"line {statement.lineno} is not 'name: type = default'")
         name = statement.target.id
         kind, items, optional = _kind(statement.annotation, name)
@@ -102,8 +105,11 @@ def parse_injected(source: str) -> dict[str, Any]:
         raise ConfigError("the injected parameters", "are not valid Python: check the parameter names") from None
     out: dict[str, Any] = {}
     for statement in tree.body:
-        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-                and isinstance(statement.targets[0], ast.Name)):
+        if (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+        ):
             try:
                 value = ast.literal_eval(statement.value)
             except ValueError:
@@ -111,8 +117,10 @@ def parse_injected(source: str) -> dict[str, Any]:
             else:
                 out[statement.targets[0].id] = value
                 continue
-        raise ConfigError("the injected parameters",
-                          f"line {statement.lineno} is not 'NAME = value': a parameter name must be a plain name")
+        raise ConfigError(
+            "the injected parameters",
+            f"line {statement.lineno} is not 'NAME = value': a parameter name must be a plain name",
+        )
     return out
 
 
@@ -157,12 +165,14 @@ def kernel_parameters(history: Sequence[str], namespace: Mapping[str, Any]) -> t
             raise ConfigError("the parameters cell", "has not run in this kernel: run the notebook from the top")
     else:
         spec = parse_declarations(history[found])
-        for later in history[found + 1:]:
+        for later in history[found + 1 :]:
             if later.lstrip().startswith(INJECTED_HEADER):
                 unknown = sorted(set(parse_injected(later)) - set(spec))
                 if unknown:
-                    raise ConfigError(f"parameter {unknown[0]!r}",
-                                      f"is not a parameter of this notebook; its parameters are: {', '.join(spec)}")
+                    raise ConfigError(
+                        f"parameter {unknown[0]!r}",
+                        f"is not a parameter of this notebook; its parameters are: {', '.join(spec)}",
+                    )
     missing = [name for name in spec if name not in namespace]
     if missing:
         raise ConfigError(f"parameter {missing[0]!r}", "is declared but has no value: run the parameters cell")

@@ -80,8 +80,10 @@ def _checks_html(checks: Sequence[CheckResult]) -> str:
             f"<td style='text-align:left'>{html.escape(c.name)}</td>"
             f"<td style='text-align:left'>{html.escape(c.evidence)}</td></tr>"
         )
-    return ("<table><tr><th style='text-align:left'>status</th><th style='text-align:left'>check</th>"
-            "<th style='text-align:left'>evidence</th></tr>" + "".join(rows) + "</table>")
+    return (
+        "<table><tr><th style='text-align:left'>status</th><th style='text-align:left'>check</th>"
+        "<th style='text-align:left'>evidence</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def show_checks(checks: Iterable[CheckResult]) -> None:
@@ -90,20 +92,24 @@ def show_checks(checks: Iterable[CheckResult]) -> None:
     width = max((len(c.name) for c in items), default=4)
     text = "\n".join(f"{c.status.value:<5}  {c.name:<{width}}  {c.evidence}" for c in items) or "(no checks)"
     # The metadata names the checks this cell shows: a health report links a failing check to this cell.
-    display_bundle({"text/html": _checks_html(items), "text/plain": text},
-                   {CHECKS_META: [{"name": c.name, "status": c.status.value} for c in items]})
+    display_bundle(
+        {"text/html": _checks_html(items), "text/plain": text},
+        {CHECKS_META: [{"name": c.name, "status": c.status.value} for c in items]},
+    )
 
 
 def show_report(report: Report) -> None:
     """The verdict: an HTML table, a text fallback, and the machine-readable :data:`REPORT_MIME` JSON."""
     colour = _STATUS_COLOURS[report.verdict]
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
-    head = (f"<h3>{html.escape(report.title)}: <span style='color:{colour}'>{report.verdict.value}</span></h3>"
-            f"<p>{html.escape(counts)}</p>")
-    display_bundle({
-        "text/html": head + _checks_html(report.checks),
-        "text/plain": f"{report.title}\n{report.table()}",
-        REPORT_MIME: report.to_dict(),
-    })
-
-
+    head = (
+        f"<h3>{html.escape(report.title)}: <span style='color:{colour}'>{report.verdict.value}</span></h3>"
+        f"<p>{html.escape(counts)}</p>"
+    )
+    display_bundle(
+        {
+            "text/html": head + _checks_html(report.checks),
+            "text/plain": f"{report.title}\n{report.table()}",
+            REPORT_MIME: report.to_dict(),
+        }
+    )

@@ -53,7 +53,6 @@ class Budget:
         return self.remaining() <= 0.0
 
 
-
 class NotebookRun:
     """One notebook execution: validated ``params``, its :class:`Target`, a :class:`Budget` and a :class:`Report`."""
 
@@ -87,7 +86,7 @@ class NotebookRun:
 
     def show_new(self) -> None:
         """Show the checks recorded since the last call (the end of a notebook section)."""
-        new = self.report.checks[self._shown:]
+        new = self.report.checks[self._shown :]
         self._shown = len(self.report.checks)
         if new:
             show_checks(new)
@@ -110,7 +109,11 @@ class NotebookRun:
         return False
 
     async def attempt(
-        self, name: str, make: Callable[[], Awaitable[T]], *, timeout: float | None = None  # noqa: ASYNC109
+        self,
+        name: str,
+        make: Callable[[], Awaitable[T]],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> T | None:
         """Await ``make()`` bounded by ``timeout`` seconds (default ``timeout_seconds``) and the budget.
 
@@ -162,8 +165,9 @@ class NotebookRun:
             return None
         except TimeoutError:
             await service.aclose()
-            self.check(name, Status.FAIL, f"no answer from Redis at {self.target.settings.endpoint} in time",
-                       cause="TIMEOUT")
+            self.check(
+                name, Status.FAIL, f"no answer from Redis at {self.target.settings.endpoint} in time", cause="TIMEOUT"
+            )
             return None
         self._redis_failed = False
         self._redis = service
@@ -241,8 +245,10 @@ def _from_kernel() -> tuple[dict[str, Param], dict[str, Any]]:
     else:
         shell = get_ipython()
     if shell is None:
-        raise ConfigError("nb.start(title)", "reads the parameters cell of a running notebook; "
-                                             "outside a kernel, pass params= and spec=")
+        raise ConfigError(
+            "nb.start(title)",
+            "reads the parameters cell of a running notebook; outside a kernel, pass params= and spec=",
+        )
     return kernel_parameters(list(shell.user_ns.get("In", [])), shell.user_ns)
 
 
@@ -299,8 +305,10 @@ async def start(
         if resolved.problem:
             note += f"<p>Note: {html.escape(resolved.problem)}</p>"
         if resolved.notice:
-            note = (f"<p style='border-left:6px solid #9a6700;padding:0.3em 0.8em'><b>{html.escape(resolved.notice)}"
-                    f"</b></p>") + note
+            note = (
+                f"<p style='border-left:6px solid #9a6700;padding:0.3em 0.8em'><b>{html.escape(resolved.notice)}"
+                f"</b></p>"
+            ) + note
         text = f"{title} — target: {resolved.describe()}" + (f"\nNote: {resolved.problem}" if resolved.problem else "")
         if resolved.notice:
             text = f"{resolved.notice}\n{text}"

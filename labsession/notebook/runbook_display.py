@@ -25,18 +25,23 @@ def show_samples(report: Report) -> None:
     for check in report:
         if check.name == "shared store" and check.data.get("stores"):
             rows = [{"store (run_id or endpoint)": k, "answers": n} for k, n in check.data["stores"].items()]
-            show_table(rows, title=f"{check.data.get('samples', 0)} diagnostics samples, "
-                                   f"instances: {', '.join(check.data.get('instances', []))}")
+            show_table(
+                rows,
+                title=f"{check.data.get('samples', 0)} diagnostics samples, "
+                f"instances: {', '.join(check.data.get('instances', []))}",
+            )
 
 
 def show_cause(diagnosis: Diagnosis) -> None:
     """The conclusion in large type: the cause code and what to do about it."""
     colour = "#1a7f37" if diagnosis.healthy else "#cf222e"
     status = Status.PASS if diagnosis.healthy else Status.FAIL
-    body = (f"<div style='border-left:6px solid {colour};padding:0.4em 1em'>"
-            f"<p style='font-size:1.3em;margin:0'><b>Cause: <code>{html.escape(diagnosis.cause)}</code></b></p>"
-            f"<p style='margin:0.4em 0 0 0'><b>Remedy:</b> {html.escape(diagnosis.remedy)}</p></div>")
-    display_bundle({"text/html": body,
-                    "text/plain": f"{status.value} cause: {diagnosis.cause}\nremedy: {diagnosis.remedy}"},
-                   {CHECKS_META: [{"name": "cause", "status": c.status.value}
-                                  for c in diagnosis.report if c.name == "cause"]})
+    body = (
+        f"<div style='border-left:6px solid {colour};padding:0.4em 1em'>"
+        f"<p style='font-size:1.3em;margin:0'><b>Cause: <code>{html.escape(diagnosis.cause)}</code></b></p>"
+        f"<p style='margin:0.4em 0 0 0'><b>Remedy:</b> {html.escape(diagnosis.remedy)}</p></div>"
+    )
+    display_bundle(
+        {"text/html": body, "text/plain": f"{status.value} cause: {diagnosis.cause}\nremedy: {diagnosis.remedy}"},
+        {CHECKS_META: [{"name": "cause", "status": c.status.value} for c in diagnosis.report if c.name == "cause"]},
+    )

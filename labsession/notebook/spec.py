@@ -34,8 +34,9 @@ class Param:
 #: The parameters every notebook and runbook takes (each may add its own).
 COMMON_PARAMS: dict[str, Param] = {
     "redis_url_env": Param(str, "name of the environment variable holding the Redis URL"),
-    "embedded": Param(bool, "True: an embedded Redis and reference backends; None: decide by who runs it",
-                      optional=True),
+    "embedded": Param(
+        bool, "True: an embedded Redis and reference backends; None: decide by who runs it", optional=True
+    ),
     "backend_urls": Param(list, "backend base URLs (http://host:port), one per instance or a load balancer", str),
     "read_only": Param(bool, "forbid writes to a real target (probe sessions SKIP)"),
     "key_prefix": Param(str, "prefix of the session keys in Redis"),
@@ -45,8 +46,9 @@ COMMON_PARAMS: dict[str, Param] = {
 
 
 def _type_name(kind: type) -> str:
-    return {str: "a string", bool: "True or False", int: "a whole number", float: "a number",
-            list: "a list"}.get(kind, kind.__name__)
+    return {str: "a string", bool: "True or False", int: "a whole number", float: "a number", list: "a list"}.get(
+        kind, kind.__name__
+    )
 
 
 def _check_one(name: str, value: Any, spec: Param) -> Any:
@@ -123,12 +125,11 @@ def validate_parameters(values: Mapping[str, Any], spec: Mapping[str, Param]) ->
         except ValueError:
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError("parameter 'backend_urls'",
-                              f"must hold http(s)://host:port URLs; entry {number} is not one")
+            raise ConfigError(
+                "parameter 'backend_urls'", f"must hold http(s)://host:port URLs; entry {number} is not one"
+            )
         if parts.password or "@" in url:
             raise ConfigError("parameter 'backend_urls'", "must not carry credentials")
     if isinstance(out.get("key_prefix"), str) and not out["key_prefix"]:
         raise ConfigError("parameter 'key_prefix'", "must not be empty (the default is 'session:')")
     return out
-
-

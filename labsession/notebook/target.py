@@ -51,16 +51,22 @@ class Target:
     @property
     def ws_urls(self) -> list[str]:
         """The backends' WebSocket base URLs (``ws://host:port``)."""
-        return [("wss://" + u[len("https://"):]) if u.startswith("https://") else "ws://" + u.split("://", 1)[1]
-                for u in self.backend_urls]
+        return [
+            ("wss://" + u[len("https://") :]) if u.startswith("https://") else "ws://" + u.split("://", 1)[1]
+            for u in self.backend_urls
+        ]
 
     def describe(self) -> str:
         """One sentence, safe to show: which store and backends, who started them, write policy."""
         store = f"Redis at {self.settings.endpoint} (tls={self.settings.tls})" if self.settings else "no Redis"
         backends = ", ".join(self.backend_urls) if self.backend_urls else "no backend URL"
-        writes = ("probe sessions allowed (throwaway embedded store)" if self.embedded
-                  else "probe sessions allowed (read_only=False)" if not self.read_only
-                  else "read-only: no writes")
+        writes = (
+            "probe sessions allowed (throwaway embedded store)"
+            if self.embedded
+            else "probe sessions allowed (read_only=False)"
+            if not self.read_only
+            else "read-only: no writes"
+        )
         return f"{self.origin}: {store}; backends: {backends}; {writes}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +108,10 @@ def _start_own_embedded(key_prefix: str, timeout: float, backends: int) -> Targe
     url, backend_urls, stop = start_embedded_target(backends)
     target = Target(
         _settings_for(url, key_prefix, timeout, "embedded Redis"),
-        backend_urls, True, "embedded target started by this notebook", read_only=True,
+        backend_urls,
+        True,
+        "embedded target started by this notebook",
+        read_only=True,
     )
     target._stoppers.append(stop)
     if not backend_urls and backends:
@@ -140,14 +149,19 @@ def resolve_target(params: Mapping[str, Any], env: Mapping[str, str] | None = No
             embedded = True
         elif env.get(INTERACTIVE_ENV):
             embedded = True
-            notice = (f"Offline demo: embedded=None in JupyterLab runs against an embedded Redis. Set embedded=False "
-                      f"to diagnose the Redis that ${params.get('redis_url_env') or 'REDIS_URL'} names.")
+            notice = (
+                f"Offline demo: embedded=None in JupyterLab runs against an embedded Redis. Set embedded=False "
+                f"to diagnose the Redis that ${params.get('redis_url_env') or 'REDIS_URL'} names."
+            )
     if embedded and not backend_urls:
         if shared:
             urls = env.get(EMBEDDED_BACKENDS_ENV, "").split()
             return Target(
                 _settings_for(shared, prefix, timeout, EMBEDDED_REDIS_URL_ENV),
-                [u.rstrip("/") for u in urls], True, "embedded target provided by the runner", read_only,
+                [u.rstrip("/") for u in urls],
+                True,
+                "embedded target provided by the runner",
+                read_only,
             )
         target = _start_own_embedded(prefix, timeout, backends)
         target.read_only = read_only
@@ -156,7 +170,10 @@ def resolve_target(params: Mapping[str, Any], env: Mapping[str, str] | None = No
     name = str(params.get("redis_url_env") or "REDIS_URL")
     url = env.get(name, "").strip()
     if not url:
-        raise ConfigError(name, "is not set: a headless run diagnoses the Redis it names and never switches to an "
-                                "embedded one (pass -p embedded True for an offline demo)",
-                          "rediss://default:****@your-endpoint.upstash.io:6379")
+        raise ConfigError(
+            name,
+            "is not set: a headless run diagnoses the Redis it names and never switches to an "
+            "embedded one (pass -p embedded True for an offline demo)",
+            "rediss://default:****@your-endpoint.upstash.io:6379",
+        )
     return Target(_settings_for(url, prefix, timeout, name), backend_urls, False, f"target from ${name}", read_only)

@@ -53,10 +53,12 @@ class InMemoryBackend:
     def __init__(self, name: str) -> None:
         self.name = name
         self.sessions: dict[str, dict[str, Any]] = {}
-        self.app = Starlette(routes=[
-            Route("/api/labs/start", self._start, methods=["POST"]),
-            Route("/api/labs/session/{session_id}/validate", self._validate, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/api/labs/start", self._start, methods=["POST"]),
+                Route("/api/labs/session/{session_id}/validate", self._validate, methods=["GET"]),
+            ]
+        )
 
     async def _start(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -68,8 +70,9 @@ class InMemoryBackend:
         session_id = request.path_params["session_id"]
         if session_id in self.sessions:
             return JSONResponse({"valid": True, "sessionId": session_id, "instance": self.name})
-        return JSONResponse({"valid": False, "error": "Session not found or expired", "instance": self.name},
-                            status_code=404)
+        return JSONResponse(
+            {"valid": False, "error": "Session not found or expired", "instance": self.name}, status_code=404
+        )
 
     def client(self) -> httpx.AsyncClient:
         """An HTTP client wired straight to this instance's app."""
@@ -86,15 +89,25 @@ async def round_robin(clients: Sequence[httpx.AsyncClient], path: str, requests:
     return out
 
 
-async def short_lived_session(sessions: LabSessionService, seconds: int, *, user_id: str = "onboarding",
-                              status: str = SessionStatus.ACTIVE.value) -> LabSession:
+async def short_lived_session(
+    sessions: LabSessionService, seconds: int, *, user_id: str = "onboarding", status: str = SessionStatus.ACTIVE.value
+) -> LabSession:
     """A session stored the way the backends store one — JSON and TTL in one write — but living
     ``seconds`` instead of two hours (so its end can be watched), with the given ``status``."""
     now = sessions.now_ms()
     session_id = str(uuid.uuid4())
-    session = LabSession(session_id=session_id, user_id=user_id, lab_id="onboarding", purchase_id="demo",
-                         started_at=now, created_at=now, expires_at=now + seconds * 1000, status=status,
-                         web_socket_url=f"ws://demo.invalid/terminal/{session_id}", extra={"probe": True})
+    session = LabSession(
+        session_id=session_id,
+        user_id=user_id,
+        lab_id="onboarding",
+        purchase_id="demo",
+        started_at=now,
+        created_at=now,
+        expires_at=now + seconds * 1000,
+        status=status,
+        web_socket_url=f"ws://demo.invalid/terminal/{session_id}",
+        extra={"probe": True},
+    )
     async with sessions.redis.guard("demo write"):
         await sessions.redis.client.set(sessions.key(session_id), session.to_json(), ex=seconds)
     return session
@@ -117,15 +130,19 @@ async def watch(sessions: LabSessionService, session_id: str, *, duration: float
     while True:
         record = await sessions.inspect(session_id)
         verdict = await sessions.validate(session_id)
-        ticks.append(Tick(round(time.monotonic() - started, 2), record.ttl if record.ttl is not None else -2,
-                          verdict.reason.value))
+        ticks.append(
+            Tick(
+                round(time.monotonic() - started, 2), record.ttl if record.ttl is not None else -2, verdict.reason.value
+            )
+        )
         if time.monotonic() - started >= duration:
             return ticks
         await asyncio.sleep(interval)
 
 
-async def late_session_websocket(sessions: LabSessionService, ws_base: str, delay_ms: float, *,
-                                 visit_timeout: float = 5.0) -> WsOutcome:
+async def late_session_websocket(
+    sessions: LabSessionService, ws_base: str, delay_ms: float, *, visit_timeout: float = 5.0
+) -> WsOutcome:
     """Open ``/terminal/{id}`` for an id that does not exist yet and create that session
     ``delay_ms`` later: within the lookup retry window the client is ``connected``, after it the
     connection is closed with 4000."""
@@ -161,8 +178,16 @@ def architecture_figure() -> Any:
     def arrow(a: tuple[float, float], b: tuple[float, float], label: str = "") -> None:
         ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, lw=1.2, color="#24292f"))
         if label:
-            ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, label, ha="center", va="center", fontsize=7.5,
-                    color="#57606a", bbox={"fc": "white", "ec": "none", "pad": 1.0})
+            ax.text(
+                (a[0] + b[0]) / 2,
+                (a[1] + b[1]) / 2,
+                label,
+                ha="center",
+                va="center",
+                fontsize=7.5,
+                color="#57606a",
+                bbox={"fc": "white", "ec": "none", "pad": 1.0},
+            )
 
     box(1, 31, 14, 8, "browser\n(lab UI)", "#ddf4ff")
     box(1, 7, 14, 8, "browser\n(terminal)", "#ddf4ff")
@@ -176,8 +201,14 @@ def architecture_figure() -> Any:
     arrow((48, 21), (56, 13))
     arrow((73, 35), (83, 25), "SET session:{id} … EX")
     arrow((73, 11), (83, 21), "GET session:{id}")
-    ax.text(50, 1, "Any instance may get any request: the session must live where every instance can read it.",
-            ha="center", fontsize=9, style="italic")
+    ax.text(
+        50,
+        1,
+        "Any instance may get any request: the session must live where every instance can read it.",
+        ha="center",
+        fontsize=9,
+        style="italic",
+    )
     fig.tight_layout()
     return fig
 
@@ -186,14 +217,25 @@ def timeline_figure(ticks: Sequence[Tick], title: str) -> Any:
     """TTL over time, each sample coloured by what validation said."""
     import matplotlib.pyplot as plt
 
-    colours = {"ok": "#1a7f37", "expired": "#6e7781", "ended": "#cf222e", "not_active": "#9a6700",
-               "not_found": "#8250df", "corrupt": "#8250df"}
+    colours = {
+        "ok": "#1a7f37",
+        "expired": "#6e7781",
+        "ended": "#cf222e",
+        "not_active": "#9a6700",
+        "not_found": "#8250df",
+        "corrupt": "#8250df",
+    }
     fig, ax = plt.subplots(figsize=(8, 2.8))
     ax.plot([t.at for t in ticks], [max(t.ttl, 0) for t in ticks], color="#57606a", lw=1)
     for reason in dict.fromkeys(t.reason for t in ticks):
         points = [t for t in ticks if t.reason == reason]
-        ax.scatter([t.at for t in points], [max(t.ttl, 0) for t in points], color=colours.get(reason, "k"),
-                   label=reason, zorder=3)
+        ax.scatter(
+            [t.at for t in points],
+            [max(t.ttl, 0) for t in points],
+            color=colours.get(reason, "k"),
+            label=reason,
+            zorder=3,
+        )
     ax.set_xlabel("seconds")
     ax.set_ylabel("TTL (s)")
     ax.set_title(title)

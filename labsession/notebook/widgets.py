@@ -117,14 +117,16 @@ class ExplorerRow:
         return _REASON_STYLE.get(self.reason, (self.reason, ""))[0]
 
 
-_COLUMNS.update({
-    "session": ("Session", "110px", lambda r: r.session_id),
-    "status": ("Status", "95px", lambda r: _ORDER.get(r.reason, 9)),
-    "user": ("User · lab", "220px", lambda r: (r.user_id, r.lab_id)),
-    "ttl": ("TTL", "340px", lambda r: -1 if r.ttl is None or r.ttl < 0 else r.ttl),
-    "type": ("Type", "70px", lambda r: r.key_type or ""),
-    "memory": ("Memory", "80px", lambda r: -1 if r.memory_bytes is None else r.memory_bytes),
-})
+_COLUMNS.update(
+    {
+        "session": ("Session", "110px", lambda r: r.session_id),
+        "status": ("Status", "95px", lambda r: _ORDER.get(r.reason, 9)),
+        "user": ("User · lab", "220px", lambda r: (r.user_id, r.lab_id)),
+        "ttl": ("TTL", "340px", lambda r: -1 if r.ttl is None or r.ttl < 0 else r.ttl),
+        "type": ("Type", "70px", lambda r: r.key_type or ""),
+        "memory": ("Memory", "80px", lambda r: -1 if r.memory_bytes is None else r.memory_bytes),
+    }
+)
 
 
 class SessionExplorer:
@@ -168,11 +170,15 @@ class SessionExplorer:
         except RuntimeError:
             self._loop = None
 
-        self.query = w.Text(placeholder="session id, id prefix or user id (empty: all)", description="Search",
-                            layout=w.Layout(width="420px"))
+        self.query = w.Text(
+            placeholder="session id, id prefix or user id (empty: all)",
+            description="Search",
+            layout=w.Layout(width="420px"),
+        )
         self.query.add_class("labsession-query")
-        self.glob = w.Text(placeholder="glob on the session id: 3f0*, *-test-*", description="Filter",
-                           layout=w.Layout(width="300px"))
+        self.glob = w.Text(
+            placeholder="glob on the session id: 3f0*, *-test-*", description="Filter", layout=w.Layout(width="300px")
+        )
         self.glob.add_class("labsession-glob")
         self.search_button = w.Button(description="Search", icon="search", layout=w.Layout(width="100px"))
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"))
@@ -203,17 +209,20 @@ class SessionExplorer:
         self.end_button: w.Button | None = None
         actions: list[w.Widget] = []
         if not read_only:
-            self.extend_minutes = w.BoundedIntText(value=extend_minutes, min=1, max=MAX_EXTEND_MINUTES,
-                                                   description="minutes", layout=w.Layout(width="170px"))
+            self.extend_minutes = w.BoundedIntText(
+                value=extend_minutes,
+                min=1,
+                max=MAX_EXTEND_MINUTES,
+                description="minutes",
+                layout=w.Layout(width="170px"),
+            )
             self.extend_button = w.Button(description="Extend…", icon="clock-o", disabled=True)
-            self.end_button = w.Button(description="End session…", icon="stop", button_style="danger",
-                                       disabled=True)
+            self.end_button = w.Button(description="End session…", icon="stop", button_style="danger", disabled=True)
             self.extend_button.add_class("labsession-extend")
             self.end_button.add_class("labsession-end")
             self.extend_button.on_click(lambda _: self.request_extend())
             self.end_button.on_click(lambda _: self.request_end())
-            actions = [self.extend_minutes, self.extend_button, self.end_button, self.confirm_box,
-                       self.action_result]
+            actions = [self.extend_minutes, self.extend_button, self.end_button, self.confirm_box, self.action_result]
         self.actions = w.HBox(actions)
 
         self.search_button.on_click(lambda _: self.schedule(self.search()))
@@ -224,17 +233,21 @@ class SessionExplorer:
         self.glob.observe(lambda _: self.schedule(self.search()), names="value")
 
         mode = "read-only" if read_only else "read-write: extend and end ask for confirmation"
-        title = w.HTML(f"<b>Session explorer</b> — {html.escape(sessions.settings.endpoint)} "
-                       f"<span style='color:#6e7781'>({mode})</span>")
-        self.panel = w.VBox([
-            title,
-            w.HBox([self.query, self.glob, self.search_button, self.refresh_button]),
-            self.status,
-            self.heading_row,
-            self.list_box,
-            self.detail,
-            self.actions,
-        ])
+        title = w.HTML(
+            f"<b>Session explorer</b> — {html.escape(sessions.settings.endpoint)} "
+            f"<span style='color:#6e7781'>({mode})</span>"
+        )
+        self.panel = w.VBox(
+            [
+                title,
+                w.HBox([self.query, self.glob, self.search_button, self.refresh_button]),
+                self.status,
+                self.heading_row,
+                self.list_box,
+                self.detail,
+                self.actions,
+            ]
+        )
         self.panel.add_class("labsession-explorer")
 
     # -- display --------------------------------------------------------------------------------
@@ -309,12 +322,14 @@ class SessionExplorer:
         kind = facts.type if facts else None
         memory = facts.memory_bytes if facts else None
         if record.session is None:
-            return ExplorerRow(record.session_id, "", "", "?", ValidationReason.CORRUPT.value, record.ttl, None,
-                               kind, memory)
+            return ExplorerRow(
+                record.session_id, "", "", "?", ValidationReason.CORRUPT.value, record.ttl, None, kind, memory
+            )
         s = record.session
         verdict = self.sessions.judge(s)
-        return ExplorerRow(s.session_id, s.user_id, s.lab_id, s.status, verdict.reason.value, record.ttl,
-                           s.expires_at, kind, memory)
+        return ExplorerRow(
+            s.session_id, s.user_id, s.lab_id, s.status, verdict.reason.value, record.ttl, s.expires_at, kind, memory
+        )
 
     async def _find(self, text: str, glob: str = "") -> list[SessionRecord]:
         text = text.strip()
@@ -334,8 +349,9 @@ class SessionExplorer:
         read = 0
         async for record in self.sessions.scan_records(batch_size=500, limit=self.scan_limit, with_ttl=True):
             read += 1
-            if text and not (record.session_id.startswith(text)
-                             or (record.session is not None and record.session.user_id == text)):
+            if text and not (
+                record.session_id.startswith(text) or (record.session is not None and record.session.user_id == text)
+            ):
                 continue
             if glob and not fnmatch.fnmatchcase(record.session_id, glob):
                 continue
@@ -409,21 +425,31 @@ class SessionExplorer:
 
     def _row_widget(self, row: ExplorerRow) -> w.HBox:
         label, colour = _REASON_STYLE.get(row.reason, (row.reason, "#6e7781"))
-        open_button = w.Button(description=row.session_id[:8] + "…", tooltip=row.session_id,
-                               layout=w.Layout(width="110px"))
+        open_button = w.Button(
+            description=row.session_id[:8] + "…", tooltip=row.session_id, layout=w.Layout(width="110px")
+        )
         open_button.add_class("labsession-open")
         open_button.on_click(lambda _, sid=row.session_id: self.schedule(self.select(sid)))
-        badge = w.HTML(f"<span style='display:inline-block;min-width:80px;color:white;background:{colour};"
-                       f"border-radius:4px;padding:0 6px;text-align:center'>{html.escape(label)}</span>",
-                       layout=w.Layout(width="95px"))
+        badge = w.HTML(
+            f"<span style='display:inline-block;min-width:80px;color:white;background:{colour};"
+            f"border-radius:4px;padding:0 6px;text-align:center'>{html.escape(label)}</span>",
+            layout=w.Layout(width="95px"),
+        )
         badge.add_class("labsession-badge")
-        who = w.HTML(f"{html.escape(row.user_id or '?')} · {html.escape(row.lab_id or '?')}",
-                     layout=w.Layout(width="220px"))
+        who = w.HTML(
+            f"{html.escape(row.user_id or '?')} · {html.escape(row.lab_id or '?')}", layout=w.Layout(width="220px")
+        )
         ttl = row.ttl if row.ttl is not None and row.ttl >= 0 else 0
         fraction = ttl / max(self.ttl_scale, ttl, 1)
         style = "success" if fraction > 0.25 else "warning" if fraction > 0.05 else "danger"
-        bar = w.FloatProgress(value=ttl, min=0, max=max(self.ttl_scale, ttl, 1), bar_style=style,
-                              description="TTL", layout=w.Layout(width="260px"))
+        bar = w.FloatProgress(
+            value=ttl,
+            min=0,
+            max=max(self.ttl_scale, ttl, 1),
+            bar_style=style,
+            description="TTL",
+            layout=w.Layout(width="260px"),
+        )
         bar.add_class("labsession-ttl")
         left = w.Label(format_ttl(row.ttl), layout=w.Layout(width="80px"))
         kind = w.Label(row.key_type or "-", layout=w.Layout(width="70px"))
@@ -457,8 +483,10 @@ class SessionExplorer:
         if not record.exists:
             return f"<p><b>{sid}</b>: no such key (never existed, expired by TTL or evicted).</p>"
         if record.session is None:
-            return (f"<p><b>{sid}</b>: the stored value is not a session ({html.escape(record.error or '')}); "
-                    f"{record.size} bytes, TTL {format_ttl(record.ttl)}. It is left in place.</p>")
+            return (
+                f"<p><b>{sid}</b>: the stored value is not a session ({html.escape(record.error or '')}); "
+                f"{record.size} bytes, TTL {format_ttl(record.ttl)}. It is left in place.</p>"
+            )
         s = record.session
         verdict = self.sessions.judge(s)
         now = self.sessions.now_ms()
@@ -468,11 +496,16 @@ class SessionExplorer:
             ("expiresAt", f"{_iso(s.expires_at)} ({(s.expires_at - now) / 1000:+.0f} s)"),
             ("createdAt", f"{_iso(s.created_at)} (age {(now - s.created_at) / 1000:.0f} s)"),
         ]
-        table = "".join(f"<tr><td style='text-align:left'><b>{html.escape(k)}</b></td>"
-                        f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in facts)
+        table = "".join(
+            f"<tr><td style='text-align:left'><b>{html.escape(k)}</b></td>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in facts
+        )
         body = html.escape(json.dumps(s.redacted(), indent=2, ensure_ascii=False))
-        return (f"<p><b>Session {sid}</b></p><table>{table}</table>"
-                f"<pre style='max-height:260px;overflow:auto;background:#f6f8fa;padding:6px'>{body}</pre>")
+        return (
+            f"<p><b>Session {sid}</b></p><table>{table}</table>"
+            f"<pre style='max-height:260px;overflow:auto;background:#f6f8fa;padding:6px'>{body}</pre>"
+        )
 
     # -- changes (read_only=False only) ---------------------------------------------------------
 

@@ -44,7 +44,7 @@ PROBE_LAB_ID = "labsession-probe"
 def to_ws_url(base_url: str) -> str:
     """``http://h:p`` → ``ws://h:p`` (and https → wss)."""
     if base_url.startswith("https://"):
-        return "wss://" + base_url[len("https://"):].rstrip("/")
+        return "wss://" + base_url[len("https://") :].rstrip("/")
     return "ws://" + base_url.split("://", 1)[-1].rstrip("/")
 
 
@@ -103,8 +103,11 @@ def parse_diagnostics(body: dict[str, Any]) -> Diagnostics:
         count = len(active)
     origins = body.get("corsOrigins")
     cors = tuple(str(o) for o in origins) if isinstance(origins, list) else ()
-    flavour = "labsession" if "sessionCount" in body or isinstance(instance, dict) else (
-        "typescript" if isinstance(active, list) else "unknown")
+    flavour = (
+        "labsession"
+        if "sessionCount" in body or isinstance(instance, dict)
+        else ("typescript" if isinstance(active, list) else "unknown")
+    )
     return Diagnostics(instance_id, store, count, isinstance(active, list), cors, flavour)
 
 
@@ -151,8 +154,9 @@ class BackendClient:
             await self._client.aclose()
             self._client = None
 
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None = None,
-                    headers: dict[str, str] | None = None) -> tuple[httpx.Response | None, float, str | None]:
+    async def _send(
+        self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[httpx.Response | None, float, str | None]:
         """One request bounded by ``timeout``: ``(response, ms, None)``, or ``(None, ms, error text)``."""
         if self._client is None:
             await self.__aenter__()
@@ -162,13 +166,17 @@ class BackendClient:
             async with asyncio.timeout(self.timeout):
                 response = await self._client.request(method, self.base_url + path, json=body, headers=headers)
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
-            text = f"no answer within {self.timeout:g} s" if isinstance(exc, TimeoutError | httpx.TimeoutException) \
+            text = (
+                f"no answer within {self.timeout:g} s"
+                if isinstance(exc, TimeoutError | httpx.TimeoutException)
                 else _failure(exc)
+            )
             return None, (time.perf_counter() - started) * 1000, text
         return response, (time.perf_counter() - started) * 1000, None
 
-    async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                      headers: dict[str, str] | None = None) -> HttpAnswer:
+    async def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> HttpAnswer:
         """One request; JSON body parsed and cleaned; never raises for network trouble."""
         response, elapsed, error = await self._send(method, path, body, headers)
         if response is None:
@@ -258,9 +266,15 @@ class WsOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "handshakeMs": _r(self.handshake_ms), "refusedStatus": self.refused_status, "first": self.first_type,
-            "code": self.first_code, "firstMs": _r(self.first_ms), "closeCode": self.close_code,
-            "closeMs": _r(self.close_ms), "pings": len(self.ping_rtts_ms), "error": self.error,
+            "handshakeMs": _r(self.handshake_ms),
+            "refusedStatus": self.refused_status,
+            "first": self.first_type,
+            "code": self.first_code,
+            "firstMs": _r(self.first_ms),
+            "closeCode": self.close_code,
+            "closeMs": _r(self.close_ms),
+            "pings": len(self.ping_rtts_ms),
+            "error": self.error,
         }
 
 
@@ -290,8 +304,14 @@ async def ws_session(
     url = f"{ws_base.rstrip('/')}/terminal/{session_id}"
     try:
         async with asyncio.timeout(timeout):
-            async with websockets.connect(url, origin=origin, open_timeout=timeout, close_timeout=1.0,  # type: ignore[arg-type]
-                                          ping_interval=None, max_size=2**20) as ws:
+            async with websockets.connect(
+                url,
+                origin=origin,  # type: ignore[arg-type]
+                open_timeout=timeout,
+                close_timeout=1.0,
+                ping_interval=None,
+                max_size=2**20,
+            ) as ws:
                 out.handshake_ms = ms()
                 try:
                     first = await ws.recv()

@@ -57,11 +57,18 @@ class DnsResult:
 
     def check(self) -> CheckResult:
         if self.error:
-            return CheckResult("dns", Status.FAIL, f"{self.host} does not resolve: {self.error}",
-                               {"host": self.host, "cause": "DNS_FAILURE"})
-        return CheckResult("dns", Status.PASS,
-                           f"{self.host} resolves to {', '.join(self.addresses[:4])} in {self.elapsed_ms:.1f} ms",
-                           {"host": self.host, "addresses": list(self.addresses), "ms": round(self.elapsed_ms, 3)})
+            return CheckResult(
+                "dns",
+                Status.FAIL,
+                f"{self.host} does not resolve: {self.error}",
+                {"host": self.host, "cause": "DNS_FAILURE"},
+            )
+        return CheckResult(
+            "dns",
+            Status.PASS,
+            f"{self.host} resolves to {', '.join(self.addresses[:4])} in {self.elapsed_ms:.1f} ms",
+            {"host": self.host, "addresses": list(self.addresses), "ms": round(self.elapsed_ms, 3)},
+        )
 
 
 async def probe_dns(host: str, *, timeout: float = 3.0) -> DnsResult:
@@ -93,10 +100,12 @@ class TcpResult:
     def check(self) -> CheckResult:
         where = f"{self.host}:{self.port}"
         if self.error:
-            return CheckResult("tcp", Status.FAIL, f"TCP connect to {where} failed ({self.cause}): {self.error}",
-                               {"cause": self.cause})
-        return CheckResult("tcp", Status.PASS, f"TCP connect to {where} in {self.elapsed_ms:.1f} ms",
-                           {"ms": round(self.elapsed_ms, 3)})
+            return CheckResult(
+                "tcp", Status.FAIL, f"TCP connect to {where} failed ({self.cause}): {self.error}", {"cause": self.cause}
+            )
+        return CheckResult(
+            "tcp", Status.PASS, f"TCP connect to {where} in {self.elapsed_ms:.1f} ms", {"ms": round(self.elapsed_ms, 3)}
+        )
 
 
 async def probe_tcp(host: str, port: int, *, timeout: float = 3.0) -> TcpResult:
@@ -106,11 +115,13 @@ async def probe_tcp(host: str, port: int, *, timeout: float = 3.0) -> TcpResult:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port)
     except TimeoutError as exc:
-        return TcpResult(host, port, (time.perf_counter() - started) * 1000, f"no answer within {timeout:g} s",
-                         "TIMEOUT", exc)
+        return TcpResult(
+            host, port, (time.perf_counter() - started) * 1000, f"no answer within {timeout:g} s", "TIMEOUT", exc
+        )
     except OSError as exc:
-        return TcpResult(host, port, (time.perf_counter() - started) * 1000, str(exc) or type(exc).__name__,
-                         classify(exc).value, exc)
+        return TcpResult(
+            host, port, (time.perf_counter() - started) * 1000, str(exc) or type(exc).__name__, classify(exc).value, exc
+        )
     elapsed = (time.perf_counter() - started) * 1000
     await _close(writer, timeout)
     return TcpResult(host, port, elapsed)
@@ -153,35 +164,72 @@ class TlsResult:
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def checks(self) -> list[CheckResult]:
-        data = {"subject": self.subject, "issuer": self.issuer, "notAfter": self.not_after,
-                "daysToExpiry": self.days_to_expiry, "version": self.version, "ms": round(self.elapsed_ms, 3)}
+        data = {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "notAfter": self.not_after,
+            "daysToExpiry": self.days_to_expiry,
+            "version": self.version,
+            "ms": round(self.elapsed_ms, 3),
+        }
         out: list[CheckResult] = []
         if self.error and not self.subject:
-            out.append(CheckResult("tls handshake", Status.FAIL,
-                                   f"TLS handshake with {self.host}:{self.port} failed: {self.error}", data))
+            out.append(
+                CheckResult(
+                    "tls handshake",
+                    Status.FAIL,
+                    f"TLS handshake with {self.host}:{self.port} failed: {self.error}",
+                    data,
+                )
+            )
             return out
         if self.verified:
-            out.append(CheckResult("tls handshake", Status.PASS,
-                                   f"{self.version} in {self.elapsed_ms:.1f} ms; subject {self.subject}, "
-                                   f"issuer {self.issuer}", data))
+            out.append(
+                CheckResult(
+                    "tls handshake",
+                    Status.PASS,
+                    f"{self.version} in {self.elapsed_ms:.1f} ms; subject {self.subject}, issuer {self.issuer}",
+                    data,
+                )
+            )
         elif not self.verify_enabled:
-            out.append(CheckResult("tls handshake", Status.WARN,
-                                   f"certificate not verified ({self.error or 'verification disabled'}); "
-                                   f"subject {self.subject}, issuer {self.issuer}", data))
+            out.append(
+                CheckResult(
+                    "tls handshake",
+                    Status.WARN,
+                    f"certificate not verified ({self.error or 'verification disabled'}); "
+                    f"subject {self.subject}, issuer {self.issuer}",
+                    data,
+                )
+            )
         else:
-            out.append(CheckResult("tls handshake", Status.FAIL,
-                                   f"certificate not trusted: {self.error}; subject {self.subject}, "
-                                   f"issuer {self.issuer} (set REDIS_CA_CERT to the issuing CA)", data))
+            out.append(
+                CheckResult(
+                    "tls handshake",
+                    Status.FAIL,
+                    f"certificate not trusted: {self.error}; subject {self.subject}, "
+                    f"issuer {self.issuer} (set REDIS_CA_CERT to the issuing CA)",
+                    data,
+                )
+            )
         if self.hostname_match is False:
-            out.append(CheckResult("tls hostname", Status.FAIL if self.verify_enabled else Status.WARN,
-                                   f"certificate does not cover host {self.host!r} (subject {self.subject})"))
+            out.append(
+                CheckResult(
+                    "tls hostname",
+                    Status.FAIL if self.verify_enabled else Status.WARN,
+                    f"certificate does not cover host {self.host!r} (subject {self.subject})",
+                )
+            )
         elif self.hostname_match:
             out.append(CheckResult("tls hostname", Status.PASS, f"certificate covers host {self.host!r}"))
         if self.days_to_expiry is not None:
             days = self.days_to_expiry
             status = Status.FAIL if days < 0 else Status.WARN if days < CERT_WARN_DAYS else Status.PASS
-            out.append(CheckResult("tls expiry", status, f"certificate expires {self.not_after} ({days} days)",
-                                   {"daysToExpiry": days}))
+            out.append(
+                CheckResult(
+                    "tls expiry", status, f"certificate expires {self.not_after} ({days} days)", {"daysToExpiry": days}
+                )
+            )
         return out
 
 
@@ -201,12 +249,17 @@ def _decode_der(der: bytes) -> dict[str, Any]:
     cert = x509.load_der_x509_certificate(der)
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName)
+            x509.DNSName
+        )
     except x509.ExtensionNotFound:
         names = []
     not_after = cert.not_valid_after_utc
-    return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
-            "notAfter": not_after, "names": list(names)}
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "notAfter": not_after,
+        "names": list(names),
+    }
 
 
 def _host_matches(host: str, names: Sequence[str]) -> bool:
@@ -221,7 +274,12 @@ def _host_matches(host: str, names: Sequence[str]) -> bool:
 
 
 async def probe_tls(
-    host: str, port: int, *, ca_cert: str | None = None, verify: bool = True, timeout: float = 3.0,
+    host: str,
+    port: int,
+    *,
+    ca_cert: str | None = None,
+    verify: bool = True,
+    timeout: float = 3.0,
     as_client: bool = False,
 ) -> TlsResult:
     """Handshake with ``host:port``; report the certificate, chain trust, host-name match and expiry.
@@ -243,8 +301,13 @@ async def probe_tls(
         try:
             sslobj = writer.get_extra_info("ssl_object")
             cipher = sslobj.cipher()
-            return (sslobj.getpeercert() or {}, sslobj.getpeercert(binary_form=True) or b"", sslobj.version(),
-                    cipher[0] if cipher else None, elapsed)
+            return (
+                sslobj.getpeercert() or {},
+                sslobj.getpeercert(binary_form=True) or b"",
+                sslobj.version(),
+                cipher[0] if cipher else None,
+                elapsed,
+            )
         finally:
             await _close(writer, timeout)
 
@@ -258,17 +321,32 @@ async def probe_tls(
     try:
         info, der, version, cipher, elapsed = await handshake(context)
     except TimeoutError as exc:
-        return TlsResult(host, port, since_start(), False, None, error=f"no answer within {timeout:g} s",
-                         verify_enabled=verify, exception=exc)
+        return TlsResult(
+            host,
+            port,
+            since_start(),
+            False,
+            None,
+            error=f"no answer within {timeout:g} s",
+            verify_enabled=verify,
+            exception=exc,
+        )
     except ssl.SSLCertVerificationError as exc:
         error = exc.verify_message or str(exc)
         if as_client:
-            return TlsResult(host, port, since_start(), False, None, error=error, verify_enabled=verify,
-                             exception=exc)
+            return TlsResult(host, port, since_start(), False, None, error=error, verify_enabled=verify, exception=exc)
         info, der, version, cipher, elapsed = {}, b"", None, None, since_start()
     except (OSError, ssl.SSLError) as exc:
-        return TlsResult(host, port, since_start(), False, None, error=f"{type(exc).__name__}: {exc}",
-                         verify_enabled=verify, exception=exc)
+        return TlsResult(
+            host,
+            port,
+            since_start(),
+            False,
+            None,
+            error=f"{type(exc).__name__}: {exc}",
+            verify_enabled=verify,
+            exception=exc,
+        )
     verified = error is None and context.verify_mode != ssl.CERT_NONE
     if error is not None:
         loose = ssl.create_default_context()
@@ -277,8 +355,16 @@ async def probe_tls(
         try:
             _, der, version, cipher, _ = await handshake(loose)
         except (OSError, ssl.SSLError, TimeoutError) as exc:
-            return TlsResult(host, port, elapsed, False, None, error=f"{error}; then {type(exc).__name__}",
-                             verify_enabled=verify, exception=exc)
+            return TlsResult(
+                host,
+                port,
+                elapsed,
+                False,
+                None,
+                error=f"{error}; then {type(exc).__name__}",
+                verify_enabled=verify,
+                exception=exc,
+            )
     subject = _name(info.get("subject"))
     issuer = _name(info.get("issuer"))
     names = [v for (k, v) in info.get("subjectAltName", ()) if k == "DNS"]
@@ -291,14 +377,28 @@ async def probe_tls(
         names = decoded.get("names", [])
         not_after = decoded.get("notAfter")
     if not names and subject:  # no SAN: fall back to the common name
-        names = [part.split("=", 1)[1] for part in subject.split(", ") if part.lower().startswith(("cn=",
-                                                                                                  "commonname="))]
+        names = [
+            part.split("=", 1)[1] for part in subject.split(", ") if part.lower().startswith(("cn=", "commonname="))
+        ]
     match = _host_matches(host, names) if names else None
     days = None
     if not_after is not None:
         days = int((not_after - dt.datetime.now(dt.UTC)).total_seconds() // 86400)
-    return TlsResult(host, port, elapsed, verified, match, subject, issuer,
-                     not_after.date().isoformat() if not_after else None, days, version, error, verify, cipher)
+    return TlsResult(
+        host,
+        port,
+        elapsed,
+        verified,
+        match,
+        subject,
+        issuer,
+        not_after.date().isoformat() if not_after else None,
+        days,
+        version,
+        error,
+        verify,
+        cipher,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,20 +467,38 @@ def health_checks(health: RedisHealth) -> list[CheckResult]:
     """Server facts as checks: version, provider, eviction policy and evictions, clients against the limit."""
     out: list[CheckResult] = []
     facts = {"version": health.version, "mode": health.mode, "provider": health.provider, "role": health.role}
-    out.append(CheckResult("server", Status.PASS,
-                           f"{health.provider} Redis {health.version or '(version hidden)'}, mode "
-                           f"{health.mode or 'unknown'}, role {health.role or 'unknown'}", facts))
+    out.append(
+        CheckResult(
+            "server",
+            Status.PASS,
+            f"{health.provider} Redis {health.version or '(version hidden)'}, mode "
+            f"{health.mode or 'unknown'}, role {health.role or 'unknown'}",
+            facts,
+        )
+    )
     judged = judge_eviction(health.maxmemory_policy, health.evicted_keys, health.maxmemory)
-    out.append(CheckResult("eviction policy", judged.policy_status, judged.policy_evidence,
-                           {"policy": health.maxmemory_policy, "maxmemory": health.maxmemory}))
-    out.append(CheckResult("evictions", judged.evictions_status, judged.evictions_evidence,
-                           {"evicted": health.evicted_keys}))
+    out.append(
+        CheckResult(
+            "eviction policy",
+            judged.policy_status,
+            judged.policy_evidence,
+            {"policy": health.maxmemory_policy, "maxmemory": health.maxmemory},
+        )
+    )
+    out.append(
+        CheckResult("evictions", judged.evictions_status, judged.evictions_evidence, {"evicted": health.evicted_keys})
+    )
     if health.connected_clients is not None and health.max_clients:
         share = health.connected_clients / health.max_clients
         status = Status.WARN if share >= 0.8 else Status.PASS
-        out.append(CheckResult("clients", status,
-                               f"{health.connected_clients} of {health.max_clients} client connections in use "
-                               f"({share:.0%})", {"connected": health.connected_clients, "max": health.max_clients}))
+        out.append(
+            CheckResult(
+                "clients",
+                status,
+                f"{health.connected_clients} of {health.max_clients} client connections in use ({share:.0%})",
+                {"connected": health.connected_clients, "max": health.max_clients},
+            )
+        )
     return out
 
 
@@ -390,20 +508,40 @@ def lint_config(settings: Settings, health: RedisHealth | None = None) -> list[C
     provider = health.provider if health else ("upstash" if settings.is_upstash else None)
     upstash = settings.is_upstash or provider == "upstash"
     if settings.scheme == "redis" and upstash:
-        out.append(CheckResult("url scheme", Status.FAIL,
-                               f"REDIS_URL uses plain redis:// for the Upstash host {settings.host}: use rediss://",
-                               {"scheme": settings.scheme, "provider": "upstash"}))
+        out.append(
+            CheckResult(
+                "url scheme",
+                Status.FAIL,
+                f"REDIS_URL uses plain redis:// for the Upstash host {settings.host}: use rediss://",
+                {"scheme": settings.scheme, "provider": "upstash"},
+            )
+        )
     elif settings.scheme == "redis" and not _loopback(settings.host):
-        out.append(CheckResult("url scheme", Status.WARN,
-                               f"plain redis:// to {settings.host}: traffic and password travel unencrypted; "
-                               "use rediss:// unless this network is private", {"scheme": settings.scheme}))
+        out.append(
+            CheckResult(
+                "url scheme",
+                Status.WARN,
+                f"plain redis:// to {settings.host}: traffic and password travel unencrypted; "
+                "use rediss:// unless this network is private",
+                {"scheme": settings.scheme},
+            )
+        )
     else:
-        out.append(CheckResult("url scheme", Status.PASS, f"{settings.scheme}:// to {settings.endpoint}",
-                               {"scheme": settings.scheme}))
+        out.append(
+            CheckResult(
+                "url scheme", Status.PASS, f"{settings.scheme}:// to {settings.endpoint}", {"scheme": settings.scheme}
+            )
+        )
     if settings.tls and not settings.tls_verify:
-        out.append(CheckResult("tls verification", Status.WARN,
-                               "certificate verification is disabled (REDIS_TLS_VERIFY=false): anyone on the "
-                               "path can impersonate the server", {"verify": False}))
+        out.append(
+            CheckResult(
+                "tls verification",
+                Status.WARN,
+                "certificate verification is disabled (REDIS_TLS_VERIFY=false): anyone on the "
+                "path can impersonate the server",
+                {"verify": False},
+            )
+        )
     elif settings.tls:
         out.append(CheckResult("tls verification", Status.PASS, "certificate and host name are verified"))
     return out
@@ -411,4 +549,3 @@ def lint_config(settings: Settings, health: RedisHealth | None = None) -> list[C
 
 def _loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
-

@@ -134,12 +134,19 @@ async def run_lifecycle(
                 answer, session_id = await clients[0].start_probe()
                 result.steps_ms["create"] = answer.elapsed_ms
                 if not answer.ok or not session_id:
-                    result.add("create", Status.FAIL,
-                               f"POST /api/labs/start on {clients[0].base_url}: {_said(answer)}", response=answer.body)
+                    result.add(
+                        "create",
+                        Status.FAIL,
+                        f"POST /api/labs/start on {clients[0].base_url}: {_said(answer)}",
+                        response=answer.body,
+                    )
                     return result
-                result.add("create", Status.PASS,
-                           f"created probe session {log_id(session_id)} through {clients[0].base_url} "
-                           f"({_said(answer)}, {answer.elapsed_ms:.1f} ms)")
+                result.add(
+                    "create",
+                    Status.PASS,
+                    f"created probe session {log_id(session_id)} through {clients[0].base_url} "
+                    f"({_said(answer)}, {answer.elapsed_ms:.1f} ms)",
+                )
                 if redis is not None:
                     key = redis.settings.key_prefix + session_id
                     try:
@@ -149,31 +156,46 @@ async def run_lifecycle(
                         log.warning("could not mark the probe session: %s", exc)
             if redis is not None:
                 if marked:
-                    result.add("probe marked", Status.PASS,
-                               f"probe record marked \"probe\": true, TTL {PROBE_TTL_SECONDS} s")
+                    result.add(
+                        "probe marked", Status.PASS, f'probe record marked "probe": true, TTL {PROBE_TTL_SECONDS} s'
+                    )
                 else:
-                    result.add("probe marked", Status.WARN,
-                               f"the probe key {redis.settings.key_prefix}{log_id(session_id)} was not found "
-                               "in this Redis: does the backend use another store?")
+                    result.add(
+                        "probe marked",
+                        Status.WARN,
+                        f"the probe key {redis.settings.key_prefix}{log_id(session_id)} was not found "
+                        "in this Redis: does the backend use another store?",
+                    )
             for client in clients:
                 check = await client.validate(session_id)
                 valid = check.ok and check.body.get("valid") is True
-                result.add(f"validate via {client.base_url}", Status.PASS if valid else Status.FAIL,
-                           f"{_said(check)}, valid={check.body.get('valid')}, {check.elapsed_ms:.1f} ms")
-                ws = await ws_session(to_ws_url(client.base_url), session_id, origin=origin, pings=pings,
-                                      timeout=timeout)
+                result.add(
+                    f"validate via {client.base_url}",
+                    Status.PASS if valid else Status.FAIL,
+                    f"{_said(check)}, valid={check.body.get('valid')}, {check.elapsed_ms:.1f} ms",
+                )
+                ws = await ws_session(
+                    to_ws_url(client.base_url), session_id, origin=origin, pings=pings, timeout=timeout
+                )
                 result.ping_rtts_ms.extend(ws.ping_rtts_ms)
                 if ws.connected and len(ws.ping_rtts_ms) == pings:
                     p50 = percentile(ws.ping_rtts_ms, 50)
                     rtt = f", ping p50 {p50:.2f} ms" if p50 is not None else ""
-                    result.add(f"websocket via {client.base_url}", Status.PASS,
-                               f"connected in {ws.handshake_ms or 0:.1f} ms, {len(ws.ping_rtts_ms)} pongs{rtt}",
-                               **ws.to_dict())
+                    result.add(
+                        f"websocket via {client.base_url}",
+                        Status.PASS,
+                        f"connected in {ws.handshake_ms or 0:.1f} ms, {len(ws.ping_rtts_ms)} pongs{rtt}",
+                        **ws.to_dict(),
+                    )
                 else:
-                    result.add(f"websocket via {client.base_url}", Status.FAIL,
-                               f"expected connected and {pings} pongs; got first={ws.first_type} "
-                               f"code={ws.first_code} close={ws.close_code} refused={ws.refused_status} "
-                               f"error={ws.error}", **ws.to_dict())
+                    result.add(
+                        f"websocket via {client.base_url}",
+                        Status.FAIL,
+                        f"expected connected and {pings} pongs; got first={ws.first_type} "
+                        f"code={ws.first_code} close={ws.close_code} refused={ws.refused_status} "
+                        f"error={ws.error}",
+                        **ws.to_dict(),
+                    )
             before = await clients[-1].validate(session_id)
             extended = await clients[-1].extend(session_id, 1)
             new_expiry = extended.body.get("newExpiresAt", extended.body.get("expiresAt"))
@@ -181,13 +203,18 @@ async def run_lifecycle(
             if extended.ok and isinstance(new_expiry, int) and isinstance(old_expiry, int):
                 moved = new_expiry - old_expiry
                 status = Status.PASS if moved == 60_000 else Status.FAIL
-                result.add("extend", status, f"extend by 1 minute through {clients[-1].base_url} moved expiresAt "
-                           f"by {moved} ms (want 60000)", movedMs=moved)
+                result.add(
+                    "extend",
+                    status,
+                    f"extend by 1 minute through {clients[-1].base_url} moved expiresAt by {moved} ms (want 60000)",
+                    movedMs=moved,
+                )
             else:
                 result.add("extend", Status.FAIL, f"extend through {clients[-1].base_url}: {_said(extended)}")
             ended = await clients[0].end(session_id)
-            result.add("end", Status.PASS if ended.ok else Status.FAIL,
-                       f"end through {clients[0].base_url}: {_said(ended)}")
+            result.add(
+                "end", Status.PASS if ended.ok else Status.FAIL, f"end through {clients[0].base_url}: {_said(ended)}"
+            )
             for client in clients:
                 after = await client.validate(session_id)
                 gone = after.status == 404 and after.body.get("valid") is not True
@@ -197,22 +224,29 @@ async def run_lifecycle(
                 result.add(f"ended → 404 via {client.base_url}", Status.PASS if gone else Status.FAIL, evidence)
                 ws = await ws_session(to_ws_url(client.base_url), session_id, origin=origin, timeout=timeout)
                 closed = ws.close_code == 4000
-                result.add(f"ended → close 4000 via {client.base_url}", Status.PASS if closed else Status.FAIL,
-                           f"WebSocket after end: first={ws.first_type} code={ws.first_code} close={ws.close_code} "
-                           f"in {ws.close_ms or 0:.0f} ms" + (f", error={ws.error}" if ws.error else ""),
-                           **ws.to_dict())
+                result.add(
+                    f"ended → close 4000 via {client.base_url}",
+                    Status.PASS if closed else Status.FAIL,
+                    f"WebSocket after end: first={ws.first_type} code={ws.first_code} close={ws.close_code} "
+                    f"in {ws.close_ms or 0:.0f} ms" + (f", error={ws.error}" if ws.error else ""),
+                    **ws.to_dict(),
+                )
     finally:
         if session_id is not None:
             result.cleaned_up = await _cleanup(backend_urls[0], session_id, redis, key, timeout)
-            result.add("cleanup", Status.PASS if result.cleaned_up else Status.WARN,
-                       "probe session deleted" if result.cleaned_up and key else
-                       "probe session ended (Redis expires it within 60 s)" if result.cleaned_up else
-                       "could not clean up the probe session; it expires by itself")
+            result.add(
+                "cleanup",
+                Status.PASS if result.cleaned_up else Status.WARN,
+                "probe session deleted"
+                if result.cleaned_up and key
+                else "probe session ended (Redis expires it within 60 s)"
+                if result.cleaned_up
+                else "could not clean up the probe session; it expires by itself",
+            )
     return result
 
 
-async def _cleanup(base_url: str, session_id: str, redis: RedisService | None, key: str | None,
-                   timeout: float) -> bool:
+async def _cleanup(base_url: str, session_id: str, redis: RedisService | None, key: str | None, timeout: float) -> bool:
     ok = False
     with contextlib.suppress(Exception):
         async with BackendClient(base_url, timeout=timeout) as client:

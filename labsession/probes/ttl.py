@@ -65,8 +65,10 @@ class Anomaly(StrEnum):
 _ANOMALY_TEXT = {
     Anomaly.NO_TTL: ("keys without a TTL (-1): they never expire, a leak", Status.FAIL),
     Anomaly.TTL_TOO_LONG: ("TTLs longer than a session may live", Status.WARN),
-    Anomaly.CLOCK_SKEW: ("active sessions whose expiresAt disagrees with the TTL (clock skew between writers)",
-                         Status.WARN),
+    Anomaly.CLOCK_SKEW: (
+        "active sessions whose expiresAt disagrees with the TTL (clock skew between writers)",
+        Status.WARN,
+    ),
     Anomaly.CORRUPT: ("values that are not session JSON (reported, never deleted)", Status.FAIL),
     Anomaly.ENDED_LINGERING: (f"ended or expired sessions kept longer than {ENDED_TTL_SECONDS} s", Status.WARN),
     Anomaly.PAST_EXPIRY: ("sessions still marked active after their expiresAt", Status.WARN),
@@ -132,7 +134,7 @@ class TtlInspection:
         if len(bucket) >= self.sample_size:
             return
         text_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-        session_id = text_key[len(self.key_prefix):]
+        session_id = text_key[len(self.key_prefix) :]
         shown_key = text_key if self.show_ids else self.key_prefix + log_id(session_id)
         shown: dict[str, Any] = {"session": shown_key, "ttl": "none" if ttl == -1 else f"{ttl} s"}
         if isinstance(value, dict):
@@ -213,23 +215,37 @@ class TtlInspection:
         return [{"status": s, "count": c} for s, c in self.by_status.most_common()]
 
     def anomaly_rows(self) -> list[dict[str, Any]]:
-        return [{"anomaly": a.value, "count": self.anomalies.get(a.value, 0), "meaning": _ANOMALY_TEXT[a][0]}
-                for a in Anomaly]
+        return [
+            {"anomaly": a.value, "count": self.anomalies.get(a.value, 0), "meaning": _ANOMALY_TEXT[a][0]}
+            for a in Anomaly
+        ]
 
     def checks(self) -> list[CheckResult]:
         out: list[CheckResult] = []
         rate = self.scanned / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
-        scan_text = (f"read {self.scanned} session keys in {self.batches} batches, {self.elapsed_seconds:.2f} s "
-                     f"({rate:.0f} keys/s)")
+        scan_text = (
+            f"read {self.scanned} session keys in {self.batches} batches, {self.elapsed_seconds:.2f} s "
+            f"({rate:.0f} keys/s)"
+        )
         if self.truncated:
             reason = self.stop_reason or "key limit"
-            out.append(CheckResult("scan", Status.WARN, f"{scan_text}; stopped at the {reason}: "
-                                   "the counts below cover part of the keyspace",
-                                   {"scanned": self.scanned, "active": self.by_status.get("active", 0)}))
+            out.append(
+                CheckResult(
+                    "scan",
+                    Status.WARN,
+                    f"{scan_text}; stopped at the {reason}: the counts below cover part of the keyspace",
+                    {"scanned": self.scanned, "active": self.by_status.get("active", 0)},
+                )
+            )
         else:
-            out.append(CheckResult("scan", Status.PASS, scan_text, {"scanned": self.scanned,
-                                                                     "vanished": self.vanished,
-                                                                     "active": self.by_status.get("active", 0)}))
+            out.append(
+                CheckResult(
+                    "scan",
+                    Status.PASS,
+                    scan_text,
+                    {"scanned": self.scanned, "vanished": self.vanished, "active": self.by_status.get("active", 0)},
+                )
+            )
         for anomaly in Anomaly:
             count = self.anomalies.get(anomaly.value, 0)
             meaning, bad = _ANOMALY_TEXT[anomaly]
@@ -247,10 +263,15 @@ class TtlInspection:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "scanned": self.scanned, "batches": self.batches, "truncated": self.truncated,
-            "elapsedSeconds": round(self.elapsed_seconds, 3), "byStatus": dict(self.by_status),
-            "anomalies": dict(self.anomalies), "histogram": self.histogram.rows(),
-            "topUsers": self.top_users(), "topUsersExact": self.users.exact,
+            "scanned": self.scanned,
+            "batches": self.batches,
+            "truncated": self.truncated,
+            "elapsedSeconds": round(self.elapsed_seconds, 3),
+            "byStatus": dict(self.by_status),
+            "anomalies": dict(self.anomalies),
+            "histogram": self.histogram.rows(),
+            "topUsers": self.top_users(),
+            "topUsersExact": self.users.exact,
         }
 
 
@@ -300,7 +321,7 @@ class _Reader:
                     pipe.ttl(key)
                 replies = list(await pipe.execute())
         if self.cluster:
-            return replies[: len(keys)], replies[len(keys):]
+            return replies[: len(keys)], replies[len(keys) :]
         return list(replies[0]), replies[1:]
 
 
@@ -334,8 +355,9 @@ async def inspect_ttls(
     Raises :class:`~labsession.errors.RedisUnavailable` when the store fails mid-walk.
     """
     prefix = key_prefix or redis.settings.key_prefix
-    result = TtlInspection(prefix, max_ttl_seconds, skew_tolerance_seconds, limit, sample_size=sample_size,
-                           show_ids=show_ids)
+    result = TtlInspection(
+        prefix, max_ttl_seconds, skew_tolerance_seconds, limit, sample_size=sample_size, show_ids=show_ids
+    )
     started = time.perf_counter()
     cluster = hasattr(redis.client, "get_primaries")
     reader = _Reader(redis, script=use_script, cluster=cluster)
@@ -397,11 +419,13 @@ async def seed_demo_sessions(redis: RedisService, count: int) -> list[str]:
     ids: list[str] = []
     lifetimes = (5, 20, 45, 90, 120)
     for index in range(count):
-        service = LabSessionService(redis, redis.settings.with_changes(
-            lab_timeout_minutes=lifetimes[index % len(lifetimes)]))
+        service = LabSessionService(
+            redis, redis.settings.with_changes(lab_timeout_minutes=lifetimes[index % len(lifetimes)])
+        )
         user = f"{DEMO_USER_PREFIX}{min(index % 7, index % 3) + 1}"
-        session = await service.create(user, f"lab-{index % 4}", f"purchase-{index}", base_url="ws://demo.invalid",
-                                       extra={"probe": True})
+        session = await service.create(
+            user, f"lab-{index % 4}", f"purchase-{index}", base_url="ws://demo.invalid", extra={"probe": True}
+        )
         ids.append(session.session_id)
         if index % 6 == 5:
             await service.end(session.session_id)

@@ -46,19 +46,27 @@ class VisibilityResult:
         return max(seen) if seen and len(seen) == len(self.samples_ms) else None
 
     def check(self) -> CheckResult:
-        data = {"samplesMs": [round(s, 3) if s is not None else None for s in self.samples_ms],
-                "windowMs": self.window_ms}
+        data = {
+            "samplesMs": [round(s, 3) if s is not None else None for s in self.samples_ms],
+            "windowMs": self.window_ms,
+        }
         if not self.samples_ms:
             return CheckResult("visibility lag", Status.SKIP, "no sample taken", data)
         missing = sum(1 for s in self.samples_ms if s is None)
         if missing:
-            return CheckResult("visibility lag", Status.FAIL,
-                               f"{missing} of {len(self.samples_ms)} writes were not visible on another connection "
-                               f"within {self.bound_ms:.0f} ms", data)
+            return CheckResult(
+                "visibility lag",
+                Status.FAIL,
+                f"{missing} of {len(self.samples_ms)} writes were not visible on another connection "
+                f"within {self.bound_ms:.0f} ms",
+                data,
+            )
         worst = self.worst_ms or 0.0
         p50 = percentile([s for s in self.samples_ms if s is not None], 50) or 0.0
-        text = (f"{len(self.samples_ms)} writes visible on another connection after p50 {p50:.2f} ms, "
-                f"worst {worst:.2f} ms (lookup retry window {self.window_ms:.0f} ms)")
+        text = (
+            f"{len(self.samples_ms)} writes visible on another connection after p50 {p50:.2f} ms, "
+            f"worst {worst:.2f} ms (lookup retry window {self.window_ms:.0f} ms)"
+        )
         if worst > self.window_ms:
             return CheckResult("visibility lag", Status.FAIL, text + ": longer than the window", data)
         if worst > self.window_ms / 2:

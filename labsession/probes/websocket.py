@@ -56,8 +56,11 @@ class InstanceInfo:
     def row(self) -> dict[str, Any]:
         d = self.diagnostics
         return {
-            "url": self.url, "health": self.health_status, "healthMs": round(self.health_ms, 1),
-            "backend": d.flavour if d else None, "instance": d.instance_id if d else None,
+            "url": self.url,
+            "health": self.health_status,
+            "healthMs": round(self.health_ms, 1),
+            "backend": d.flavour if d else None,
+            "instance": d.instance_id if d else None,
             "store": (d.store.run_id or d.store.endpoint) if d and d.store else None,
             "sessions": d.session_count if d else None,
         }
@@ -70,34 +73,56 @@ async def check_instance(url: str, *, timeout: float = 5.0, our_store: StoreIden
         answer, diag = await client.diagnostics()
     info = InstanceInfo(url, health.status, health.elapsed_ms, diag)
     if health.ok:
-        info.checks.append(CheckResult(f"health {url}", Status.PASS,
-                                       f"/health answered {health.status} in {health.elapsed_ms:.1f} ms"))
+        info.checks.append(
+            CheckResult(f"health {url}", Status.PASS, f"/health answered {health.status} in {health.elapsed_ms:.1f} ms")
+        )
     else:
-        info.checks.append(CheckResult(f"health {url}", Status.FAIL,
-                                       f"/health: {health.error or f'HTTP {health.status}'}"))
+        info.checks.append(
+            CheckResult(f"health {url}", Status.FAIL, f"/health: {health.error or f'HTTP {health.status}'}")
+        )
     if diag is None or not answer.ok:
         what = answer.error or f"HTTP {answer.status}"
-        info.checks.append(CheckResult(f"diagnostics {url}", Status.FAIL, f"diagnostics route: {what}",
-                                       {"response": answer.body}))
+        info.checks.append(
+            CheckResult(f"diagnostics {url}", Status.FAIL, f"diagnostics route: {what}", {"response": answer.body})
+        )
         return info
     evidence = f"{diag.flavour} backend, {diag.session_count} sessions"
     if diag.lists_session_ids:
-        info.checks.append(CheckResult(f"diagnostics {url}", Status.WARN,
-                                       f"{evidence}; it publishes every session id (the only credential "
-                                       "/terminal asks for) — ids hidden here"))
+        info.checks.append(
+            CheckResult(
+                f"diagnostics {url}",
+                Status.WARN,
+                f"{evidence}; it publishes every session id (the only credential /terminal asks for) — ids hidden here",
+            )
+        )
     else:
         info.checks.append(CheckResult(f"diagnostics {url}", Status.PASS, evidence))
     if diag.store is None:
-        info.checks.append(CheckResult(f"store identity {url}", Status.WARN,
-                                       "the instance does not report which store it uses: sharing is unknown"))
+        info.checks.append(
+            CheckResult(
+                f"store identity {url}",
+                Status.WARN,
+                "the instance does not report which store it uses: sharing is unknown",
+            )
+        )
     elif our_store is not None and same_store(diag.store, our_store) is False:
-        info.checks.append(CheckResult(f"store identity {url}", Status.FAIL,
-                                       f"the instance uses store {diag.store.endpoint} (run_id "
-                                       f"{(diag.store.run_id or '?')[:12]}), not the Redis this notebook inspects "
-                                       f"({our_store.endpoint})"))
+        info.checks.append(
+            CheckResult(
+                f"store identity {url}",
+                Status.FAIL,
+                f"the instance uses store {diag.store.endpoint} (run_id "
+                f"{(diag.store.run_id or '?')[:12]}), not the Redis this notebook inspects "
+                f"({our_store.endpoint})",
+            )
+        )
     else:
-        info.checks.append(CheckResult(f"store identity {url}", Status.PASS,
-                                       f"store {diag.store.endpoint} (run_id {(diag.store.run_id or '?')[:12]})"))
+        info.checks.append(
+            CheckResult(
+                f"store identity {url}",
+                Status.PASS,
+                f"store {diag.store.endpoint} (run_id {(diag.store.run_id or '?')[:12]})",
+            )
+        )
     return info
 
 
@@ -110,16 +135,22 @@ async def probe_unknown_session(
     data = outcome.to_dict()
     if outcome.close_code == 4000:
         took = outcome.close_ms or 0.0
-        text = (f"handshake {outcome.handshake_ms or 0:.1f} ms, then {outcome.first_code or outcome.first_type} and "
-                f"close 4000 after {took:.0f} ms (expected within {expected_close_ms:.0f} ms)")
+        text = (
+            f"handshake {outcome.handshake_ms or 0:.1f} ms, then {outcome.first_code or outcome.first_type} and "
+            f"close 4000 after {took:.0f} ms (expected within {expected_close_ms:.0f} ms)"
+        )
         if took <= expected_close_ms:
             return CheckResult(name, Status.PASS, text, data), outcome
         return CheckResult(name, Status.WARN, text, data, timing="closed later than expected"), outcome
     if outcome.connected:
         return CheckResult(name, Status.FAIL, "a random session id was accepted as connected", data), outcome
-    return CheckResult(name, Status.FAIL, f"expected close 4000; got first={outcome.first_type} "
-                       f"close={outcome.close_code} refused={outcome.refused_status} error={outcome.error}",
-                       data), outcome
+    return CheckResult(
+        name,
+        Status.FAIL,
+        f"expected close 4000; got first={outcome.first_type} "
+        f"close={outcome.close_code} refused={outcome.refused_status} error={outcome.error}",
+        data,
+    ), outcome
 
 
 async def probe_valid_session(
@@ -131,11 +162,19 @@ async def probe_valid_session(
     if outcome.connected and len(outcome.ping_rtts_ms) == pings:
         p50 = percentile(outcome.ping_rtts_ms, 50) or 0.0
         p99 = percentile(outcome.ping_rtts_ms, 99) or 0.0
-        return CheckResult(name, Status.PASS, f"connected after {outcome.first_ms or 0:.1f} ms; {pings} pings, RTT "
-                           f"p50 {p50:.2f} ms, p99 {p99:.2f} ms", outcome.to_dict()), outcome
-    return CheckResult(name, Status.FAIL, f"expected connected and {pings} pongs; got first={outcome.first_type} "
-                       f"code={outcome.first_code} close={outcome.close_code} error={outcome.error}",
-                       outcome.to_dict()), outcome
+        return CheckResult(
+            name,
+            Status.PASS,
+            f"connected after {outcome.first_ms or 0:.1f} ms; {pings} pings, RTT p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+            outcome.to_dict(),
+        ), outcome
+    return CheckResult(
+        name,
+        Status.FAIL,
+        f"expected connected and {pings} pongs; got first={outcome.first_type} "
+        f"code={outcome.first_code} close={outcome.close_code} error={outcome.error}",
+        outcome.to_dict(),
+    ), outcome
 
 
 async def probe_refused_origin(
@@ -148,16 +187,26 @@ async def probe_refused_origin(
         origins.append(allowed[0].rstrip("/") + ".evil.example")
     out: list[CheckResult] = []
     for origin in origins:
-        outcome = await ws_session(to_ws_url(base_url), str(uuid.uuid4()), origin=origin, timeout=timeout,
-                                   wait_close=True)
+        outcome = await ws_session(
+            to_ws_url(base_url), str(uuid.uuid4()), origin=origin, timeout=timeout, wait_close=True
+        )
         name = f"refused origin {base_url} ({origin})"
         if outcome.refused_status is not None:
-            out.append(CheckResult(name, Status.PASS, f"handshake refused with HTTP {outcome.refused_status}",
-                                   outcome.to_dict()))
+            out.append(
+                CheckResult(
+                    name, Status.PASS, f"handshake refused with HTTP {outcome.refused_status}", outcome.to_dict()
+                )
+            )
         elif outcome.handshake_ms is not None:
-            out.append(CheckResult(name, Status.FAIL,
-                                   f"handshake from a disallowed origin was accepted (then close "
-                                   f"{outcome.close_code}); check the origin allow-list", outcome.to_dict()))
+            out.append(
+                CheckResult(
+                    name,
+                    Status.FAIL,
+                    f"handshake from a disallowed origin was accepted (then close "
+                    f"{outcome.close_code}); check the origin allow-list",
+                    outcome.to_dict(),
+                )
+            )
         else:
             out.append(CheckResult(name, Status.FAIL, f"no handshake answer: {outcome.error}", outcome.to_dict()))
     return out
@@ -189,11 +238,16 @@ class BalancerSample:
             split = split or any(same_store(our_store, other) is False for other in identities)
         if split:
             stores = ", ".join(f"{k}: {(v.run_id or v.endpoint)[:12]}" for k, v in known.items())
-            return CheckResult(name, Status.FAIL, f"{spread}; they do NOT share one store ({stores}): a session "
-                               "made on one is invalid on another", data)
+            return CheckResult(
+                name,
+                Status.FAIL,
+                f"{spread}; they do NOT share one store ({stores}): a session made on one is invalid on another",
+                data,
+            )
         if unknown:
-            return CheckResult(name, Status.WARN, f"{spread}; {len(unknown)} report no store identity, so sharing "
-                               "is unknown", data)
+            return CheckResult(
+                name, Status.WARN, f"{spread}; {len(unknown)} report no store identity, so sharing is unknown", data
+            )
         return CheckResult(name, Status.PASS, f"{spread}, all on one store", data)
 
 

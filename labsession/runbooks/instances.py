@@ -97,32 +97,47 @@ def compare_stores(samples: list[InstanceSample], ours: StoreIdentity | None) ->
     }
     if not answered:
         reason = failed[0].error if failed else "no backend URL given"
-        return CheckResult("shared store", Status.ERROR if failed else Status.SKIP,
-                           f"no instance answered its diagnostics route ({reason})", data), False
+        return CheckResult(
+            "shared store",
+            Status.ERROR if failed else Status.SKIP,
+            f"no instance answered its diagnostics route ({reason})",
+            data,
+        ), False
     named = [s.store for s in answered if s.store is not None]
     if not named:
         return CheckResult(
-            "shared store", Status.WARN,
+            "shared store",
+            Status.WARN,
             f"{len(instances)} instance(s) answered but none reports its store (the TypeScript backend "
-            "does not); sharing is judged from session lookups instead", data), False
+            "does not); sharing is judged from session lookups instead",
+            data,
+        ), False
     split = len(stores) > 1 or any(same_store(named[0], other) is False for other in named[1:])
     if split:
         parts = ", ".join(f"{k}: {n} answer(s)" for k, n in stores.items())
         return CheckResult(
-            "shared store", Status.FAIL,
+            "shared store",
+            Status.FAIL,
             f"instances report different stores ({parts}); a session made on one is unknown to the others",
-            data), True
+            data,
+        ), True
     theirs = named[0]
     if ours is not None and same_store(theirs, ours) is False:
         return CheckResult(
-            "shared store", Status.FAIL,
+            "shared store",
+            Status.FAIL,
             f"every instance uses {theirs.endpoint} (run_id {theirs.run_id}), not the Redis that "
-            f"the runbook's URL names ({ours.endpoint}, run_id {ours.run_id})", data), True
+            f"the runbook's URL names ({ours.endpoint}, run_id {ours.run_id})",
+            data,
+        ), True
     note = f"; {len(failed)} sample(s) failed" if failed else ""
     key = theirs.run_id or theirs.endpoint
     return CheckResult(
-        "shared store", Status.WARN if failed else Status.PASS,
-        f"{len(answered)} answer(s) from {len(instances)} instance(s), all on one store ({key}){note}", data), False
+        "shared store",
+        Status.WARN if failed else Status.PASS,
+        f"{len(answered)} answer(s) from {len(instances)} instance(s), all on one store ({key}){note}",
+        data,
+    ), False
 
 
 async def validate_through_backends(

@@ -157,15 +157,22 @@ def judge_key(
     if not record.exists:
         evicting = _eviction_evidence(health)
         if evicting:
-            return CheckResult("session key", Status.FAIL,
-                               f"no key for session {sid}, and Redis has evicted keys ({evicting})",
-                               {"exists": False}), C.EVICTION_SUSPECTED
-        return CheckResult("session key", Status.FAIL, f"no key for session {sid} in this Redis",
-                           {"exists": False}), C.SESSION_MISSING
+            return CheckResult(
+                "session key",
+                Status.FAIL,
+                f"no key for session {sid}, and Redis has evicted keys ({evicting})",
+                {"exists": False},
+            ), C.EVICTION_SUSPECTED
+        return CheckResult(
+            "session key", Status.FAIL, f"no key for session {sid} in this Redis", {"exists": False}
+        ), C.SESSION_MISSING
     if record.session is None:
-        return CheckResult("session key", Status.FAIL,
-                           f"the value of session {sid} is not a session: {record.error}",
-                           {"exists": True, "size": record.size, "ttl": record.ttl}), C.SESSION_CORRUPT
+        return CheckResult(
+            "session key",
+            Status.FAIL,
+            f"the value of session {sid} is not a session: {record.error}",
+            {"exists": True, "size": record.size, "ttl": record.ttl},
+        ), C.SESSION_CORRUPT
     session = record.session
     age_s = (now_ms - session.created_at) / 1000
     ttl = record.ttl if record.ttl is not None else -2
@@ -178,28 +185,41 @@ def judge_key(
         "age_s": round(age_s, 1),
         "grace_s": settings.grace_seconds,
     }
-    facts = (f"status {session.status!r}, TTL {ttl} s, expiresAt {_iso(session.expires_at)} "
-             f"({data['expires_in']:+} s), age {age_s:.0f} s")
+    facts = (
+        f"status {session.status!r}, TTL {ttl} s, expiresAt {_iso(session.expires_at)} "
+        f"({data['expires_in']:+} s), age {age_s:.0f} s"
+    )
     if session.status == SessionStatus.DESTROYED:
         return CheckResult("session key", Status.FAIL, f"session was ended: {facts}", data), C.SESSION_ENDED
     if session.status == SessionStatus.EXPIRED or session.expires_at <= now_ms:
         return CheckResult("session key", Status.FAIL, f"session has expired: {facts}", data), C.SESSION_EXPIRED
     if session.status != SessionStatus.ACTIVE:
         if age_s * 1000 < settings.grace_seconds * 1000:
-            return CheckResult("session key", Status.WARN,
-                               f"session is still being created, inside the {settings.grace_seconds:g} s grace "
-                               f"period: {facts}", data), None
-        return CheckResult("session key", Status.FAIL,
-                           f"session is not active and older than the {settings.grace_seconds:g} s grace period: "
-                           f"{facts}", data), C.SESSION_NOT_ACTIVE
+            return CheckResult(
+                "session key",
+                Status.WARN,
+                f"session is still being created, inside the {settings.grace_seconds:g} s grace period: {facts}",
+                data,
+            ), None
+        return CheckResult(
+            "session key",
+            Status.FAIL,
+            f"session is not active and older than the {settings.grace_seconds:g} s grace period: {facts}",
+            data,
+        ), C.SESSION_NOT_ACTIVE
     if ttl == -1:
-        return CheckResult("session key", Status.WARN, f"session is active but has no TTL (a leak): {facts}",
-                           data), None
+        return CheckResult(
+            "session key", Status.WARN, f"session is active but has no TTL (a leak): {facts}", data
+        ), None
     skew_s = abs(ttl - (session.expires_at - now_ms) / 1000)
     if ttl >= 0 and skew_s > 5:
-        return CheckResult("session key", Status.WARN,
-                           f"session is active, but its TTL and expiresAt disagree by {skew_s:.0f} s "
-                           f"(clock skew or a TTL not moved with expiresAt): {facts}", data), None
+        return CheckResult(
+            "session key",
+            Status.WARN,
+            f"session is active, but its TTL and expiresAt disagree by {skew_s:.0f} s "
+            f"(clock skew or a TTL not moved with expiresAt): {facts}",
+            data,
+        ), None
     return CheckResult("session key", Status.PASS, f"session is active: {facts}", data), None
 
 
@@ -214,17 +234,28 @@ def eviction_check(health: RedisHealth) -> tuple[CheckResult, bool]:
     """The ``eviction`` step (:func:`~labsession.sessions.eviction.judge_eviction`); the bool says
     whether sessions may already have been evicted."""
     judged = judge_eviction(health.maxmemory_policy, health.evicted_keys, health.maxmemory)
-    data = {"evicted": health.evicted_keys, "policy": health.maxmemory_policy, "maxmemory": health.maxmemory,
-            "used_memory": health.used_memory}
+    data = {
+        "evicted": health.evicted_keys,
+        "policy": health.maxmemory_policy,
+        "maxmemory": health.maxmemory,
+        "used_memory": health.used_memory,
+    }
     if judged.sessions_may_be_lost:
-        return CheckResult("eviction", Status.FAIL,
-                           f"{judged.evictions_evidence} (used {health.used_memory} of "
-                           f"{health.maxmemory or 'unlimited'} bytes)", data), True
+        return CheckResult(
+            "eviction",
+            Status.FAIL,
+            f"{judged.evictions_evidence} (used {health.used_memory} of {health.maxmemory or 'unlimited'} bytes)",
+            data,
+        ), True
     if judged.status is Status.PASS:
-        return CheckResult("eviction", Status.PASS,
-                           f"no key evicted (maxmemory-policy {health.maxmemory_policy or 'hidden'})", data), False
-    worse = judged.policy_evidence if judged.policy_status.rank >= judged.evictions_status.rank \
+        return CheckResult(
+            "eviction", Status.PASS, f"no key evicted (maxmemory-policy {health.maxmemory_policy or 'hidden'})", data
+        ), False
+    worse = (
+        judged.policy_evidence
+        if judged.policy_status.rank >= judged.evictions_status.rank
         else judged.evictions_evidence
+    )
     return CheckResult("eviction", judged.status, worse, data), False
 
 
@@ -242,13 +273,15 @@ async def diagnose_invalid_session(
     recorded on ``report`` when given (a notebook's own), else on a new one.
     """
     report = report if report is not None else Report("Runbook: invalid session")
-    report.facts.update({
-        "endpoint": settings.endpoint,
-        "session_id": inputs.session_id,
-        "backends": list(inputs.backend_urls),
-        "read_only": inputs.read_only,
-        "lookup_retry_window_ms": inputs.lookup_retry_window_ms,
-    })
+    report.facts.update(
+        {
+            "endpoint": settings.endpoint,
+            "session_id": inputs.session_id,
+            "backends": list(inputs.backend_urls),
+            "read_only": inputs.read_only,
+            "lookup_retry_window_ms": inputs.lookup_retry_window_ms,
+        }
+    )
     found: list[InvalidSessionCause] = []
     detail: dict[InvalidSessionCause, str] = {}
 
@@ -257,9 +290,13 @@ async def diagnose_invalid_session(
         async with RedisService(settings.with_changes(retry_attempts=min(settings.retry_attempts, 2))) as redis:
             health = await redis.health()
             ours: StoreIdentity | None = StoreIdentity(settings.endpoint, health.run_id)
-            report.check("store", Status.PASS,
-                         f"Redis at {settings.endpoint} answered PING in {health.ping_ms:.1f} ms "
-                         f"(run_id {health.run_id or 'hidden'})", ping_ms=round(health.ping_ms, 2))
+            report.check(
+                "store",
+                Status.PASS,
+                f"Redis at {settings.endpoint} answered PING in {health.ping_ms:.1f} ms "
+                f"(run_id {health.run_id or 'hidden'})",
+                ping_ms=round(health.ping_ms, 2),
+            )
             record: SessionRecord | None = None
             if inputs.session_id is not None:
                 record = await LabSessionService(redis, settings).inspect(inputs.session_id)
@@ -268,13 +305,15 @@ async def diagnose_invalid_session(
         for step in ("shared store", "session key", "eviction", "backend lookups", "visibility"):
             report.check(step, Status.SKIP, "the store does not answer")
         evidence = f"{exc.cause.value}: {redis_remedy(exc.cause)}"
-        return conclude(NAME, report, C.STORE_UNREACHABLE, REMEDIES[C.STORE_UNREACHABLE],
-                        healthy=False, evidence=evidence)
+        return conclude(
+            NAME, report, C.STORE_UNREACHABLE, REMEDIES[C.STORE_UNREACHABLE], healthy=False, evidence=evidence
+        )
 
     # 2. shared store
     if inputs.backend_urls:
-        samples = await sample_instances(inputs.backend_urls, samples_per_url=inputs.samples_per_url,
-                                         http_timeout=inputs.http_timeout)
+        samples = await sample_instances(
+            inputs.backend_urls, samples_per_url=inputs.samples_per_url, http_timeout=inputs.http_timeout
+        )
         check, split = compare_stores(samples, ours)
         report.add(check)
         if split:
@@ -296,26 +335,39 @@ async def diagnose_invalid_session(
 
     # 5. backend lookups
     if inputs.session_id and inputs.backend_urls:
-        outcomes = await validate_through_backends(inputs.backend_urls, inputs.session_id,
-                                                   samples_per_url=max(2, inputs.samples_per_url // 2),
-                                                   http_timeout=inputs.http_timeout)
+        outcomes = await validate_through_backends(
+            inputs.backend_urls,
+            inputs.session_id,
+            samples_per_url=max(2, inputs.samples_per_url // 2),
+            http_timeout=inputs.http_timeout,
+        )
         shown = ", ".join(f"{k}: {n}" for k, n in sorted(outcomes.items()))
         store_valid = record is not None and record.session is not None and not found
         mixed = outcomes.get("valid", 0) and outcomes.get("not found", 0)
         if mixed:
-            report.check("backend lookups", Status.FAIL,
-                         f"instances disagree about this session ({shown}): they do not read one store",
-                         outcomes=dict(outcomes))
+            report.check(
+                "backend lookups",
+                Status.FAIL,
+                f"instances disagree about this session ({shown}): they do not read one store",
+                outcomes=dict(outcomes),
+            )
             found.append(C.INSTANCES_DO_NOT_SHARE_STORE)
         elif store_valid and outcomes.get("not found", 0):
-            report.check("backend lookups", Status.FAIL,
-                         f"the session is valid in Redis but the backends do not find it ({shown})",
-                         outcomes=dict(outcomes))
+            report.check(
+                "backend lookups",
+                Status.FAIL,
+                f"the session is valid in Redis but the backends do not find it ({shown})",
+                outcomes=dict(outcomes),
+            )
             found.append(C.INSTANCES_DO_NOT_SHARE_STORE)
         else:
             ok = outcomes.get("valid", 0) == sum(outcomes.values()) or not store_valid
-            report.check("backend lookups", Status.PASS if ok else Status.WARN,
-                         f"backends answer consistently ({shown})", outcomes=dict(outcomes))
+            report.check(
+                "backend lookups",
+                Status.PASS if ok else Status.WARN,
+                f"backends answer consistently ({shown})",
+                outcomes=dict(outcomes),
+            )
     else:
         report.check("backend lookups", Status.SKIP, "needs a session id and a backend URL")
 
@@ -324,26 +376,34 @@ async def diagnose_invalid_session(
         report.check("visibility", Status.SKIP, "read-only run: the probe writes a key (set read_only=False)")
     else:
         try:
-            probe = await measure_visibility(settings, samples=inputs.visibility_samples,
-                                             window_ms=inputs.lookup_retry_window_ms,
-                                             bound_ms=max(2000.0, 3 * inputs.lookup_retry_window_ms))
+            probe = await measure_visibility(
+                settings,
+                samples=inputs.visibility_samples,
+                window_ms=inputs.lookup_retry_window_ms,
+                bound_ms=max(2000.0, 3 * inputs.lookup_retry_window_ms),
+            )
         except RedisUnavailable as exc:
             report.check("visibility", Status.ERROR, f"probe failed: {exc}")
         else:
             worst = probe.worst_ms
             window = probe.window_ms
-            data = {"samples_ms": [None if s is None else round(s, 2) for s in probe.samples_ms],
-                    "window_ms": window}
+            data = {"samples_ms": [None if s is None else round(s, 2) for s in probe.samples_ms], "window_ms": window}
             if worst is None or worst > window:
                 shown = "never, within the bound" if worst is None else f"after {worst:.0f} ms"
-                report.check("visibility", Status.FAIL,
-                             f"a write became visible on another connection {shown}; the lookup retry window "
-                             f"is {window:.0f} ms", **data)
+                report.check(
+                    "visibility",
+                    Status.FAIL,
+                    f"a write became visible on another connection {shown}; the lookup retry window is {window:.0f} ms",
+                    **data,
+                )
                 found.append(C.VISIBILITY_LAG)
             else:
-                report.check("visibility", Status.PASS,
-                             f"writes visible on another connection within {worst:.1f} ms (window "
-                             f"{window:.0f} ms)", **data)
+                report.check(
+                    "visibility",
+                    Status.PASS,
+                    f"writes visible on another connection within {worst:.1f} ms (window {window:.0f} ms)",
+                    **data,
+                )
 
     if evicted and inputs.session_id is None:
         found.append(C.EVICTION_SUSPECTED)
@@ -352,5 +412,5 @@ async def diagnose_invalid_session(
     cause = min(found, key=_PRECEDENCE.index) if found else C.NO_FAULT_FOUND
     remedy = REMEDIES[cause]
     if cause is C.NO_FAULT_FOUND and inputs.session_id is None:
-        remedy = (f"the store, the instances' sharing, eviction and visibility look healthy; {_NO_ID_HINT}")
+        remedy = f"the store, the instances' sharing, eviction and visibility look healthy; {_NO_ID_HINT}"
     return conclude(NAME, report, cause, remedy, healthy=cause is C.NO_FAULT_FOUND, evidence=detail.get(cause, ""))

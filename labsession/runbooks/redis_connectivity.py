@@ -36,8 +36,9 @@ OK = "OK"
 CAUSES: tuple[str, ...] = (OK, *(c.value for c in RedisCause))
 
 _OK_REMEDY = "Redis answers: DNS, TCP, TLS, credentials and PING all work; the fault is elsewhere"
-_NOT_TLS_REMEDY = ("the port answered but not with TLS; use redis:// if this port is plain, or the provider's "
-                   "TLS port with rediss://")
+_NOT_TLS_REMEDY = (
+    "the port answered but not with TLS; use redis:// if this port is plain, or the provider's TLS port with rediss://"
+)
 
 
 def remedy_for(cause: str) -> str:
@@ -67,10 +68,14 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
     ``settings.connect_timeout`` / ``operation_timeout`` seconds. Never raises for a failure of
     the target: that is the evidence. Steps go on ``report`` when given, else on a new one."""
     report = report if report is not None else Report("Runbook: Redis connectivity")
-    report.facts.update({
-        "endpoint": settings.endpoint, "scheme": settings.scheme, "tls": settings.tls,
-        "tls_verify": settings.tls_verify,
-    })
+    report.facts.update(
+        {
+            "endpoint": settings.endpoint,
+            "scheme": settings.scheme,
+            "tls": settings.tls,
+            "tls_verify": settings.tls_verify,
+        }
+    )
     C = RedisCause
     timeout = settings.connect_timeout
 
@@ -91,11 +96,14 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
             async with asyncio.timeout(timeout):
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             addresses = sorted({str(info[4][0]) for info in infos})
-            report.check("dns", Status.PASS, f"{host} resolves to {', '.join(addresses[:4])} in "
-                         f"{(time.perf_counter() - started) * 1000:.1f} ms", addresses=addresses[:8])
+            report.check(
+                "dns",
+                Status.PASS,
+                f"{host} resolves to {', '.join(addresses[:4])} in {(time.perf_counter() - started) * 1000:.1f} ms",
+                addresses=addresses[:8],
+            )
         except (OSError, TimeoutError) as exc:
-            report.check("dns", Status.FAIL, f"{host} does not resolve ({_why(exc)})",
-                         redis_cause=C.DNS_FAILURE.value)
+            report.check("dns", Status.FAIL, f"{host} does not resolve ({_why(exc)})", redis_cause=C.DNS_FAILURE.value)
             return fail(C.DNS_FAILURE, "tcp", "tls", "redis")
         # tcp
         tcp = await probe_tcp(host, port, timeout=timeout)
@@ -103,19 +111,27 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
             report.check("tcp", Status.PASS, f"{host}:{port} accepted a TCP connection in {tcp.elapsed_ms:.1f} ms")
         else:
             cause = C(tcp.cause) if tcp.cause in (C.TIMEOUT, C.CONNECTION_REFUSED) else C.CONNECTION_REFUSED
-            report.check("tcp", Status.FAIL, f"{host}:{port} did not accept a connection ({_why(tcp.exception)})",
-                         redis_cause=cause.value)
+            report.check(
+                "tcp",
+                Status.FAIL,
+                f"{host}:{port} did not accept a connection ({_why(tcp.exception)})",
+                redis_cause=cause.value,
+            )
             return fail(cause, "tls", "redis")
         # tls (for rediss://)
         if settings.tls:
-            probe = await probe_tls(host, port, ca_cert=settings.ca_cert, verify=settings.tls_verify,
-                                    timeout=timeout, as_client=True)
+            probe = await probe_tls(
+                host, port, ca_cert=settings.ca_cert, verify=settings.tls_verify, timeout=timeout, as_client=True
+            )
             if probe.error is None:
                 subject = _shown(probe, settings.tls_verify)
-                report.check("tls", Status.PASS if settings.tls_verify else Status.WARN,
-                             f"TLS handshake in {probe.elapsed_ms:.1f} ms"
-                             + (f", certificate {subject}" if subject else "")
-                             + ("" if settings.tls_verify else "; certificate verification is OFF"))
+                report.check(
+                    "tls",
+                    Status.PASS if settings.tls_verify else Status.WARN,
+                    f"TLS handshake in {probe.elapsed_ms:.1f} ms"
+                    + (f", certificate {subject}" if subject else "")
+                    + ("" if settings.tls_verify else "; certificate verification is OFF"),
+                )
             else:
                 report.check("tls", Status.FAIL, f"TLS handshake failed ({_why(probe.exception)})")
                 plain = probe.exception is not None and "wrong version number" in str(probe.exception).lower()
@@ -126,8 +142,9 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
             report.check("tls", Status.SKIP, "plain redis:// URL (TLS is probed only if the connection is dropped)")
 
     # redis: AUTH + PING through the library, one attempt
-    one_try = settings.with_changes(retry_attempts=1, socket_timeout=timeout,
-                                    operation_timeout=max(timeout * 2, settings.connect_timeout + 0.5))
+    one_try = settings.with_changes(
+        retry_attempts=1, socket_timeout=timeout, operation_timeout=max(timeout * 2, settings.connect_timeout + 0.5)
+    )
     try:
         async with RedisService(one_try) as redis:
             health = await redis.health()
@@ -135,12 +152,14 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
         cause = exc.cause
         report.check("redis", Status.FAIL, f"{exc.cause.value}: {exc.detail}", redis_cause=exc.cause.value)
         if not settings.tls and settings.scheme != "unix" and cause in (C.TLS_REQUIRED, C.CONNECTION_LOST, C.TIMEOUT):
-            probe = await probe_tls(settings.host, settings.port or 6379, verify=False, timeout=timeout,
-                                    as_client=True)
+            probe = await probe_tls(settings.host, settings.port or 6379, verify=False, timeout=timeout, as_client=True)
             if probe.error is None:
-                report.check("tls probe", Status.FAIL,
-                             f"the same port completed a TLS handshake ({_shown(probe, False)}) in "
-                             f"{probe.elapsed_ms:.1f} ms: the endpoint expects TLS")
+                report.check(
+                    "tls probe",
+                    Status.FAIL,
+                    f"the same port completed a TLS handshake ({_shown(probe, False)}) in "
+                    f"{probe.elapsed_ms:.1f} ms: the endpoint expects TLS",
+                )
                 return fail(C.TLS_REQUIRED, evidence="confirmed by a TLS handshake on the same port")
             report.check("tls probe", Status.PASS, f"the port does not speak TLS either ({_why(probe.exception)})")
             if cause is C.TLS_REQUIRED:
@@ -152,7 +171,13 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
         clients = f", {health.connected_clients} of {health.max_clients} clients"
         if health.connected_clients >= 0.9 * health.max_clients:
             status = Status.WARN
-    report.check("redis", status, f"PING in {health.ping_ms:.1f} ms; {health.provider} {health.version or ''} "
-                 f"({health.role or 'role hidden'}){clients}", ping_ms=round(health.ping_ms, 2),
-                 version=health.version, provider=health.provider)
+    report.check(
+        "redis",
+        status,
+        f"PING in {health.ping_ms:.1f} ms; {health.provider} {health.version or ''} "
+        f"({health.role or 'role hidden'}){clients}",
+        ping_ms=round(health.ping_ms, 2),
+        version=health.version,
+        provider=health.provider,
+    )
     return conclude(NAME, report, OK, _OK_REMEDY, healthy=True)

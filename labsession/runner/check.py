@@ -36,21 +36,28 @@ async def connection_checks(redis: RedisService, report: Report) -> None:
 
 async def lifecycle_checks(sessions: LabSessionService, report: Report) -> None:
     """Create, validate, extend, end and re-validate one probe session; always cleaned up."""
-    created = await sessions.create("labsession-probe", "probe", "probe", base_url="ws://probe.invalid",
-                                    extra={"probe": True})
+    created = await sessions.create(
+        "labsession-probe", "probe", "probe", base_url="ws://probe.invalid", extra={"probe": True}
+    )
     sid = created.session_id
     try:
         ttl = await sessions.redis.client.ttl(sessions.key(sid))
         want = sessions.settings.session_ttl_seconds
         ok = want - 2 <= int(ttl) <= want
-        report.check("create", Status.PASS if ok else Status.FAIL,
-                     f"created a probe session with TTL {ttl} s (want {want})")
+        report.check(
+            "create", Status.PASS if ok else Status.FAIL, f"created a probe session with TTL {ttl} s (want {want})"
+        )
         result = await sessions.validate(sid)
         report.check("validate", Status.PASS if result.valid else Status.FAIL, f"validate says {result.reason.value}")
         extended = await sessions.extend(sid, 5)
         grew = extended.expires_at - created.expires_at == 5 * 60_000
-        report.check("extend", Status.PASS if grew else Status.FAIL, "extend added exactly 5 minutes" if grew else
-                     f"extend moved expiresAt by {extended.expires_at - created.expires_at} ms")
+        report.check(
+            "extend",
+            Status.PASS if grew else Status.FAIL,
+            "extend added exactly 5 minutes"
+            if grew
+            else f"extend moved expiresAt by {extended.expires_at - created.expires_at} ms",
+        )
         await sessions.end(sid)
         after = await sessions.validate(sid)
         ended = after.reason is ValidationReason.ENDED
@@ -89,6 +96,7 @@ async def _target(embedded: bool, redis_url_env: str, write: bool) -> AsyncItera
 def check(*, embedded: bool, redis_url_env: str = "REDIS_URL", write: bool = False) -> int:
     """Run the checks against an embedded Redis or the one ``$redis_url_env`` names, print them;
     return the exit code. Read-only unless ``write`` (always writes on an embedded Redis)."""
+
     async def main() -> Report:
         async with _target(embedded, redis_url_env, write) as (settings, writes):
             return await run_checks(settings, write=writes)

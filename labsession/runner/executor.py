@@ -188,8 +188,10 @@ def check_parameters(path: Path, parameters: Mapping[str, Any]) -> None:
     declared = declared_parameters(path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
-        raise ConfigError(f"parameter {unknown[0]!r}",
-                          f"is not a parameter of {path.name}; its parameters are: {', '.join(sorted(declared))}")
+        raise ConfigError(
+            f"parameter {unknown[0]!r}",
+            f"is not a parameter of {path.name}; its parameters are: {', '.join(sorted(declared))}",
+        )
 
 
 @dataclass(slots=True)
@@ -204,7 +206,11 @@ class Executed:
 
 
 def execute(
-    source: Path, output: Path, parameters: Mapping[str, Any], *, cell_timeout: float,
+    source: Path,
+    output: Path,
+    parameters: Mapping[str, Any],
+    *,
+    cell_timeout: float,
     execution: Execution | None = None,
 ) -> Executed:
     """Execute ``source`` into ``output`` with ``parameters`` (each must be declared: see
@@ -221,14 +227,20 @@ def execute(
     started = time.monotonic()
     try:
         papermill.execute_notebook(
-            str(source), str(output), parameters=dict(parameters), kernel_name=KERNEL_NAME,
-            execution_timeout=int(cell_timeout), progress_bar=False, log_output=False,
+            str(source),
+            str(output),
+            parameters=dict(parameters),
+            kernel_name=KERNEL_NAME,
+            execution_timeout=int(cell_timeout),
+            progress_bar=False,
+            log_output=False,
             resources={"metadata": {"path": str(source.parent)}},
             # The kernel's own log is not the run's output: jupyter_client interrupts every kernel it shuts
             # down, and the kernel logs that as an ERROR ("KeyboardInterrupt caught in kernel").
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=execution.manager_class(),
-            on_notebook_start=execution.on_notebook_start, on_cell_start=execution.on_cell_start,
+            on_notebook_start=execution.on_notebook_start,
+            on_cell_start=execution.on_cell_start,
         )
     except PapermillExecutionError:
         pass  # the saved notebook holds the error and, when it got there, the report

@@ -83,8 +83,13 @@ def _unfinished(execution: Execution, notebooks_dir: Path) -> NotebookOutcome:
 
 
 def execute_one(
-    entry: HealthNotebook, out_dir: Path, parameters: Mapping[str, Any], *, cell_timeout: float,
-    html_dir: Path | None = None, execution: Execution | None = None,
+    entry: HealthNotebook,
+    out_dir: Path,
+    parameters: Mapping[str, Any],
+    *,
+    cell_timeout: float,
+    html_dir: Path | None = None,
+    execution: Execution | None = None,
 ) -> NotebookOutcome:
     """Execute ``entry`` with papermill (only the parameters it declares) and read its verdict back;
     with ``html_dir``, also render it without code inputs there (while other notebooks still run).
@@ -99,9 +104,13 @@ def execute_one(
     except Exception as exc:  # unreadable or not a notebook
         outcome.error = f"could not run: {type(exc).__name__}: {mask_text(str(exc))[:400]}"
         return outcome
-    executed = execute(entry.file, out_dir / f"{entry.name}.ipynb",
-                       {k: v for k, v in merged.items() if k in declared}, cell_timeout=cell_timeout,
-                       execution=execution)
+    executed = execute(
+        entry.file,
+        out_dir / f"{entry.name}.ipynb",
+        {k: v for k, v in merged.items() if k in declared},
+        cell_timeout=cell_timeout,
+        execution=execution,
+    )
     outcome.output, outcome.reports, outcome.error = executed.output, executed.reports, executed.error
     outcome.elapsed_seconds = executed.elapsed_seconds
     if outcome.reports:
@@ -131,15 +140,20 @@ class _Progress:
 
     def started(self, names: Sequence[str]) -> None:
         if self.enabled:
-            print(f"labsession health: running {self.total} notebooks ({', '.join(names)})", file=self.stream,
-                  flush=True)
+            print(
+                f"labsession health: running {self.total} notebooks ({', '.join(names)})", file=self.stream, flush=True
+            )
 
     def finished(self, outcome: NotebookOutcome) -> None:
         with self.lock:
             self.done += 1
             if self.enabled:
-                print(f"  [{self.done}/{self.total}] {outcome.name:<22} {outcome.status.value:<5} "
-                      f"{outcome.elapsed_seconds:5.1f} s", file=self.stream, flush=True)
+                print(
+                    f"  [{self.done}/{self.total}] {outcome.name:<22} {outcome.status.value:<5} "
+                    f"{outcome.elapsed_seconds:5.1f} s",
+                    file=self.stream,
+                    flush=True,
+                )
 
 
 def _close_thread_loop() -> None:
@@ -161,8 +175,9 @@ def _close_thread_loop() -> None:
         loop.close()
 
 
-def _stopped_outcome(execution: Execution, budget: float, done: NotebookOutcome | None,
-                     signal_name: str | None = None) -> NotebookOutcome:
+def _stopped_outcome(
+    execution: Execution, budget: float, done: NotebookOutcome | None, signal_name: str | None = None
+) -> NotebookOutcome:
     """The outcome of a notebook stopped before it finished (after any report it showed): at the
     budget a FAIL check saying so; by a signal (``signal_name``) an ERROR check, since nothing was
     found wrong with the target, the run was only cut short."""
@@ -233,11 +248,18 @@ def run_health(
                     return
                 execution.began_at = time.monotonic()
                 try:
-                    outcome = execute_one(execution.entry, notebooks_dir, parameters, cell_timeout=cell_timeout,
-                                          html_dir=out_dir if render else None, execution=execution)
+                    outcome = execute_one(
+                        execution.entry,
+                        notebooks_dir,
+                        parameters,
+                        cell_timeout=cell_timeout,
+                        html_dir=out_dir if render else None,
+                        execution=execution,
+                    )
                 except Exception as exc:  # execute_one catches what papermill raises; this is a last resort
-                    outcome = NotebookOutcome(execution.entry.name, execution.entry.path,
-                                              error=f"could not run: {type(exc).__name__}")
+                    outcome = NotebookOutcome(
+                        execution.entry.name, execution.entry.path, error=f"could not run: {type(exc).__name__}"
+                    )
                 finished.put((execution, outcome))
         finally:
             _close_thread_loop()
@@ -259,8 +281,11 @@ def run_health(
     # Without a stop event the wait is capped only because a wait of inf seconds is an OverflowError;
     # with one, a signal handler's event is seen within a quarter of a second.
     cap = 0.25 if stop is not None else 60.0
-    while (len(outcomes) < len(executions) and (left := deadline - time.monotonic()) > 0
-           and not (stop is not None and stop.is_set())):
+    while (
+        len(outcomes) < len(executions)
+        and (left := deadline - time.monotonic()) > 0
+        and not (stop is not None and stop.is_set())
+    ):
         with contextlib.suppress(queue.Empty):
             record(*finished.get(timeout=min(left, cap)))
     if len(outcomes) < len(executions):
@@ -271,8 +296,9 @@ def run_health(
         # A killed kernel is noticed by nbclient within about a second; papermill then saves the
         # notebook as far as it ran. Keep killing meanwhile: a kernel may have been mid-launch.
         until = time.monotonic() + SAVE_WAIT_SECONDS
-        while time.monotonic() < until and any(e.began_at is not None and e.entry.name not in outcomes
-                                               for e in running):
+        while time.monotonic() < until and any(
+            e.began_at is not None and e.entry.name not in outcomes for e in running
+        ):
             with contextlib.suppress(queue.Empty):
                 record(*finished.get(timeout=0.1))
             for execution in running:
@@ -285,9 +311,16 @@ def run_health(
     ordered = [outcomes[e.name] for e in entries if e.name in outcomes]
     elapsed = time.monotonic() - started
     began = time.time() - elapsed  # the wall time ``started`` stands for (target setup included)
-    return RunSummary(target, ordered, iso_utc(began), elapsed, started_at=began, finished_at=time.time(),
-                      parameters=dict(parameters), stopped_by=stopped_by() if stop is not None and stop.is_set()
-                      else None)
+    return RunSummary(
+        target,
+        ordered,
+        iso_utc(began),
+        elapsed,
+        started_at=began,
+        finished_at=time.time(),
+        parameters=dict(parameters),
+        stopped_by=stopped_by() if stop is not None and stop.is_set() else None,
+    )
 
 
 def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
@@ -296,16 +329,20 @@ def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
     if description := summary.target.get("description"):
         print(f"labsession health: {mask_text(str(description))}", file=stream)
     if summary.stopped_by:
-        print(f"stopped by {summary.stopped_by}: notebooks still running were stopped; the report is partial",
-              file=stream)
+        print(
+            f"stopped by {summary.stopped_by}: notebooks still running were stopped; the report is partial", file=stream
+        )
     cause = find_root_cause(summary)
     if cause is not None:
         print(f"root cause: {cause.sentence()}", file=stream)
     for outcome in summary.outcomes:
         checks = outcome.checks()
         bad = [c for c in checks if c["status"] in ("FAIL", "ERROR", "WARN")]
-        print(f"{outcome.status.value:<5}  {outcome.name:<{width}}  {len(checks)} checks, "
-              f"{human_duration(outcome.elapsed_seconds)}", file=stream)
+        print(
+            f"{outcome.status.value:<5}  {outcome.name:<{width}}  {len(checks)} checks, "
+            f"{human_duration(outcome.elapsed_seconds)}",
+            file=stream,
+        )
         explained = [c for c in bad if cause is not None and cause.explains(c)]
         if cause is not None and explained:
             names = ", ".join(str(c["name"]) for c in explained)
@@ -313,8 +350,11 @@ def _print_verdict(summary: RunSummary, stream: TextIO) -> None:
         for check in bad:
             if check not in explained:
                 print(f"       {check['status']:<5} {check['name']}: {str(check['evidence'])[:200]}", file=stream)
-        if (outcome.error and not outcome.error.startswith("CheckFailed")
-                and outcome.error not in {c["evidence"] for c in bad}):
+        if (
+            outcome.error
+            and not outcome.error.startswith("CheckFailed")
+            and outcome.error not in {c["evidence"] for c in bad}
+        ):
             print(f"       {outcome.error[:300]}", file=stream)
     code = exit_code(summary.verdict)
     print(f"verdict: {summary.verdict.value} ({human_duration(summary.elapsed_seconds)}, exit {code})", file=stream)
@@ -382,8 +422,9 @@ def _lock_path(args: HealthOptions, history: Path | None) -> Path | None:
     return None
 
 
-def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str, run_dir: Path | None,
-             interrupt: _Stop) -> RunSummary:
+def _execute(
+    args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str, run_dir: Path | None, interrupt: _Stop
+) -> RunSummary:
     """Set the target up, run ``entries`` into ``run_dir`` (a scratch folder if ``None``), write the
     files, stop the target. Raises :class:`_CannotRun` when there is no target to check."""
     started = time.monotonic()  # the budget counts setting up the target too
@@ -397,28 +438,45 @@ def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str
     try:
         if args.embedded:
             if args.read_write:
-                print("labsession health: --read-write changes nothing with --embedded: an embedded target is a "
-                      "throwaway store, so probe sessions are always written there", file=sys.stderr)
+                print(
+                    "labsession health: --read-write changes nothing with --embedded: an embedded target is a "
+                    "throwaway store, so probe sessions are always written there",
+                    file=sys.stderr,
+                )
             redis_url, backend_urls, stop = start_embedded_target(2)
             env = embedded_env(redis_url, backend_urls)
             parameters.update(embedded=True, backend_urls=[], read_only=True)
-            target = {"description": f"embedded Redis and {len(backend_urls)} reference backends, shared",
-                      "embedded": True, "endpoint": "embedded", "backends": backend_urls}
+            target = {
+                "description": f"embedded Redis and {len(backend_urls)} reference backends, shared",
+                "embedded": True,
+                "endpoint": "embedded",
+                "backends": backend_urls,
+            }
         else:
             variable = args.redis_url_env
             if not os.environ.get(variable, "").strip():
-                raise _CannotRun(f"{variable} is not set; set it to the Redis URL "
-                                 f"(rediss://default:****@host:6379) or use --embedded for an offline run")
+                raise _CannotRun(
+                    f"{variable} is not set; set it to the Redis URL "
+                    f"(rediss://default:****@host:6379) or use --embedded for an offline run"
+                )
             from ..settings import Settings
 
             endpoint = Settings.from_url(os.environ[variable].strip()).endpoint
             env = {}
-            parameters.update(embedded=False, backend_urls=list(args.backend_urls), read_only=not args.read_write,
-                              redis_url_env=variable)
-            target = {"description": f"Redis at {endpoint} (from ${variable}), "
-                                     f"{len(args.backend_urls)} backend URL(s), "
-                                     f"{'read-write' if args.read_write else 'read-only'}",
-                      "embedded": False, "endpoint": endpoint, "backends": list(args.backend_urls)}
+            parameters.update(
+                embedded=False,
+                backend_urls=list(args.backend_urls),
+                read_only=not args.read_write,
+                redis_url_env=variable,
+            )
+            target = {
+                "description": f"Redis at {endpoint} (from ${variable}), "
+                f"{len(args.backend_urls)} backend URL(s), "
+                f"{'read-write' if args.read_write else 'read-only'}",
+                "embedded": False,
+                "endpoint": endpoint,
+                "backends": list(args.backend_urls),
+            }
         for name, value in env.items():  # kernels inherit this process's environment
             saved_env[name] = os.environ.get(name)
             os.environ[name] = value
@@ -428,10 +486,20 @@ def _execute(args: HealthOptions, entries: Sequence[HealthNotebook], run_id: str
         with tempfile.TemporaryDirectory(prefix="labsession-health-") as scratch:
             out_dir = run_dir or Path(scratch)
             out_dir.mkdir(parents=True, exist_ok=True)
-            summary = run_health(entries, parameters, out_dir, jobs=jobs, cell_timeout=args.cell_timeout,
-                                 budget=args.budget, target=target, render=run_dir is not None,
-                                 on_done=progress.finished, started=started, stop=interrupt.event,
-                                 stopped_by=interrupt.name)
+            summary = run_health(
+                entries,
+                parameters,
+                out_dir,
+                jobs=jobs,
+                cell_timeout=args.cell_timeout,
+                budget=args.budget,
+                target=target,
+                render=run_dir is not None,
+                on_done=progress.finished,
+                started=started,
+                stop=interrupt.event,
+                stopped_by=interrupt.name,
+            )
             summary.run_id = run_id
             if run_dir is not None:
                 write_outputs(summary, run_dir)
@@ -507,13 +575,17 @@ def _notify(args: HealthOptions, summary: RunSummary, history: History, run_dir:
     if delivery.ok:
         history.set_alert_state(summary.verdict.value, summary.run_id)
     else:
-        print(f"labsession health: could not deliver the {before.value} → {summary.verdict.value} alert to "
-              f"{shown_url(args.notify_url)} ({delivery.problem} after {delivery.attempts} attempts); the next "
-              f"run tries again", file=sys.stderr)
+        print(
+            f"labsession health: could not deliver the {before.value} → {summary.verdict.value} alert to "
+            f"{shown_url(args.notify_url)} ({delivery.problem} after {delivery.attempts} attempts); the next "
+            f"run tries again",
+            file=sys.stderr,
+        )
 
 
-def _keep(args: HealthOptions, summary: RunSummary, history_path: Path | None, root: Path | None,
-          run_dir: Path | None) -> None:
+def _keep(
+    args: HealthOptions, summary: RunSummary, history_path: Path | None, root: Path | None, run_dir: Path | None
+) -> None:
     """What a finished run leaves behind: the latest link and retention, the history, the alert, the
     Prometheus file. A failure of one is said on stderr and does not lose the others or the verdict."""
     if root is not None and run_dir is not None:
@@ -526,8 +598,9 @@ def _keep(args: HealthOptions, summary: RunSummary, history_path: Path | None, r
                 if args.notify_url:
                     _notify(args, summary, history, run_dir)
         except (OSError, sqlite3.Error) as exc:
-            print(f"labsession health: could not record the run in {history_path}: {mask_text(str(exc))}",
-                  file=sys.stderr)
+            print(
+                f"labsession health: could not record the run in {history_path}: {mask_text(str(exc))}", file=sys.stderr
+            )
     if args.prometheus is not None:
         try:
             write_prometheus(summary, args.prometheus)
@@ -543,8 +616,9 @@ def health(options: HealthOptions) -> int:
     if isinstance(entries, str):
         return _cannot_run(args, entries)
     if args.notify_url and args.no_history:
-        return _cannot_run(args, "--notify-url needs the history (it compares with the verdict last announced); "
-                                 "drop --no-history")
+        return _cannot_run(
+            args, "--notify-url needs the history (it compares with the verdict last announced); drop --no-history"
+        )
     history_path = None if args.no_history else (args.history or default_history_path())
     lock_path = _lock_path(args, history_path)
     lock = RunLock(lock_path, args.lock_wait) if lock_path is not None and os.name == "posix" else None

@@ -125,10 +125,18 @@ class RunRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "runId": self.run_id, "startedAt": self.started_at, "finishedAt": self.finished_at,
-            "elapsedSeconds": self.elapsed_seconds, "verdict": self.verdict, "exitCode": self.exit_code,
-            "target": self.target, "endpoint": self.endpoint, "parameters": self.parameters, "counts": self.counts,
-            "stoppedBy": self.stopped_by, "outDir": self.out_dir,
+            "runId": self.run_id,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "elapsedSeconds": self.elapsed_seconds,
+            "verdict": self.verdict,
+            "exitCode": self.exit_code,
+            "target": self.target,
+            "endpoint": self.endpoint,
+            "parameters": self.parameters,
+            "counts": self.counts,
+            "stoppedBy": self.stopped_by,
+            "outDir": self.out_dir,
         }
 
 
@@ -156,14 +164,30 @@ class Change:
     evidence: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "what": self.what, "before": self.before, "after": self.after,
-                "evidence": self.evidence}
+        return {
+            "kind": self.kind,
+            "what": self.what,
+            "before": self.before,
+            "after": self.after,
+            "evidence": self.evidence,
+        }
 
 
 def _run_row(row: sqlite3.Row) -> RunRow:
-    return RunRow(row["run_id"], row["started_at"], row["finished_at"], row["elapsed_seconds"], row["verdict"],
-                  row["exit_code"], row["target"], row["endpoint"], json.loads(row["parameters"]),
-                  json.loads(row["counts"]), row["stopped_by"], row["out_dir"])
+    return RunRow(
+        row["run_id"],
+        row["started_at"],
+        row["finished_at"],
+        row["elapsed_seconds"],
+        row["verdict"],
+        row["exit_code"],
+        row["target"],
+        row["endpoint"],
+        json.loads(row["parameters"]),
+        json.loads(row["counts"]),
+        row["stopped_by"],
+        row["out_dir"],
+    )
 
 
 class History:
@@ -195,8 +219,9 @@ class History:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # -- writing -----------------------------------------------------------------------------------
@@ -211,35 +236,63 @@ class History:
             cursor = self._db.execute(
                 "INSERT INTO runs (run_id, started_at, finished_at, elapsed_seconds, verdict, exit_code, target,"
                 " endpoint, parameters, counts, stopped_by, out_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (summary.run_id, summary.started_at, summary.finished_at, round(summary.elapsed_seconds, 3),
-                 summary.verdict.value, int(summary.to_dict()["exitCode"]),
-                 mask_text(str(target.get("description", ""))), mask_text(str(target.get("endpoint", ""))),
-                 json.dumps(redact(summary.parameters), default=str, sort_keys=True), json.dumps(counts),
-                 summary.stopped_by, str(out_dir) if out_dir else None))
+                (
+                    summary.run_id,
+                    summary.started_at,
+                    summary.finished_at,
+                    round(summary.elapsed_seconds, 3),
+                    summary.verdict.value,
+                    int(summary.to_dict()["exitCode"]),
+                    mask_text(str(target.get("description", ""))),
+                    mask_text(str(target.get("endpoint", ""))),
+                    json.dumps(redact(summary.parameters), default=str, sort_keys=True),
+                    json.dumps(counts),
+                    summary.stopped_by,
+                    str(out_dir) if out_dir else None,
+                ),
+            )
             run = cursor.lastrowid
             self._db.executemany(
                 "INSERT INTO notebooks (run, name, verdict, elapsed_seconds, error) VALUES (?, ?, ?, ?, ?)",
-                [(run, o.name, o.status.value, round(o.elapsed_seconds, 3), mask_text(o.error) if o.error else None)
-                 for o in summary.outcomes])
+                [
+                    (run, o.name, o.status.value, round(o.elapsed_seconds, 3), mask_text(o.error) if o.error else None)
+                    for o in summary.outcomes
+                ],
+            )
             self._db.executemany(
                 "INSERT INTO checks (run, seq, notebook, name, status, evidence, timing, data)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run, seq, str(c.get("notebook")), str(c.get("name")), str(c.get("status")),
-                  mask_text(str(c.get("evidence", ""))), str(c.get("timing") or ""),
-                  json.dumps(redact(c.get("data") or {}), default=str, sort_keys=True))
-                 for seq, c in enumerate(summary.checks())])
+                [
+                    (
+                        run,
+                        seq,
+                        str(c.get("notebook")),
+                        str(c.get("name")),
+                        str(c.get("status")),
+                        mask_text(str(c.get("evidence", ""))),
+                        str(c.get("timing") or ""),
+                        json.dumps(redact(c.get("data") or {}), default=str, sort_keys=True),
+                    )
+                    for seq, c in enumerate(summary.checks())
+                ],
+            )
             samples = {sample_key(s.name, s.labels): s.value for s in run_samples(summary)}
-            self._db.executemany("INSERT INTO metrics (run, name, value) VALUES (?, ?, ?)",
-                                 [(run, name, value) for name, value in samples.items()])
+            self._db.executemany(
+                "INSERT INTO metrics (run, name, value) VALUES (?, ?, ?)",
+                [(run, name, value) for name, value in samples.items()],
+            )
             if keep_days > 0:
                 self._db.execute("DELETE FROM runs WHERE started_at < ?", (summary.started_at - keep_days * 86400,))
 
     def set_alert_state(self, verdict: str, run_id: str) -> None:
         """Remember ``verdict`` as the one last announced (see :meth:`alert_state`)."""
         with self._db:
-            self._db.execute("INSERT INTO alert_state (id, verdict, run_id, sent_at) VALUES (1, ?, ?, ?)"
-                             " ON CONFLICT (id) DO UPDATE SET verdict = excluded.verdict,"
-                             " run_id = excluded.run_id, sent_at = excluded.sent_at", (verdict, run_id, time.time()))
+            self._db.execute(
+                "INSERT INTO alert_state (id, verdict, run_id, sent_at) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET verdict = excluded.verdict,"
+                " run_id = excluded.run_id, sent_at = excluded.sent_at",
+                (verdict, run_id, time.time()),
+            )
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -259,18 +312,24 @@ class History:
         """The run recorded just before ``run_id`` (by start time)."""
         row = self._db.execute(
             "SELECT * FROM runs WHERE started_at < (SELECT started_at FROM runs WHERE run_id = ?)"
-            " ORDER BY started_at DESC, id DESC LIMIT 1", (run_id,)).fetchone()
+            " ORDER BY started_at DESC, id DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
         return _run_row(row) if row is not None else None
 
     def checks(self, run_id: str) -> list[CheckRow]:
         rows = self._db.execute(
-            "SELECT c.* FROM checks c JOIN runs r ON r.id = c.run WHERE r.run_id = ? ORDER BY c.seq", (run_id,))
-        return [CheckRow(r["notebook"], r["name"], r["status"], r["evidence"], r["timing"], json.loads(r["data"]))
-                for r in rows]
+            "SELECT c.* FROM checks c JOIN runs r ON r.id = c.run WHERE r.run_id = ? ORDER BY c.seq", (run_id,)
+        )
+        return [
+            CheckRow(r["notebook"], r["name"], r["status"], r["evidence"], r["timing"], json.loads(r["data"]))
+            for r in rows
+        ]
 
     def metrics(self, run_id: str) -> dict[str, float]:
         rows = self._db.execute(
-            "SELECT m.name, m.value FROM metrics m JOIN runs r ON r.id = m.run WHERE r.run_id = ?", (run_id,))
+            "SELECT m.name, m.value FROM metrics m JOIN runs r ON r.id = m.run WHERE r.run_id = ?", (run_id,)
+        )
         return {str(name): float(value) for name, value in rows}
 
     def series(self, name: str, *, limit: int = 1000) -> list[tuple[float, float]]:
@@ -278,7 +337,9 @@ class History:
         runs that have it, oldest first."""
         rows = self._db.execute(
             "SELECT r.started_at, m.value FROM metrics m JOIN runs r ON r.id = m.run WHERE m.name = ?"
-            " ORDER BY r.started_at DESC LIMIT ?", (name, limit)).fetchall()
+            " ORDER BY r.started_at DESC LIMIT ?",
+            (name, limit),
+        ).fetchall()
         return [(float(t), float(v)) for t, v in reversed(rows)]
 
     def alert_state(self) -> tuple[str, str] | None:
@@ -365,11 +426,13 @@ class RunLock:
                     waited = f" after waiting {self.wait:g} s" if self.wait else ""
                     raise RunInProgress(
                         f"another labsession health run{f' ({holder})' if holder else ''} holds {self.path}; "
-                        f"not starting{waited} (--lock-wait S waits for it)") from None
+                        f"not starting{waited} (--lock-wait S waits for it)"
+                    ) from None
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"
-                  .encode("ascii"), 0)
+        os.pwrite(
+            fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}".encode("ascii"), 0
+        )
         self._fd = fd
         return self
 
@@ -383,8 +446,9 @@ class RunLock:
     def __enter__(self) -> Self:
         return self.acquire()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 
@@ -399,8 +463,9 @@ def _utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
-def show_history(path: Path | None = None, *, limit: int = 10, as_json: bool = False,
-                 stream: TextIO | None = None) -> int:
+def show_history(
+    path: Path | None = None, *, limit: int = 10, as_json: bool = False, stream: TextIO | None = None
+) -> int:
     """``labsession history``: the last ``limit`` runs, newest first, and what changed between the
     last two. Exit 0, or 2 when there is no history to read."""
     stream = stream or sys.stdout
@@ -408,21 +473,37 @@ def show_history(path: Path | None = None, *, limit: int = 10, as_json: bool = F
     try:
         history = History(path, readonly=True)
     except (OSError, sqlite3.Error) as exc:
-        print(f"labsession history: no history at {path} ({type(exc).__name__}); "
-              "labsession health records every run there", file=sys.stderr)
+        print(
+            f"labsession history: no history at {path} ({type(exc).__name__}); "
+            "labsession health records every run there",
+            file=sys.stderr,
+        )
         return 2
     with history:
         total = history.count()
         runs = history.runs(limit)
         changes = history.changes(runs[1].run_id, runs[0].run_id) if len(runs) >= 2 else None
     if as_json:
-        print(json.dumps({"history": str(path), "runs": total, "shown": [r.to_dict() for r in runs],
-                          "changes": None if changes is None else {
-                              "from": runs[1].run_id, "to": runs[0].run_id,
-                              "items": [c.to_dict() for c in changes]}}, indent=2), file=stream)
+        print(
+            json.dumps(
+                {
+                    "history": str(path),
+                    "runs": total,
+                    "shown": [r.to_dict() for r in runs],
+                    "changes": None
+                    if changes is None
+                    else {"from": runs[1].run_id, "to": runs[0].run_id, "items": [c.to_dict() for c in changes]},
+                },
+                indent=2,
+            ),
+            file=stream,
+        )
         return 0
-    print(f"history: {path} ({total} run{'s' if total != 1 else ''}"
-          f"{f'; the last {len(runs)}' if total > len(runs) else ''})", file=stream)
+    print(
+        f"history: {path} ({total} run{'s' if total != 1 else ''}"
+        f"{f'; the last {len(runs)}' if total > len(runs) else ''})",
+        file=stream,
+    )
     if not runs:
         return 0
     rows = [("RUN", "STARTED (UTC)", "TOOK", "VERDICT", "CHECKS", "TARGET")]
@@ -432,13 +513,11 @@ def show_history(path: Path | None = None, *, limit: int = 10, as_json: bool = F
         rows.append((run.run_id, _utc(run.started_at), took, verdict, _counts_text(run.counts), run.target))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(widths[i]) if i < 5 else cell for i, cell in enumerate(row)).rstrip(),
-              file=stream)
+        print("  ".join(cell.ljust(widths[i]) if i < 5 else cell for i, cell in enumerate(row)).rstrip(), file=stream)
     if changes is None:
         print("\nonly one run recorded: nothing to compare yet", file=stream)
         return 0
-    print(f"\nchanges from {runs[1].run_id} ({runs[1].verdict}) to {runs[0].run_id} ({runs[0].verdict}):",
-          file=stream)
+    print(f"\nchanges from {runs[1].run_id} ({runs[1].verdict}) to {runs[0].run_id} ({runs[0].verdict}):", file=stream)
     if not changes:
         print("  none: every check has the status it had", file=stream)
     gone = [c for c in changes if c.kind == "gone"]
@@ -449,8 +528,9 @@ def show_history(path: Path | None = None, *, limit: int = 10, as_json: bool = F
     labels = [{"new": f"new: {c.what}", "gone": f"gone: {c.what}"}.get(c.kind, c.what) for c in changes]
     width = max((len(label) for label in labels), default=0)
     for what, change in zip(labels, changes, strict=True):
-        arrow = {"new": f"{change.after}", "gone": f"was {change.before}" if change.before else ""}.get(change.kind,
-                                                                             f"{change.before} → {change.after}")
+        arrow = {"new": f"{change.after}", "gone": f"was {change.before}" if change.before else ""}.get(
+            change.kind, f"{change.before} → {change.after}"
+        )
         evidence = f"  {change.evidence[:160]}" if change.evidence and change.kind != "metric" else ""
         print(f"  {what:<{width}}  {arrow}{evidence}", file=stream)
     return 0

@@ -40,8 +40,9 @@ METRICS: dict[str, MetricSpec] = {
     "labsession_redis_ping_p50_seconds": MetricSpec("median Redis PING round trip of the run's samples"),
     "labsession_redis_ping_p99_seconds": MetricSpec("99th percentile Redis PING round trip of the run's samples"),
     "labsession_redis_connected_clients": MetricSpec("client connections Redis reported"),
-    "labsession_redis_evicted_keys_total": MetricSpec("keys Redis evicted since it started (INFO evicted_keys)",
-                                                      "counter"),
+    "labsession_redis_evicted_keys_total": MetricSpec(
+        "keys Redis evicted since it started (INFO evicted_keys)", "counter"
+    ),
     "labsession_sessions_scanned": MetricSpec("session keys the TTL inspection read"),
     "labsession_sessions_active": MetricSpec("stored sessions with status active"),
     "labsession_ttl_anomalies": MetricSpec("session keys with a TTL anomaly, by kind"),
@@ -95,8 +96,7 @@ def run_samples(summary: RunSummary) -> list[Sample]:
     for outcome in summary.outcomes:
         labels = (("notebook", outcome.name),)
         out.append(Sample("labsession_health_notebook_duration_seconds", round(outcome.elapsed_seconds, 3), labels))
-        out.append(Sample("labsession_health_notebook_success", 1.0 if exit_code(outcome.status) == 0 else 0.0,
-                          labels))
+        out.append(Sample("labsession_health_notebook_success", 1.0 if exit_code(outcome.status) == 0 else 0.0, labels))
     ping = _data(summary, "ping latency", "connection_check")
     if ping is not None:
         for which in ("p50", "p99"):

@@ -60,7 +60,8 @@ def prometheus_text(summary: RunSummary) -> str:
     for sample in run_samples(summary):
         labels = ",".join(f'{k}="{_label(v)}"' for k, v in sample.labels)
         by_family.setdefault(sample.name, []).append(
-            f"{sample.name}{{{labels}}} {_value(sample.value)}" if labels else f"{sample.name} {_value(sample.value)}")
+            f"{sample.name}{{{labels}}} {_value(sample.value)}" if labels else f"{sample.name} {_value(sample.value)}"
+        )
     worst: dict[tuple[str, str], Status] = {}
     for check in summary.checks():
         key = (str(check.get("notebook")), str(check.get("name")))
@@ -72,12 +73,16 @@ def prometheus_text(summary: RunSummary) -> str:
         if name in by_family:
             lines += [f"# HELP {name} {spec.help}", f"# TYPE {name} {spec.type}", *by_family[name]]
     if worst:
-        lines += [f"# HELP {_CHECK_STATUS} 1 for the check's status in the last run, 0 for the other statuses",
-                  f"# TYPE {_CHECK_STATUS} gauge"]
+        lines += [
+            f"# HELP {_CHECK_STATUS} 1 for the check's status in the last run, 0 for the other statuses",
+            f"# TYPE {_CHECK_STATUS} gauge",
+        ]
         for (notebook, name), status in worst.items():
             for each in Status:
-                lines.append(f'{_CHECK_STATUS}{{notebook="{_label(notebook)}",check="{_label(mask_text(name))}",'
-                             f'status="{each.value}"}} {1 if each is status else 0}')
+                lines.append(
+                    f'{_CHECK_STATUS}{{notebook="{_label(notebook)}",check="{_label(mask_text(name))}",'
+                    f'status="{each.value}"}} {1 if each is status else 0}'
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -104,8 +109,12 @@ def nagios_code(verdict: Status) -> int:
 
 def _perf(summary: RunSummary) -> str:
     counts = summary.counts()
-    parts = [f"duration={summary.elapsed_seconds:.3f}s;;;0", f"checks={sum(counts.values())};;;0",
-             f"failed={counts['FAIL'] + counts['ERROR']};;;0", f"warnings={counts['WARN']};;;0"]
+    parts = [
+        f"duration={summary.elapsed_seconds:.3f}s;;;0",
+        f"checks={sum(counts.values())};;;0",
+        f"failed={counts['FAIL'] + counts['ERROR']};;;0",
+        f"warnings={counts['WARN']};;;0",
+    ]
     for sample in run_samples(summary):
         if sample.name.startswith("labsession_redis_ping_"):
             which = sample.name.removeprefix("labsession_redis_ping_").removesuffix("_seconds")

@@ -64,8 +64,11 @@ def verdict_event(summary: RunSummary, before: Status, *, report: str | None = N
     """The JSON body announcing that the verdict went from ``before`` to ``summary.verdict``."""
     verdict = summary.verdict
     cause = find_root_cause(summary)
-    failing = [c for c in summary.checks() if c.get("status") in ("FAIL", "ERROR")
-               or (c.get("status") == "WARN" and not c.get("timing"))]
+    failing = [
+        c
+        for c in summary.checks()
+        if c.get("status") in ("FAIL", "ERROR") or (c.get("status") == "WARN" and not c.get("timing"))
+    ]
     counts = summary.counts()
     return {
         "source": "labsession health",
@@ -79,11 +82,18 @@ def verdict_event(summary: RunSummary, before: Status, *, report: str | None = N
         "target": _clean(str(summary.target.get("description", ""))),
         "endpoint": _clean(str(summary.target.get("endpoint", ""))),
         "counts": counts,
-        "rootCause": None if cause is None else {"code": cause.code, "remedy": _clean(cause.remedy),
-                                                 "checks": len(cause.checks)},
-        "checks": [{"notebook": str(c.get("notebook")), "check": _clean(str(c.get("name"))),
-                    "status": str(c.get("status")), "evidence": _clean(str(c.get("evidence", "")))[:300]}
-                   for c in failing[:20]],
+        "rootCause": None
+        if cause is None
+        else {"code": cause.code, "remedy": _clean(cause.remedy), "checks": len(cause.checks)},
+        "checks": [
+            {
+                "notebook": str(c.get("notebook")),
+                "check": _clean(str(c.get("name"))),
+                "status": str(c.get("status")),
+                "evidence": _clean(str(c.get("evidence", "")))[:300],
+            }
+            for c in failing[:20]
+        ],
         "report": report,
     }
 
@@ -97,8 +107,14 @@ class Delivery:
         self.problem: str | None = None
 
 
-def deliver(url: str, body: dict[str, Any], *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT_SECONDS,
-            backoff: tuple[float, ...] = BACKOFF_SECONDS) -> Delivery:
+def deliver(
+    url: str,
+    body: dict[str, Any],
+    *,
+    attempts: int = ATTEMPTS,
+    timeout: float = TIMEOUT_SECONDS,
+    backoff: tuple[float, ...] = BACKOFF_SECONDS,
+) -> Delivery:
     """POST ``body`` as JSON to ``url``: up to ``attempts`` tries, each bounded by ``timeout`` seconds,
     retrying network errors, 429 and 5xx answers after ``backoff`` seconds. Never raises."""
     result = Delivery()
@@ -107,8 +123,12 @@ def deliver(url: str, body: dict[str, Any], *, attempts: int = ATTEMPTS, timeout
         if attempt:
             time.sleep(backoff[min(attempt - 1, len(backoff) - 1)] if backoff else 0)
         result.attempts += 1
-        request = urllib.request.Request(url, data=data, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": "labsession-health"})
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "labsession-health"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
                 answer.read(65536)

@@ -94,8 +94,10 @@ class RootCause:
         return list(dict.fromkeys(notebook for notebook, _ in self.checks))
 
     def sentence(self) -> str:
-        return (f"{self.code}: {self.remedy} ({len(self.checks)} failing checks in "
-                f"{len(self.notebooks)} notebook{'s' if len(self.notebooks) != 1 else ''})")
+        return (
+            f"{self.code}: {self.remedy} ({len(self.checks)} failing checks in "
+            f"{len(self.notebooks)} notebook{'s' if len(self.notebooks) != 1 else ''})"
+        )
 
 
 def _codes(check: Mapping[str, Any]) -> set[str]:
@@ -127,14 +129,24 @@ def find_root_cause(summary: RunSummary) -> RootCause | None:
     if code in _REDIS_CODES:
         remedy = redis_remedy(RedisCause(code))
     else:
-        remedy = next((str(r["facts"]["remedy"]) for o in summary.outcomes for r in o.reports
-                       if (r.get("facts") or {}).get("cause") == code and (r.get("facts") or {}).get("remedy")),
-                      "see the checks below")
-    own = [c for c in checks if (c.get("data") or {}).get("cause") == code
-           or (c.get("data") or {}).get("redis_cause") == code]
+        remedy = next(
+            (
+                str(r["facts"]["remedy"])
+                for o in summary.outcomes
+                for r in o.reports
+                if (r.get("facts") or {}).get("cause") == code and (r.get("facts") or {}).get("remedy")
+            ),
+            "see the checks below",
+        )
+    own = [
+        c
+        for c in checks
+        if (c.get("data") or {}).get("cause") == code or (c.get("data") or {}).get("redis_cause") == code
+    ]
     evidence = str((own or checks)[0].get("evidence", ""))
-    return RootCause(code, mask_text(remedy), mask_text(evidence),
-                     tuple((str(c["notebook"]), str(c["name"])) for c in checks))
+    return RootCause(
+        code, mask_text(remedy), mask_text(evidence), tuple((str(c["notebook"]), str(c["name"])) for c in checks)
+    )
 
 
 # -- junit.xml and summary.json ----------------------------------------------------------------
@@ -145,11 +157,16 @@ def write_junit(summary: RunSummary, path: Path) -> None:
     suites = ET.Element("testsuites", name="labsession health", time=f"{summary.elapsed_seconds:.3f}")
     for outcome in summary.outcomes:
         checks = outcome.checks()
-        suite = ET.SubElement(suites, "testsuite", name=outcome.name, time=f"{outcome.elapsed_seconds:.3f}",
-                              tests=str(max(1, len(checks))),
-                              failures=str(sum(c["status"] == "FAIL" for c in checks)),
-                              errors=str(sum(c["status"] == "ERROR" for c in checks) + (0 if checks else 1)),
-                              skipped=str(sum(c["status"] == "SKIP" for c in checks)))
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=outcome.name,
+            time=f"{outcome.elapsed_seconds:.3f}",
+            tests=str(max(1, len(checks))),
+            failures=str(sum(c["status"] == "FAIL" for c in checks)),
+            errors=str(sum(c["status"] == "ERROR" for c in checks) + (0 if checks else 1)),
+            skipped=str(sum(c["status"] == "SKIP" for c in checks)),
+        )
         if not checks:
             case = ET.SubElement(suite, "testcase", classname=outcome.name, name="run")
             ET.SubElement(case, "error", message=outcome.error or "no report").text = outcome.error or ""
@@ -197,8 +214,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def _without_check_failed(book: Any) -> bool:
     """Drop papermill's banner cells and the ``CheckFailed`` traceback when that is the notebook's
     only error (a finding, not a crash); True when it did. Any other error is left as it is."""
-    errors = [(cell, output) for cell in book.cells if cell.cell_type == "code"
-              for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+    errors = [
+        (cell, output)
+        for cell in book.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
     if not errors or any(output.get("ename") != "CheckFailed" for _, output in errors):
         return False
     for cell, output in errors:
@@ -281,13 +303,21 @@ def notebook_page(book: Any, title: str = "") -> str:
             parts.append(f"<div class='cell'{anchor}>{mistune.html(_text(cell.source))}</div>")
         elif cell.cell_type == "code" and cell.get("outputs"):
             parts.append(f"<div class='cell'{anchor}>{''.join(_output(o) for o in cell.outputs)}</div>")
-    heading = next((str(c.source).lstrip("# ").split("\n", 1)[0] for c in book.cells if c.cell_type == "markdown"
-                    and str(c.source).startswith("# ")), title)
+    heading = next(
+        (
+            str(c.source).lstrip("# ").split("\n", 1)[0]
+            for c in book.cells
+            if c.cell_type == "markdown" and str(c.source).startswith("# ")
+        ),
+        title,
+    )
     # Masked piece by piece (_esc, _output): masking the finished page could eat into its markup. The
     # markdown cells are the notebook's own text, not anything a run produced.
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_esc(heading)}</title>"
-            f"<style>{_PAGE_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_esc(heading)}</title>"
+        f"<style>{_PAGE_CSS}</style></head><body>{''.join(parts)}</body></html>"
+    )
 
 
 def render_html(outcome: NotebookOutcome, out_dir: Path) -> Path | None:
@@ -360,8 +390,15 @@ def _link(text: str, href: str | None) -> str:
 
 def _checks_or_run(outcome: NotebookOutcome) -> list[dict[str, Any]]:
     """The notebook's checks, or one pseudo-check for a notebook that showed none (it broke)."""
-    return outcome.checks() or [{"notebook": outcome.name, "name": "run", "status": outcome.status.value,
-                                 "evidence": outcome.error or "the notebook recorded no report", "data": {}}]
+    return outcome.checks() or [
+        {
+            "notebook": outcome.name,
+            "name": "run",
+            "status": outcome.status.value,
+            "evidence": outcome.error or "the notebook recorded no report",
+            "data": {},
+        }
+    ]
 
 
 def _banner(summary: RunSummary) -> str:
@@ -373,16 +410,18 @@ def _banner(summary: RunSummary) -> str:
         headline = f"stopped by {summary.stopped_by}: partial report"
     elif verdict in _FAILING:
         broke = [o.name for o in summary.outcomes if o.status is Status.ERROR and not o.checks()]
-        headline = (f"{failing} of {total} checks failed" if failing else "")
+        headline = f"{failing} of {total} checks failed" if failing else ""
         if broke:
             headline += ("; " if headline else "") + f"{len(broke)} notebook(s) could not run"
     elif verdict == "WARN":
         headline = f"{warnings} warning{'s' if warnings != 1 else ''}, nothing failed"
     else:
         headline = f"all {total} checks passed" + (f" ({counts['SKIP']} skipped)" if counts["SKIP"] else "")
-    return (f"<div class='banner s-{verdict}'>{verdict} — {_esc(headline)}"
-            f"<small>exit {exit_code(summary.verdict)} · {_esc(mask_text(str(summary.target.get('description', ''))))}"
-            f"</small></div>")
+    return (
+        f"<div class='banner s-{verdict}'>{verdict} — {_esc(headline)}"
+        f"<small>exit {exit_code(summary.verdict)} · {_esc(mask_text(str(summary.target.get('description', ''))))}"
+        f"</small></div>"
+    )
 
 
 def _check_rows(rows: Iterable[tuple[NotebookOutcome, Mapping[str, Any]]], out_dir: Path) -> str:
@@ -391,11 +430,12 @@ def _check_rows(rows: Iterable[tuple[NotebookOutcome, Mapping[str, Any]]], out_d
         status = str(check["status"])
         cell = outcome.check_cells.get((str(check["name"]), status))
         note = " <span class='muted'>(timing only: does not change the verdict)</span>" if check.get("timing") else ""
-        out.append(f"<tr><td>{_chip(status)}</td><td>{_link(outcome.name, _page_href(outcome, out_dir))}</td>"
-                   f"<td>{_link(str(check['name']), _page_href(outcome, out_dir, cell))}</td>"
-                   f"<td>{_esc(check['evidence'])}{note}</td></tr>")
-    return ("<table><tr><th>status</th><th>notebook</th><th>check</th><th>evidence</th></tr>"
-            + "".join(out) + "</table>")
+        out.append(
+            f"<tr><td>{_chip(status)}</td><td>{_link(outcome.name, _page_href(outcome, out_dir))}</td>"
+            f"<td>{_link(str(check['name']), _page_href(outcome, out_dir, cell))}</td>"
+            f"<td>{_esc(check['evidence'])}{note}</td></tr>"
+        )
+    return "<table><tr><th>status</th><th>notebook</th><th>check</th><th>evidence</th></tr>" + "".join(out) + "</table>"
 
 
 def write_html(summary: RunSummary, out_dir: Path) -> None:
@@ -412,21 +452,30 @@ def write_html(summary: RunSummary, out_dir: Path) -> None:
     warnings = [(o, c) for o in ordered for c in _checks_or_run(o) if c["status"] == "WARN"]
     parts = [_banner(summary), "<main>"]
     started = human_time(summary.started_at) if summary.started_at else summary.started
-    parts.append(f"<p class='muted'>Started {_esc(started)}, took {_esc(human_duration(summary.elapsed_seconds))}"
-                 + (f"; run <code>{_esc(summary.run_id)}</code>" if summary.run_id else "") + "</p>")
+    parts.append(
+        f"<p class='muted'>Started {_esc(started)}, took {_esc(human_duration(summary.elapsed_seconds))}"
+        + (f"; run <code>{_esc(summary.run_id)}</code>" if summary.run_id else "")
+        + "</p>"
+    )
     if summary.parameters.get("show_session_ids"):
-        parts.append("<p><b>This report names whole session ids</b> (<code>--show-session-ids</code>): each "
-                     "opens that session's terminal, so share it with care.</p>")
+        parts.append(
+            "<p><b>This report names whole session ids</b> (<code>--show-session-ids</code>): each "
+            "opens that session's terminal, so share it with care.</p>"
+        )
     if cause is not None:
         explained = [(o, c) for o, c in failing if cause.explains(c)]
         links = ", ".join(
-            _link(f"{o.name}: {c['name']}", _page_href(o, out_dir, o.check_cells.get((str(c["name"]),
-                                                                                     str(c["status"])))))
-            for o, c in explained)
-        parts.append(f"<div class='cause'><p><b>Root cause: <code>{_esc(cause.code)}</code></b> — "
-                     f"{_esc(cause.remedy)}</p><p class='muted'>{_esc(cause.evidence)}</p>"
-                     f"<p>{len(cause.checks)} failing checks in {len(cause.notebooks)} notebook(s) come from it: "
-                     f"{links}</p></div>")
+            _link(
+                f"{o.name}: {c['name']}", _page_href(o, out_dir, o.check_cells.get((str(c["name"]), str(c["status"]))))
+            )
+            for o, c in explained
+        )
+        parts.append(
+            f"<div class='cause'><p><b>Root cause: <code>{_esc(cause.code)}</code></b> — "
+            f"{_esc(cause.remedy)}</p><p class='muted'>{_esc(cause.evidence)}</p>"
+            f"<p>{len(cause.checks)} failing checks in {len(cause.notebooks)} notebook(s) come from it: "
+            f"{links}</p></div>"
+        )
         failing = [(o, c) for o, c in failing if not cause.explains(c)]
         if failing:
             parts.append("<h2>Other failures</h2>" + _check_rows(failing, out_dir))
@@ -440,24 +489,35 @@ def write_html(summary: RunSummary, out_dir: Path) -> None:
         for check in outcome.checks():
             counts[str(check["status"])] = counts.get(str(check["status"]), 0) + 1
         shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or _esc(outcome.error or "no checks")
-        rows.append(f"<tr><td>{_chip(outcome.status.value)}</td>"
-                    f"<td>{_link(outcome.name, _page_href(outcome, out_dir))}</td><td>{_esc(shown)}</td>"
-                    f"<td class='num'>{_esc(human_duration(outcome.elapsed_seconds))}</td></tr>")
-    parts.append("<h2>Notebooks</h2><table><tr><th>verdict</th><th>notebook</th><th>checks</th>"
-                 "<th>time</th></tr>" + "".join(rows) + "</table>")
+        rows.append(
+            f"<tr><td>{_chip(outcome.status.value)}</td>"
+            f"<td>{_link(outcome.name, _page_href(outcome, out_dir))}</td><td>{_esc(shown)}</td>"
+            f"<td class='num'>{_esc(human_duration(outcome.elapsed_seconds))}</td></tr>"
+        )
+    parts.append(
+        "<h2>Notebooks</h2><table><tr><th>verdict</th><th>notebook</th><th>checks</th>"
+        "<th>time</th></tr>" + "".join(rows) + "</table>"
+    )
     plots = [(o, caption, png) for o in summary.outcomes for caption, png in o.plots]
     if plots:
-        parts.append("<h2>Plots</h2>" + "".join(
-            f"<figure><img alt='{_esc(o.name)}: {_esc(caption)}' src='data:image/png;base64,{png}'>"
-            f"<figcaption>{_link(o.name, _page_href(o, out_dir))}: {_esc(caption)}</figcaption></figure>"
-            for o, caption, png in plots))
+        parts.append(
+            "<h2>Plots</h2>"
+            + "".join(
+                f"<figure><img alt='{_esc(o.name)}: {_esc(caption)}' src='data:image/png;base64,{png}'>"
+                f"<figcaption>{_link(o.name, _page_href(o, out_dir))}: {_esc(caption)}</figcaption></figure>"
+                for o, caption, png in plots
+            )
+        )
     everything = [(o, c) for o in summary.outcomes for c in _checks_or_run(o)]
-    parts.append(f"<details><summary>All {len(everything)} checks</summary>{_check_rows(everything, out_dir)}"
-                 "</details></main>")
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>labsession health: {summary.verdict.value}</title><style>{_CSS}</style></head>"
-            f"<body>{''.join(parts)}</body></html>")
+    parts.append(
+        f"<details><summary>All {len(everything)} checks</summary>{_check_rows(everything, out_dir)}</details></main>"
+    )
+    page = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>labsession health: {summary.verdict.value}</title><style>{_CSS}</style></head>"
+        f"<body>{''.join(parts)}</body></html>"
+    )
     (out_dir / "report.html").write_text(page, encoding="utf-8")
 
 
@@ -466,4 +526,3 @@ def write_outputs(summary: RunSummary, out_dir: Path) -> None:
     write_summary(summary, out_dir / "summary.json")
     write_junit(summary, out_dir / "junit.xml")
     write_html(summary, out_dir)
-

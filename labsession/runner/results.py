@@ -45,8 +45,12 @@ class NotebookOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "path": self.path, "verdict": self.status.value, "error": self.error,
-            "elapsedSeconds": round(self.elapsed_seconds, 3), "stoppedAtBudget": self.stopped,
+            "name": self.name,
+            "path": self.path,
+            "verdict": self.status.value,
+            "error": self.error,
+            "elapsedSeconds": round(self.elapsed_seconds, 3),
+            "stoppedAtBudget": self.stopped,
             "reports": self.reports,
         }
 
@@ -84,9 +88,16 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "runId": self.run_id, "verdict": self.verdict.value, "exitCode": exit_code(self.verdict),
-            "startedAt": self.started, "finishedAt": iso_utc(self.finished_at) if self.finished_at else None,
-            "elapsedSeconds": round(self.elapsed_seconds, 3), "target": redact(self.target),
-            "parameters": redact(self.parameters), "stoppedBy": self.stopped_by, "counts": self.counts(),
-            "notebooks": [o.to_dict() for o in self.outcomes], "checks": self.checks(),
+            "runId": self.run_id,
+            "verdict": self.verdict.value,
+            "exitCode": exit_code(self.verdict),
+            "startedAt": self.started,
+            "finishedAt": iso_utc(self.finished_at) if self.finished_at else None,
+            "elapsedSeconds": round(self.elapsed_seconds, 3),
+            "target": redact(self.target),
+            "parameters": redact(self.parameters),
+            "stoppedBy": self.stopped_by,
+            "counts": self.counts(),
+            "notebooks": [o.to_dict() for o in self.outcomes],
+            "checks": self.checks(),
         }

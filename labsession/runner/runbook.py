@@ -70,15 +70,27 @@ def execute(
     error = executed.error
     summary: dict[str, Any] = {"runbook": spec.name, "notebook": str(output)}
     if report is None or "cause" not in report.get("facts", {}):
-        summary.update(cause=None, remedy=None, verdict=Status.ERROR.value, checks=report["checks"] if report else [],
-                       error=error or "the runbook produced no report", exit_code=EXIT_COULD_NOT_RUN)
+        summary.update(
+            cause=None,
+            remedy=None,
+            verdict=Status.ERROR.value,
+            checks=report["checks"] if report else [],
+            error=error or "the runbook produced no report",
+            exit_code=EXIT_COULD_NOT_RUN,
+        )
         return redact(summary)  # type: ignore[no-any-return]
     verdict = Status(report["verdict"])
     facts = report["facts"]
     code = exit_code(verdict)
-    summary.update(cause=facts["cause"], remedy=facts.get("remedy"), verdict=verdict.value,
-                   checks=report["checks"], error=None if code < 2 else error, exit_code=code,
-                   healthy=facts["cause"] in spec.healthy)
+    summary.update(
+        cause=facts["cause"],
+        remedy=facts.get("remedy"),
+        verdict=verdict.value,
+        checks=report["checks"],
+        error=None if code < 2 else error,
+        exit_code=code,
+        healthy=facts["cause"] in spec.healthy,
+    )
     return redact(summary)  # type: ignore[no-any-return]
 
 

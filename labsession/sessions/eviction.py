@@ -74,34 +74,53 @@ def judge_eviction(policy: str | None, evicted_keys: int | None, maxmemory: int 
     """
     risk = can_evict_sessions(policy)
     if policy is None:
-        policy_status, policy_text = Status.WARN, (
-            "maxmemory-policy is hidden by the provider; cannot rule out that session keys are evicted "
-            "when memory is full")
+        policy_status, policy_text = (
+            Status.WARN,
+            (
+                "maxmemory-policy is hidden by the provider; cannot rule out that session keys are evicted "
+                "when memory is full"
+            ),
+        )
     elif risk is False:
-        policy_status, policy_text = Status.PASS, (
-            f"maxmemory-policy {policy}: a full Redis refuses writes rather than drop sessions")
+        policy_status, policy_text = (
+            Status.PASS,
+            (f"maxmemory-policy {policy}: a full Redis refuses writes rather than drop sessions"),
+        )
     elif risk is None:
         policy_status, policy_text = Status.WARN, f"maxmemory-policy {policy} is not one labsession knows"
     elif maxmemory == 0:
-        policy_status, policy_text = Status.PASS, (
-            f"maxmemory-policy {policy} with no memory limit evicts nothing today; once maxmemory is set it "
-            f"can evict session keys: {_why(policy)}")
+        policy_status, policy_text = (
+            Status.PASS,
+            (
+                f"maxmemory-policy {policy} with no memory limit evicts nothing today; once maxmemory is set it "
+                f"can evict session keys: {_why(policy)}"
+            ),
+        )
     else:
-        policy_status, policy_text = Status.WARN, (
-            f"maxmemory-policy {policy} can evict session keys when memory is full: {_why(policy)}; "
-            "use noeviction")
+        policy_status, policy_text = (
+            Status.WARN,
+            (f"maxmemory-policy {policy} can evict session keys when memory is full: {_why(policy)}; use noeviction"),
+        )
     lost = False
     if evicted_keys is None:
         evictions_status, evictions_text = Status.WARN, "the provider hides evicted_keys; eviction cannot be ruled out"
     elif evicted_keys == 0:
         evictions_status, evictions_text = Status.PASS, "no key was evicted since the server started"
     elif risk is False:
-        evictions_status, evictions_text = Status.WARN, (
-            f"{evicted_keys} keys were evicted since the server started, under an earlier policy than "
-            f"{policy}; sessions may have vanished then")
+        evictions_status, evictions_text = (
+            Status.WARN,
+            (
+                f"{evicted_keys} keys were evicted since the server started, under an earlier policy than "
+                f"{policy}; sessions may have vanished then"
+            ),
+        )
     else:
         lost = True
-        evictions_status, evictions_text = Status.FAIL, (
-            f"{evicted_keys} keys were evicted since the server started under maxmemory-policy "
-            f"{policy or 'hidden'}; sessions may have vanished early")
+        evictions_status, evictions_text = (
+            Status.FAIL,
+            (
+                f"{evicted_keys} keys were evicted since the server started under maxmemory-policy "
+                f"{policy or 'hidden'}; sessions may have vanished early"
+            ),
+        )
     return EvictionJudgement(policy, evicted_keys, policy_status, policy_text, evictions_status, evictions_text, lost)

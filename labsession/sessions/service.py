@@ -62,6 +62,8 @@ def check_extension_minutes(minutes: object, session_id: str = "?") -> int:
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_EXTEND_MINUTES:
         raise InvalidExtension(session_id, minutes, MAX_EXTEND_MINUTES)
     return minutes
+
+
 #: Races one update may lose before giving up (each loss means another instance wrote first).
 _WATCH_ATTEMPTS = 200
 #: Compare-and-set on one key: KEYS[1] is replaced by ARGV[2] with TTL ARGV[3] seconds only
@@ -215,9 +217,7 @@ class LabSessionService:
                 extra=dict(extra or {}),
             )
             async with self.redis.guard("create"):
-                stored = await self.redis.client.set(
-                    self.key(session_id), session.to_json(), ex=ttl, nx=True
-                )
+                stored = await self.redis.client.set(self.key(session_id), session.to_json(), ex=ttl, nx=True)
             if stored:
                 log.info("created session %s for lab %s", log_id(session_id), lab_id)
                 return session

@@ -52,25 +52,55 @@ def _chain(exc: BaseException) -> list[BaseException]:
 # so a command error that happens to mention "timeout" or "maxclients" (say, an unknown
 # CONFIG GET maxclients) is never mistaken for an outage.
 _REPLY_RULES: list[tuple[tuple[str, ...], RedisCause]] = [
-    (("wrongpass", "noauth", "invalid password", "invalid username-password", "authentication required",
-      "auth failed", "invalid username"), RedisCause.AUTH_FAILED),
+    (
+        (
+            "wrongpass",
+            "noauth",
+            "invalid password",
+            "invalid username-password",
+            "authentication required",
+            "auth failed",
+            "invalid username",
+        ),
+        RedisCause.AUTH_FAILED,
+    ),
     (("max number of clients", "too many connections"), RedisCause.MAX_CONNECTIONS),
-    (("max requests limit", "max daily request", "max request size", "max concurrent", "limit exceeded",
-      "quota"), RedisCause.QUOTA_EXCEEDED),
+    (
+        ("max requests limit", "max daily request", "max request size", "max concurrent", "limit exceeded", "quota"),
+        RedisCause.QUOTA_EXCEEDED,
+    ),
     (("oom command not allowed", "used memory > 'maxmemory'"), RedisCause.OUT_OF_MEMORY),
     (("noperm", "no permissions", "readonly", "read only"), RedisCause.READ_ONLY),
 ]
 # What a failed connection may say (socket, TLS and driver errors).
 _CONNECTION_RULES: list[tuple[tuple[str, ...], RedisCause]] = [
     (("certificate verify failed", "hostname mismatch", "certificate_verify_failed"), RedisCause.TLS_VERIFY_FAILED),
-    (("name or service not known", "nodename nor servname", "temporary failure in name resolution",
-      "no address associated", "getaddrinfo failed"), RedisCause.DNS_FAILURE),
+    (
+        (
+            "name or service not known",
+            "nodename nor servname",
+            "temporary failure in name resolution",
+            "no address associated",
+            "getaddrinfo failed",
+        ),
+        RedisCause.DNS_FAILURE,
+    ),
     (("connection refused", "connect call failed", f"error {errno.ECONNREFUSED} "), RedisCause.CONNECTION_REFUSED),
     *_REPLY_RULES,
     (("wrong version number", "unknown protocol", "sslv3 alert", "tlsv1 alert"), RedisCause.TLS_VERIFY_FAILED),
     (("timeout", "timed out"), RedisCause.TIMEOUT),
-    (("connection reset", "closed by server", "connection closed", "broken pipe",
-      "connection lost", "eof", "error while reading"), RedisCause.CONNECTION_LOST),
+    (
+        (
+            "connection reset",
+            "closed by server",
+            "connection closed",
+            "broken pipe",
+            "connection lost",
+            "eof",
+            "error while reading",
+        ),
+        RedisCause.CONNECTION_LOST,
+    ),
 ]
 
 
@@ -151,8 +181,10 @@ def unavailable(
     return RedisUnavailable(cause, endpoint, detail)
 
 
-_POOL_FULL = ("this process's own connection pool is full (every connection busy); raise max_connections "
-              "or send fewer operations at once; the server did not refuse anything")
+_POOL_FULL = (
+    "this process's own connection pool is full (every connection busy); raise max_connections "
+    "or send fewer operations at once; the server did not refuse anything"
+)
 
 
 def _client_pool_full(exc: BaseException) -> bool:

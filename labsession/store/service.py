@@ -245,7 +245,10 @@ class _BoundedReads:
         return packed
 
     async def read_response(
-        self, disable_decoding: bool = False, timeout: float | None = None, **options: Any  # noqa: ASYNC109
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - redis-py's own signature, overridden
+        **options: Any,
     ) -> Any:
         # A caller's own timeout (pub/sub), or a socket timeout redis-py set itself (its
         # maintenance notifications relax timeouts that way): redis-py's read, as it is.
@@ -427,9 +430,7 @@ class RedisService:
 
     def _build_client(self) -> Any:
         s = self.settings
-        retry = _ClassifiedRetry(
-            ExponentialWithJitterBackoff(cap=s.retry_cap, base=s.retry_base), s.retry_attempts - 1
-        )
+        retry = _ClassifiedRetry(ExponentialWithJitterBackoff(cap=s.retry_cap, base=s.retry_base), s.retry_attempts - 1)
         url = s.redis_url
         if s.tls_upgraded:
             url = "rediss://" + url.split("://", 1)[1]

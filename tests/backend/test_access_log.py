@@ -119,8 +119,11 @@ def wait_for(backend: BackendProcess, text: str, within: float = 5.0) -> str:
 
 
 async def test_websocket_events_are_written_with_or_without_access_lines() -> None:
-    with EmbeddedRedis() as redis, BackendProcess(redis.url, allowed_origins=(GOOD_ORIGIN,)) as on, \
-            BackendProcess(redis.url, allowed_origins=(GOOD_ORIGIN,), args=["--no-access-log"]) as off:
+    with (
+        EmbeddedRedis() as redis,
+        BackendProcess(redis.url, allowed_origins=(GOOD_ORIGIN,)) as on,
+        BackendProcess(redis.url, allowed_origins=(GOOD_ORIGIN,), args=["--no-access-log"]) as off,
+    ):
         async with httpx.AsyncClient(timeout=10) as http:
             sid = (await http.post(on.url + "/api/labs/start", json=START)).json()["sessionId"]
         for backend in (on, off):
@@ -146,9 +149,11 @@ def test_default_server_writes_one_line_per_request() -> None:
 
 def test_access_log_off_and_sampled_from_the_command_line_and_the_environment() -> None:
     with EmbeddedRedis() as redis:
-        with BackendProcess(redis.url, args=["--no-access-log"]) as off, \
-                BackendProcess(redis.url, env={"ACCESS_LOG_SAMPLE": "5"}) as sampled, \
-                httpx.Client(timeout=10) as http:
+        with (
+            BackendProcess(redis.url, args=["--no-access-log"]) as off,
+            BackendProcess(redis.url, env={"ACCESS_LOG_SAMPLE": "5"}) as sampled,
+            httpx.Client(timeout=10) as http,
+        ):
             for backend in (off, sampled):
                 for _ in range(20):
                     assert http.get(backend.url + "/health").status_code == 200

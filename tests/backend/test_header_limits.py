@@ -52,7 +52,7 @@ def exchange(port: int, head: bytes, *, chunk: int = 65536, within: float = 10.0
     with socket.create_connection(("127.0.0.1", port), timeout=within) as sock:
         try:
             for start in range(0, len(head), chunk):
-                sock.sendall(head[start:start + chunk])
+                sock.sendall(head[start : start + chunk])
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused before we were done: what we want; read what it said
         reply = b""
@@ -87,9 +87,11 @@ def test_many_headers_over_64_kib_in_total_get_431(served: Deployment) -> None:
 
 def test_a_long_request_line_gets_414_also_for_a_websocket_upgrade(served: Deployment) -> None:
     path = "/terminal/" + "a" * 8200
-    upgrade = (f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-               f"Origin: {GOOD_ORIGIN}\r\n\r\n").encode()
+    upgrade = (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {GOOD_ORIGIN}\r\n\r\n"
+    ).encode()
     started = time.monotonic()
     reply = exchange(served.a.port, upgrade)
     assert status_of(reply) == 414 and b'"code":"URI_TOO_LONG"' in reply
@@ -147,8 +149,9 @@ async def test_slow_and_silent_heads_are_closed_and_others_keep_being_served() -
     with backend_deployment(1, env={"HEADER_TIMEOUT": f"{HEADER_TIMEOUT:g}"}) as deployment:
         backend: BackendProcess = deployment.a
         fds_before = open_fds(backend.pid)
-        long_upgrade = (b"GET /terminal/" + b"a" * 8200 + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                        b"Connection: Upgrade\r\n")  # never finished: refused for its line at once
+        long_upgrade = (
+            b"GET /terminal/" + b"a" * 8200 + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        )  # never finished: refused for its line at once
         unfinished = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: 1"
         kinds = [b"G"] * 150 + [b""] * 100 + [unfinished] * 100 + [long_upgrade] * 50
         readers = await asyncio.gather(*(_hold(backend.port, first) for first in kinds))

@@ -47,8 +47,9 @@ class InProcess:
 def app() -> Iterator[InProcess]:
     with EmbeddedRedis(password=CANARY) as redis:
         runner = asyncio.Runner()
-        state = BackendState(BackendConfig(allowed_origins=(GOOD_ORIGIN,)),
-                             RedisService(store_settings({"REDIS_URL": redis.url})))
+        state = BackendState(
+            BackendConfig(allowed_origins=(GOOD_ORIGIN,)), RedisService(store_settings({"REDIS_URL": redis.url}))
+        )
         runner.run(state.start())
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(state)), base_url="http://fuzz")
         try:
@@ -68,8 +69,13 @@ def check(response: httpx.Response) -> None:
         assert isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"].isupper()
 
 
-ids = st.one_of(st.text(max_size=80), st.uuids().map(str), st.just("*"), st.just("session:*"),
-                st.text(alphabet="0123456789abcdef-", min_size=30, max_size=40))
+ids = st.one_of(
+    st.text(max_size=80),
+    st.uuids().map(str),
+    st.just("*"),
+    st.just("session:*"),
+    st.text(alphabet="0123456789abcdef-", min_size=30, max_size=40),
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
@@ -114,8 +120,9 @@ def test_fuzzed_extend_bodies(app: InProcess, raw: bytes, minutes: Any) -> None:
     origin=st.one_of(st.none(), st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)),
     request_id=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
 )
-def test_fuzzed_paths_methods_and_headers(app: InProcess, segments: list[str], method: str, origin: str | None,
-                                          request_id: str) -> None:
+def test_fuzzed_paths_methods_and_headers(
+    app: InProcess, segments: list[str], method: str, origin: str | None, request_id: str
+) -> None:
     headers = {"x-request-id": request_id}
     if origin is not None:
         headers["origin"] = origin
@@ -142,14 +149,16 @@ class Terminal:
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
-        self.sid = httpx.post(deployment.a.url + "/api/labs/start",
-                              json={"userId": "u", "labId": "l", "purchaseId": "p"}).json()["sessionId"]
+        self.sid = httpx.post(
+            deployment.a.url + "/api/labs/start", json={"userId": "u", "labId": "l", "purchaseId": "p"}
+        ).json()["sessionId"]
         self.ws: ClientConnection | None = None
 
     def socket(self) -> ClientConnection:
         if self.ws is None:
-            ws = sync_connect(f"{self.deployment.a.ws_url}/terminal/{self.sid}", origin=GOOD_ORIGIN,
-                              compression=None, open_timeout=10).__enter__()
+            ws = sync_connect(
+                f"{self.deployment.a.ws_url}/terminal/{self.sid}", origin=GOOD_ORIGIN, compression=None, open_timeout=10
+            ).__enter__()
             assert json.loads(ws.recv(timeout=5))["type"] == "connected"
             self.ws = ws
         return self.ws
@@ -164,24 +173,36 @@ def terminal(served: Deployment) -> Iterator[Terminal]:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frame=st.one_of(st.text(max_size=600), st.binary(max_size=600), json_values.map(json.dumps),
-                       st.dictionaries(st.just("type"), st.text(max_size=20)).map(json.dumps)))
+@given(
+    frame=st.one_of(
+        st.text(max_size=600),
+        st.binary(max_size=600),
+        json_values.map(json.dumps),
+        st.dictionaries(st.just("type"), st.text(max_size=20)).map(json.dumps),
+    )
+)
 def test_fuzzed_websocket_frames_get_one_answer_each(terminal: Terminal, frame: str | bytes) -> None:
     ws = terminal.socket()
     ws.send(frame)
     reply = json.loads(ws.recv(timeout=5))
     assert reply["type"] in ("pong", "error")
     if reply["type"] == "error":
-        assert reply["code"] in ("INVALID_JSON", "INVALID_MESSAGE", "UNKNOWN_TYPE", "COMMANDS_DISABLED",
-                                 "UNSUPPORTED_FRAME")
+        assert reply["code"] in (
+            "INVALID_JSON",
+            "INVALID_MESSAGE",
+            "UNKNOWN_TYPE",
+            "COMMANDS_DISABLED",
+            "UNSUPPORTED_FRAME",
+        )
 
 
 @pytest.mark.parametrize("size", [4097, 10_000, 1_000_000, -1])
 def test_oversized_frames_close_1009_without_harm(served: Deployment, size: int) -> None:
     """Over the limit: close 1009 (a client still sending may see the connection reset instead, as the
     server drops the unread rest); the process lives and serves the next connection."""
-    sid = httpx.post(served.a.url + "/api/labs/start",
-                     json={"userId": "u", "labId": "l", "purchaseId": "p"}).json()["sessionId"]
+    sid = httpx.post(served.a.url + "/api/labs/start", json={"userId": "u", "labId": "l", "purchaseId": "p"}).json()[
+        "sessionId"
+    ]
     url = f"{served.a.ws_url}/terminal/{sid}"
     with sync_connect(url, origin=GOOD_ORIGIN, compression=None, max_size=None) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "connected"

@@ -109,8 +109,9 @@ def test_start_names_the_bad_field(deployment: Deployment, body: dict[str, objec
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[1,2]", b'"text"', b"{", b"\xff\xfe"])
 def test_start_rejects_bodies_that_are_not_objects(deployment: Deployment, raw: bytes) -> None:
-    response = httpx.post(deployment.a.url + "/api/labs/start", content=raw,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        deployment.a.url + "/api/labs/start", content=raw, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "BAD_REQUEST"
 
@@ -183,11 +184,16 @@ def test_extend_validates_minutes(deployment: Deployment, minutes: object) -> No
 def test_bad_minutes_answer_one_exact_body(deployment: Deployment, minutes: object, known: bool) -> None:
     """A bad ``minutes`` is refused before the session is looked up, with the same bytes every time."""
     sid = start(deployment.a.url)["sessionId"] if known else str(uuid.uuid4())
-    response = httpx.post(f"{deployment.a.url}/api/labs/session/{sid}/extend", json={"minutes": minutes},
-                          headers={"X-Request-ID": "rid-minutes"})
+    response = httpx.post(
+        f"{deployment.a.url}/api/labs/session/{sid}/extend",
+        json={"minutes": minutes},
+        headers={"X-Request-ID": "rid-minutes"},
+    )
     assert response.status_code == 400
-    assert response.content == (b'{"error":"minutes must be a whole number from 1 to 1440","code":"INVALID_FIELD",'
-                                b'"field":"minutes","requestId":"rid-minutes"}')
+    assert response.content == (
+        b'{"error":"minutes must be a whole number from 1 to 1440","code":"INVALID_FIELD",'
+        b'"field":"minutes","requestId":"rid-minutes"}'
+    )
 
 
 def test_extend_adds_minutes_and_moves_the_ttl(deployment: Deployment, store: redis.Redis) -> None:
@@ -219,8 +225,16 @@ def test_end_is_idempotent_and_ended_stays_ended(deployment: Deployment, store: 
 def test_expired_and_corrupt_values_are_reported_not_destroyed(deployment: Deployment, store: redis.Redis) -> None:
     sid = str(uuid.uuid4())
     now = int(time.time() * 1000)
-    record = {"sessionId": sid, "labId": "l", "userId": "u", "purchaseId": "p", "createdAt": now - 60_000,
-              "startedAt": now - 60_000, "expiresAt": now - 1000, "status": "active"}
+    record = {
+        "sessionId": sid,
+        "labId": "l",
+        "userId": "u",
+        "purchaseId": "p",
+        "createdAt": now - 60_000,
+        "startedAt": now - 60_000,
+        "expiresAt": now - 1000,
+        "status": "active",
+    }
     store.set(f"session:{sid}", json.dumps(record), ex=60)
     expired = httpx.get(f"{deployment.a.url}/api/labs/session/{sid}/validate")
     assert expired.status_code == 404 and expired.json()["code"] == "SESSION_EXPIRED"
@@ -244,25 +258,44 @@ def test_cors_grants_exactly_the_allowed_origin(deployment: Deployment) -> None:
     assert ok.status_code == 200
     assert ok.headers["access-control-allow-origin"] == GOOD_ORIGIN
     assert "origin" in ok.headers["vary"].lower()
-    preflight = httpx.options(deployment.a.url + "/api/labs/start", headers={
-        "Origin": GOOD_ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type"})
+    preflight = httpx.options(
+        deployment.a.url + "/api/labs/start",
+        headers={
+            "Origin": GOOD_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == GOOD_ORIGIN
     assert "POST" in preflight.headers["access-control-allow-methods"]
 
 
-@pytest.mark.parametrize("origin", [EVIL_ORIGIN, "http://evil.example", "null", "http://app.example.test:81",
-                                    "https://app.example.test", "http://app.example.test/x", "garbage",
-                                    # same scheme, the allowed host as a suffix or a parent: still other origins
-                                    "http://evilapp.example.test", "http://sub.app.example.test",
-                                    "http://x.y.app.example.test", "http://pp.example.test", "http://example.test"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        EVIL_ORIGIN,
+        "http://evil.example",
+        "null",
+        "http://app.example.test:81",
+        "https://app.example.test",
+        "http://app.example.test/x",
+        "garbage",
+        # same scheme, the allowed host as a suffix or a parent: still other origins
+        "http://evilapp.example.test",
+        "http://sub.app.example.test",
+        "http://x.y.app.example.test",
+        "http://pp.example.test",
+        "http://example.test",
+    ],
+)
 def test_refused_origins_get_no_grant_and_never_500(deployment: Deployment, origin: str) -> None:
     for response in (
         httpx.get(deployment.a.url + "/health", headers={"Origin": origin}),
         httpx.post(deployment.a.url + "/api/labs/start", headers={"Origin": origin}, json={}),
-        httpx.options(deployment.a.url + "/api/labs/start",
-                      headers={"Origin": origin, "Access-Control-Request-Method": "POST"}),
+        httpx.options(
+            deployment.a.url + "/api/labs/start", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+        ),
     ):
         assert response.status_code == 403, (origin, response.status_code)
         assert "access-control-allow-origin" not in response.headers
@@ -294,8 +327,15 @@ def test_origin_policy_grants_only_an_equal_origin(origin: str, granted: str | N
 def test_no_response_and_no_log_line_carries_the_password(deployment: Deployment) -> None:
     sid = start(deployment.a.url)["sessionId"]
     texts = []
-    for path in ("/health", "/health/ready", "/api/diagnostics/websocket", f"/api/labs/session/{sid}",
-                 f"/api/labs/session/{sid}/validate", "/api/labs/session/nope/validate", "/nope"):
+    for path in (
+        "/health",
+        "/health/ready",
+        "/api/diagnostics/websocket",
+        f"/api/labs/session/{sid}",
+        f"/api/labs/session/{sid}/validate",
+        "/api/labs/session/nope/validate",
+        "/nope",
+    ):
         texts.append(httpx.get(deployment.b.url + path).text)
     texts.append(httpx.post(f"{deployment.b.url}/api/labs/session/{sid}/extend", json={"minutes": 1}).text)
     texts.append(httpx.post(f"{deployment.b.url}/api/labs/session/{sid}/end").text)

@@ -122,8 +122,10 @@ def machine_description(binary: Path) -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     version = ".".join(map(str, redis_server_version(binary) or ("?",)))
-    return (f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, redis-server {version}")
+    return (
+        f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, redis-server {version}"
+    )
 
 
 def record(path: Path, kind: str, figures: dict[str, Any]) -> None:
@@ -197,9 +199,14 @@ async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files
     with ExitStack() as stack:
         store = Store(kind, stack)
         backends = [
-            stack.enter_context(BackendProcess(
-                store.url, allowed_origins=(GOOD_ORIGIN,), instance_id=f"load-{i}", log_level="warning",
-            ))
+            stack.enter_context(
+                BackendProcess(
+                    store.url,
+                    allowed_origins=(GOOD_ORIGIN,),
+                    instance_id=f"load-{i}",
+                    log_level="warning",
+                )
+            )
             for i in range(2)
         ]
         async with RoundRobinProxy([(b.host, b.port) for b in backends]) as proxy:
@@ -230,8 +237,7 @@ async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files
         for backend in backends:
             async with connect(f"{backend.ws_url}/terminal/{created_on[0][0]}") as ws:
                 assert (await recv_json(ws))["type"] == "connected"
-        await wait_until(lambda: open_websockets([0, 0]), "both instances to drop the warm-up socket",
-                         every=20 * MS)
+        await wait_until(lambda: open_websockets([0, 0]), "both instances to drop the warm-up socket", every=20 * MS)
         rss_before = [rss_bytes(b.pid) for b in backends]
 
         # 3. Every session's WebSocket on the *other* instance, all open at the same time.
@@ -257,8 +263,7 @@ async def test_1000_sessions_and_1000_websockets_across_two_instances(open_files
             per_backend = [sum(1 for _, owner in sockets if owner == i) for i in range(2)]
             assert per_backend == [SESSIONS // 2, SESSIONS // 2]
             # Each server holds every socket it answered before its memory is read.
-            await wait_until(lambda: open_websockets(per_backend), "each instance to count its sockets",
-                             every=20 * MS)
+            await wait_until(lambda: open_websockets(per_backend), "each instance to count its sockets", every=20 * MS)
             rss_after = [rss_bytes(b.pid) for b in backends]
 
             # 4. Every socket pings; every ping is answered.
@@ -306,9 +311,7 @@ async def test_the_proxy_alternates_and_pipes_both_ways() -> None:
         writer.close()
         await writer.wait_closed()
 
-    servers = [
-        await asyncio.start_server(functools.partial(echo, tag=tag), "127.0.0.1", 0) for tag in (b"A:", b"B:")
-    ]
+    servers = [await asyncio.start_server(functools.partial(echo, tag=tag), "127.0.0.1", 0) for tag in (b"A:", b"B:")]
     targets = [("127.0.0.1", int(s.sockets[0].getsockname()[1])) for s in servers]
     replies = []
     async with RoundRobinProxy(targets) as proxy:

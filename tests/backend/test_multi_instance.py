@@ -31,9 +31,16 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     with ExitStack() as stack:
         started = Deployment(stack.enter_context(EmbeddedRedis()))
         for index in range(3):
-            started.backends.append(stack.enter_context(BackendProcess(
-                started.redis.url, allowed_origins=(GOOD_ORIGIN,), instance_id=f"test-{index}",
-                workers=request.param)))
+            started.backends.append(
+                stack.enter_context(
+                    BackendProcess(
+                        started.redis.url,
+                        allowed_origins=(GOOD_ORIGIN,),
+                        instance_id=f"test-{index}",
+                        workers=request.param,
+                    )
+                )
+            )
         yield started
 
 
@@ -60,14 +67,17 @@ async def test_a_session_made_on_one_instance_works_on_every_other(deployment: D
 async def test_concurrent_extends_through_different_instances_add_up_exactly(deployment: Deployment) -> None:
     """The TypeScript backend kept 3 of 40; every one must count."""
     async with httpx.AsyncClient(timeout=30) as http:
-        created = await http.post(deployment.a.url + "/api/labs/start",
-                                  json={"userId": "u", "labId": "x", "purchaseId": "p"})
+        created = await http.post(
+            deployment.a.url + "/api/labs/start", json={"userId": "u", "labId": "x", "purchaseId": "p"}
+        )
         sid, expires = created.json()["sessionId"], created.json()["expiresAt"]
         n = 60
-        replies = await asyncio.gather(*(
-            http.post(f"{deployment.backends[i % 3].url}/api/labs/session/{sid}/extend", json={"minutes": 7})
-            for i in range(n)
-        ))
+        replies = await asyncio.gather(
+            *(
+                http.post(f"{deployment.backends[i % 3].url}/api/labs/session/{sid}/extend", json={"minutes": 7})
+                for i in range(n)
+            )
+        )
         assert [r.status_code for r in replies] == [200] * n
         final = await http.get(f"{deployment.b.url}/api/labs/session/{sid}/validate")
         assert final.json()["expiresAt"] == expires + n * 7 * 60_000
@@ -78,8 +88,9 @@ async def test_end_then_validate_inside_the_grace_window_stays_ended(deployment:
     """A session ended under 10 s after creation must not come back to life (the TypeScript grace revival)."""
     async with httpx.AsyncClient() as http:
         for _ in range(5):
-            created = await http.post(deployment.a.url + "/api/labs/start",
-                                      json={"userId": "u", "labId": "x", "purchaseId": "p"})
+            created = await http.post(
+                deployment.a.url + "/api/labs/start", json={"userId": "u", "labId": "x", "purchaseId": "p"}
+            )
             sid = created.json()["sessionId"]
             assert (await http.post(f"{deployment.b.url}/api/labs/session/{sid}/end")).status_code == 200
             for _ in range(3):
@@ -94,11 +105,13 @@ async def test_end_then_validate_inside_the_grace_window_stays_ended(deployment:
 
 async def test_sockets_on_every_instance_close_when_one_instance_ends_the_session(deployment: Deployment) -> None:
     async with httpx.AsyncClient() as http:
-        created = await http.post(deployment.a.url + "/api/labs/start",
-                                  json={"userId": "u", "labId": "x", "purchaseId": "p"})
+        created = await http.post(
+            deployment.a.url + "/api/labs/start", json={"userId": "u", "labId": "x", "purchaseId": "p"}
+        )
         sid = created.json()["sessionId"]
-        other = (await http.post(deployment.a.url + "/api/labs/start",
-                                 json={"userId": "u", "labId": "x", "purchaseId": "p"})).json()["sessionId"]
+        other = (
+            await http.post(deployment.a.url + "/api/labs/start", json={"userId": "u", "labId": "x", "purchaseId": "p"})
+        ).json()["sessionId"]
         sockets = [connect(f"{b.ws_url}/terminal/{sid}") for b in deployment.backends]
         opened = [await s.__aenter__() for s in sockets]
         bystander = await connect(f"{deployment.a.ws_url}/terminal/{other}").__aenter__()
@@ -118,6 +131,7 @@ async def test_sockets_on_every_instance_close_when_one_instance_ends_the_sessio
 async def test_unknown_id_is_not_found_on_every_instance(deployment: Deployment) -> None:
     async with httpx.AsyncClient() as http:
         sid = str(uuid.uuid4())
-        replies = await asyncio.gather(*(http.get(f"{b.url}/api/labs/session/{sid}/validate")
-                                         for b in deployment.backends))
+        replies = await asyncio.gather(
+            *(http.get(f"{b.url}/api/labs/session/{sid}/validate") for b in deployment.backends)
+        )
         assert {r.status_code for r in replies} == {404}

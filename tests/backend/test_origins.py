@@ -41,14 +41,32 @@ def test_an_origin_is_normalized_to_scheme_host_and_a_non_default_port(origin: s
 @pytest.mark.parametrize(
     "origin",
     [
-        "", "   ", "null", "garbage", "app.example.com",
-        "ftp://app.example.com", "ws://app.example.com", "file:///etc/passwd",
-        "http://", "http:///path", "https://app.example.com/x", "https://app.example.com/x/",
-        "https://app.example.com?x=1", "https://app.example.com/?x=1", "https://app.example.com#f",
-        "https://user@app.example.com", "https://:pw@app.example.com", "https://u:pw@app.example.com",
-        "https://app.example.com:99999", "https://app.example.com:port", "http://[::1",
-        "https://app example.com", "https://app.example.com\\@evil.example", "https://app.exa\tmple.com",
-        "https://app.example.com\n.evil", "https://app.exam\rple.com",
+        "",
+        "   ",
+        "null",
+        "garbage",
+        "app.example.com",
+        "ftp://app.example.com",
+        "ws://app.example.com",
+        "file:///etc/passwd",
+        "http://",
+        "http:///path",
+        "https://app.example.com/x",
+        "https://app.example.com/x/",
+        "https://app.example.com?x=1",
+        "https://app.example.com/?x=1",
+        "https://app.example.com#f",
+        "https://user@app.example.com",
+        "https://:pw@app.example.com",
+        "https://u:pw@app.example.com",
+        "https://app.example.com:99999",
+        "https://app.example.com:port",
+        "http://[::1",
+        "https://app example.com",
+        "https://app.example.com\\@evil.example",
+        "https://app.exa\tmple.com",
+        "https://app.example.com\n.evil",
+        "https://app.exam\rple.com",
     ],
 )
 def test_anything_but_an_origin_normalizes_to_none(origin: str) -> None:
@@ -121,8 +139,13 @@ class Inner:
         self.calls.append(scope)
         if scope["type"] != "http":
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain"), (b"x-request-id", b"rid-1")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"x-request-id", b"rid-1")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"inner"})
 
 
@@ -138,8 +161,14 @@ async def call(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    full = {"type": "http", "method": method, "path": "/health", "query_string": b"",
-            "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()], **scope}
+    full = {
+        "type": "http",
+        "method": method,
+        "path": "/health",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        **scope,
+    }
     await middleware(full, receive, send)
     start = next((m for m in sent if m["type"] == "http.response.start"), None)
     status = start["status"] if start else None
@@ -199,9 +228,15 @@ async def test_only_options_can_be_a_preflight(method: str) -> None:
 
 async def test_a_preflight_is_answered_here_with_the_headers_asked_for_that_are_allowed() -> None:
     middleware, inner = cors()
-    status, headers, body, _ = await call(middleware, "OPTIONS", {
-        "Origin": LOCAL, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": " Content-Type , X-Evil,authorization"})
+    status, headers, body, _ = await call(
+        middleware,
+        "OPTIONS",
+        {
+            "Origin": LOCAL,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": " Content-Type , X-Evil,authorization",
+        },
+    )
     assert (status, body, inner.calls) == (204, b"", [])
     assert headers == {
         "access-control-allow-origin": LOCAL,
@@ -216,19 +251,23 @@ async def test_a_preflight_is_answered_here_with_the_headers_asked_for_that_are_
 async def test_a_preflight_asking_for_no_allowed_header_is_told_every_allowed_one() -> None:
     middleware, _ = cors(max_age=30)
     for asked in ({}, {"Access-Control-Request-Headers": "x-evil"}):
-        status, headers, _, _ = await call(middleware, "OPTIONS", {
-            "Origin": APP, "Access-Control-Request-Method": "POST", **asked})
+        status, headers, _, _ = await call(
+            middleware, "OPTIONS", {"Origin": APP, "Access-Control-Request-Method": "POST", **asked}
+        )
         assert status == 204
         assert headers["access-control-allow-headers"] == "content-type, x-request-id, authorization"
         assert headers["access-control-max-age"] == "30"
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS"])
-@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://app.example.com", "https://app.example.com/x"])
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example", "null", "http://app.example.com", "https://app.example.com/x"]
+)
 async def test_a_refused_origin_gets_403_and_no_grant_and_never_reaches_the_app(method: str, origin: str) -> None:
     middleware, inner = cors()
-    status, headers, body, sent = await call(middleware, method, {
-        "Origin": origin, "Access-Control-Request-Method": "POST"})
+    status, headers, body, sent = await call(
+        middleware, method, {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    )
     assert (status, inner.calls) == (403, [])
     assert json.loads(body) == {"error": "Origin not allowed", "code": "ORIGIN_REFUSED"}
     assert headers == {"content-type": "application/json", "vary": "Origin", "content-length": str(len(body))}

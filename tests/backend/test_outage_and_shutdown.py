@@ -20,8 +20,7 @@ pytestmark = pytest.mark.timeout(120)
 START = {"userId": "u", "labId": "l", "purchaseId": "p"}
 
 
-async def _load(http: httpx.AsyncClient, urls: list[str], stop: asyncio.Event,
-                seen: list[tuple[int, float]]) -> None:
+async def _load(http: httpx.AsyncClient, urls: list[str], stop: asyncio.Event, seen: list[tuple[int, float]]) -> None:
     i = 0
     while not stop.is_set():
         started = time.monotonic()
@@ -38,10 +37,15 @@ async def _load(http: httpx.AsyncClient, urls: list[str], stop: asyncio.Event,
 async def test_redis_stopped_under_load_fails_fast_and_recovers() -> None:
     with backend_deployment(2, password=CANARY) as deployment:
         async with httpx.AsyncClient(timeout=10) as http:
-            sids = [(await http.post(deployment.a.url + "/api/labs/start", json=START)).json()["sessionId"]
-                    for _ in range(4)]
-            sockets = [await connect(f"{b.ws_url}/terminal/{sid}").__aenter__()
-                       for b in deployment.backends for sid in sids[:2]]
+            sids = [
+                (await http.post(deployment.a.url + "/api/labs/start", json=START)).json()["sessionId"]
+                for _ in range(4)
+            ]
+            sockets = [
+                await connect(f"{b.ws_url}/terminal/{sid}").__aenter__()
+                for b in deployment.backends
+                for sid in sids[:2]
+            ]
             for ws in sockets:
                 assert (await recv_json(ws))["type"] == "connected"
             stop = asyncio.Event()
@@ -147,8 +151,9 @@ async def test_sigterm_closes_sockets_with_1001_and_exits_0() -> None:
 def test_serve_refuses_to_start_without_redis_url() -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     script = Path(sys.executable).parent / "labsession"
-    result = subprocess.run([str(script), "serve", "--port", "0"], env=env, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [str(script), "serve", "--port", "0"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "REDIS_URL is not set" in lines[0] and "--embedded-redis" in lines[0]

@@ -74,8 +74,13 @@ async def test_unknown_session_gets_the_typescript_error_then_4000(deployment: D
     started = time.monotonic()
     async with connect(f"{deployment.a.ws_url}/terminal/{sid}") as ws:
         error = await recv_json(ws)
-        assert error == {**error, "type": "error", "code": "SESSION_NOT_FOUND",
-                         "message": "Session not found or expired", "sessionId": sid}
+        assert error == {
+            **error,
+            "type": "error",
+            "code": "SESSION_NOT_FOUND",
+            "message": "Session not found or expired",
+            "sessionId": sid,
+        }
         assert "timestamp" in error
         assert await close_of(ws) == (4000, "Invalid session")
     # Four lookups, after 0, 100, 200 and 400 ms: at least 0.7 s before the verdict.
@@ -108,8 +113,16 @@ async def test_lookup_retries_and_keeps_messages_sent_meanwhile(deployment: Depl
     sid = str(uuid.uuid4())
     store = redis.asyncio.Redis.from_url(deployment.redis.url)
     now = int(time.time() * 1000)
-    record = {"sessionId": sid, "userId": "u", "labId": "late", "purchaseId": "p", "createdAt": now,
-              "startedAt": now, "expiresAt": now + 600_000, "status": "active"}
+    record = {
+        "sessionId": sid,
+        "userId": "u",
+        "labId": "late",
+        "purchaseId": "p",
+        "createdAt": now,
+        "startedAt": now,
+        "expiresAt": now + 600_000,
+        "status": "active",
+    }
     try:
         # MONITOR shows the backend's GETs: the write waits for the first one (a miss), so the
         # session is found by a retry, however fast or slow the backend got to its lookup.

@@ -40,8 +40,9 @@ def redis_url() -> Iterator[str]:
 
 
 def start_server(redis_url: str, workers: int = WORKERS, **kwargs: object) -> BackendProcess:
-    return BackendProcess(redis_url, allowed_origins=(GOOD_ORIGIN,), instance_id="multi", workers=workers,
-                          **kwargs).start()  # type: ignore[arg-type]
+    return BackendProcess(
+        redis_url, allowed_origins=(GOOD_ORIGIN,), instance_id="multi", workers=workers, **kwargs
+    ).start()  # type: ignore[arg-type]
 
 
 def worker_pids(backend: BackendProcess) -> dict[int, int]:
@@ -111,8 +112,14 @@ def test_a_killed_worker_is_replaced_and_the_port_keeps_serving(redis_url: str) 
     try:
         victim = worker_pids(backend)[1]
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: worker_pids(backend)[1] != victim and "event=worker_ready worker=1 pid="
-                   f"{worker_pids(backend)[1]}" in backend.output(), 20, "worker 1 was not replaced")
+        wait_until(
+            lambda: (
+                worker_pids(backend)[1] != victim
+                and f"event=worker_ready worker=1 pid={worker_pids(backend)[1]}" in backend.output()
+            ),
+            20,
+            "worker 1 was not replaced",
+        )
         assert "event=worker_exited worker=1" in backend.output()
         names = {httpx.get(backend.url + "/health", timeout=10).json()["instanceId"] for _ in range(40)}
         assert names == {"multi-w1", "multi-w2"}
@@ -138,9 +145,14 @@ def test_a_port_in_use_is_refused_at_once(redis_url: str) -> None:
     first = start_server(redis_url, workers=2)
     try:
         script = Path(sys.executable).parent / "labsession"
-        result = subprocess.run([str(script), "serve", "--port", str(first.port), "--workers", "2"],
-                                env=dict(os.environ, REDIS_URL=redis_url), capture_output=True, text=True,
-                                timeout=30, check=False)
+        result = subprocess.run(
+            [str(script), "serve", "--port", str(first.port), "--workers", "2"],
+            env=dict(os.environ, REDIS_URL=redis_url),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert result.returncode == 1
         assert "cannot listen" in result.stderr and "Traceback" not in result.stderr
         assert "event=worker_started" not in result.stderr  # refused before any worker was made

@@ -24,8 +24,9 @@ CLI = [sys.executable, "-m", "labsession"]
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "LAB_", "SESSION_"))}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})},
-                          check=False)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})}, check=False
+    )
 
 
 def test_check_embedded_passes() -> None:
@@ -38,8 +39,9 @@ def test_check_embedded_passes() -> None:
 
 
 def test_python_dash_m_labsession_is_the_command() -> None:
-    done = subprocess.run([sys.executable, "-m", "labsession", "--help"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "labsession", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     for command in ("health", "check", "serve", "redis", "runbook"):
         assert command in done.stdout
@@ -79,8 +81,16 @@ def test_check_reads_another_variable(embedded_redis: EmbeddedRedis) -> None:
 async def test_run_checks_in_process(embedded_redis: EmbeddedRedis) -> None:
     report = await run_checks(Settings.from_url(embedded_redis.url), write=True)
     assert report.verdict in (Status.PASS, Status.WARN)
-    assert {c.name for c in report} >= {"ping", "server", "eviction policy", "evictions", "create", "validate",
-                                         "extend", "end"}
+    assert {c.name for c in report} >= {
+        "ping",
+        "server",
+        "eviction policy",
+        "evictions",
+        "create",
+        "validate",
+        "extend",
+        "end",
+    }
 
 
 def test_no_command_prints_help_and_exits_2() -> None:
@@ -91,8 +101,13 @@ def test_no_command_prints_help_and_exits_2() -> None:
 def test_redis_subcommand_prints_a_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
     env["LABSESSION_TEST_PW"] = CANARY
-    process = subprocess.Popen([*CLI, "redis", "--password-env", "LABSESSION_TEST_PW", "--aof-dir", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [*CLI, "redis", "--password-env", "LABSESSION_TEST_PW", "--aof-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         lines: list[str] = []
         assert process.stdout is not None
@@ -121,10 +136,16 @@ def test_redis_subcommand_prints_a_url_and_stops_on_sigterm(tmp_path: Path) -> N
         os.kill(pid, 0)
 
 
-@pytest.mark.parametrize("argv", [
-    ["health", "--budget", "NaN"], ["health", "--timeout", "inf"], ["health", "--cell-timeout", "-1"],
-    ["health", "--jobs", "nan"], ["runbook", "redis_connectivity", "--cell-timeout", "nan"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["health", "--budget", "NaN"],
+        ["health", "--timeout", "inf"],
+        ["health", "--cell-timeout", "-1"],
+        ["health", "--jobs", "nan"],
+        ["runbook", "redis_connectivity", "--cell-timeout", "nan"],
+    ],
+)
 def test_nan_infinity_and_out_of_range_numbers_are_refused_with_the_option_named(argv: list[str]) -> None:
     done = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stdout + done.stderr

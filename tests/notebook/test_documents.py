@@ -130,6 +130,6 @@ def test_each_parameter_is_written_once_in_the_parameters_cell(path: Path) -> No
     declared = parse_declarations(book.cells[1].source)
     assert list(declared) == list(papermill.inspect_notebook(str(path)))  # papermill reads the same cell
     start = next(c.source for c in book.cells if "nb.start(" in c.source)
-    call = start[start.index("nb.start("):].split(")", 1)[0]
+    call = start[start.index("nb.start(") :].split(")", 1)[0]
     assert not [name for name in declared if name in call], call  # nb.start(title) reads them itself
     assert "Param(" not in "".join(c.source for c in book.cells if c.cell_type == "code")

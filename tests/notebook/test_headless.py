@@ -34,8 +34,15 @@ def run(tmp_path: Path, **parameters: Any) -> tuple[str | None, dict[str, Any] |
     out = tmp_path / "out.ipynb"
     error = None
     try:
-        papermill.execute_notebook(str(BOOK), str(out), parameters=parameters, kernel_name="python3",
-                                   progress_bar=False, cwd=str(BOOK.parent), execution_timeout=120)
+        papermill.execute_notebook(
+            str(BOOK),
+            str(out),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(BOOK.parent),
+            execution_timeout=120,
+        )
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
     report = None

@@ -24,21 +24,29 @@ from labsession.runner.registry import DEFAULT_NOTEBOOKS, HealthNotebook, regist
 from support import CANARY
 
 BASE: dict[str, Any] = {
-    "redis_url_env": "REDIS_URL", "embedded": False, "backend_urls": [], "read_only": True,
-    "key_prefix": "session:", "timeout_seconds": 2, "budget_seconds": 30,
+    "redis_url_env": "REDIS_URL",
+    "embedded": False,
+    "backend_urls": [],
+    "read_only": True,
+    "key_prefix": "session:",
+    "timeout_seconds": 2,
+    "budget_seconds": 30,
 }
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"embedded": "yes"}, "embedded"),
-    ({"timeout_seconds": "5"}, "timeout_seconds"),
-    ({"timeout_seconds": 0}, "timeout_seconds"),
-    ({"read_only": 1}, "read_only"),
-    ({"backend_urls": "http://a:1"}, "backend_urls"),
-    ({"backend_urls": ["ftp://a"]}, "backend_urls"),
-    ({"colour": "blue"}, "colour"),
-    ({"key_prefix": ""}, "key_prefix"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"embedded": "yes"}, "embedded"),
+        ({"timeout_seconds": "5"}, "timeout_seconds"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"read_only": 1}, "read_only"),
+        ({"backend_urls": "http://a:1"}, "backend_urls"),
+        ({"backend_urls": ["ftp://a"]}, "backend_urls"),
+        ({"colour": "blue"}, "colour"),
+        ({"key_prefix": ""}, "key_prefix"),
+    ],
+)
 def test_bad_parameters_stop_with_the_parameter_named(change: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError) as caught:
         validate_parameters({**BASE, **change}, COMMON_PARAMS)
@@ -56,8 +64,17 @@ def test_credentials_in_a_backend_url_are_refused() -> None:
         validate_parameters({**BASE, "backend_urls": [f"http://u:{CANARY}@h:1"]}, COMMON_PARAMS)
 
 
-@pytest.mark.parametrize("url", ["ftp://u:Zq#s3cret-1@h:1", "http://u:Zq#s3cret-2@h:1", "http://[Zq#s3cret-3",
-                                 "http://h:Zqs3cret-4", "localhost:Zqs3cret-5", "http://:Zq@s3cret#6@h:1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://u:Zq#s3cret-1@h:1",
+        "http://u:Zq#s3cret-2@h:1",
+        "http://[Zq#s3cret-3",
+        "http://h:Zqs3cret-4",
+        "localhost:Zqs3cret-5",
+        "http://:Zq@s3cret#6@h:1",
+    ],
+)
 def test_a_bad_backend_url_is_refused_without_quoting_any_of_it(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         validate_parameters({**BASE, "backend_urls": ["http://127.0.0.1:1", url]}, COMMON_PARAMS)
@@ -79,16 +96,19 @@ def test_a_real_target_without_its_variable_is_an_error_never_embedded() -> None
 
 
 def test_embedded_uses_the_runner_target_from_the_environment() -> None:
-    env = {EMBEDDED_REDIS_URL_ENV: "redis://127.0.0.1:6399/0",
-           EMBEDDED_BACKENDS_ENV: "http://127.0.0.1:1 http://127.0.0.1:2"}
+    env = {
+        EMBEDDED_REDIS_URL_ENV: "redis://127.0.0.1:6399/0",
+        EMBEDDED_BACKENDS_ENV: "http://127.0.0.1:1 http://127.0.0.1:2",
+    }
     target = resolve_target({**BASE, "embedded": True}, env=env)
     assert target.embedded and target.writes_allowed
     assert target.backend_urls == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
     assert "provided by the runner" in target.describe()
     real = resolve_target({**BASE, "redis_url_env": "R"}, env={"R": "redis://127.0.0.1:6399/0"})
     assert not real.writes_allowed and "read_only=True" in real.write_refusal
-    assert resolve_target({**BASE, "redis_url_env": "R", "read_only": False},
-                          env={"R": "redis://127.0.0.1:6399/0"}).writes_allowed
+    assert resolve_target(
+        {**BASE, "redis_url_env": "R", "read_only": False}, env={"R": "redis://127.0.0.1:6399/0"}
+    ).writes_allowed
 
 
 def test_budget_caps_timeouts() -> None:
@@ -149,7 +169,9 @@ def test_a_timing_only_warn_is_marked_on_its_line_and_leaves_the_verdict_alone()
     # Shown and counted as the WARN it is, on its own line, but the verdict is every other check's.
     assert report.verdict is Status.PASS and report.counts()["WARN"] == 1
     assert report.table().splitlines()[-2:] == [
-        f"WARN   ping latency  30 PINGs: p99 61.00 ms {TIMING_MARK}p99 above 50 ms]", "verdict: PASS"]
+        f"WARN   ping latency  30 PINGs: p99 61.00 ms {TIMING_MARK}p99 above 50 ms]",
+        "verdict: PASS",
+    ]
     # Any other WARN (or worse) still decides the verdict.
     report.check("eviction policy", Status.WARN, "allkeys-lru may evict sessions")
     assert report.verdict is Status.WARN

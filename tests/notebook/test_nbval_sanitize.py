@@ -91,8 +91,13 @@ def real_outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         for name, book, parameters in runs:
             executed = out_dir / f"{name}.ipynb"
             papermill.execute_notebook(
-                str(book), str(executed), parameters=parameters, kernel_name="python3", progress_bar=False,
-                log_output=False, resources={"metadata": {"path": str(book.parent)}},
+                str(book),
+                str(executed),
+                parameters=parameters,
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                resources={"metadata": {"path": str(book.parent)}},
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
             outputs[name] = checked_texts(nbformat.read(str(executed), as_version=4))
@@ -145,8 +150,10 @@ def test_a_timing_only_warn_compares_as_its_pass_and_the_verdict_as_printed(
 def test_no_rule_turns_one_verdict_into_another(status: Status) -> None:
     # A verdict line, a check line in a report table and in a runbook's cause line, each with text
     # every rule would mask, keep their status; a timing-only WARN line is the one exception.
-    line = (f"{status.value:<5}  ping latency http://127.0.0.1:6379  30 PINGs: p50 0.04 ms, p99 61.00 ms, "
-            "redis 7.0.15, 3 of 100 clients in use (3%), read 4 session keys in 1 batches, 0.01 s")
+    line = (
+        f"{status.value:<5}  ping latency http://127.0.0.1:6379  30 PINGs: p50 0.04 ms, p99 61.00 ms, "
+        "redis 7.0.15, 3 of 100 clients in use (3%), read 4 session keys in 1 batches, 0.01 s"
+    )
     for text in (f"verdict: {status.value}", f"{status.value} cause: OK", line, f"{line} (timing: unmarked)"):
         assert sanitize(text).split()[0:2] == text.split()[0:2], text
     if status is Status.WARN:
@@ -157,20 +164,31 @@ def test_no_rule_turns_one_verdict_into_another(status: Status) -> None:
 def test_the_verdict_lines_of_the_real_output_are_compared_as_printed(
     real_outputs: dict[str, list[list[str]]],
 ) -> None:
-    verdicts = [line for cells in real_outputs.values() for texts in cells for text in texts
-                for line in text.splitlines() if line.startswith("verdict:")]
+    verdicts = [
+        line
+        for cells in real_outputs.values()
+        for texts in cells
+        for text in texts
+        for line in text.splitlines()
+        if line.startswith("verdict:")
+    ]
     assert len(verdicts) >= len(BOOKS) - 1  # every notebook but the explorer ends with one
     assert all(sanitize(line) == line for line in verdicts)
 
 
 def test_ttls_and_thresholds_in_seconds_are_compared_durations_are_masked() -> None:
-    for text in ('probe record marked "probe": true, TTL 60 s', "ended: kept as destroyed with a 60 s TTL",
-                 "valid while its TTL ran from 4 s down, then gone after about 4 s",
-                 "none of the ended or expired sessions kept longer than 60 s",
-                 "1.5 s late gets close 4000"):
+    for text in (
+        'probe record marked "probe": true, TTL 60 s',
+        "ended: kept as destroyed with a 60 s TTL",
+        "valid while its TTL ran from 4 s down, then gone after about 4 s",
+        "none of the ended or expired sessions kept longer than 60 s",
+        "1.5 s late gets close 4000",
+    ):
         assert sanitize(text) == text
-    assert sanitize("PASS  scan  read 42 session keys in 1 batches, 0.02 s (2100 keys/s)") == \
-        "PASS  scan  read N session keys in N batches, N s (N keys/s)"
+    assert (
+        sanitize("PASS  scan  read 42 session keys in 1 batches, 0.02 s (2100 keys/s)")
+        == "PASS  scan  read N session keys in N batches, N s (N keys/s)"
+    )
     # and the committed outputs hold them as printed
     texts = "\n".join(t for book in BOOKS for cells in committed(book.stem) for t in cells)
     for fact in ("TTL 60 s", "with a 60 s TTL", "TTL ran from 4 s down", "kept longer than 60 s", "1.5 s late"):

@@ -21,8 +21,12 @@ from labsession.notebook.walkthrough import (
 from support import REPO
 
 ROOT = REPO
-BOOKS = [ROOT / "notebooks" / "00_onboarding.ipynb", ROOT / "notebooks" / "05_session_explorer.ipynb",
-         ROOT / "runbooks" / "invalid_session.ipynb", ROOT / "runbooks" / "redis_connectivity.ipynb"]
+BOOKS = [
+    ROOT / "notebooks" / "00_onboarding.ipynb",
+    ROOT / "notebooks" / "05_session_explorer.ipynb",
+    ROOT / "runbooks" / "invalid_session.ipynb",
+    ROOT / "runbooks" / "redis_connectivity.ipynb",
+]
 
 
 async def test_two_in_memory_instances_disagree_about_a_session() -> None:

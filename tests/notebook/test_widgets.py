@@ -19,8 +19,13 @@ from support import CANARY, MS, wait_until
 
 async def seed(sessions: LabSessionService) -> dict[str, LabSession]:
     made = {
-        "ada": await sessions.create("ada", "lab-redis", "p1", base_url="ws://x",
-                                     sandbox_account={"iamSecretAccessKey": CANARY, "region": "eu-west-1"}),
+        "ada": await sessions.create(
+            "ada",
+            "lab-redis",
+            "p1",
+            base_url="ws://x",
+            sandbox_account={"iamSecretAccessKey": CANARY, "region": "eu-west-1"},
+        ),
         "ada2": await sessions.create("ada", "lab-k8s", "p2", base_url="ws://x"),
         "bob": await sessions.create("bob", "lab-redis", "p3", base_url="ws://x"),
     }

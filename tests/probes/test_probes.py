@@ -110,8 +110,9 @@ def test_lint_disabled_verification_warns() -> None:
     assert [r.status for r in results if r.name == "tls verification"] == [Status.WARN]
 
 
-@pytest.mark.parametrize("policy, status", [("noeviction", Status.PASS), ("volatile-lru", Status.WARN),
-                                            ("allkeys-lru", Status.WARN)])
+@pytest.mark.parametrize(
+    "policy, status", [("noeviction", Status.PASS), ("volatile-lru", Status.WARN), ("allkeys-lru", Status.WARN)]
+)
 async def test_eviction_policy_that_can_evict_sessions_warns_with_reason(
     redis_factory: Callable[..., EmbeddedRedis], policy: str, status: Status
 ) -> None:
@@ -180,9 +181,15 @@ async def test_ttl_inspection_finds_every_anomaly_and_redacts_samples(
     now = int(time.time() * 1000)
 
     def record(**fields: object) -> str:
-        base = {"sessionId": str(uuid.uuid4()), "userId": "odd", "labId": "lab", "status": "active",
-                "createdAt": now, "expiresAt": now + 3_600_000,
-                "sandboxAccount": {"iamSecretAccessKey": "SECRET-canary-42"}}
+        base = {
+            "sessionId": str(uuid.uuid4()),
+            "userId": "odd",
+            "labId": "lab",
+            "status": "active",
+            "createdAt": now,
+            "expiresAt": now + 3_600_000,
+            "sandboxAccount": {"iamSecretAccessKey": "SECRET-canary-42"},
+        }
         base.update(fields)
         return json.dumps(base)
 
@@ -239,9 +246,15 @@ async def test_ttl_inspection_stops_at_the_key_limit(redis: RedisService, sessio
 
 
 def test_diagnostics_of_the_typescript_backend_parse_without_identity() -> None:
-    body = {"status": "ok", "websocketEndpoint": "/terminal/:sessionId", "supportedProtocols": ["ws", "wss"],
-            "corsOrigins": ["http://localhost:3000"], "awsRegion": "us-east-1", "timestamp": "2024-01-01T00:00:00Z",
-            "activeSessions": [str(uuid.uuid4()) for _ in range(3)]}
+    body = {
+        "status": "ok",
+        "websocketEndpoint": "/terminal/:sessionId",
+        "supportedProtocols": ["ws", "wss"],
+        "corsOrigins": ["http://localhost:3000"],
+        "awsRegion": "us-east-1",
+        "timestamp": "2024-01-01T00:00:00Z",
+        "activeSessions": [str(uuid.uuid4()) for _ in range(3)],
+    }
     diag = parse_diagnostics(body)
     assert diag.flavour == "typescript" and diag.store is None and diag.instance_id is None
     assert diag.session_count == 3 and diag.lists_session_ids
@@ -327,8 +340,9 @@ async def test_ttl_inspection_script_and_pipeline_paths_agree(redis: RedisServic
     fast = await inspect_ttls(redis, batch_size=7, limit=None, use_script=True)
     slow = await inspect_ttls(redis, batch_size=7, limit=None)
     drop = {"elapsedSeconds"}
-    assert {k: v for k, v in fast.to_dict().items() if k not in drop} == \
-        {k: v for k, v in slow.to_dict().items() if k not in drop}
+    assert {k: v for k, v in fast.to_dict().items() if k not in drop} == {
+        k: v for k, v in slow.to_dict().items() if k not in drop
+    }
     assert fast.scanned == 31 and fast.anomalies[Anomaly.CORRUPT] == 1 and fast.anomalies[Anomaly.NO_TTL] == 1
 
 

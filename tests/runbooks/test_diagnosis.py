@@ -38,8 +38,12 @@ K = RedisCause
 
 def fast(url: str, **changes: object) -> Settings:
     """Settings that give up quickly: one connect attempt in about a second."""
-    base: dict[str, object] = {"retry_attempts": 1, "connect_timeout": 1.0, "socket_timeout": 1.0,
-                               "operation_timeout": 2.0}
+    base: dict[str, object] = {
+        "retry_attempts": 1,
+        "connect_timeout": 1.0,
+        "socket_timeout": 1.0,
+        "operation_timeout": 2.0,
+    }
     base.update(changes)
     return Settings.from_url(url, **base)
 
@@ -113,8 +117,12 @@ async def test_an_ended_session_past_its_expiry_is_still_ended(settings: Setting
     ],
 )
 async def test_judge_key_at_the_expiry_boundary(
-    settings: Settings, sessions: LabSessionService, redis_service: RedisService,
-    status: str, expires_in_ms: int, cause: InvalidSessionCause | None,
+    settings: Settings,
+    sessions: LabSessionService,
+    redis_service: RedisService,
+    status: str,
+    expires_in_ms: int,
+    cause: InvalidSessionCause | None,
 ) -> None:
     now_ms = int(time.time() * 1000)
     session = await sessions.create("u1", "lab", "p", base_url="ws://x")
@@ -225,9 +233,7 @@ async def test_lag_longer_than_the_lookup_window_is_visibility_lag(settings: Set
     assert len(visibility["data"]["samples_ms"]) == 5
 
 
-async def evicting_store(
-    redis_factory: Callable[..., EmbeddedRedis], created: list[str] | None = None
-) -> Settings:
+async def evicting_store(redis_factory: Callable[..., EmbeddedRedis], created: list[str] | None = None) -> Settings:
     """A 3 MB allkeys-lru server that has evicted sessions (their ids are added to ``created``)."""
     server = redis_factory(maxmemory="3mb", maxmemory_policy="allkeys-lru")
     settings = Settings.from_url(server.url, retry_attempts=3)
@@ -262,8 +268,9 @@ async def test_the_canary_password_never_reaches_the_runbook_output(
     settings = Settings.from_url(server.url)
     async with RedisService(settings) as redis:
         sessions = LabSessionService(redis)
-        session = await sessions.create("u", "lab", "p", base_url="ws://x",
-                                        sandbox_account={"iamSecretAccessKey": CANARY})
+        session = await sessions.create(
+            "u", "lab", "p", base_url="ws://x", sandbox_account={"iamSecretAccessKey": CANARY}
+        )
         await sessions.end(session.session_id)
     cause, out = await invalid(settings, session.session_id, read_only=False)
     assert cause == C.SESSION_ENDED
@@ -438,8 +445,9 @@ def steps(out: dict[str, object]) -> dict[str, str]:
     return {c["name"]: c["status"] for c in out["report"]["checks"]}  # type: ignore[index]
 
 
-async def test_a_unix_socket_skips_the_network_layers(tmp_path: Path,
-                                                      redis_factory: Callable[..., EmbeddedRedis]) -> None:
+async def test_a_unix_socket_skips_the_network_layers(
+    tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis]
+) -> None:
     sock = tmp_path / "redis.sock"
     server = redis_factory(extra_args=["--unixsocket", str(sock)])
     cause, out = await connectivity(fast(f"unix://{sock}"))
@@ -551,8 +559,9 @@ async def test_two_backends_on_one_redis_and_a_valid_session_is_no_fault(
     settings = Settings.from_url(embedded_redis.url)
     async with RedisService(settings) as redis:
         session = await LabSessionService(redis).create("u", "lab", "p", base_url=a.ws_url)
-    cause, out = await invalid(settings, session.session_id, backend_urls=(a.url, b.url), samples_per_url=2,
-                               read_only=False)
+    cause, out = await invalid(
+        settings, session.session_id, backend_urls=(a.url, b.url), samples_per_url=2, read_only=False
+    )
     assert cause == C.NO_FAULT_FOUND, out
     checks = {c["name"]: c for c in out["report"]["checks"]}
     assert checks["shared store"]["status"] == "PASS"
@@ -575,7 +584,8 @@ async def test_a_read_only_acl_user_runs_every_read_only_step(
 ) -> None:
     session = await sessions.create("u", "lab", "p", base_url="ws://x")
     await redis_service.client.execute_command(
-        "ACL", "SETUSER", "reader", "on", ">reader-pass-1234", "~*", "+@read", "+@connection", "+info", "-@write")
+        "ACL", "SETUSER", "reader", "on", ">reader-pass-1234", "~*", "+@read", "+@connection", "+info", "-@write"
+    )
     url = f"redis://reader:reader-pass-1234@127.0.0.1:{embedded_redis.port}/0"
     cause, out = await invalid(Settings.from_url(url), session.session_id)
     assert cause == C.NO_FAULT_FOUND, out

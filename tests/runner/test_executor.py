@@ -26,10 +26,10 @@ def notebook(path: Path, *cells: str) -> Path:
 @pytest.mark.skipif(os.name != "posix", reason="IPC transport is POSIX only")
 def test_kernels_talk_over_private_unix_sockets_not_tcp(tmp_path: Path) -> None:
     # Over TCP the kernel warns, on every run, that it "is running over TCP without encryption".
-    source = notebook(tmp_path / "transport.ipynb",
-                      "from ipykernel.kernelapp import IPKernelApp\n"
-                      "app = IPKernelApp.instance()\n"
-                      "print(app.transport, app.ip)")
+    source = notebook(
+        tmp_path / "transport.ipynb",
+        "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\nprint(app.transport, app.ip)",
+    )
     execution = Execution(HealthNotebook("transport", str(source)))
     done = execute(source, tmp_path / "out.ipynb", {}, cell_timeout=60, execution=execution)
     assert done.error is None, done.error

@@ -25,17 +25,48 @@ from support import CANARY
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(300)]
 
 MINE = [arg for n in DEFAULT_NOTEBOOKS for arg in ("--only", n.name)]
-WRITE_COMMANDS = {"set", "setex", "psetex", "setnx", "del", "unlink", "expire", "pexpire", "expireat", "getdel",
-                  "getex", "incr", "hset", "lpush", "rpush", "sadd", "zadd", "eval", "evalsha", "fcall", "multi",
-                  "exec", "rename", "flushdb", "flushall", "persist"}
+WRITE_COMMANDS = {
+    "set",
+    "setex",
+    "psetex",
+    "setnx",
+    "del",
+    "unlink",
+    "expire",
+    "pexpire",
+    "expireat",
+    "getdel",
+    "getex",
+    "incr",
+    "hset",
+    "lpush",
+    "rpush",
+    "sadd",
+    "zadd",
+    "eval",
+    "evalsha",
+    "fcall",
+    "multi",
+    "exec",
+    "rename",
+    "flushdb",
+    "flushall",
+    "persist",
+}
 
 
 def health(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``labsession health`` in a child process with a clean environment plus ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_") and k != "REDIS_URL"}
     clean.update(env or {})
-    return subprocess.run([sys.executable, "-m", "labsession", "health", *args], capture_output=True,
-                          text=True, timeout=280, env=clean, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "labsession", "health", *args],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=clean,
+        check=False,
+    )
 
 
 def external_resources(page: str) -> list[str]:
@@ -153,19 +184,25 @@ def test_redis_down_fails_with_one_root_cause_and_no_crash(tmp_path: Path) -> No
         assert "An Exception was encountered" not in page and "CheckFailed" not in page and "Traceback" not in page
 
 
-def test_findings_name_the_exact_key_only_when_asked(tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis]
-                                                     ) -> None:
+def test_findings_name_the_exact_key_only_when_asked(
+    tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis]
+) -> None:
     import uuid
 
     server = redis_factory()
     leak = f"session:{uuid.uuid4()}"
     client = sync_redis.Redis.from_url(server.url)
-    client.set(leak, json.dumps({"sessionId": leak[8:], "userId": "u", "labId": "l", "status": "active",
-                                 "createdAt": 1, "expiresAt": 2}))  # no TTL: it never expires
+    client.set(
+        leak,
+        json.dumps(
+            {"sessionId": leak[8:], "userId": "u", "labId": "l", "status": "active", "createdAt": 1, "expiresAt": 2}
+        ),
+    )  # no TTL: it never expires
     client.close()
     for flag, out in (("", tmp_path / "masked"), ("--show-session-ids", tmp_path / "named")):
-        result = health("--only", "ttl_inspection", "--out", str(out), *([flag] if flag else []),
-                        env={"REDIS_URL": server.url})
+        result = health(
+            "--only", "ttl_inspection", "--out", str(out), *([flag] if flag else []), env={"REDIS_URL": server.url}
+        )
         assert result.returncode == 1, result.stdout + result.stderr
         finding = next(c for c in summary_of(out)["checks"] if c["name"] == "ttl: no_ttl")
         written = "".join(p.read_text() for p in out.rglob("*") if p.suffix in (".json", ".html", ".xml", ".ipynb"))
@@ -201,8 +238,21 @@ def test_read_only_acl_user_passes_and_writes_nothing(
 ) -> None:
     server = redis_factory()
     admin = sync_redis.Redis.from_url(server.url)
-    admin.execute_command("ACL", "SETUSER", "reader", "on", ">reader-pw-1234", "~*", "&*", "+@read", "+@connection",
-                          "+info", "+scan", "+acl|whoami", "-@write")
+    admin.execute_command(
+        "ACL",
+        "SETUSER",
+        "reader",
+        "on",
+        ">reader-pw-1234",
+        "~*",
+        "&*",
+        "+@read",
+        "+@connection",
+        "+info",
+        "+scan",
+        "+acl|whoami",
+        "-@write",
+    )
     backends = two_backends(server.url)
     admin.config_resetstat()
     admin.execute_command("ACL", "LOG", "RESET")
@@ -213,8 +263,11 @@ def test_read_only_acl_user_passes_and_writes_nothing(
     result = health(*args, env={"REDIS_URL": f"redis://reader:reader-pw-1234@127.0.0.1:{server.port}/0"})
     assert result.returncode == 0, result.stdout + result.stderr
     checks = statuses(summary_of(out))
-    for write_step in [("session_lifecycle", "lifecycle"), ("session_lifecycle", "visibility lag"),
-                       ("websocket_probe", "valid session")]:
+    for write_step in [
+        ("session_lifecycle", "lifecycle"),
+        ("session_lifecycle", "visibility lag"),
+        ("websocket_probe", "valid session"),
+    ]:
         assert checks[write_step] == "SKIP", write_step
     assert checks[("connection_check", "auth")] == "PASS"
     assert checks[("ttl_inspection", "scan")] == "PASS"
@@ -225,8 +278,9 @@ def test_read_only_acl_user_passes_and_writes_nothing(
     admin.close()
 
 
-def test_papermill_runs_a_notebook_with_parameters(tmp_path: Path, embedded_redis: EmbeddedRedis,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_papermill_runs_a_notebook_with_parameters(
+    tmp_path: Path, embedded_redis: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -236,18 +290,33 @@ def test_papermill_runs_a_notebook_with_parameters(tmp_path: Path, embedded_redi
     monkeypatch.setenv("MY_STORE_URL", embedded_redis.url)  # the kernel inherits it
     notebook = str(DEFAULT_NOTEBOOKS[0].file)
     output = tmp_path / "out.ipynb"
-    papermill.execute_notebook(notebook, str(output), kernel_name="python3", progress_bar=False,
-                               parameters={"redis_url_env": "MY_STORE_URL", "embedded": False, "ping_samples": 5})
+    papermill.execute_notebook(
+        notebook,
+        str(output),
+        kernel_name="python3",
+        progress_bar=False,
+        parameters={"redis_url_env": "MY_STORE_URL", "embedded": False, "ping_samples": 5},
+    )
     executed = nbformat.read(str(output), as_version=4)
     injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "MY_STORE_URL" in injected.source and embedded_redis.url not in injected.source
-    reports = [o["data"][REPORT_MIME] for c in executed.cells if c.cell_type == "code" for o in c.outputs
-               if REPORT_MIME in o.get("data", {})]
+    reports = [
+        o["data"][REPORT_MIME]
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if REPORT_MIME in o.get("data", {})
+    ]
     assert len(reports) == 1 and reports[0]["verdict"] == "PASS"
     assert next(c for c in reports[0]["checks"] if c["name"] == "ping latency")["data"]["n"] == 5
     with pytest.raises(PapermillExecutionError) as caught:
-        papermill.execute_notebook(notebook, str(tmp_path / "bad.ipynb"), kernel_name="python3", progress_bar=False,
-                                   parameters={"redis_url_env": "MY_STORE_URL", "timeout_seconds": "fast"})
+        papermill.execute_notebook(
+            notebook,
+            str(tmp_path / "bad.ipynb"),
+            kernel_name="python3",
+            progress_bar=False,
+            parameters={"redis_url_env": "MY_STORE_URL", "timeout_seconds": "fast"},
+        )
     assert caught.value.ename == "ConfigError" and "timeout_seconds" in caught.value.evalue
 
 
@@ -334,10 +403,30 @@ def test_budget_is_a_hard_bound_and_leaves_no_kernel(tmp_path: Path, mark: str) 
     env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", LABSESSION_TEST_MARK=mark)  # neither notebook uses it
     began = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", register, str(sleeper(tmp_path)), str(pid_file), str(quick(tmp_path)),
-         "health", "--only", "sleeper", "--only", "quick", "--jobs", "2", "--budget", f"{BUDGET:g}",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=BUDGET + GRACE + 30, env=env, check=False,
+        [
+            sys.executable,
+            "-c",
+            register,
+            str(sleeper(tmp_path)),
+            str(pid_file),
+            str(quick(tmp_path)),
+            "health",
+            "--only",
+            "sleeper",
+            "--only",
+            "quick",
+            "--jobs",
+            "2",
+            "--budget",
+            f"{BUDGET:g}",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=BUDGET + GRACE + 30,
+        env=env,
+        check=False,
     )
     elapsed = time.monotonic() - began
     left = processes_marked(mark)  # at once: nothing may be left to exit by itself later
@@ -379,9 +468,27 @@ def test_a_notebook_that_raises_a_non_check_error_is_an_error_verdict_and_exit_2
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
     env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # neither notebook uses it
     result = subprocess.run(
-        [sys.executable, "-c", register, str(broken), str(quick(tmp_path)),
-         "health", "--only", "broken", "--only", "quick", "--jobs", "2", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        [
+            sys.executable,
+            "-c",
+            register,
+            str(broken),
+            str(quick(tmp_path)),
+            "health",
+            "--only",
+            "broken",
+            "--only",
+            "quick",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "verdict: ERROR" in result.stdout and "exit 2)" in result.stdout, result.stdout
@@ -394,19 +501,23 @@ def test_a_notebook_that_raises_a_non_check_error_is_an_error_verdict_and_exit_2
     assert "An Exception was encountered" in page and "the probe itself broke" in page
 
 
-def test_notebooks_still_waiting_at_the_budget_never_start(tmp_path: Path, mark: str,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebooks_still_waiting_at_the_budget_never_start(
+    tmp_path: Path, mark: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import psutil
 
     from labsession.runner.health import run_health
     from labsession.runner.registry import HealthNotebook
 
     monkeypatch.setenv("LABSESSION_TEST_MARK", mark)
-    entries = [HealthNotebook("sleeper", str(sleeper(tmp_path)), {"pid_file": str(tmp_path / "kernel.pid")}),
-               HealthNotebook("quick", str(quick(tmp_path)))]
+    entries = [
+        HealthNotebook("sleeper", str(sleeper(tmp_path)), {"pid_file": str(tmp_path / "kernel.pid")}),
+        HealthNotebook("quick", str(quick(tmp_path))),
+    ]
     budget = 6.0
-    summary = run_health(entries, {}, tmp_path / "out", jobs=1, cell_timeout=120, budget=budget,
-                         target={"description": "none"})
+    summary = run_health(
+        entries, {}, tmp_path / "out", jobs=1, cell_timeout=120, budget=budget, target={"description": "none"}
+    )
     assert summary.elapsed_seconds < budget + 3.0  # it waits 2 s for the killed notebook's thread at most
     kernel = int((tmp_path / "kernel.pid").read_text())
     assert kernel not in {p.pid for p in psutil.Process().children(recursive=True)}  # killed and reaped
@@ -422,10 +533,12 @@ def test_notebooks_still_waiting_at_the_budget_never_start(tmp_path: Path, mark:
 
 def _registering(*notebooks: tuple[str, Path, dict[str, Any]]) -> list[str]:
     """``python -c`` argv that registers ``notebooks`` and runs ``labsession`` with the arguments after it."""
-    script = ("import sys\nfrom labsession.runner.registry import HealthNotebook, register\n"
-              f"for name, path, parameters in {[(n, str(p), k) for n, p, k in notebooks]!r}:\n"
-              "    register(HealthNotebook(name, path, parameters))\n"
-              "from labsession.cli import main\nraise SystemExit(main(sys.argv[1:]))\n")
+    script = (
+        "import sys\nfrom labsession.runner.registry import HealthNotebook, register\n"
+        f"for name, path, parameters in {[(n, str(p), k) for n, p, k in notebooks]!r}:\n"
+        "    register(HealthNotebook(name, path, parameters))\n"
+        "from labsession.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
+    )
     return [sys.executable, "-c", script]
 
 
@@ -446,9 +559,20 @@ def test_sigterm_stops_the_run_with_a_partial_report_and_verdict_error(tmp_path:
     out, store, pid_file = tmp_path / "out", tmp_path / "history.sqlite", tmp_path / "kernel.pid"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
     env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", LABSESSION_TEST_MARK=mark)
-    argv = [*_registering(("sleeper", sleeper(tmp_path), {"pid_file": str(pid_file)}), ("quick", quick(tmp_path), {})),
-            "health", "--only", "sleeper", "--only", "quick", "--jobs", "2", "--out", str(out),
-            "--history", str(store)]
+    argv = [
+        *_registering(("sleeper", sleeper(tmp_path), {"pid_file": str(pid_file)}), ("quick", quick(tmp_path), {})),
+        "health",
+        "--only",
+        "sleeper",
+        "--only",
+        "quick",
+        "--jobs",
+        "2",
+        "--out",
+        str(out),
+        "--history",
+        str(store),
+    ]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as run:
         _wait_for(lambda: pid_file.exists() and list(out.glob("*/html/quick.html")), "the sleeper to sleep")
         run.send_signal(signal.SIGTERM)
@@ -460,7 +584,8 @@ def test_sigterm_stops_the_run_with_a_partial_report_and_verdict_error(tmp_path:
     assert summary["verdict"] == "ERROR" and summary["stoppedBy"] == "SIGTERM" and summary["exitCode"] == 2
     assert statuses(summary) == {("sleeper", "finished"): "ERROR", ("quick", "answer"): "PASS"}
     assert [c["evidence"] for c in summary["checks"] if c["notebook"] == "sleeper"] == [
-        "stopped by SIGTERM before it finished (it was on cell 4 of 5)"]
+        "stopped by SIGTERM before it finished (it was on cell 4 of 5)"
+    ]
     assert "ERROR — stopped by SIGTERM: partial report" in (out / "latest" / "report.html").read_text()
     with History(store, readonly=True) as history:
         (recorded,) = history.runs(5)
@@ -473,8 +598,14 @@ def test_sigkill_leaves_no_redis_backend_or_kernel_behind(tmp_path: Path, mark: 
     pid_file = tmp_path / "kernel.pid"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
     env.update(LABSESSION_TEST_MARK=mark)
-    argv = [*_registering(("sleeper", sleeper(tmp_path), {"pid_file": str(pid_file)})),
-            "health", "--embedded", "--only", "sleeper", "--no-history"]
+    argv = [
+        *_registering(("sleeper", sleeper(tmp_path), {"pid_file": str(pid_file)})),
+        "health",
+        "--embedded",
+        "--only",
+        "sleeper",
+        "--no-history",
+    ]
     import psutil
 
     def alive(process: psutil.Process) -> bool:
@@ -509,8 +640,18 @@ def test_probe_sessions_of_a_killed_read_write_run_expire_within_two_minutes(
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
     env.update(REDIS_URL=server.url, LABSESSION_TEST_MARK=mark)
-    argv = [sys.executable, "-m", "labsession", "health", "--read-write", "--only", "session_lifecycle",
-            "--only", "websocket_probe", "--no-history"]
+    argv = [
+        sys.executable,
+        "-m",
+        "labsession",
+        "health",
+        "--read-write",
+        "--only",
+        "session_lifecycle",
+        "--only",
+        "websocket_probe",
+        "--no-history",
+    ]
     for url in backends:
         argv += ["--backend-url", url]
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) as run:

@@ -27,8 +27,14 @@ QUICK = ["--only", "connection_check", "--only", "ttl_inspection"]
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 280) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_") and k != "REDIS_URL"}
     clean.update(env or {})
-    return subprocess.run([sys.executable, "-m", "labsession", *args], capture_output=True, text=True,
-                          timeout=timeout, env=clean, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "labsession", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean,
+        check=False,
+    )
 
 
 def test_every_run_is_recorded_and_history_says_what_changed(tmp_path: Path) -> None:
@@ -36,8 +42,9 @@ def test_every_run_is_recorded_and_history_says_what_changed(tmp_path: Path) -> 
     common = [*QUICK, "--history", str(store), "--out", str(out), "--keep", "2"]
     assert cli("health", "--embedded", *common).returncode == 0
     assert cli("health", "--embedded", *common).returncode == 0
-    down = cli("health", *common, "--timeout", "1",
-               env={"REDIS_URL": f"redis://default:{CANARY}@127.0.0.1:{free_port()}/0"})
+    down = cli(
+        "health", *common, "--timeout", "1", env={"REDIS_URL": f"redis://default:{CANARY}@127.0.0.1:{free_port()}/0"}
+    )
     assert down.returncode == 1, down.stdout + down.stderr
 
     # Each run in its own dated folder, the newest behind "latest", two kept.
@@ -75,8 +82,9 @@ def test_every_run_is_recorded_and_history_says_what_changed(tmp_path: Path) -> 
     assert any(line.split()[:4] == ["connection_check:", "tcp", "PASS", "→"] for line in lines), shown.stdout
     as_json = json.loads(cli("history", "--history", str(store), "--json", "--limit", "2").stdout)
     assert as_json["runs"] == 3 and len(as_json["shown"]) == 2
-    assert {"kind": "verdict", "what": "verdict", "before": "PASS", "after": "FAIL", "evidence": ""} in \
-        as_json["changes"]["items"]
+    assert {"kind": "verdict", "what": "verdict", "before": "PASS", "after": "FAIL", "evidence": ""} in as_json[
+        "changes"
+    ]["items"]
     assert CANARY not in shown.stdout + shown.stderr
 
     missing = cli("history", "--history", str(tmp_path / "nothing.sqlite"))
@@ -101,16 +109,29 @@ def test_a_second_run_on_the_same_history_does_not_start(tmp_path: Path) -> None
     store = tmp_path / "history.sqlite"
     lock = store.with_name("history.sqlite.lock")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
-    first = subprocess.Popen([sys.executable, "-m", "labsession", "health", "--embedded", "--only", "connection_check",
-                              "--history", str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labsession",
+            "health",
+            "--embedded",
+            "--only",
+            "connection_check",
+            "--history",
+            str(store),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (lock.exists() and lock.read_text().startswith("pid ")):
             assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
             time.sleep(0.05)
         began = time.monotonic()
-        second = cli("health", "--embedded", "--only", "connection_check", "--history", str(store),
-                     "--lock-wait", "1")
+        second = cli("health", "--embedded", "--only", "connection_check", "--history", str(store), "--lock-wait", "1")
         waited = time.monotonic() - began
         assert second.returncode == 2, second.stdout + second.stderr
         assert f"another labsession health run (pid {first.pid}, started " in second.stderr
@@ -125,11 +146,18 @@ def test_a_second_run_on_the_same_history_does_not_start(tmp_path: Path) -> None
 
 def test_run_lock_is_exclusive_and_released_with_the_holder(tmp_path: Path) -> None:
     path = tmp_path / "h.lock"
-    with subprocess.Popen([sys.executable, "-c",
-                           "import sys, time\nfrom pathlib import Path\n"
-                           "from labsession.runner.history import RunLock\n"
-                           "RunLock(Path(sys.argv[1])).acquire()\nprint('held', flush=True)\ntime.sleep(600)",
-                           str(path)], stdout=subprocess.PIPE, text=True) as holder:
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\n"
+            "from labsession.runner.history import RunLock\n"
+            "RunLock(Path(sys.argv[1])).acquire()\nprint('held', flush=True)\ntime.sleep(600)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
         try:
             assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
             with pytest.raises(RunInProgress, match=rf"pid {holder.pid}"):
@@ -179,9 +207,15 @@ def test_the_history_forgets_runs_older_than_asked(tmp_path: Path) -> None:
     now = time.time()
     with History(tmp_path / "h.sqlite") as history:
         for days_ago in (100, 40, 0):
-            summary = RunSummary({"description": "x", "endpoint": "db:6379"}, [outcome], "", 1.0,
-                                 run_id=f"run-{days_ago}", started_at=now - days_ago * 86400,
-                                 finished_at=now - days_ago * 86400 + 1)
+            summary = RunSummary(
+                {"description": "x", "endpoint": "db:6379"},
+                [outcome],
+                "",
+                1.0,
+                run_id=f"run-{days_ago}",
+                started_at=now - days_ago * 86400,
+                finished_at=now - days_ago * 86400 + 1,
+            )
             history.record(summary, keep_days=90)
         assert [r.run_id for r in history.runs()] == ["run-0", "run-40"]
         assert history.metrics("run-100") == {} and history.checks("run-100") == []  # nothing of it is left

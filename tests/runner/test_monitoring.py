@@ -28,29 +28,40 @@ ONE = ["--only", "connection_check"]
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_") and k != "REDIS_URL"}
     clean.update(env or {})
-    return subprocess.run([sys.executable, "-m", "labsession", *args], capture_output=True, text=True, timeout=280,
-                          env=clean, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "labsession", *args], capture_output=True, text=True, timeout=280, env=clean, check=False
+    )
 
 
 def registered(*notebooks: tuple[str, Path], args: list[str]) -> subprocess.CompletedProcess[str]:
     """``labsession health`` with these notebooks registered (and only these run)."""
-    script = ("import sys\nfrom labsession.runner.registry import HealthNotebook, register\n"
-              f"for name, path in {[(n, str(p)) for n, p in notebooks]!r}:\n"
-              "    register(HealthNotebook(name, path))\n"
-              "from labsession.cli import main\nraise SystemExit(main(sys.argv[1:]))\n")
+    script = (
+        "import sys\nfrom labsession.runner.registry import HealthNotebook, register\n"
+        f"for name, path in {[(n, str(p)) for n, p in notebooks]!r}:\n"
+        "    register(HealthNotebook(name, path))\n"
+        "from labsession.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
+    )
     only = [a for name, _ in notebooks for a in ("--only", name)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABSESSION_EMBEDDED_")}
     env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # these notebooks do not use it
-    return subprocess.run([sys.executable, "-c", script, "health", *only, *args], capture_output=True, text=True,
-                          timeout=120, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", script, "health", *only, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
 
 
 def reporting(path: Path, *checks: str) -> Path:
     """A notebook that shows one report with ``checks`` (Python expressions adding to ``report``)."""
     import nbformat
 
-    source = ("from labsession.checks import CheckResult, Report, Status\nfrom labsession.notebook import show_report\n"
-              "report = Report('staged')\n" + "\n".join(checks) + "\nshow_report(report)")
+    source = (
+        "from labsession.checks import CheckResult, Report, Status\nfrom labsession.notebook import show_report\n"
+        "report = Report('staged')\n" + "\n".join(checks) + "\nshow_report(report)"
+    )
     book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(book, str(path))
@@ -92,17 +103,35 @@ def samples(text: str) -> dict[str, float]:
 
 def test_passing_run_writes_a_valid_textfile_and_one_ok_line(tmp_path: Path, promtool: Path) -> None:
     prom = tmp_path / "textfile" / "labsession.prom"
-    result = cli("health", "--embedded", *ONE, "--only", "ttl_inspection", "--prometheus", str(prom),
-                 "--format", "nagios", "--no-history")
+    result = cli(
+        "health",
+        "--embedded",
+        *ONE,
+        "--only",
+        "ttl_inspection",
+        "--prometheus",
+        str(prom),
+        "--format",
+        "nagios",
+        "--no-history",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.stdout
-    assert re.match(r"LABSESSION OK - all \d+ checks passed \(1 skipped\) \[embedded\] \| duration=[\d.]+s;;;0 "
-                    r"checks=\d+;;;0 failed=0;;;0 warnings=0;;;0 ping_p50=[\d.]+s;;;0 ping_p99=[\d.]+s;;;0 ",
-                    lines[0]), lines[0]
+    assert re.match(
+        r"LABSESSION OK - all \d+ checks passed \(1 skipped\) \[embedded\] \| duration=[\d.]+s;;;0 "
+        r"checks=\d+;;;0 failed=0;;;0 warnings=0;;;0 ping_p50=[\d.]+s;;;0 ping_p99=[\d.]+s;;;0 ",
+        lines[0],
+    ), lines[0]
     assert "active_sessions=" in lines[0] and "evicted_keys=0c;;;0" in lines[0]
-    checked = subprocess.run([str(promtool), "check", "metrics"], input=prom.read_text(), capture_output=True,
-                             text=True, timeout=60, check=False)
+    checked = subprocess.run(
+        [str(promtool), "check", "metrics"],
+        input=prom.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     text = prom.read_text()
     values = samples(text)
@@ -112,16 +141,32 @@ def test_passing_run_writes_a_valid_textfile_and_one_ok_line(tmp_path: Path, pro
     assert 0 < values["labsession_redis_ping_p99_seconds"] < 1  # seconds, not milliseconds
     assert values["labsession_redis_evicted_keys_total"] == 0 and values["labsession_sessions_active"] >= 1
     assert values['labsession_ttl_anomalies{kind="no_ttl"}'] == 0
-    state = {k: v for k, v in values.items() if k.startswith('labsession_health_check_status{notebook="connection_'
-                                                             'check",check="tcp"')}
-    assert len(state) == 5 and state['labsession_health_check_status{notebook="connection_check",check="tcp",'
-                                     'status="PASS"}'] == 1 and sum(state.values()) == 1
+    state = {
+        k: v
+        for k, v in values.items()
+        if k.startswith('labsession_health_check_status{notebook="connection_check",check="tcp"')
+    }
+    assert (
+        len(state) == 5
+        and state['labsession_health_check_status{notebook="connection_check",check="tcp",status="PASS"}'] == 1
+        and sum(state.values()) == 1
+    )
     assert "# TYPE labsession_redis_evicted_keys_total counter" in text
     assert sorted(p.name for p in prom.parent.iterdir()) == ["labsession.prom"]  # no temporary file left
     before = prom.stat().st_ino
 
-    down = cli("health", *ONE, "--prometheus", str(prom), "--format", "nagios", "--no-history", "--timeout", "1",
-               env={"REDIS_URL": f"redis://default:{CANARY}@127.0.0.1:{free_port()}/0"})
+    down = cli(
+        "health",
+        *ONE,
+        "--prometheus",
+        str(prom),
+        "--format",
+        "nagios",
+        "--no-history",
+        "--timeout",
+        "1",
+        env={"REDIS_URL": f"redis://default:{CANARY}@127.0.0.1:{free_port()}/0"},
+    )
     assert down.returncode == 2, down.stdout + down.stderr  # CRITICAL
     assert down.stdout.startswith("LABSESSION CRITICAL - 2 checks failed, root cause CONNECTION_REFUSED: ")
     assert len(down.stdout.splitlines()) == 1
@@ -130,8 +175,17 @@ def test_passing_run_writes_a_valid_textfile_and_one_ok_line(tmp_path: Path, pro
     assert values["labsession_health_success"] == 0 and values['labsession_health_verdict{verdict="FAIL"}'] == 1
     assert "labsession_redis_ping_p99_seconds" not in values  # not measured: no sample, not a zero
     assert CANARY not in prom.read_text() + down.stdout + down.stderr
-    assert subprocess.run([str(promtool), "check", "metrics"], input=prom.read_text(), capture_output=True,
-                          text=True, timeout=60, check=False).returncode == 0
+    assert (
+        subprocess.run(
+            [str(promtool), "check", "metrics"],
+            input=prom.read_text(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).returncode
+        == 0
+    )
 
     unknown = cli("health", *ONE, "--prometheus", str(prom), "--format", "nagios", "--no-history")
     assert unknown.returncode == 3 and unknown.stdout.startswith("LABSESSION UNKNOWN - REDIS_URL is not set")
@@ -140,8 +194,9 @@ def test_passing_run_writes_a_valid_textfile_and_one_ok_line(tmp_path: Path, pro
 
 def test_nagios_codes_follow_the_verdict(tmp_path: Path) -> None:
     warn = reporting(tmp_path / "warn.ipynb", "report.check('policy', Status.WARN, 'may evict sessions')")
-    slow = reporting(tmp_path / "slow.ipynb",
-                     "report.add(CheckResult('ping', Status.WARN, 'p99 80 ms', timing='p99 above 50 ms'))")
+    slow = reporting(
+        tmp_path / "slow.ipynb", "report.add(CheckResult('ping', Status.WARN, 'p99 80 ms', timing='p99 above 50 ms'))"
+    )
     broken = reporting(tmp_path / "broken.ipynb", "report.check('probe', Status.ERROR, 'the probe broke')")
     warned = registered(("warn", warn), args=["--format", "nagios", "--no-history"])
     assert warned.returncode == 1, warned.stdout + warned.stderr
@@ -179,8 +234,14 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.requests.append({"path": self.path, "type": self.headers.get("Content-Type"),
-                                          "raw": body.decode(), "json": json.loads(body)})
+                receiver.requests.append(
+                    {
+                        "path": self.path,
+                        "type": self.headers.get("Content-Type"),
+                        "raw": body.decode(),
+                        "json": json.loads(body),
+                    }
+                )
                 code = receiver.codes.pop(0) if receiver.codes else 200
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
@@ -216,8 +277,10 @@ def test_alerts_on_change_only_and_retry_a_bounded_number_of_times(tmp_path: Pat
     nowhere = f"http://127.0.0.1:{free_port()}/hooks/SECRET-TOKEN-4711"
     lost = cli("health", *common, "--timeout", "1", "--notify-url", nowhere, env=down_env)
     assert lost.returncode == 1  # the run's verdict, whatever became of the alert
-    assert (f"could not deliver the PASS → FAIL alert to http://127.0.0.1:{nowhere.split(':')[2].split('/')[0]}/… "
-            "(ConnectionRefusedError after 3 attempts); the next run tries again") in lost.stderr, lost.stderr
+    assert (
+        f"could not deliver the PASS → FAIL alert to http://127.0.0.1:{nowhere.split(':')[2].split('/')[0]}/… "
+        "(ConnectionRefusedError after 3 attempts); the next run tries again"
+    ) in lost.stderr, lost.stderr
 
     receiver.codes = [503]  # the receiver is briefly unwell: the second attempt is delivered
     fired = cli("health", *common, "--timeout", "1", "--notify-url", receiver.url, env=down_env)

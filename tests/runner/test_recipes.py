@@ -36,7 +36,7 @@ def recipe(name: str) -> str:
 
 def health_args(argv: list[str]) -> list[str]:
     """The arguments after ``health``, checked by labsession's own parser; they keep history and metrics."""
-    args = argv[argv.index("health"):]
+    args = argv[argv.index("health") :]
     parsed = build_parser("health").parse_args(args)
     assert parsed.history and parsed.prometheus and parsed.out and parsed.keep > 0 and parsed.budget < 300
     assert not parsed.read_write and not parsed.show_session_ids
@@ -45,8 +45,7 @@ def health_args(argv: list[str]) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_cron_line_runs_as_written(tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis],
-                                   promtool: Path) -> None:
+def test_cron_line_runs_as_written(tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis], promtool: Path) -> None:
     line = recipe("cron").strip()
     fields = line.split(None, 6)
     assert fields[:5] == ["*/5", "*", "*", "*", "*"] and fields[5] == "labsession"
@@ -60,12 +59,14 @@ def test_cron_line_runs_as_written(tmp_path: Path, redis_factory: Callable[..., 
         env_file.chmod(0o600)
         for folder in ("lib", "log", "textfile"):
             (tmp_path / folder).mkdir()
-        here = (command.replace("/etc/labsession/health.env", str(env_file))
-                .replace("/opt/labsession/venv/bin/labsession", str(BIN / "labsession"))
-                .replace("https://lab-api.example.com", backend.url)
-                .replace("/var/lib/node_exporter/textfile", str(tmp_path / "textfile"))
-                .replace("/var/lib/labsession", str(tmp_path / "lib"))
-                .replace("/var/log/labsession", str(tmp_path / "log")))
+        here = (
+            command.replace("/etc/labsession/health.env", str(env_file))
+            .replace("/opt/labsession/venv/bin/labsession", str(BIN / "labsession"))
+            .replace("https://lab-api.example.com", backend.url)
+            .replace("/var/lib/node_exporter/textfile", str(tmp_path / "textfile"))
+            .replace("/var/lib/labsession", str(tmp_path / "lib"))
+            .replace("/var/log/labsession", str(tmp_path / "log"))
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LABSESSION_EMBEDDED_", "REDIS_"))}
         done = subprocess.run(["/bin/sh", "-c", here], env=env, timeout=280, check=False)  # as cron runs it
     finally:
@@ -78,8 +79,9 @@ def test_cron_line_runs_as_written(tmp_path: Path, redis_factory: Callable[..., 
     assert (tmp_path / "lib" / "runs" / "latest" / "report.html").exists()
     prom = (tmp_path / "textfile" / "labsession.prom").read_text()
     assert "labsession_health_success 1" in prom
-    checked = subprocess.run([str(promtool), "check", "metrics"], input=prom, capture_output=True, text=True,
-                             timeout=60, check=False)
+    checked = subprocess.run(
+        [str(promtool), "check", "metrics"], input=prom, capture_output=True, text=True, timeout=60, check=False
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert CANARY not in log + prom
 
@@ -94,15 +96,28 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     if analyze is None:
         pytest.skip("systemd-analyze is not installed here (the docs say: checked where it is available)")
     (tmp_path / "labsession-health.service").write_text(
-        service.replace("/opt/labsession/venv/bin/labsession", str(BIN / "labsession"))
-        .replace("EnvironmentFile=/etc/labsession/health.env", f"EnvironmentFile=-{tmp_path / 'health.env'}"))
+        service.replace("/opt/labsession/venv/bin/labsession", str(BIN / "labsession")).replace(
+            "EnvironmentFile=/etc/labsession/health.env", f"EnvironmentFile=-{tmp_path / 'health.env'}"
+        )
+    )
     (tmp_path / "labsession-health.timer").write_text(timer)
-    done = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / "labsession-health.service"),
-                           str(tmp_path / "labsession-health.timer")], capture_output=True, text=True, timeout=60,
-                          check=False)
+    done = subprocess.run(
+        [
+            analyze,
+            "verify",
+            "--man=no",
+            str(tmp_path / "labsession-health.service"),
+            str(tmp_path / "labsession-health.timer"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert not re.search(r"unknown|invalid|error|not found", done.stdout + done.stderr, re.IGNORECASE), \
+    assert not re.search(r"unknown|invalid|error|not found", done.stdout + done.stderr, re.IGNORECASE), (
         done.stdout + done.stderr
+    )
 
 
 def test_kubernetes_cronjob_forbids_overlap_and_bounds_the_job() -> None:

@@ -31,7 +31,11 @@ def runbook(*args: str, env: dict[str, str] | None = None, timeout: float = 90) 
     full.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "labsession", "runbook", *args],
-        env=full, capture_output=True, text=True, timeout=timeout, check=False,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -56,12 +60,23 @@ async def test_an_ended_session_behind_a_password_never_leaks_the_canary(
     server = redis_factory(password=CANARY)
     async with RedisService(Settings.from_url(server.url)) as redis:
         sessions = LabSessionService(redis)
-        session = await sessions.create("u", "lab", "p", base_url="ws://x",
-                                        sandbox_account={"iamSecretAccessKey": CANARY})
+        session = await sessions.create(
+            "u", "lab", "p", base_url="ws://x", sandbox_account={"iamSecretAccessKey": CANARY}
+        )
         await sessions.end(session.session_id)
     out = tmp_path / "out"
-    done = runbook("invalid_session", "-p", "session_id", session.session_id, "-p", "redis_url_env", "LAB_REDIS",
-                   "--out", str(out), env={"LAB_REDIS": server.url})
+    done = runbook(
+        "invalid_session",
+        "-p",
+        "session_id",
+        session.session_id,
+        "-p",
+        "redis_url_env",
+        "LAB_REDIS",
+        "--out",
+        str(out),
+        env={"LAB_REDIS": server.url},
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cause"] == "SESSION_ENDED"
@@ -75,8 +90,12 @@ def test_a_wrong_password_is_auth_failed_without_showing_it(
 ) -> None:
     server = redis_factory(password="the-right-one-1234")
     out = tmp_path / "out"
-    done = runbook("redis_connectivity", "--out", str(out),
-                   env={"REDIS_URL": f"redis://default:{CANARY}@127.0.0.1:{server.port}/0"})
+    done = runbook(
+        "redis_connectivity",
+        "--out",
+        str(out),
+        env={"REDIS_URL": f"redis://default:{CANARY}@127.0.0.1:{server.port}/0"},
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert json.loads((out / "summary.json").read_text())["cause"] == "AUTH_FAILED"
     assert CANARY not in done.stdout + done.stderr
@@ -105,8 +124,10 @@ def test_unknown_runbook_is_refused() -> None:
     assert "invalid_session" in done.stderr
 
 
-@pytest.mark.parametrize(("raw", "value"), [("true", True), ("5", 5), ('["http://a:1"]', ["http://a:1"]),
-                                            ("True", True), ("abc", "abc"), ("", "")])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("true", True), ("5", 5), ('["http://a:1"]', ["http://a:1"]), ("True", True), ("abc", "abc"), ("", "")],
+)
 def test_parameter_values(raw: str, value: object) -> None:
     assert parse_value(raw) == value
 

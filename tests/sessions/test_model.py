@@ -44,8 +44,9 @@ def test_bytes_and_non_ascii_values() -> None:
 
 
 def test_float_times_as_javascript_may_write_them_are_read_as_integers() -> None:
-    session = LabSession.from_dict({"sessionId": SID, "expiresAt": NOW + 0.5, "createdAt": 1.0 * NOW,
-                                    "status": "active"})
+    session = LabSession.from_dict(
+        {"sessionId": SID, "expiresAt": NOW + 0.5, "createdAt": 1.0 * NOW, "status": "active"}
+    )
     assert (session.expires_at, session.created_at, session.started_at) == (NOW, NOW, NOW)
     assert isinstance(session.expires_at, int)
 
@@ -94,8 +95,8 @@ def test_redacted_view_and_repr_hide_the_sandbox_secrets() -> None:
 
 def test_expires_in_and_ttl_follow_the_typescript_rounding() -> None:
     session = LabSession.from_dict({"sessionId": SID, "expiresAt": NOW + 1500, "status": "active"})
-    assert session.expires_in(NOW) == 1          # whole seconds left, rounded down
-    assert session.ttl_seconds(NOW) == 2         # ceil((expiresAt - now) / 1000)
+    assert session.expires_in(NOW) == 1  # whole seconds left, rounded down
+    assert session.ttl_seconds(NOW) == 2  # ceil((expiresAt - now) / 1000)
     assert session.ttl_seconds(NOW + 1000) == 1
     assert session.ttl_seconds(NOW + 99_999) == 1  # never 0 or negative: SET EX needs >= 1
     assert session.expires_in(NOW + 99_999) == 0
@@ -113,9 +114,32 @@ def test_every_uuid_string_is_an_id(value: uuid.UUID) -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        "", "*", "?", "[a-z]*", "session:*", "../x", f"{SID}*", f"{SID}?", f"[{SID}]", f"{SID[:-1]}*",
-        f"{SID}\n", f" {SID}", f"{SID} ", f"{SID}:x", f"session:{SID}", "-x", ".x", "_x", "a/b", "a\\b",
-        "x" * 10_000, "x" * 129, f"{{{SID}}}", "tést", "a b", "a\x00b",
+        "",
+        "*",
+        "?",
+        "[a-z]*",
+        "session:*",
+        "../x",
+        f"{SID}*",
+        f"{SID}?",
+        f"[{SID}]",
+        f"{SID[:-1]}*",
+        f"{SID}\n",
+        f" {SID}",
+        f"{SID} ",
+        f"{SID}:x",
+        f"session:{SID}",
+        "-x",
+        ".x",
+        "_x",
+        "a/b",
+        "a\\b",
+        "x" * 10_000,
+        "x" * 129,
+        f"{{{SID}}}",
+        "tést",
+        "a b",
+        "a\x00b",
     ],
 )
 def test_malformed_ids_are_refused(bad: str) -> None:
@@ -154,12 +178,21 @@ def test_only_the_key_safe_alphabet_gets_through(text: str) -> None:
 
 _EDGE_INTS = st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**30, -(10**30)])
 _SCALARS = (
-    st.none() | st.booleans() | st.integers() | _EDGE_INTS
-    | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e16, 1e-5, 1e22, 0.1, -0.0])
-    | st.text() | st.text(alphabet=st.characters(codec="utf-8")) | st.sampled_from(["\x00\x1f\x7f\u2028", "Zoë 🧪"])
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | _EDGE_INTS
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e16, 1e-5, 1e22, 0.1, -0.0])
+    | st.text()
+    | st.text(alphabet=st.characters(codec="utf-8"))
+    | st.sampled_from(["\x00\x1f\x7f\u2028", "Zoë 🧪"])
 )
-_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
-                       | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 def _exact(value: object) -> str:
@@ -183,8 +216,10 @@ def test_reading_any_json_value_gives_what_json_gives(value: object) -> None:
     assert _exact(_loads(json.dumps(value))) == _exact(expected)
 
 
-@given(st.binary(max_size=40) | st.sampled_from([b"\xef\xbb\xbf{}", b'{"a":"\\ud800"}', b"[1E400]",
-                                                  b" {} ", b"[-0]", '{"a":1}'.encode("utf-16")]))
+@given(
+    st.binary(max_size=40)
+    | st.sampled_from([b"\xef\xbb\xbf{}", b'{"a":"\\ud800"}', b"[1E400]", b" {} ", b"[-0]", '{"a":1}'.encode("utf-16")])
+)
 def test_reading_any_bytes_fails_or_succeeds_as_json_does(raw: bytes) -> None:
     assert _outcome(lambda: _loads(raw)) == _outcome(lambda: json.loads(raw))
 
@@ -197,16 +232,37 @@ def test_writing_gives_the_bytes_json_dumps_gives(data: dict[str, object]) -> No
     assert _outcome(lambda: _dumps(data)) == _outcome(compact)
 
 
-@pytest.mark.parametrize("odd", [{1: "int key"}, {"k": uuid.UUID(SID)}, {"k": SessionStatus.ACTIVE},
-                                 {"k": (1, 2)}, {"k": "\ud800"}, {"k": float("nan")}, {"k": 2**64}])
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {1: "int key"},
+        {"k": uuid.UUID(SID)},
+        {"k": SessionStatus.ACTIVE},
+        {"k": (1, 2)},
+        {"k": "\ud800"},
+        {"k": float("nan")},
+        {"k": 2**64},
+    ],
+)
 def test_writing_values_orjson_treats_differently_still_matches_json(odd: dict[str, object]) -> None:
-    assert _outcome(lambda: _dumps(odd)) == _outcome(lambda: json.dumps(odd, separators=(",", ":"),
-                                                                      ensure_ascii=False))
+    assert _outcome(lambda: _dumps(odd)) == _outcome(lambda: json.dumps(odd, separators=(",", ":"), ensure_ascii=False))
 
 
 def test_big_integers_and_exponent_floats_in_unknown_fields_survive_a_round_trip() -> None:
-    raw = ts_json(ts_session(SID, NOW, extra={"big": 2**64 + 1, "neg": -(2**63) - 1, "huge": 10**40,
-                                              "f": 1e16, "small": 1e-7, "nested": [{"id": 123456789012345678901}]}))
+    raw = ts_json(
+        ts_session(
+            SID,
+            NOW,
+            extra={
+                "big": 2**64 + 1,
+                "neg": -(2**63) - 1,
+                "huge": 10**40,
+                "f": 1e16,
+                "small": 1e-7,
+                "nested": [{"id": 123456789012345678901}],
+            },
+        )
+    )
     session = LabSession.from_json(raw.encode())
     assert session.extra["big"] == 2**64 + 1 and type(session.extra["neg"]) is int
     assert session.extra["nested"] == [{"id": 123456789012345678901}]
@@ -215,8 +271,14 @@ def test_big_integers_and_exponent_floats_in_unknown_fields_survive_a_round_trip
 
 @pytest.mark.parametrize("field", ["expiresAt", "createdAt", "startedAt"])
 def test_one_float_time_among_integers_is_read_as_an_integer(field: str) -> None:
-    data: dict[str, object] = {"sessionId": SID, "expiresAt": NOW, "createdAt": NOW, "startedAt": NOW,
-                               "status": "active", field: NOW + 0.5}
+    data: dict[str, object] = {
+        "sessionId": SID,
+        "expiresAt": NOW,
+        "createdAt": NOW,
+        "startedAt": NOW,
+        "status": "active",
+        field: NOW + 0.5,
+    }
     session = LabSession.from_dict(data)
     times = (session.expires_at, session.created_at, session.started_at)
     assert times == (NOW, NOW, NOW)
@@ -232,10 +294,21 @@ def test_the_session_id_asked_for_is_a_keyword() -> None:
     assert LabSession.from_json(json.dumps(data), session_id=SID).session_id == SID
 
 
-@pytest.mark.parametrize(("left_ms", "expires_in", "ttl"), [
-    (-5000, 0, 1), (0, 0, 1), (1, 0, 1), (999, 0, 1), (1000, 1, 1), (1001, 1, 2),
-    (1999, 1, 2), (2000, 2, 2), (2001, 2, 3), (7_200_000, 7200, 7200),
-])
+@pytest.mark.parametrize(
+    ("left_ms", "expires_in", "ttl"),
+    [
+        (-5000, 0, 1),
+        (0, 0, 1),
+        (1, 0, 1),
+        (999, 0, 1),
+        (1000, 1, 1),
+        (1001, 1, 2),
+        (1999, 1, 2),
+        (2000, 2, 2),
+        (2001, 2, 3),
+        (7_200_000, 7200, 7200),
+    ],
+)
 def test_seconds_left_round_down_and_the_ttl_rounds_up(left_ms: int, expires_in: int, ttl: int) -> None:
     session = LabSession.from_dict({"sessionId": SID, "expiresAt": NOW + left_ms, "status": "active"})
     assert session.expires_in(NOW) == expires_in

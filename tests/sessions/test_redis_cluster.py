@@ -256,12 +256,20 @@ async def test_extend_keeps_unknown_fields_exactly(
     session_id = str(uuid.uuid4())
     now = int(time.time() * 1000)
     record = {
-        "sessionId": session_id, "userId": "u", "labId": "l", "purchaseId": "p",
-        "startedAt": now, "createdAt": now, "expiresAt": now + 600_000, "status": "active",
-        "terminalPort": 7681, "webSocketUrl": f"wss://h/terminal/{session_id}",
+        "sessionId": session_id,
+        "userId": "u",
+        "labId": "l",
+        "purchaseId": "p",
+        "startedAt": now,
+        "createdAt": now,
+        "expiresAt": now + 600_000,
+        "status": "active",
+        "terminalPort": 7681,
+        "webSocketUrl": f"wss://h/terminal/{session_id}",
         "sandboxAccount": {"accountId": "123", "iamSecretAccessKey": "s3cr3t", "tags": []},
         "futureField": {"nested": [1, 2.5, None, True, "ü"], "empty": {}, "list": []},
-        "bigNumber": 12345678901234567890, "zeta": "last",
+        "bigNumber": 12345678901234567890,
+        "zeta": "last",
     }
     key = f"session:{session_id}"
     with redis.Redis.from_url(cluster.node_for_key(key).url) as client:
@@ -390,7 +398,7 @@ class _VanishingAfterScan(LabSessionService):
         async for keys in super()._scan_batches(batch_size):
             for key in keys[::3]:
                 await self.redis.client.delete(key)
-                self.vanished.add(key.decode()[len("session:"):])
+                self.vanished.add(key.decode()[len("session:") :])
             yield keys
 
 
@@ -600,8 +608,12 @@ async def test_a_cluster_listing_follows_ask_for_a_slot_in_the_middle_of_a_migra
 def test_library_check_passes_against_the_cluster(cluster: EmbeddedRedisCluster) -> None:
     script = Path(sys.executable).parent / "labsession"
     result = subprocess.run(
-        [str(script), "check", "--write"], env=dict(os.environ, REDIS_URL=cluster.url),
-        capture_output=True, text=True, timeout=60, check=False,
+        [str(script), "check", "--write"],
+        env=dict(os.environ, REDIS_URL=cluster.url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(cluster)" in result.stdout and "verdict: PASS" in result.stdout
@@ -615,9 +627,7 @@ async def test_two_backends_share_sessions_on_the_cluster(cluster: EmbeddedRedis
             for i in range(2)
         )
         async with httpx.AsyncClient(timeout=10) as http:
-            created = [
-                (await http.post(f"{(a, b)[i % 2].url}/api/labs/start", json=START)).json() for i in range(12)
-            ]
+            created = [(await http.post(f"{(a, b)[i % 2].url}/api/labs/start", json=START)).json() for i in range(12)]
             ids = [c["sessionId"] for c in created]
             assert all(keys_per_node(cluster)), "sessions on every master"
             for sid in ids:  # each valid on the other instance at once
@@ -626,8 +636,10 @@ async def test_two_backends_share_sessions_on_the_cluster(cluster: EmbeddedRedis
                 assert check.status_code == 200 and check.json()["valid"] is True
             target = ids[0]
             extends = await asyncio.gather(
-                *(http.post(f"{(a, b)[i % 2].url}/api/labs/session/{target}/extend", json={"minutes": 2})
-                  for i in range(20))
+                *(
+                    http.post(f"{(a, b)[i % 2].url}/api/labs/session/{target}/extend", json={"minutes": 2})
+                    for i in range(20)
+                )
             )
             assert {r.status_code for r in extends} == {200}
             final = (await http.get(f"{a.url}/api/labs/session/{target}/validate")).json()
@@ -704,11 +716,18 @@ def test_health_run_notebooks_and_runbooks_pass_against_the_cluster(
         argv = [str(Path(sys.executable).parent / "labsession"), "health", "--read-write", "--out", str(tmp_path)]
         for backend in backends:
             argv += ["--backend-url", backend.url]
-        result = subprocess.run(argv, env=dict(os.environ, REDIS_URL=cluster.url), capture_output=True,
-                                text=True, timeout=220, check=False)
+        result = subprocess.run(
+            argv, env=dict(os.environ, REDIS_URL=cluster.url), capture_output=True, text=True, timeout=220, check=False
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     assert summary["verdict"] == "PASS" and summary["exitCode"] == 0, summary
-    for name in ("connection_check", "session_lifecycle", "ttl_inspection", "websocket_probe",
-                 "runbook_redis_connectivity", "runbook_invalid_session"):
+    for name in (
+        "connection_check",
+        "session_lifecycle",
+        "ttl_inspection",
+        "websocket_probe",
+        "runbook_redis_connectivity",
+        "runbook_invalid_session",
+    ):
         assert re.search(rf"^PASS\s+{name}\s", result.stdout, re.MULTILINE), result.stdout

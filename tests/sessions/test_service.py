@@ -120,8 +120,9 @@ async def test_create_never_overwrites_an_existing_key(redis_service: RedisServi
     assert raw.get(f"session:{taken}") == b"someone else's"
 
 
-async def test_unknown_fields_survive_extend_and_end(service: LabSessionService, raw: redis.Redis,
-                                                     clock: Clock) -> None:
+async def test_unknown_fields_survive_extend_and_end(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
     sid = new_id()
     value = ts_session(sid, now_ms(clock), extra={"instanceId": "i-0abc", "tags": ["a", {"b": None}], "n": 1.5})
     raw.set(f"session:{sid}", ts_json(value), ex=7200)
@@ -140,21 +141,32 @@ async def test_big_integers_and_odd_numbers_in_unknown_fields_survive_extend_exa
 ) -> None:
     """orjson reads integers beyond 64 bits as floats: the value must still come back exact."""
     sid = new_id()
-    value = ts_session(sid, now_ms(clock), extra={"big": 2**64 + 1, "neg": -(2**63) - 1, "f": 1e16,
-                                                  "nested": [{"id": 10**25}], "name": "Zoë 🧪"})
+    value = ts_session(
+        sid,
+        now_ms(clock),
+        extra={"big": 2**64 + 1, "neg": -(2**63) - 1, "f": 1e16, "nested": [{"id": 10**25}], "name": "Zoë 🧪"},
+    )
     raw.set(f"session:{sid}", ts_json(value), ex=7200)
     await service.extend(sid, 1)
     expected = {**value, "expiresAt": value["expiresAt"] + 60_000}
     assert raw.get(f"session:{sid}") == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
-    assert [s.extra async for s in service.scan()] == [{k: expected[k] for k in ("big", "neg", "f", "nested")}
-                                                        | {"name": "Zoë 🧪"}]
+    assert [s.extra async for s in service.scan()] == [
+        {k: expected[k] for k in ("big", "neg", "f", "nested")} | {"name": "Zoë 🧪"}
+    ]
 
 
 # -- the validation table -------------------------------------------------------------------------
 
 
-def _store(raw: redis.Redis, clock: Clock, *, status: str = "active", created_ago_s: float = 3600,
-           expires_in_s: float = 3600, ttl: int = 3600) -> str:
+def _store(
+    raw: redis.Redis,
+    clock: Clock,
+    *,
+    status: str = "active",
+    created_ago_s: float = 3600,
+    expires_in_s: float = 3600,
+    ttl: int = 3600,
+) -> str:
     sid = new_id()
     now = now_ms(clock)
     value = ts_session(sid, now, status=status, created_ago_ms=int(created_ago_s * 1000))
@@ -197,8 +209,13 @@ def _store(raw: redis.Redis, clock: Clock, *, status: str = "active", created_ag
     ],
 )
 async def test_validation_table_and_reads_never_write(
-    service: LabSessionService, raw: redis.Redis, clock: Clock, embedded_redis: EmbeddedRedis,
-    state: dict[str, object], reason: ValidationReason, in_grace: bool,
+    service: LabSessionService,
+    raw: redis.Redis,
+    clock: Clock,
+    embedded_redis: EmbeddedRedis,
+    state: dict[str, object],
+    reason: ValidationReason,
+    in_grace: bool,
 ) -> None:
     sid = _store(raw, clock, **state)  # type: ignore[arg-type]
     before = raw.get(f"session:{sid}")
@@ -227,15 +244,17 @@ async def test_active_ids_stop_listing_a_session_the_millisecond_it_expires(
     assert await service.active_ids() == []
 
 
-async def test_grace_period_follows_the_clock_and_settings(service: LabSessionService, raw: redis.Redis,
-                                                           clock: Clock) -> None:
+async def test_grace_period_follows_the_clock_and_settings(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
     sid = _store(raw, clock, status="creating", created_ago_s=0)
     assert (await service.validate(sid)).in_grace
     clock.now += 10.0
     assert (await service.validate(sid)).reason is ValidationReason.NOT_ACTIVE
     strict = LabSessionService(service.redis, service.settings.with_changes(grace_seconds=0), clock=clock)
-    assert (await strict.validate(_store(raw, clock, status="creating", created_ago_s=0))).reason \
-        is ValidationReason.NOT_ACTIVE
+    assert (
+        await strict.validate(_store(raw, clock, status="creating", created_ago_s=0))
+    ).reason is ValidationReason.NOT_ACTIVE
 
 
 async def test_missing_key_is_not_found(service: LabSessionService, embedded_redis: EmbeddedRedis) -> None:
@@ -298,8 +317,7 @@ async def test_key_of_another_redis_type_is_corrupt_not_an_error(
     assert seen == {sid: ValidationReason.CORRUPT, ended: ValidationReason.ENDED}
 
 
-async def test_inspect_reports_value_ttl_and_size(service: LabSessionService, raw: redis.Redis,
-                                                  clock: Clock) -> None:
+async def test_inspect_reports_value_ttl_and_size(service: LabSessionService, raw: redis.Redis, clock: Clock) -> None:
     sid = _store(raw, clock, ttl=900)
     record = await service.inspect(sid)
     assert record.exists and record.session is not None and record.error is None
@@ -429,8 +447,9 @@ async def test_end_unknown_id_is_not_found(service: LabSessionService) -> None:
 # -- ids never reach Redis --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["*", "?", "[a-f]*", "../x", "session:*", "", "x" * 5000, None, 7,
-                                 "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4*"])
+@pytest.mark.parametrize(
+    "bad", ["*", "?", "[a-f]*", "../x", "session:*", "", "x" * 5000, None, 7, "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4*"]
+)
 async def test_malformed_ids_raise_before_touching_redis(
     service: LabSessionService, embedded_redis: EmbeddedRedis, bad: object
 ) -> None:
@@ -497,9 +516,7 @@ async def test_scan_lists_everything_in_batches_without_keys(
     assert 0 < seen.delta["mget"] <= seen.delta["scan"]
 
 
-async def test_scan_records_limit_ttl_and_corrupt(
-    service: LabSessionService, raw: redis.Redis, clock: Clock
-) -> None:
+async def test_scan_records_limit_ttl_and_corrupt(service: LabSessionService, raw: redis.Redis, clock: Clock) -> None:
     groups = await _populate(service, raw, clock)
     limited = [r async for r in service.scan_records(batch_size=4, limit=7)]
     assert len(limited) == 7
@@ -553,34 +570,38 @@ async def test_active_ids_fast_path_agrees_with_the_full_rules(
         odd[sid] = (text or body).encode()
         raw.set(f"session:{sid}", odd[sid], ex=600)
 
-    put({})                                           # plain active
-    put({"expiresAt": now + 60_000.5})                # float time: still valid
-    put({"createdAt": True})                          # corrupt
-    put({"sessionId": 12345})                         # odd id type: full rules decide
+    put({})  # plain active
+    put({"expiresAt": now + 60_000.5})  # float time: still valid
+    put({"createdAt": True})  # corrupt
+    put({"sessionId": 12345})  # odd id type: full rules decide
     put({"status": "creating", "createdAt": now - 1000, "startedAt": now - 1000})  # grace
     put({"status": "creating", "createdAt": now - 60_000, "startedAt": now - 60_000})
-    put({"expiresAt": now - 1})                       # expired, key still present
+    put({"expiresAt": now - 1})  # expired, key still present
     put({"status": "destroyed"})
     later = now + 60_000
     put('  {"sessionId":"SID","expiresAt":' + str(later) + ',"status":"active"}')  # leading space: valid JSON
     put('{"sessionId":"SID","expiresAt":' + str(later) + ',"status":"active"} trailing')  # not JSON
     put("[1, 2, 3]")
-    put({"expiresAt": 2**64 + now})                   # beyond 64 bits (orjson: a float): valid
+    put({"expiresAt": 2**64 + now})  # beyond 64 bits (orjson: a float): valid
     put({"createdAt": -(2**63) - 1, "startedAt": 0})  # likewise, far in the past: valid
-    put({"extraCount": 10**30})                       # a big number elsewhere: valid
+    put({"extraCount": 10**30})  # a big number elsewhere: valid
     put('{"sessionId":"SID","expiresAt":' + str(later) + ',"status":"active","x":NaN}')  # json reads NaN
     put('\ufeff{"sessionId":"SID","expiresAt":' + str(later) + ',"status":"active"}')  # BOM: json reads it
     raw.hset("session:" + new_id(), "not", "a string")  # another type under the prefix
-    expected = sorted([
-        str(r.session.session_id) async for r in service.scan_records()
-        if r.session is not None and service.judge(r.session).valid
-    ])
+    expected = sorted(
+        [
+            str(r.session.session_id)
+            async for r in service.scan_records()
+            if r.session is not None and service.judge(r.session).valid
+        ]
+    )
     assert sorted(map(str, await service.active_ids(batch_size=3))) == expected
     assert len(expected) == 10
 
 
-async def test_leaving_a_scan_early_leaves_no_read_behind(service: LabSessionService, raw: redis.Redis,
-                                                          clock: Clock) -> None:
+async def test_leaving_a_scan_early_leaves_no_read_behind(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
     for _ in range(40):
         _store(raw, clock)
     before = asyncio.all_tasks()
@@ -641,8 +662,9 @@ async def test_session_errors_name_the_session_by_8_characters(
         assert sid[:8] in str(caught.value)
 
 
-async def test_a_listing_reports_a_key_of_another_type_as_corrupt(service: LabSessionService, raw: redis.Redis,
-                                                                  clock: Clock) -> None:
+async def test_a_listing_reports_a_key_of_another_type_as_corrupt(
+    service: LabSessionService, raw: redis.Redis, clock: Clock
+) -> None:
     """MGET answers nil for a hash as for a vanished key: the listing must not hide it."""
     kept = [_store(raw, clock) for _ in range(5)]
     odd = new_id()

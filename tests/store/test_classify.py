@@ -47,14 +47,17 @@ async def test_full_client_table_is_max_connections(redis_factory: Factory) -> N
 @pytest.mark.parametrize(
     ("error", "cause"),
     [
-        (redis.ResponseError("unknown command 'CONFIG', with args beginning with: 'GET' 'maxclients'"),
-         RedisCause.UNKNOWN),
+        (
+            redis.ResponseError("unknown command 'CONFIG', with args beginning with: 'GET' 'maxclients'"),
+            RedisCause.UNKNOWN,
+        ),
         (redis.ResponseError("ERR Error running script: timeout in user code"), RedisCause.UNKNOWN),
-        (redis.ResponseError("ERR max requests limit exceeded. Limit: 10000, Usage: 10000"),
-         RedisCause.QUOTA_EXCEEDED),
+        (redis.ResponseError("ERR max requests limit exceeded. Limit: 10000, Usage: 10000"), RedisCause.QUOTA_EXCEEDED),
         (redis.ResponseError("ERR max number of clients reached"), RedisCause.MAX_CONNECTIONS),
-        (redis.exceptions.NoPermissionError("this user has no permissions to run the 'set' command"),
-         RedisCause.READ_ONLY),
+        (
+            redis.exceptions.NoPermissionError("this user has no permissions to run the 'set' command"),
+            RedisCause.READ_ONLY,
+        ),
         (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), RedisCause.READ_ONLY),
         (redis.ConnectionError("Error 111 connecting to h:1. Connection refused."), RedisCause.CONNECTION_REFUSED),
         (redis.ConnectionError("Connection closed by server."), RedisCause.CONNECTION_LOST),

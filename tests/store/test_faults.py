@@ -165,8 +165,11 @@ async def test_redis_killed_and_restarted_under_load(
         await asyncio.to_thread(server.start)
         back_at = time.monotonic()
         # "Stays back": operations started 1.5 s after the restart, enough of them to judge.
-        await wait_until(lambda: sum(o.started >= back_at + 1.5 for o in outcomes) >= 16,
-                         "16 operations started 1.5 s after the restart", within=10_000 * MS)
+        await wait_until(
+            lambda: sum(o.started >= back_at + 1.5 for o in outcomes) >= 16,
+            "16 operations started 1.5 s after the restart",
+            within=10_000 * MS,
+        )
         stop.set()
         await asyncio.gather(*workers)  # re-raises anything but RedisUnavailable
         assert await service.ping() >= 0  # the same service object, no reconnect by hand
@@ -496,15 +499,19 @@ async def test_redis_with_aof_killed_under_two_backends_503_then_every_acknowled
 
         async with httpx.AsyncClient(timeout=15) as http:
             loaders = [asyncio.create_task(load(http, i)) for i in range(6)]
-            await wait_until(lambda: len(acknowledged) >= 20, "20 sessions acknowledged before the kill",
-                             within=10_000 * MS)
+            await wait_until(
+                lambda: len(acknowledged) >= 20, "20 sessions acknowledged before the kill", within=10_000 * MS
+            )
             await asyncio.to_thread(kill, server)
             down_at = time.monotonic()
             await asyncio.sleep(1000 * MS)  # the outage
             await asyncio.to_thread(server.start)
             back_at = time.monotonic()
-            await wait_until(lambda: sum(started >= back_at + 1.5 for _, started, _ in seen) >= 12,
-                             "12 requests started 1.5 s after the restart", within=10_000 * MS)
+            await wait_until(
+                lambda: sum(started >= back_at + 1.5 for _, started, _ in seen) >= 12,
+                "12 requests started 1.5 s after the restart",
+                within=10_000 * MS,
+            )
             stop.set()
             await asyncio.gather(*loaders)
 
@@ -519,8 +526,10 @@ async def test_redis_with_aof_killed_under_two_backends_503_then_every_acknowled
             # Every 201 was fsynced before it was answered: all of them are valid again, anywhere.
             assert len(acknowledged) > 20
             checks = await asyncio.gather(
-                *(http.get(f"{backends[i % 2].url}/api/labs/session/{sid}/validate")
-                  for i, sid in enumerate(acknowledged))
+                *(
+                    http.get(f"{backends[i % 2].url}/api/labs/session/{sid}/validate")
+                    for i, sid in enumerate(acknowledged)
+                )
             )
             assert [r.status_code for r in checks].count(200) == len(acknowledged)
         output = "\n".join(b.output() for b in backends)
@@ -532,8 +541,7 @@ async def test_backend_killed_with_open_websockets_clients_reconnect_through_the
     with backend_deployment(2) as deployment:
         victim, survivor = deployment.backends
         async with httpx.AsyncClient(timeout=10) as http:
-            ids = [(await http.post(f"{victim.url}/api/labs/start", json=START)).json()["sessionId"]
-                   for _ in range(20)]
+            ids = [(await http.post(f"{victim.url}/api/labs/start", json=START)).json()["sessionId"] for _ in range(20)]
         sockets = [await connect(f"{victim.ws_url}/terminal/{sid}").__aenter__() for sid in ids]
         try:
             for ws in sockets:
@@ -546,6 +554,7 @@ async def test_backend_killed_with_open_websockets_clients_reconnect_through_the
         finally:
             for ws in sockets:
                 await ws.close()
+
         # Every client reconnects through the other instance and finds its session there.
         async def reconnect(sid: str) -> str:
             async with connect(f"{survivor.ws_url}/terminal/{sid}") as ws:
@@ -572,17 +581,34 @@ async def test_a_health_run_while_redis_is_killed_and_restarted_ends_with_a_verd
     server = redis_factory()
     script = Path(sys.executable).parent / "labsession"
     env = dict(os.environ, REDIS_URL=server.url)
-    argv = [str(script), "health", "--read-write", "--only", "connection_check", "--only", "ttl_inspection",
-            "--only", "runbook_redis_connectivity"]
+    argv = [
+        str(script),
+        "health",
+        "--read-write",
+        "--only",
+        "connection_check",
+        "--only",
+        "ttl_inspection",
+        "--only",
+        "runbook_redis_connectivity",
+    ]
     started = time.monotonic()
     during = await asyncio.create_subprocess_exec(
-        *argv, "--out", str(tmp_path / "during"), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *argv,
+        "--out",
+        str(tmp_path / "during"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     # Kill only once the kernels are up and probing: a notebook has connected to this Redis.
-    await asyncio.to_thread(wait_for_clients, server, lambda clients: any(c["name"].startswith("labsession")
-                                                                          for c in clients),
-                            "a notebook kernel to connect", 60_000 * MS)
+    await asyncio.to_thread(
+        wait_for_clients,
+        server,
+        lambda clients: any(c["name"].startswith("labsession") for c in clients),
+        "a notebook kernel to connect",
+        60_000 * MS,
+    )
     await asyncio.to_thread(kill, server)
     await asyncio.sleep(1000 * MS)
     await asyncio.to_thread(server.start)
@@ -598,8 +624,12 @@ async def test_a_health_run_while_redis_is_killed_and_restarted_ends_with_a_verd
         assert re.search(r"CONNECTION_REFUSED|CONNECTION_LOST|TIMEOUT", text), text
     assert time.monotonic() - started <= 200
     after = await asyncio.create_subprocess_exec(
-        *argv, "--out", str(tmp_path / "after"), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *argv,
+        "--out",
+        str(tmp_path / "after"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(after.communicate(), 200)
     assert after.returncode == 0, output.decode(errors="replace")

@@ -68,8 +68,12 @@ def _on_self(cls: type, ctx: type[ast.expr_context]) -> set[str]:
     """Attribute names the methods of ``cls`` assign (``ast.Store``) or read (``ast.Load``) on ``self``."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(inspect.getsource(cls))):
-        if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ctx)
-                and isinstance(node.value, ast.Name) and node.value.id == "self"):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ctx)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
             names.add(node.attr)
     return names
 
@@ -111,8 +115,12 @@ def test_no_code_reads_or_writes_a_private_member_of_redis_py() -> None:
                 for inner in ast.walk(node):
                     if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef) and _private(inner.name):
                         own.add(inner.name)
-                    if (isinstance(inner, ast.Attribute) and isinstance(inner.ctx, ast.Store)
-                            and _private(inner.attr) and not redis_py_base):
+                    if (
+                        isinstance(inner, ast.Attribute)
+                        and isinstance(inner.ctx, ast.Store)
+                        and _private(inner.attr)
+                        and not redis_py_base
+                    ):
                         own.add(inner.attr)
                     if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store) and _private(inner.id):
                         own.add(inner.id)
@@ -124,10 +132,15 @@ def test_no_code_reads_or_writes_a_private_member_of_redis_py() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and _private(node.attr) and node.attr in theirs and node.attr not in own:
                 offending.append(f"{path.relative_to(LABSESSION.parent)}:{node.lineno}: .{node.attr}")
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("getattr", "setattr", "hasattr")
-                    and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
-                    and isinstance(node.args[1].value, str) and node.args[1].value in theirs
-                    and node.args[1].value not in own):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") in ("getattr", "setattr", "hasattr")
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+                and node.args[1].value in theirs
+                and node.args[1].value not in own
+            ):
                 offending.append(f"{path.relative_to(LABSESSION.parent)}:{node.lineno}: {node.args[1].value!r}")
     assert not offending, "\n".join(offending)
 

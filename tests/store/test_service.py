@@ -196,8 +196,7 @@ async def test_health_on_a_server_that_hides_config_and_info(redis_factory: Fact
 async def test_a_read_only_acl_user_can_read_validate_scan_and_check_health(redis_factory: Factory) -> None:
     server = redis_factory()
     admin = redis.Redis.from_url(server.url)
-    admin.execute_command("ACL", "SETUSER", "reader", "on", f">{CANARY}", "~*", "+@read", "+@connection",
-                          "-@write")
+    admin.execute_command("ACL", "SETUSER", "reader", "on", f">{CANARY}", "~*", "+@read", "+@connection", "-@write")
     writer = LabSessionService(RedisService(Settings.from_url(server.url)))
     async with writer.redis:
         created = await writer.create("u", "l", "p", base_url="ws://h")
@@ -231,8 +230,9 @@ def test_repr_never_shows_the_password() -> None:
     assert CANARY not in repr(service) and "****" in repr(service)
 
 
-async def test_canary_in_logs_across_scenarios(redis_factory: Factory, captured_logs: pytest.LogCaptureFixture,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+async def test_canary_in_logs_across_scenarios(
+    redis_factory: Factory, captured_logs: pytest.LogCaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)  # redis-py's own loggers too
     server = redis_factory(password=CANARY)
     async with RedisService(Settings.from_url(server.url, operation_timeout=0.5)) as service:

@@ -28,7 +28,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def wait_until(
-    condition: Callable[[], object | Awaitable[object]], what: str, *, within: float = 5000 * MS,
+    condition: Callable[[], object | Awaitable[object]],
+    what: str,
+    *,
+    within: float = 5000 * MS,
     every: float = 2 * MS,
 ) -> None:
     """Poll ``condition`` (a function, or a coroutine function) until it returns something true;

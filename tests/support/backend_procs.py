@@ -72,6 +72,7 @@ async def recv_json(ws: ClientConnection, within: float = 5.0) -> dict[str, Any]
 
 async def close_of(ws: ClientConnection, within: float = 10.0) -> tuple[int | None, str]:
     """Read until the server closes; the close code and reason it sent (``None`` if it sent none)."""
+
     async def drain() -> tuple[int | None, str]:
         try:
             while True:

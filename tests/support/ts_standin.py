@@ -70,10 +70,17 @@ def build_app(redis_url: str) -> Starlette:
 
     async def diagnostics(request: Request) -> JSONResponse:
         keys = await client.keys("session:*")
-        return JSONResponse({"status": "ok", "websocketEndpoint": "/terminal/:sessionId",
-                             "supportedProtocols": ["ws", "wss"], "corsOrigins": ["http://localhost:3000"],
-                             "awsRegion": "us-east-1", "timestamp": "2024-01-01T00:00:00.000Z",
-                             "activeSessions": [k.split(":", 1)[1] for k in keys]})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "websocketEndpoint": "/terminal/:sessionId",
+                "supportedProtocols": ["ws", "wss"],
+                "corsOrigins": ["http://localhost:3000"],
+                "awsRegion": "us-east-1",
+                "timestamp": "2024-01-01T00:00:00.000Z",
+                "activeSessions": [k.split(":", 1)[1] for k in keys],
+            }
+        )
 
     async def start(request: Request) -> JSONResponse:
         body = await request.json()
@@ -81,23 +88,49 @@ def build_app(redis_url: str) -> Starlette:
             return JSONResponse({"error": "Missing required fields"}, status_code=400)
         sid = str(uuid.uuid4())
         created = now()
-        record = {"sessionId": sid, "userId": body["userId"], "labId": body["labId"], "purchaseId": body["purchaseId"],
-                  "startedAt": created, "createdAt": created, "expiresAt": created + 7_200_000, "status": "active",
-                  "terminalPort": 7681, "webSocketUrl": f"ws://localhost/terminal/{sid}",
-                  "sandboxAccount": {"accountId": "123", "iamAccessKeyId": "AKIA1", "iamSecretAccessKey": SECRET}}
+        record = {
+            "sessionId": sid,
+            "userId": body["userId"],
+            "labId": body["labId"],
+            "purchaseId": body["purchaseId"],
+            "startedAt": created,
+            "createdAt": created,
+            "expiresAt": created + 7_200_000,
+            "status": "active",
+            "terminalPort": 7681,
+            "webSocketUrl": f"ws://localhost/terminal/{sid}",
+            "sandboxAccount": {"accountId": "123", "iamAccessKeyId": "AKIA1", "iamSecretAccessKey": SECRET},
+        }
         await client.set(f"session:{sid}", json.dumps(record), ex=7200)
-        return JSONResponse({"success": True, "session": {
-            "sessionId": sid, "webSocketUrl": record["webSocketUrl"], "expiresAt": record["expiresAt"],
-            "credentials": {"accessKeyId": "AKIA1", "secretAccessKey": SECRET, "region": "us-east-1"}}})
+        return JSONResponse(
+            {
+                "success": True,
+                "session": {
+                    "sessionId": sid,
+                    "webSocketUrl": record["webSocketUrl"],
+                    "expiresAt": record["expiresAt"],
+                    "credentials": {"accessKeyId": "AKIA1", "secretAccessKey": SECRET, "region": "us-east-1"},
+                },
+            }
+        )
 
     async def validate(request: Request) -> JSONResponse:
         sid = request.path_params["sid"]
         data = await lookup(sid)
         if data is None:
-            return JSONResponse({"valid": False, "error": "Session not found or expired", "sessionId": sid},
-                                status_code=404)
-        return JSONResponse({"valid": True, "sessionId": sid, "labId": data["labId"], "status": data["status"],
-                             "expiresAt": data["expiresAt"], "expiresIn": (data["expiresAt"] - now()) // 1000})
+            return JSONResponse(
+                {"valid": False, "error": "Session not found or expired", "sessionId": sid}, status_code=404
+            )
+        return JSONResponse(
+            {
+                "valid": True,
+                "sessionId": sid,
+                "labId": data["labId"],
+                "status": data["status"],
+                "expiresAt": data["expiresAt"],
+                "expiresIn": (data["expiresAt"] - now()) // 1000,
+            }
+        )
 
     async def extend(request: Request) -> JSONResponse:
         sid = request.path_params["sid"]
@@ -128,8 +161,16 @@ def build_app(redis_url: str) -> Starlette:
             if data is not None:
                 break
         if data is None:
-            await websocket.send_text(json.dumps({"type": "error", "message": "Session not found or expired",
-                                                  "code": "SESSION_NOT_FOUND", "sessionId": sid}))
+            await websocket.send_text(
+                json.dumps(
+                    {
+                        "type": "error",
+                        "message": "Session not found or expired",
+                        "code": "SESSION_NOT_FOUND",
+                        "sessionId": sid,
+                    }
+                )
+            )
             await websocket.close(4000, "Invalid session")
             return
         if websocket.headers.get("origin") not in (None, "http://localhost:3000"):
@@ -149,23 +190,29 @@ def build_app(redis_url: str) -> Starlette:
         yield
         await client.aclose()
 
-    return Starlette(lifespan=lifespan, routes=[
-        Route("/health", health),
-        Route("/api/diagnostics/websocket", diagnostics),
-        Route("/api/labs/start", start, methods=["POST"]),
-        Route("/api/labs/session/{sid}/validate", validate),
-        Route("/api/labs/session/{sid}/extend", extend, methods=["POST"]),
-        Route("/api/labs/session/{sid}/end", end, methods=["POST"]),
-        WebSocketRoute("/terminal/{sid}", terminal),
-    ])
+    return Starlette(
+        lifespan=lifespan,
+        routes=[
+            Route("/health", health),
+            Route("/api/diagnostics/websocket", diagnostics),
+            Route("/api/labs/start", start, methods=["POST"]),
+            Route("/api/labs/session/{sid}/validate", validate),
+            Route("/api/labs/session/{sid}/extend", extend, methods=["POST"]),
+            Route("/api/labs/session/{sid}/end", end, methods=["POST"]),
+            WebSocketRoute("/terminal/{sid}", terminal),
+        ],
+    )
 
 
 @contextmanager
 def ts_backend(redis_url: str) -> Iterator[str]:
     """Serve the stand-in on a free loopback port in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(redis_url), host="127.0.0.1", port=port, log_level="error",
-                                           lifespan="on", ws="websockets-sansio"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(redis_url), host="127.0.0.1", port=port, log_level="error", lifespan="on", ws="websockets-sansio"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -11,15 +11,31 @@ from typing import Any
 
 #: Field order of the TypeScript backend's session object.
 TS_FIELDS = [
-    "sessionId", "userId", "labId", "purchaseId", "startedAt", "createdAt", "expiresAt",
-    "status", "terminalPort", "webSocketUrl", "sandboxAccount",
+    "sessionId",
+    "userId",
+    "labId",
+    "purchaseId",
+    "startedAt",
+    "createdAt",
+    "expiresAt",
+    "status",
+    "terminalPort",
+    "webSocketUrl",
+    "sandboxAccount",
 ]
 
 SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
 
 
-def ts_session(session_id: str, now_ms: int, *, minutes: int = 120, status: str = "active",
-               created_ago_ms: int = 0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def ts_session(
+    session_id: str,
+    now_ms: int,
+    *,
+    minutes: int = 120,
+    status: str = "active",
+    created_ago_ms: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A session object as the TypeScript backend builds it, plus ``extra`` unknown fields."""
     created = now_ms - created_ago_ms
     value: dict[str, Any] = {
