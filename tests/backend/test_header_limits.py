@@ -20,7 +20,7 @@ import pytest
 
 from labsession.embedded.backends import BackendProcess
 
-from support import MS
+from support import MS, wait_until
 from support.backend_procs import GOOD_ORIGIN, Deployment, backend_deployment, process_alive
 
 pytestmark = pytest.mark.timeout(180)
@@ -155,17 +155,20 @@ async def test_slow_and_silent_heads_are_closed_and_others_keep_being_served() -
         unfinished = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: 1"
         kinds = [b"G"] * 150 + [b""] * 100 + [unfinished] * 100 + [long_upgrade] * 50
         readers = await asyncio.gather(*(_hold(backend.port, first) for first in kinds))
-        assert open_fds(backend.pid) >= fds_before + 300
-        latencies: list[float] = []
-        async with httpx.AsyncClient(timeout=10) as http:
-            for _ in range(40):
-                started = time.monotonic()
-                assert (await http.get(backend.url + "/health")).status_code == 200
-                latencies.append(time.monotonic() - started)
-        closed = await asyncio.gather(*(_closed_by_server(r, HEADER_TIMEOUT + 5000 * MS) for r in readers))
-        assert sum(closed) == len(readers), f"{len(readers) - sum(closed)} of {len(readers)} heads still open"
-        for reader in readers:
-            reader.writer.close()  # type: ignore[attr-defined]
+        try:
+            # The kernel completes a connection before the server accepts it: wait for the server to hold them.
+            await wait_until(lambda: open_fds(backend.pid) >= fds_before + 300, "the server to accept the heads")
+            latencies: list[float] = []
+            async with httpx.AsyncClient(timeout=10) as http:
+                for _ in range(40):
+                    started = time.monotonic()
+                    assert (await http.get(backend.url + "/health")).status_code == 200
+                    latencies.append(time.monotonic() - started)
+            closed = await asyncio.gather(*(_closed_by_server(r, HEADER_TIMEOUT + 5000 * MS) for r in readers))
+            assert sum(closed) == len(readers), f"{len(readers) - sum(closed)} of {len(readers)} heads still open"
+        finally:
+            for reader in readers:
+                reader.writer.close()  # type: ignore[attr-defined]
         deadline = time.monotonic() + 5000 * MS
         while open_fds(backend.pid) > fds_before + 5:
             assert time.monotonic() < deadline, (open_fds(backend.pid), fds_before)
