@@ -6,7 +6,7 @@
     python3 tasks.py mutation # mutation testing of the costly modules (tools/mutation.py; a habit, not CI)
 
 Each creates ``.venv`` on first use and reinstalls only when ``pyproject.toml`` changes.
-Extra arguments after the job are passed on (to ``labsession health`` or to pytest).
+Extra arguments after the job are passed on (to ``labsession health``, to pytest or to tools/mutation.py).
 """
 
 from __future__ import annotations
