@@ -31,6 +31,7 @@ from ..masking import get_logger
 from ..settings import Settings
 from .classify import classify, is_retryable, unavailable
 from .deadline import Deadline
+from .mismatch import explain
 
 __all__ = ["RedisHealth", "RedisService", "StoreIdentity"]
 
@@ -95,7 +96,7 @@ class _Guard(Deadline):
             raise self._service._unavailable(seen or expired, self._what, expired=True) from None
         if exc is None or isinstance(exc, RedisUnavailable):
             return
-        if isinstance(exc, rx.ResponseError):
+        if isinstance(exc, rx.ResponseError | rx.RedisClusterException):
             error = unavailable(exc, self._service.settings.endpoint, tls=self._service.settings.tls)
             if error.cause is RedisCause.UNKNOWN:
                 return  # a real command error (wrong type, script bug), not an outage
@@ -423,9 +424,13 @@ class RedisService:
         self._client = self._build_client()
         try:
             await self.ping()
-        except RedisUnavailable:
+        except RedisUnavailable as exc:
             await self.aclose()
-            raise
+            explained = await explain(exc, s)
+            if explained is exc:
+                raise
+            log.warning("Redis connect failed: %s", explained)
+            raise explained from None
         log.info("connected to Redis at %s (tls=%s, name=%s)", s.endpoint, s.tls, self.client_name)
 
     def _build_client(self) -> Any:
