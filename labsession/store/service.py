@@ -50,6 +50,9 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: What :meth:`RedisService.connect` guards: its first PING.
+_CONNECTING = "connect"
+
 #: True inside a guarded block that holds a cluster slot (a nested guard takes no second one).
 _HOLDING_SLOT: ContextVar[bool] = ContextVar("labsession_cluster_slot", default=False)
 
@@ -423,13 +426,14 @@ class RedisService:
             log.warning("TLS certificate verification is OFF for %s; do not do this in production", s.endpoint)
         self._client = self._build_client()
         try:
-            await self.ping()
+            async with self.guard(_CONNECTING):
+                await self.client.ping()
         except RedisUnavailable as exc:
             await self.aclose()
-            explained = await explain(exc, s)
+            explained = await explain(exc, s)  # logged once, as exact as it gets
+            log.warning("Redis connect failed: %s", explained)
             if explained is exc:
                 raise
-            log.warning("Redis connect failed: %s", explained)
             raise explained from None
         log.info("connected to Redis at %s (tls=%s, name=%s)", s.endpoint, s.tls, self.client_name)
 
@@ -506,7 +510,8 @@ class RedisService:
     def _unavailable(self, exc: BaseException, what: str, *, expired: bool) -> RedisUnavailable:
         waited = self.settings.operation_timeout if expired else None
         error = unavailable(exc, self.settings.endpoint, tls=self.settings.tls, waited=waited)
-        log.warning("Redis %s failed: %s", what, error)
+        if what != _CONNECTING:  # connect() logs its own, once it knows the exact cause
+            log.warning("Redis %s failed: %s", what, error)
         return error
 
     async def run(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:

@@ -54,7 +54,9 @@ async def failure(settings: Settings) -> RedisUnavailable:
 # -- rediss:// to a plain-text port --------------------------------------------------------------
 
 
-async def test_rediss_to_a_plain_text_port_is_tls_not_spoken(redis_factory: Factory) -> None:
+async def test_rediss_to_a_plain_text_port_is_tls_not_spoken(
+    redis_factory: Factory, captured_logs: pytest.LogCaptureFixture
+) -> None:
     # A plain redis-server reads the ClientHello as an inline command: it either waits for a
     # line end (the handshake stalls) or answers an error in plain text (the handshake reads
     # non-TLS bytes), depending on the random bytes of the hello. Both are the same mistake.
@@ -63,6 +65,10 @@ async def test_rediss_to_a_plain_text_port_is_tls_not_spoken(redis_factory: Fact
         error = await failure(quick(f"rediss://default:{CANARY}@127.0.0.1:{server.port}/0"))
         assert error.cause is K.TLS_NOT_SPOKEN, error
         assert "redis://" in str(error) and "firewall" not in str(error)
+    # The log says it once, exactly: no firewall hint before the real cause.
+    assert "TLS_NOT_SPOKEN" in captured_logs.text
+    assert "TIMEOUT" not in captured_logs.text and "firewall" not in captured_logs.text
+    assert CANARY not in captured_logs.text
 
 
 async def test_a_port_that_accepts_and_never_answers_is_still_a_timeout() -> None:
