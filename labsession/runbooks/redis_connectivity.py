@@ -19,7 +19,8 @@ from ..errors import RedisCause, RedisUnavailable
 from ..masking import get_logger
 from ..probes.connection import TlsResult, probe_tcp, probe_tls
 from ..settings import Settings
-from ..store.classify import remedy
+from ..store.classify import classify, remedy
+from ..store.mismatch import answers_plain_text
 from ..store.service import RedisService
 from .base import Diagnosis, conclude
 
@@ -36,9 +37,6 @@ OK = "OK"
 CAUSES: tuple[str, ...] = (OK, *(c.value for c in RedisCause))
 
 _OK_REMEDY = "Redis answers: DNS, TCP, TLS, credentials and PING all work; the fault is elsewhere"
-_NOT_TLS_REMEDY = (
-    "the port answered but not with TLS; use redis:// if this port is plain, or the provider's TLS port with rediss://"
-)
 
 
 def remedy_for(cause: str) -> str:
@@ -53,6 +51,13 @@ def _shown(probe: TlsResult, verified: bool) -> str:
     if verified:
         return probe.subject or ""
     return f"{probe.version} {probe.cipher or ''}".strip()
+
+
+async def _stalled_handshake(host: str, port: int, within: float) -> RedisCause:
+    """A TLS handshake got no answer: ``TLS_NOT_SPOKEN`` when the port answers a plain-text PING
+    (a plain Redis waits for a line end), else ``TIMEOUT``. Bounded by ``within`` seconds."""
+    plain = await answers_plain_text(host, port, within=within)
+    return RedisCause.TLS_NOT_SPOKEN if plain else RedisCause.TIMEOUT
 
 
 def _why(exc: BaseException | None) -> str:
@@ -134,10 +139,13 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
                 )
             else:
                 report.check("tls", Status.FAIL, f"TLS handshake failed ({_why(probe.exception)})")
-                plain = probe.exception is not None and "wrong version number" in str(probe.exception).lower()
                 if isinstance(probe.exception, TimeoutError):
-                    return fail(C.TIMEOUT, "redis")
-                return fail(C.TLS_VERIFY_FAILED, "redis", text=_NOT_TLS_REMEDY if plain else "")
+                    stalled = await _stalled_handshake(host, port, timeout)
+                    said = "the handshake got no answer, a plain-text PING did" if stalled is C.TLS_NOT_SPOKEN else ""
+                    return fail(stalled, "redis", evidence=said)
+                if probe.exception is not None and classify(probe.exception) is C.TLS_NOT_SPOKEN:
+                    return fail(C.TLS_NOT_SPOKEN, "redis", evidence="the handshake got plain text back")
+                return fail(C.TLS_VERIFY_FAILED, "redis")
         else:
             report.check("tls", Status.SKIP, "plain redis:// URL (TLS is probed only if the connection is dropped)")
 
