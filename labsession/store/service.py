@@ -19,6 +19,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as rx
@@ -385,6 +386,20 @@ class RedisHealth:
         return asdict(self)
 
 
+#: URL query options labsession reads itself (``Settings.cluster``); redis-py would hand them to its connections.
+_OUR_URL_OPTIONS = frozenset({"cluster"})
+
+
+def _without_our_options(url: str) -> str:
+    """``url`` without :data:`_OUR_URL_OPTIONS` in its query (unchanged when it has none)."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(name in _OUR_URL_OPTIONS for name, _ in pairs):
+        return url
+    kept = [(name, value) for name, value in pairs if name not in _OUR_URL_OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
 class RedisService:
     """An asyncio Redis client built from :class:`Settings`, connected with ``async with``.
 
@@ -443,6 +458,7 @@ class RedisService:
         url = s.redis_url
         if s.tls_upgraded:
             url = "rediss://" + url.split("://", 1)[1]
+        url = _without_our_options(url)
         common: dict[str, Any] = {
             "socket_connect_timeout": s.connect_timeout,
             "socket_timeout": s.socket_timeout,
