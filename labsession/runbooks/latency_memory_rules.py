@@ -341,7 +341,9 @@ def judge_big_keys(
         "biggest": [{"key": b.key, "bytes": b.bytes, "ttl": b.ttl} for b in sample.biggest],
     }
     if not sample.biggest:
-        return CheckResult(name, Status.PASS, f"no key to measure among {scope}", data), None
+        return CheckResult(
+            name, Status.PASS, f"largest of {scope}: none, under {size(limits.big_key_bytes)}", data
+        ), None
     big = [b for b in sample.biggest if b.bytes >= limits.big_key_bytes]
     if big:
         shown = ", ".join(f"{b.key} {size(b.bytes)}" for b in big)
