@@ -58,7 +58,7 @@ def show_step_rows(report: Report, name: str, key: str, title: str) -> None:
 
 
 def plot_step_samples(report: Report, name: str, key: str = "samples_ms", *, limit: str = "limit_ms") -> None:
-    """A line of the round trips a step kept in ``data[key]`` (milliseconds), with its limit; nothing without samples."""
+    """A line of the round trips a step kept in ``data[key]`` (ms), with its limit; nothing without samples."""
     check = next((c for c in report if c.name == name), None)
     samples = check.data.get(key) if check is not None else None
     if not samples:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
@@ -274,8 +275,6 @@ async def test_old_slow_log_entries_are_history_not_the_incident(redis_factory: 
         client.eval(BUSY_LUA, 0, 120_000)
         client.config_resetstat()  # commandstats forget it; the slow log keeps it, an hour "ago"
     settings = Settings.from_url(server.url)
-    import time
-
     later = await diagnose_redis_latency_memory(settings, ADMIN, clock=lambda: time.time() + 3700)
     assert later.cause == C.NO_FAULT_FOUND, [(c.name, c.evidence) for c in later.report]
     now = await diagnose(settings)
