@@ -547,6 +547,12 @@ class RedisService:
         info = await self._optional_info("server", {})
         return StoreIdentity(self.settings.endpoint, _text(info.get("run_id")))
 
+    async def info(self, section: str, unknown: dict[str, str] | None = None) -> dict[str, Any]:
+        """INFO ``section`` as a dict (a cluster's masters merged as :meth:`health` merges them), or
+        ``{}`` when the server refuses it; the refusal is noted in ``unknown`` under ``"INFO <section>"``.
+        One command per server, bounded by ``operation_timeout`` seconds."""
+        return await self._optional_info(section, unknown if unknown is not None else {})
+
     async def _optional_info(self, section: str, unknown: dict[str, str]) -> dict[str, Any]:
         """INFO ``section``, or ``{}`` (noted in ``unknown``) when the server refuses it."""
         async with self.guard(f"INFO {section}"):
@@ -560,8 +566,9 @@ class RedisService:
 
     async def _info(self, section: str) -> dict[str, Any]:
         """One INFO section; on a cluster, from every master, merged by :func:`_merge_nodes`."""
-        if not self.settings.cluster:
-            return _first(await self.client.info(section))
+        if not self.settings.cluster:  # a plain dict (commandstats and keyspace hold only dicts: never _first them)
+            reply = await self.client.info(section)
+            return dict(reply) if isinstance(reply, dict) else {}
         from redis.asyncio.cluster import RedisCluster
 
         return _merge_nodes(await self.client.info(section, target_nodes=RedisCluster.PRIMARIES))
