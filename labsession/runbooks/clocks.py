@@ -98,8 +98,8 @@ def judge_clocks(
         CheckResult(
             "clocks",
             status,
-            f"instance clocks agree with {reference}'s within {max_skew_s:g} s "
-            f"({shown}, ±{DATE_UNCERTAINTY_S:g} s){own}",
+            f"{len(offsets)} instance clock(s) agree with {reference}'s within {max_skew_s:g} s "
+            f"(by their HTTP Date headers, ±{DATE_UNCERTAINTY_S:g} s){own}",
             data,
         ),
         False,

@@ -493,7 +493,10 @@ async def diagnose_invalid_session(
     cause = min(found, key=_PRECEDENCE.index) if found else C.NO_FAULT_FOUND
     remedy = REMEDIES[cause]
     if cause is C.NO_FAULT_FOUND and inputs.session_id is None:
-        remedy = f"the store, the instances' sharing, eviction and visibility look healthy; {_NO_ID_HINT}"
+        remedy = (
+            f"the store, the instances' sharing, replication and clocks, eviction and visibility look healthy; "
+            f"{_NO_ID_HINT}"
+        )
     return conclude(NAME, report, cause, remedy, healthy=cause is C.NO_FAULT_FOUND, evidence=detail.get(cause, ""))
 
 
