@@ -58,8 +58,8 @@ class HttpAnswer:
     body: dict[str, Any]
     elapsed_ms: float
     error: str | None = None
-    #: The server's clock minus ours, seconds, from its HTTP ``Date`` header (whole seconds, so
-    #: within ±0.5 s plus half the round trip); ``None`` without an answer or a readable header.
+    #: The server's clock minus ours, seconds, from its HTTP ``Date`` header (:func:`clock_offset`:
+    #: within about ±1 s plus half the round trip); ``None`` without an answer or a readable header.
     clock_offset_s: float | None = None
 
     @property
@@ -140,8 +140,9 @@ def _store_identity(raw: dict[str, Any]) -> StoreIdentity:
 
 def clock_offset(response: httpx.Response, sent: float, received: float) -> float | None:
     """The server's clock minus ours in seconds, from ``response``'s ``Date`` header, against the
-    midpoint of ``sent`` and ``received`` (our epoch seconds). ``Date`` has whole seconds, so the
-    server's time lies in [Date, Date + 1): its middle is taken."""
+    midpoint of ``sent`` and ``received`` (our epoch seconds). ``Date`` has whole seconds and
+    servers refresh it once a second, so the server's time lies in [Date, Date + 2): its middle
+    is taken (within ±1 s, plus half the round trip)."""
     raw = response.headers.get("date")
     if not raw:
         return None
@@ -149,7 +150,7 @@ def clock_offset(response: httpx.Response, sent: float, received: float) -> floa
         stamp = email.utils.parsedate_to_datetime(raw).timestamp()
     except (TypeError, ValueError):
         return None
-    return stamp + 0.5 - (sent + received) / 2
+    return stamp + 1.0 - (sent + received) / 2
 
 
 def _failure(exc: BaseException) -> str:

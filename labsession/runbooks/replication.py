@@ -75,8 +75,9 @@ async def measure_replica_lag(
     link: str | None = None
     answers = 0
     while True:
-        elapsed = (time.perf_counter() - started) * 1000
         sample = await sample_instance(replica.url, http_timeout=http_timeout)
+        # Counted to the answer, not the question: the time until the instance could see the write.
+        elapsed = (time.perf_counter() - started) * 1000
         store = sample.store
         if sample.error is None and sample.label == replica.label and store is not None and store.offset is not None:
             answers += 1

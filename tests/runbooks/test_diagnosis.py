@@ -530,7 +530,7 @@ def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
 
     yield start
     for backend in started:
-        backend.stop()
+        backend.close()  # stop, and close its log file (left open, it warns when collected)
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
 
     yield start
     for backend in started:
-        backend.stop()
+        backend.close()
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ async def test_the_runbook_reading_another_db_than_the_instances(
 
 @pytest.mark.parametrize(
     ("skew_s", "with_session", "says"),
-    [(3 * 3600, True, "instance-b's clock is 10800 s ahead of Redis's"), (-60, False, "60 s behind Redis's")],
+    [(3 * 3600, True, "s ahead of Redis's"), (-60, False, "s behind Redis's")],
     ids=["ahead-3h-session", "behind-1min"],
 )
 async def test_an_instance_whose_clock_is_off_is_clock_skew(
@@ -239,8 +239,10 @@ async def test_an_instance_whose_clock_is_off_is_clock_skew(
     assert cause == C.CLOCK_SKEW, out
     checks = checks_of(out)
     assert checks["clocks"]["status"] == "FAIL"
-    assert says in checks["clocks"]["evidence"], checks["clocks"]
-    assert abs(checks["clocks"]["data"]["offsets_s"]["instance-a"]) < 2
+    assert checks["clocks"]["evidence"].startswith("instance-b's clock is ") and says in checks["clocks"]["evidence"]
+    offsets = checks["clocks"]["data"]["offsets_s"]
+    # A Date header has whole seconds: each offset is known to about a second.
+    assert abs(offsets["instance-a"]) < 2 and abs(offsets["instance-b"] - skew_s) < 2, offsets
     assert checks["shared store"]["status"] == "PASS"  # one store: the clock, not the store, is wrong
     if with_session:
         # The live session (two hours left) is expired by instance-b's clock: real lookups show it.
