@@ -132,6 +132,8 @@ class EmbeddedRedis(ChildProcess):
     ``url`` carries the password (never log it; use ``masked_url``). With ``tls``, ``tls_url``
     reaches the TLS port (``rediss://``) and ``url`` the plain one. ``freeze`` and ``thaw``
     SIGSTOP and SIGCONT the server (a frozen Redis keeps its sockets but answers nothing).
+    ``replica_of=(host, port)`` makes it a replica of that master (``replicaof`` in its config
+    file, with ``masterauth`` set to ``password``: the replica and its master share one).
     """
 
     def __init__(
@@ -147,8 +149,10 @@ class EmbeddedRedis(ChildProcess):
         maxclients: int | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 10.0,
+        replica_of: tuple[str, int] | None = None,
     ) -> None:
         self.password = password
+        self.replica_of = replica_of
         register_secret(password)
         self.aof_dir = Path(aof_dir) if aof_dir else None
         self.tls = tls
@@ -187,17 +191,25 @@ class EmbeddedRedis(ChildProcess):
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _secret_config(self, workdir: str) -> str | None:
-        """A config file (mode 0600, in the private working directory) holding ``requirepass``:
-        a password on the command line is readable by any local user in ``/proc/<pid>/cmdline``."""
-        if not self.password:
+        """A config file (mode 0600, in the private working directory) holding ``requirepass`` (and
+        ``replicaof`` with ``masterauth`` for a replica): a password on the command line is
+        readable by any local user in ``/proc/<pid>/cmdline``."""
+        lines: list[str] = []
+        if self.password:
+            escaped = "".join(
+                chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}" for b in self.password.encode()
+            )
+            lines.append(f'requirepass "{escaped}"')
+            if self.replica_of:
+                lines.append(f'masterauth "{escaped}"')
+        if self.replica_of:
+            lines.append(f"replicaof {self.replica_of[0]} {int(self.replica_of[1])}")
+        if not lines:
             return None
         path = os.path.join(workdir, "secrets.conf")
-        escaped = "".join(
-            chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}" for b in self.password.encode()
-        )
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-            handle.write(f'requirepass "{escaped}"\n')
+            handle.write("".join(f"{line}\n" for line in lines))
         return path
 
     def _args(self, workdir: str) -> list[str]:

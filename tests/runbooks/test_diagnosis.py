@@ -80,7 +80,9 @@ async def test_read_only_run_skips_the_visibility_probe_and_writes_nothing(
     visibility = next(c for c in out["report"]["checks"] if c["name"] == "visibility")
     assert visibility["status"] == "SKIP"
     # Healthy, but no session was looked at: the remedy says to give the id a client was refused with.
-    assert out["remedy"].startswith("the store, the instances' sharing, eviction and visibility look healthy; ")
+    assert out["remedy"].startswith(
+        "the store, the instances' sharing, replication and clocks, eviction and visibility look healthy; "
+    )
     assert "run again with the session_id" in out["remedy"]
     assert await redis_service.client.dbsize() == before
 
@@ -567,7 +569,7 @@ def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
 
     yield start
     for backend in started:
-        backend.stop()
+        backend.close()  # stop, and close its log file (left open, it warns when collected)
 
 
 @pytest.mark.slow
