@@ -81,7 +81,7 @@ def _backend(data: dict[str, Any]) -> Iterator[Row]:
         (
             "validate",
             "validate, valid id",
-            "≥ 0.8",
+            "≥ 0.9",
             f"{ts.get('validate_rps', '')} req/s, p99 {ts.get('validate_p99_ms', '')} ms",
         ),
         (

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import Scope
+from starlette.types import Scope, Send
 
 from .errors import ApiError
 
@@ -21,10 +21,12 @@ __all__ = [
     "REQUEST_ID_KEY",
     "JsonResponse",
     "iso_time",
+    "json_bytes",
     "new_request_id",
     "read_json_object",
     "request_id",
     "safe_path",
+    "send_json",
 ]
 
 #: Where the request id lives in the ASGI scope.
@@ -38,16 +40,34 @@ _PATH_ID = re.compile(
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 
+def json_bytes(content: Any) -> bytes:
+    """``content`` as Starlette's ``JSONResponse`` renders it (compact UTF-8 JSON), by orjson in
+    a fraction of the time; content orjson refuses (non-str keys, integers beyond 64 bits) is
+    rendered by Starlette's own code, as before."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return _STARLETTE_JSON.render(content)
+
+
 class JsonResponse(JSONResponse):
-    """Starlette's ``JSONResponse``, rendered by orjson (the same compact UTF-8 JSON, in a
-    fraction of the time); content orjson refuses (non-str keys, integers beyond 64 bits)
-    is rendered by Starlette as before."""
+    """Starlette's ``JSONResponse``, rendered by :func:`json_bytes`."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content)
-        except TypeError:
-            return super().render(content)
+        return json_bytes(content)
+
+
+_STARLETTE_JSON = JSONResponse(None)
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+async def send_json(send: Send, status: int, content: Any) -> None:
+    """Answer ``content`` as JSON with ``status``: the messages (and headers, in their order)
+    a :class:`JsonResponse` sends, without building one (for the busiest routes)."""
+    body = json_bytes(content)
+    headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def iso_time(seconds: float | None = None) -> str:

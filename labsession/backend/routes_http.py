@@ -8,16 +8,18 @@ Responses never carry a secret: no sandbox account, no credentials, no session i
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import LabSessionError, RedisUnavailable
 from ..sessions.model import LabSession, check_session_id
-from ..sessions.service import check_extension_minutes
+from ..sessions.service import ValidationReason, check_extension_minutes
 from .errors import ApiError, from_library_error, reason_code, truncate_echo
-from .jsonio import JsonResponse, iso_time, read_json_object, request_id
+from .jsonio import JsonResponse, iso_time, read_json_object, request_id, send_json
 from .state import BackendState
 
 __all__ = ["FIELD_LIMIT", "http_routes"]
@@ -33,7 +35,10 @@ def _state(request: Request) -> BackendState:
 
 
 def _session_id(request: Request) -> str:
-    raw = str(request.path_params.get("session_id", ""))
+    return _checked_id(str(request.path_params.get("session_id", "")))
+
+
+def _checked_id(raw: str) -> str:
     try:
         return check_session_id(raw)
     except LabSessionError:
@@ -191,11 +196,15 @@ async def get_session(request: Request) -> JsonResponse:
     return JsonResponse(_public_view(verdict.session, state.sessions.now_ms()))
 
 
-async def validate(request: Request) -> JsonResponse:
-    """``GET /api/labs/session/{id}/validate``: the TypeScript backend's field names, one ``GET``, no writes."""
-    state = _state(request)
+async def validate(scope: Scope, receive: Receive, send: Send) -> None:
+    """``GET /api/labs/session/{id}/validate``: the TypeScript backend's field names, one ``GET``, no writes.
+
+    The busiest route, so a plain ASGI endpoint: no ``Request``, handler wrapper or ``Response``
+    object (~4 µs of a request). Errors are raised as in every other route and answered by the
+    app's exception handlers."""
+    state: BackendState = scope["app"].state.backend
     try:
-        session_id = _session_id(request)
+        session_id = _checked_id(str(scope["path_params"].get("session_id", "")))
         state.require_store()
         verdict = await state.sessions.validate(session_id)
     except ApiError as exc:
@@ -205,21 +214,25 @@ async def validate(request: Request) -> JsonResponse:
         error = from_library_error(exc)
         error.fields["valid"] = False
         raise error from None
-    if not verdict.valid or verdict.session is None:
-        # Returned, not raised: a miss is the common case under attack and exceptions cost ~20 %.
-        return JsonResponse(
+    session = verdict.session
+    if verdict.reason is not ValidationReason.OK or session is None:
+        # Answered, not raised: a miss is the common case under attack and exceptions cost ~20 %.
+        await send_json(
+            send,
+            404,
             {
                 "error": _NOT_FOUND_TEXT,
                 "code": reason_code(verdict.reason),
                 "valid": False,
                 "sessionId": session_id,
                 "reason": verdict.reason.value,
-                "requestId": request_id(request.scope),
+                "requestId": request_id(scope),
             },
-            status_code=404,
         )
-    session = verdict.session
-    return JsonResponse(
+        return
+    await send_json(
+        send,
+        200,
         {
             "valid": True,
             "sessionId": session.session_id,
@@ -227,7 +240,7 @@ async def validate(request: Request) -> JsonResponse:
             "status": session.status,
             "expiresAt": session.expires_at,
             "expiresIn": verdict.expires_in if verdict.expires_in is not None else 0,
-        }
+        },
     )
 
 
@@ -266,10 +279,22 @@ async def end(request: Request) -> JsonResponse:
     return JsonResponse({"success": True, "sessionId": session_id, "status": session.status})
 
 
+class _Asgi:
+    """A plain ASGI endpoint for a ``Route`` (Starlette wraps a function as request → response)."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return self.app(scope, receive, send)  # the endpoint's coroutine itself: no frame of ours
+
+
 def http_routes() -> list[Route]:
     """The HTTP routes, busiest first: the router tries them in order (no two overlap)."""
     return [
-        Route("/api/labs/session/{session_id}/validate", validate, methods=["GET"]),
+        Route("/api/labs/session/{session_id}/validate", _Asgi(validate), methods=["GET"]),
         Route("/api/labs/session/{session_id}", get_session, methods=["GET"]),
         Route("/api/labs/session/{session_id}/extend", extend, methods=["POST"]),
         Route("/api/labs/session/{session_id}/end", end, methods=["POST"]),

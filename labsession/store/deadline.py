@@ -110,6 +110,19 @@ class Deadline:
         self._sweeper = _sweeper(loop)
         self._sweeper.add(self)
 
+    def covers(self, seconds: float) -> bool:
+        """True while this bound runs in the current task and ends no later than a bound of
+        ``seconds`` started now would (it was armed with a delay of at most ``seconds``): a
+        nested bound of ``seconds`` would never be the one to fire, so it can be left out."""
+        delay = self.delay
+        return (
+            self._state == _PENDING
+            and delay is not None
+            and delay <= seconds
+            and self._sweeper is not None
+            and self._task is asyncio.current_task()
+        )
+
     def expire(self) -> None:
         """Called by the sweeper once ``due`` has passed: cancel the task running the block."""
         if self._state == _PENDING and self._task is not None:

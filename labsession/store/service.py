@@ -75,6 +75,7 @@ class _Guard(Deadline):
     async def __aenter__(self) -> _Guard:
         _LAST_FAILURE.set(None)
         self.arm()
+        _GUARD.set(self)
         slots = self._service._cluster_slots
         if slots is not None and not _HOLDING_SLOT.get():
             try:  # waits inside the time bound, as the single-server pool does for a connection
@@ -256,8 +257,17 @@ class _BoundedReads:
         **options: Any,
     ) -> Any:
         # A caller's own timeout (pub/sub), or a socket timeout redis-py set itself (its
-        # maintenance notifications relax timeouts that way): redis-py's read, as it is.
-        if timeout is not None or self.socket_timeout is not None or self.read_bound is None:
+        # maintenance notifications relax timeouts that way): redis-py's read, as it is. So
+        # too inside a guard of this task whose bound ends first (the backend's defaults: 1 s
+        # each): the read's own bound could never fire, and arming it costs ~4 µs a command.
+        bound = self.read_bound
+        guard = _GUARD.get()
+        if (
+            timeout is not None
+            or self.socket_timeout is not None
+            or bound is None
+            or (guard is not None and guard.covers(bound))
+        ):
             response = await super().read_response(disable_decoding, timeout, **options)  # type: ignore[misc]
         else:
             try:
@@ -334,6 +344,9 @@ def _judge_by(retryable: Callable[[Exception], bool]) -> Callable[[Exception], b
 
     return judge
 
+
+#: The guard this task entered last (it may have ended since: see :meth:`Deadline.covers`).
+_GUARD: ContextVar[_Guard | None] = ContextVar("labsession_guard", default=None)
 
 #: The last error a retry loop of the current task saw. When an operation's time bound runs
 #: out in the middle of retrying (often during a backoff sleep), this, not the bare timeout,

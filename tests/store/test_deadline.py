@@ -85,3 +85,18 @@ async def test_many_tasks_each_get_their_own_bound() -> None:
 
     results = await asyncio.gather(*(one(0.15, 0.3 if i % 2 else 0.01) for i in range(200)))
     assert results == ["done" if i % 2 == 0 else "timeout" for i in range(200)]
+
+
+async def test_covers_a_nested_bound_only_while_running_in_its_own_task_and_ending_first() -> None:
+    async with Deadline(1.0) as outer:
+        assert outer.covers(1.0) and outer.covers(3.0)
+        assert not outer.covers(0.5)  # a shorter nested bound may fire first: it must be armed
+        other_task = await asyncio.create_task(_covers_from_another_task(outer))
+        assert not other_task  # the outer bound cancels this task, not that one
+    assert not outer.covers(3.0)  # finished
+    assert not Deadline(1.0).covers(3.0)  # never armed
+    assert not Deadline(None).covers(3.0)
+
+
+async def _covers_from_another_task(deadline: Deadline) -> bool:
+    return deadline.covers(3.0)

@@ -23,6 +23,7 @@ from labsession import (
     Settings,
 )
 from labsession.embedded.redis_server import free_port
+from labsession.store.deadline import _sweeper
 
 from support import CANARY, MS, wait_until
 
@@ -162,6 +163,35 @@ async def test_frozen_server_times_out_within_the_bound_then_recovers(embedded_r
         for _ in range(int(2000 * MS / (50 * MS))):
             try:
                 assert await sessions.get(sid) is not None
+                break
+            except RedisUnavailable:
+                await asyncio.sleep(50 * MS)
+        else:
+            pytest.fail("no recovery after thaw")
+
+
+async def test_frozen_server_with_the_backends_equal_bounds_times_out_within_the_operation_bound(
+    embedded_redis: EmbeddedRedis,
+) -> None:
+    # The backend's defaults: read bound == operation bound, so a read inside a guard is bounded by
+    # the guard alone. It must still end within the bound, as TIMEOUT, and leave no deadline behind.
+    settings = Settings.from_url(embedded_redis.url, operation_timeout=0.4, socket_timeout=0.4)
+    async with RedisService(settings) as service:
+        sessions = LabSessionService(service)
+        sid = (await sessions.create("u", "l", "p", base_url="ws://h")).session_id
+        embedded_redis.freeze()
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedisUnavailable) as caught:
+                await sessions.validate(sid)
+            assert time.monotonic() - started < settings.operation_timeout + 0.5
+            assert caught.value.cause is RedisCause.TIMEOUT
+        finally:
+            embedded_redis.thaw()
+        assert _sweeper(asyncio.get_running_loop()).active == {}
+        for _ in range(40):
+            try:
+                assert (await sessions.validate(sid)).valid
                 break
             except RedisUnavailable:
                 await asyncio.sleep(50 * MS)
