@@ -80,6 +80,20 @@ class RedisCause(StrEnum):
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
     READ_ONLY = "READ_ONLY"
     CONNECTION_LOST = "CONNECTION_LOST"
+    # Topology: the endpoint answers, but it is not where a backend's session writes belong.
+    ENDPOINT_IS_REPLICA = "ENDPOINT_IS_REPLICA"
+    ENDPOINT_IS_CLUSTER_NODE = "ENDPOINT_IS_CLUSTER_NODE"
+    # Which certificate problem made TLS verification fail (the runbook reads the certificate).
+    TLS_CERT_EXPIRED = "TLS_CERT_EXPIRED"
+    TLS_CERT_NOT_YET_VALID = "TLS_CERT_NOT_YET_VALID"
+    TLS_HOSTNAME_MISMATCH = "TLS_HOSTNAME_MISMATCH"
+    TLS_UNTRUSTED_ISSUER = "TLS_UNTRUSTED_ISSUER"
+    TLS_SELF_SIGNED = "TLS_SELF_SIGNED"
+    # Upstash's plan limits, each from its own error text.
+    DAILY_LIMIT_EXCEEDED = "DAILY_LIMIT_EXCEEDED"
+    MONTHLY_LIMIT_EXCEEDED = "MONTHLY_LIMIT_EXCEEDED"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    DB_CAPACITY_EXCEEDED = "DB_CAPACITY_EXCEEDED"
     UNKNOWN = "UNKNOWN"
 
 

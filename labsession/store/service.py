@@ -521,6 +521,11 @@ class RedisService:
         info = await self._optional_info("server", {})
         return StoreIdentity(self.settings.endpoint, _text(info.get("run_id")))
 
+    async def info(self, section: str) -> dict[str, Any]:
+        """INFO ``section`` (on a cluster, merged over the masters); ``{}`` when the server refuses it
+        (a provider hiding the section, or an ACL without it). Raises :class:`RedisUnavailable`."""
+        return await self._optional_info(section, {})
+
     async def _optional_info(self, section: str, unknown: dict[str, str]) -> dict[str, Any]:
         """INFO ``section``, or ``{}`` (noted in ``unknown``) when the server refuses it."""
         async with self.guard(f"INFO {section}"):

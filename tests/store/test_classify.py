@@ -52,7 +52,11 @@ async def test_full_client_table_is_max_connections(redis_factory: Factory) -> N
             RedisCause.UNKNOWN,
         ),
         (redis.ResponseError("ERR Error running script: timeout in user code"), RedisCause.UNKNOWN),
-        (redis.ResponseError("ERR max requests limit exceeded. Limit: 10000, Usage: 10000"), RedisCause.QUOTA_EXCEEDED),
+        (
+            redis.ResponseError("ERR max requests limit exceeded. Limit: 10000, Usage: 10000"),
+            RedisCause.MONTHLY_LIMIT_EXCEEDED,
+        ),
+        (redis.ResponseError("ERR max single record size exceeded"), RedisCause.QUOTA_EXCEEDED),
         (redis.ResponseError("ERR max number of clients reached"), RedisCause.MAX_CONNECTIONS),
         (
             redis.exceptions.NoPermissionError("this user has no permissions to run the 'set' command"),
