@@ -158,6 +158,8 @@ _UPSTASH_REPLIES: tuple[tuple[str, RedisCause], ...] = (
     ("max request size exceeded", RedisCause.REQUEST_TOO_LARGE),
     ("max concurrent connections exceeded", RedisCause.MAX_CONNECTIONS),
     ("db capacity quota exceeded", RedisCause.DB_CAPACITY_EXCEEDED),
+    ("max single record size exceeded", RedisCause.QUOTA_EXCEEDED),
+    ("max key size exceeded", RedisCause.QUOTA_EXCEEDED),
     ("invalid or missing auth token", RedisCause.AUTH_FAILED),
 )
 

@@ -1,11 +1,12 @@
 """RespStub: a tiny RESP server on 127.0.0.1 that answers commands with one chosen error text.
 
 Plain Redis cannot say what a hosted Redis says when a plan limit is hit (Upstash's
-``ERR max daily request limit exceeded`` and the like). The stub speaks just enough RESP2 for
-redis-py to connect and for the runbook to read it: ``+OK`` to ``AUTH``/``SELECT``/``CLIENT``,
-``+PONG`` to ``PING``, a short ``INFO``, and the chosen ``error`` to every command named in
-``fail`` (every command when ``fail`` is ``None``). ``seen`` lists the commands it received,
-upper-case, with their first argument (``CLIENT SETNAME``), never an argument of ``AUTH``.
+``ERR max daily request limit exceeded`` and the like). The stub speaks just enough RESP for
+redis-py to connect and for the runbook to read it: a RESP3 map to ``HELLO``, ``+OK`` to
+``AUTH``/``SELECT``/``CLIENT``, ``+PONG`` to ``PING``, a short ``INFO``, and the chosen
+``error`` to every command named in ``fail`` (every command when ``fail`` is ``None``).
+``seen`` lists the commands it received, upper-case, with their first argument
+(``CLIENT SETNAME``, ``HELLO 3``), never an argument of ``AUTH``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class RespStub:
         self.seen.append(shown)
         if self.fail is None or name in self.fail:
             return f"-{self.error}\r\n".encode()
+        if name == "HELLO":
+            return b"%3\r\n+server\r\n+redis\r\n+version\r\n+7.0.0\r\n+proto\r\n:3\r\n"
         if name == "PING":
             return b"+PONG\r\n"
         if name == "INFO":
