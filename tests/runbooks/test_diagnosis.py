@@ -584,6 +584,15 @@ async def test_a_replica_is_named_with_the_primary_it_follows(redis_factory: Cal
     )
 
 
+async def test_a_writable_replica_is_a_replica_that_loses_writes(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    primary = redis_factory()
+    replica = redis_factory(replica_of=primary, extra_args=["--replica-read-only", "no"])
+    cause, out = await connectivity(fast(replica.url))
+    assert cause == K.ENDPOINT_IS_REPLICA, out
+    evidence = next(c["evidence"] for c in out["report"]["checks"] if c["name"] == "topology")
+    assert "never reach the primary" in evidence and "READONLY" not in evidence
+
+
 async def test_a_replica_whose_primary_is_gone_is_still_a_replica(redis_factory: Callable[..., EmbeddedRedis]) -> None:
     primary = redis_factory()
     replica = redis_factory(replica_of=primary)
