@@ -217,3 +217,29 @@ def test_the_password_never_reaches_the_command_line(tmp_path: Path) -> None:
         assert CANARY not in argv and "requirepass" not in argv
         (config,) = [line for line in argv.splitlines() if line.endswith(".conf")]
         assert os.stat(config).st_mode & 0o077 == 0
+
+
+def test_a_replica_follows_its_primary_with_the_password_off_the_command_line(tmp_path: Path) -> None:
+    real = find_redis_server()
+    seen = tmp_path / "argv"
+    wrapper = tmp_path / "redis-server"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{seen}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o700)
+    odd = CANARY + ' "q\\ #$x'
+    with (
+        EmbeddedRedis(password=odd, extra_args=["--repl-diskless-sync-delay", "0"]) as primary,
+        EmbeddedRedis(binary=wrapper, password=odd, replica_of=primary) as replica,
+    ):
+        writer = redis.Redis.from_url(f"redis://127.0.0.1:{primary.port}/0", password=odd)
+        reader = redis.Redis.from_url(f"redis://127.0.0.1:{replica.port}/0", password=odd)
+        writer.set("k", "v")
+        # WAIT returns once the replica acknowledged the write (masterauth worked), or after 10 s.
+        assert writer.execute_command("WAIT", 1, 10_000) == 1
+        assert reader.get("k") == b"v"
+        assert reader.info("replication")["role"] == "slave"
+        with pytest.raises(redis.exceptions.ReadOnlyError):
+            reader.set("k", "w")
+        writer.close()
+        reader.close()
+        argv = seen.read_text()
+        assert CANARY not in argv and "masterauth" not in argv and "replicaof" not in argv
