@@ -30,7 +30,7 @@ from labsession.runbooks.redis_connectivity import remedy_for
 from labsession.runner.registry import RUNBOOKS
 from labsession.store.classify import remedy
 
-from support import CANARY
+from support import CANARY, wait_until
 from support.resp_stub import RespStub
 from support.tlscerts import OTHER_HOST, PROBLEMS, make_problem_certs
 
@@ -362,7 +362,7 @@ async def test_plain_url_to_the_tls_port_is_tls_required(tls_redis: EmbeddedRedi
 
 
 @pytest.mark.tls
-async def test_untrusted_certificate_is_tls_verify_failed(
+async def test_a_certificate_from_a_ca_the_client_lacks_names_its_issuer(
     tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]
 ) -> None:
     _, stranger = tls_files
@@ -576,7 +576,9 @@ async def test_a_replica_is_named_with_the_primary_it_follows(redis_factory: Cal
         with pytest.raises(RedisUnavailable) as caught:
             await LabSessionService(redis).create("u", "l", "p", base_url="ws://h")
     assert caught.value.cause is K.READ_ONLY
-    # The primary, with that replica attached, is healthy.
+    # The primary, once that replica is attached, is healthy.
+    with Redis.from_url(primary.url) as admin:
+        await wait_until(lambda: admin.info("replication")["connected_slaves"] == 1, "the replica to attach")
     cause, out = await connectivity(fast(primary.url))
     assert cause == CONNECTIVITY_OK, out
     assert "role master (standalone, 1 replica)" in next(
