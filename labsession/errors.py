@@ -80,9 +80,13 @@ class RedisCause(StrEnum):
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
     READ_ONLY = "READ_ONLY"
     CONNECTION_LOST = "CONNECTION_LOST"
-    # Topology: the endpoint answers, but it is not where a backend's session writes belong.
+    TLS_NOT_SPOKEN = "TLS_NOT_SPOKEN"
+    SOCKET_NOT_FOUND = "SOCKET_NOT_FOUND"
+    DB_OUT_OF_RANGE = "DB_OUT_OF_RANGE"
+    NOT_A_CLUSTER = "NOT_A_CLUSTER"
+    CLUSTER_REQUIRED = "CLUSTER_REQUIRED"
+    # Topology: the endpoint answers, but it is no place for a backend's session writes.
     ENDPOINT_IS_REPLICA = "ENDPOINT_IS_REPLICA"
-    ENDPOINT_IS_CLUSTER_NODE = "ENDPOINT_IS_CLUSTER_NODE"
     # Which certificate problem made TLS verification fail (the runbook reads the certificate).
     TLS_CERT_EXPIRED = "TLS_CERT_EXPIRED"
     TLS_CERT_NOT_YET_VALID = "TLS_CERT_NOT_YET_VALID"

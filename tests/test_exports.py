@@ -19,7 +19,7 @@ CORE_HELPERS: dict[str, set[str]] = {
     "labsession.errors": set(),
     "labsession.masking": {"MASK", "is_secret_name", "register_secret", "get_logger"},
     "labsession.settings": {"default_client_name"},
-    "labsession.store.classify": {"classify", "describe", "is_retryable", "remedy", "unavailable"},
+    "labsession.store.classify": {"classify", "database_remedy", "describe", "is_retryable", "remedy", "unavailable"},
     "labsession.store.service": set(),
     "labsession.sessions.model": set(),
     "labsession.sessions.service": set(),

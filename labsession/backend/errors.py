@@ -42,6 +42,7 @@ from ..errors import (
 )
 from ..masking import mask_text, redact
 from ..sessions.service import ValidationReason
+from ..store.classify import remedy
 
 __all__ = [
     "ApiError",
@@ -131,6 +132,11 @@ def from_library_error(exc: LabSessionError, *, changing: bool = False) -> ApiEr
     return ApiError(500, "INTERNAL_ERROR", "Internal error")
 
 
-def store_not_connected(endpoint: str) -> RedisUnavailable:
-    """The error for a store this process has not reached since it started (it keeps trying)."""
-    return RedisUnavailable(RedisCause.CONNECTION_REFUSED, endpoint, "not connected yet; reconnecting every second")
+def store_not_connected(endpoint: str, last_cause: str | None = None) -> RedisUnavailable:
+    """The error for a store this process has not reached since it started (it keeps trying).
+
+    ``last_cause`` is the cause its last attempt failed with, so every route names the same
+    cause as ``/health/ready`` (a refused password is AUTH_FAILED everywhere, never a guess).
+    """
+    cause = next((c for c in RedisCause if c.value == last_cause), RedisCause.CONNECTION_REFUSED)
+    return RedisUnavailable(cause, endpoint, f"{remedy(cause)}; not connected yet, reconnecting every second")

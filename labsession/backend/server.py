@@ -182,6 +182,9 @@ def serve_many(config: BackendConfig, settings: Settings, workers: int) -> int:
         return run_loop(serve(config, settings), config.loop)
 
     async def one(worker_config: BackendConfig, sock: socket.socket) -> int:
-        return await serve(worker_config, settings, sock)
+        # CLIENT LIST tells the workers apart: the name (made once, in the supervisor) gets the
+        # worker's suffix, "-w<k>" as in its instance id.
+        worker = worker_config.instance_id.rpartition("-")[2]
+        return await serve(worker_config, settings.with_changes(client_name=f"{settings.client_name}-{worker}"), sock)
 
     return serve_workers(config, workers, one, run_loop)

@@ -166,7 +166,7 @@ class BackendState:
     def require_store(self) -> None:
         """Raise :class:`RedisUnavailable` when the first connection has not been made yet."""
         if not self.redis.connected:
-            raise store_not_connected(self.redis.settings.endpoint)
+            raise store_not_connected(self.redis.settings.endpoint, self.store.cause)
 
     async def check_store(self) -> StoreState:
         """PING the store (connecting first if needed) and record the result."""

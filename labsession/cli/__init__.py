@@ -1,7 +1,9 @@
 """``labsession`` command line: one subcommand per job, each implemented in its own module.
 
 Subcommands import their module lazily, so ``labsession redis`` does not pay for Starlette
-or papermill. Exit codes: 0 ok, 1 a check failed, 2 could not run (bad input, no store).
+or papermill. Exit codes: 0 ok, 1 a check failed, 2 could not run (bad input, no store). With
+``--format nagios`` a command line that does not parse is Nagios' 3 UNKNOWN, with its one line
+on stdout: a typo in a monitoring configuration is not an outage (2 CRITICAL).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..checks import EXIT_COULD_NOT_RUN
 from ..errors import LabSessionError
@@ -31,6 +34,29 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Nagios' exit code for "could not check" (the same as :data:`labsession.runner.monitoring.NAGIOS_UNKNOWN`).
+_NAGIOS_UNKNOWN = 3
+
+
+class UsageError(Exception):
+    """The command line does not parse; the message is argparse's, prefixed with the program."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose :meth:`error` raises :class:`UsageError` (after the usage on
+    stderr) instead of exiting, so :func:`main` chooses the exit code and the output format."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def _wants_nagios(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` asks for ``--format nagios`` (in either spelling), parsed or not."""
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    return any(a == "--format=nagios" or (a == "--format" and b == "nagios") for a, b in pairs)
+
+
 def _setup_logging(verbose: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(MaskingFilter())
@@ -44,7 +70,7 @@ def _setup_logging(verbose: int) -> None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported to add its options."""
-    parser = argparse.ArgumentParser(prog="labsession", description=(__doc__ or "").splitlines()[0])
+    parser = _Parser(prog="labsession", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -63,7 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         print(f"labsession {command}: not available in this build ({exc.name})", file=sys.stderr)
         return EXIT_COULD_NOT_RUN
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        if _wants_nagios(argv):
+            print(f"LABSESSION UNKNOWN - {' '.join(mask_text(str(exc)).replace('|', '/').split())}", flush=True)
+            return _NAGIOS_UNKNOWN
+        print(f"{mask_text(str(exc))}", file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
     if not args.command:
         parser.print_help()
         return EXIT_COULD_NOT_RUN

@@ -79,11 +79,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "performance data and exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (nagios), or "
         "summary.json (json)",
     )
-    parser.add_argument(
+    notify = parser.add_mutually_exclusive_group()
+    notify.add_argument(
         "--notify-url",
         metavar="URL",
         help="POST a JSON event to URL when the verdict changes from the one last announced "
-        "(a FAIL, and the resolve after it); bounded retries; needs the history",
+        "(a FAIL, and the resolve after it); bounded retries; needs the history. A URL carrying a "
+        "token is visible to every local user in the process list: use --notify-url-env for those",
+    )
+    notify.add_argument(
+        "--notify-url-env",
+        metavar="VAR",
+        help="like --notify-url, with the URL read from environment variable VAR (keeps a webhook token "
+        "off the command line)",
     )
     parser.add_argument(
         "--history-days",
@@ -161,5 +169,6 @@ def run(args: argparse.Namespace) -> int:
             prometheus=Path(args.prometheus) if args.prometheus else None,
             output_format=args.output_format,
             notify_url=args.notify_url,
+            notify_url_env=args.notify_url_env,
         )
     )

@@ -38,7 +38,7 @@ class Topology:
         if self.role == "replica":
             return RedisCause.ENDPOINT_IS_REPLICA
         if self.cluster_enabled and not cluster_url:
-            return RedisCause.ENDPOINT_IS_CLUSTER_NODE
+            return RedisCause.CLUSTER_REQUIRED
         return None
 
     def check(self, *, cluster_url: bool) -> CheckResult:
@@ -58,7 +58,7 @@ class Topology:
                 f"(replication link {self.link or 'unknown'}): {effect}",
                 data,
             )
-        if cause is RedisCause.ENDPOINT_IS_CLUSTER_NODE:
+        if cause is RedisCause.CLUSTER_REQUIRED:
             data["redis_cause"] = cause.value
             return CheckResult(
                 "topology",

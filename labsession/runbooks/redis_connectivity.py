@@ -27,7 +27,8 @@ from ..probes.certificate import CertificateProblem, certificate_problem, read_c
 from ..probes.connection import TlsResult, probe_tcp, probe_tls
 from ..probes.topology import Topology, read_topology
 from ..settings import Settings
-from ..store.classify import remedy
+from ..store.classify import classify, remedy
+from ..store.mismatch import answers_plain_text
 from ..store.service import RedisService
 from .base import Diagnosis, conclude
 
@@ -44,9 +45,6 @@ OK = "OK"
 CAUSES: tuple[str, ...] = (OK, *(c.value for c in RedisCause))
 
 _OK_REMEDY = "Redis answers: DNS, TCP, TLS, credentials and PING all work; the fault is elsewhere"
-_NOT_TLS_REMEDY = (
-    "the port answered but not with TLS; use redis:// if this port is plain, or the provider's TLS port with rediss://"
-)
 
 
 def remedy_for(cause: str) -> str:
@@ -105,6 +103,13 @@ def _topology_step(report: Report, topology: Topology, settings: Settings) -> Re
     """Record the ``topology`` step; the cause when the endpoint is no place for session writes."""
     report.add(topology.check(cluster_url=settings.cluster))
     return topology.cause(cluster_url=settings.cluster)
+
+
+async def _stalled_handshake(host: str, port: int, within: float) -> RedisCause:
+    """A TLS handshake got no answer: ``TLS_NOT_SPOKEN`` when the port answers a plain-text PING
+    (a plain Redis waits for a line end), else ``TIMEOUT``. Bounded by ``within`` seconds."""
+    plain = await answers_plain_text(host, port, within=within)
+    return RedisCause.TLS_NOT_SPOKEN if plain else RedisCause.TIMEOUT
 
 
 def _why(exc: BaseException | None) -> str:
@@ -186,13 +191,16 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
                 )
             else:
                 report.check("tls", Status.FAIL, f"TLS handshake failed ({_why(probe.exception)})")
-                plain = probe.exception is not None and "wrong version number" in str(probe.exception).lower()
                 if isinstance(probe.exception, TimeoutError):
-                    return fail(C.TIMEOUT, "redis")
+                    stalled = await _stalled_handshake(host, port, timeout)
+                    said = "the handshake got no answer, a plain-text PING did" if stalled is C.TLS_NOT_SPOKEN else ""
+                    return fail(stalled, "redis", evidence=said)
+                if probe.exception is not None and classify(probe.exception) is C.TLS_NOT_SPOKEN:
+                    return fail(C.TLS_NOT_SPOKEN, "redis", evidence="the handshake got plain text back")
                 refused = probe.exception if isinstance(probe.exception, ssl.SSLCertVerificationError) else None
                 if refused and (found := await _certificate_step(report, settings, refused)):
                     return fail(found.cause, "redis", text=f"{found.evidence}; {remedy(found.cause)}")
-                return fail(C.TLS_VERIFY_FAILED, "redis", text=_NOT_TLS_REMEDY if plain else "")
+                return fail(C.TLS_VERIFY_FAILED, "redis")
         else:
             report.check("tls", Status.SKIP, "plain redis:// URL (TLS is probed only if the connection is dropped)")
 

@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -396,6 +396,8 @@ class HealthOptions:
     output_format: str = "text"
     #: Where to POST a JSON event when the verdict changes (needs the history), or ``None``.
     notify_url: str | None = None
+    #: The environment variable holding ``notify_url`` instead (keeps a webhook token out of ``ps``), or ``None``.
+    notify_url_env: str | None = None
 
 
 def _entries(only: Sequence[str]) -> list[HealthNotebook] | str:
@@ -615,6 +617,13 @@ def health(options: HealthOptions) -> int:
     entries = _entries(args.only)
     if isinstance(entries, str):
         return _cannot_run(args, entries)
+    if args.notify_url_env:
+        url = os.environ.get(args.notify_url_env, "").strip()
+        if not url:
+            return _cannot_run(
+                args, f"--notify-url-env names {args.notify_url_env}, which is not set; export the webhook URL in it"
+            )
+        args = replace(args, notify_url=url, notify_url_env=None)
     if args.notify_url and args.no_history:
         return _cannot_run(
             args, "--notify-url needs the history (it compares with the verdict last announced); drop --no-history"

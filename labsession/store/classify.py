@@ -16,7 +16,7 @@ from redis import exceptions as rx
 
 from ..errors import RedisCause, RedisUnavailable
 
-__all__ = ["classify", "describe", "is_retryable", "remedy", "unavailable"]
+__all__ = ["classify", "database_remedy", "describe", "is_retryable", "remedy", "unavailable"]
 
 _REMEDY: dict[RedisCause, str] = {
     RedisCause.DNS_FAILURE: "the host name does not resolve; check the host in REDIS_URL",
@@ -36,10 +36,6 @@ _REMEDY: dict[RedisCause, str] = {
     RedisCause.ENDPOINT_IS_REPLICA: (
         "REDIS_URL points at a replica, which refuses writes (READONLY), so backends cannot create, extend or "
         "end sessions; point REDIS_URL at the primary (after a failover: the new primary)"
-    ),
-    RedisCause.ENDPOINT_IS_CLUSTER_NODE: (
-        "REDIS_URL points at a Redis Cluster node without cluster mode, so every key held by another node "
-        "answers MOVED; add ?cluster=true to REDIS_URL (or set REDIS_CLUSTER=true)"
     ),
     RedisCause.TLS_CERT_EXPIRED: (
         "the server's TLS certificate has expired; renew it on the server (turning verification off only hides it)"
@@ -78,6 +74,38 @@ _REMEDY: dict[RedisCause, str] = {
     ),
     RedisCause.UNKNOWN: "an unexpected Redis error",
 }
+
+
+def database_remedy(db: int | None) -> str:
+    """What to do when the server has no database ``db`` (the number REDIS_URL selects; ``None``: not known)."""
+    asked = "a database" if db is None else f"database {db}, which"
+    return (
+        f"REDIS_URL asks for {asked} this server does not have; use /0, or a number below the server's "
+        "databases setting (16 by default; Upstash and Redis Cluster have only database 0)"
+    )
+
+
+# A REDIS_URL that does not fit the server it reaches: each cause says what to change in it.
+_REMEDY.update(
+    {
+        RedisCause.TLS_NOT_SPOKEN: (
+            "the port accepted the connection but does not speak TLS (the handshake stalled or got plain text "
+            "back); use redis:// for this port, or the provider's TLS port with rediss://"
+        ),
+        RedisCause.SOCKET_NOT_FOUND: (
+            "no unix socket at that path, or this user may not open it; check the path in REDIS_URL against "
+            "unixsocket in redis.conf, and unixsocketperm"
+        ),
+        RedisCause.DB_OUT_OF_RANGE: database_remedy(None),
+        RedisCause.NOT_A_CLUSTER: (
+            "the server runs without cluster mode; remove cluster=true from REDIS_URL (and REDIS_CLUSTER)"
+        ),
+        RedisCause.CLUSTER_REQUIRED: (
+            "the server is a Redis Cluster node and sent this client to another node (MOVED); "
+            "add ?cluster=true to REDIS_URL or set REDIS_CLUSTER=true"
+        ),
+    }
+)
 
 
 def remedy(cause: RedisCause) -> str:
@@ -178,6 +206,33 @@ def _match(text: str, rules: list[tuple[tuple[str, ...], RedisCause]]) -> RedisC
     return None
 
 
+#: What a TLS handshake reports when the peer answered in plain text (OpenSSL's words).
+_PLAIN_TEXT_PEER = ("wrong version number", "record layer failure", "packet length too long", "unknown protocol")
+_NO_CLUSTER_MODE = ("cluster support disabled", "cluster mode is not enabled")
+_NO_SUCH_DB = ("db index is out of range", "invalid db index", "select is not allowed in cluster mode")
+
+
+def _mismatch(chain: list[BaseException]) -> RedisCause | None:
+    """The cause when REDIS_URL does not fit the server it reached (TLS on a plain port, a
+    missing socket file, a database it lacks, cluster mode on or off), else ``None``."""
+    for link in chain:
+        if isinstance(link, rx.MovedError | rx.AskError):
+            return RedisCause.CLUSTER_REQUIRED
+        if isinstance(link, FileNotFoundError | NotADirectoryError):
+            return RedisCause.SOCKET_NOT_FOUND
+        if isinstance(link, PermissionError) and link.errno == errno.EACCES:  # EPERM is a local firewall
+            return RedisCause.SOCKET_NOT_FOUND
+    text = " ".join(str(link) for link in chain).lower()
+    for needles, cause in (
+        (_NO_CLUSTER_MODE, RedisCause.NOT_A_CLUSTER),
+        (_NO_SUCH_DB, RedisCause.DB_OUT_OF_RANGE),
+        (_PLAIN_TEXT_PEER, RedisCause.TLS_NOT_SPOKEN),
+    ):
+        if any(n in text for n in needles):
+            return cause
+    return None
+
+
 def classify(exc: BaseException) -> RedisCause:
     """The cause of a failed connection or command, from the exception and its chain."""
     chain = _chain(exc)
@@ -196,6 +251,9 @@ def classify(exc: BaseException) -> RedisCause:
             return RedisCause.READ_ONLY
         if isinstance(link, rx.OutOfMemoryError):
             return RedisCause.OUT_OF_MEMORY
+    mismatch = _mismatch(chain)
+    if mismatch is not None:
+        return mismatch
     if isinstance(exc, rx.ResponseError):
         # The server answered: the connection is fine, whatever the words of the reply.
         return _upstash_cause(str(exc)) or _match(str(exc), _REPLY_RULES) or RedisCause.UNKNOWN
@@ -218,11 +276,18 @@ _NOT_RETRYABLE = {
     RedisCause.OUT_OF_MEMORY,
     RedisCause.READ_ONLY,
 }
+# A URL that does not fit its server stays wrong however often it is tried. (A missing unix
+# socket is retried: a restarting Redis removes its socket file and makes it again.)
+_NOT_RETRYABLE |= {
+    RedisCause.TLS_NOT_SPOKEN,
+    RedisCause.DB_OUT_OF_RANGE,
+    RedisCause.NOT_A_CLUSTER,
+    RedisCause.CLUSTER_REQUIRED,
+}
 # Certificates, topology and plan limits do not mend by trying again within seconds either.
 _NOT_RETRYABLE.update(
     {
         RedisCause.ENDPOINT_IS_REPLICA,
-        RedisCause.ENDPOINT_IS_CLUSTER_NODE,
         RedisCause.TLS_CERT_EXPIRED,
         RedisCause.TLS_CERT_NOT_YET_VALID,
         RedisCause.TLS_HOSTNAME_MISMATCH,

@@ -31,6 +31,7 @@ from ..masking import get_logger
 from ..settings import Settings
 from .classify import classify, is_retryable, unavailable
 from .deadline import Deadline
+from .mismatch import explain
 
 __all__ = ["RedisHealth", "RedisService", "StoreIdentity"]
 
@@ -48,6 +49,9 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+
+#: What :meth:`RedisService.connect` guards: its first PING.
+_CONNECTING = "connect"
 
 #: True inside a guarded block that holds a cluster slot (a nested guard takes no second one).
 _HOLDING_SLOT: ContextVar[bool] = ContextVar("labsession_cluster_slot", default=False)
@@ -95,7 +99,7 @@ class _Guard(Deadline):
             raise self._service._unavailable(seen or expired, self._what, expired=True) from None
         if exc is None or isinstance(exc, RedisUnavailable):
             return
-        if isinstance(exc, rx.ResponseError):
+        if isinstance(exc, rx.ResponseError | rx.RedisClusterException):
             error = unavailable(exc, self._service.settings.endpoint, tls=self._service.settings.tls)
             if error.cause is RedisCause.UNKNOWN:
                 return  # a real command error (wrong type, script bug), not an outage
@@ -422,10 +426,15 @@ class RedisService:
             log.warning("TLS certificate verification is OFF for %s; do not do this in production", s.endpoint)
         self._client = self._build_client()
         try:
-            await self.ping()
-        except RedisUnavailable:
+            async with self.guard(_CONNECTING):
+                await self.client.ping()
+        except RedisUnavailable as exc:
             await self.aclose()
-            raise
+            explained = await explain(exc, s)  # logged once, as exact as it gets
+            log.warning("Redis connect failed: %s", explained)
+            if explained is exc:
+                raise
+            raise explained from None
         except rx.ResponseError as exc:
             # A refusal of the handshake (HELLO, AUTH, PING) that no rule knows: still no command error.
             await self.aclose()
@@ -505,7 +514,8 @@ class RedisService:
     def _unavailable(self, exc: BaseException, what: str, *, expired: bool) -> RedisUnavailable:
         waited = self.settings.operation_timeout if expired else None
         error = unavailable(exc, self.settings.endpoint, tls=self.settings.tls, waited=waited)
-        log.warning("Redis %s failed: %s", what, error)
+        if what != _CONNECTING:  # connect() logs its own, once it knows the exact cause
+            log.warning("Redis %s failed: %s", what, error)
         return error
 
     async def run(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:

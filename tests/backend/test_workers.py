@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from labsession import EmbeddedRedis
 from labsession.backend.errors import BackendError
@@ -74,6 +75,10 @@ def test_every_worker_is_ready_and_serves_with_its_own_name(redis_url: str) -> N
                 valid = httpx.get(f"{backend.url}/api/labs/session/{sid}/validate", timeout=10)
                 assert valid.status_code == 200 and valid.json()["valid"] is True
         assert set(seen) == {f"multi-w{k}" for k in range(1, WORKERS + 1)}
+        with redis.Redis.from_url(redis_url) as client:
+            names = {c["name"] for c in client.client_list() if c["name"].startswith("labsession-")}
+        # each worker's connections are its own in CLIENT LIST, not all under the supervisor's pid
+        assert {name.rpartition("-")[2] for name in names} == {f"w{k}" for k in range(1, WORKERS + 1)}, names
         prefixes = [prefix for prefixes in seen.values() for prefix in prefixes]
         assert len(prefixes) == len(set(prefixes)) == WORKERS  # request ids never collide across workers
         output = backend.output()

@@ -398,8 +398,47 @@ async def test_rediss_to_a_port_answering_in_plain_text_says_the_port_is_not_tls
     port = server.sockets[0].getsockname()[1]
     async with server:
         cause, out = await connectivity(fast(f"rediss://127.0.0.1:{port}/0"))
-    assert cause == K.TLS_VERIFY_FAILED, out
-    assert out["remedy"].startswith("the port answered but not with TLS; use redis://")
+    assert cause == K.TLS_NOT_SPOKEN, out
+    assert out["remedy"] == remedy(K.TLS_NOT_SPOKEN) and "use redis://" in out["remedy"]
+
+
+async def test_rediss_to_a_plain_redis_port_is_tls_not_spoken_not_a_timeout(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    # The plain server either waits for a line end (the handshake stalls) or answers the hello
+    # with a plain-text error: either way TCP worked and only TLS is missing.
+    server = redis_factory(password=CANARY)
+    for _ in range(3):
+        cause, out = await connectivity(fast(f"rediss://default:{CANARY}@127.0.0.1:{server.port}/0"))
+        assert cause == K.TLS_NOT_SPOKEN, out
+        assert steps(out)["tcp"] == "PASS" and steps(out)["tls"] == "FAIL" and steps(out)["redis"] == "SKIP"
+        assert "firewall" not in out["remedy"] and CANARY not in json.dumps(out)
+
+
+async def test_rediss_to_a_port_that_accepts_and_never_answers_is_a_timeout() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel accepts into the backlog; nobody reads
+        cause, out = await connectivity(fast(f"rediss://127.0.0.1:{listener.getsockname()[1]}/0"))
+    assert cause == K.TIMEOUT, out
+
+
+async def test_a_unix_socket_that_is_not_there_is_socket_not_found(tmp_path: Path) -> None:
+    cause, out = await connectivity(fast(f"unix://{tmp_path / 'redis.sock'}"))
+    assert cause == K.SOCKET_NOT_FOUND, out
+    assert out["remedy"] == remedy(K.SOCKET_NOT_FOUND)
+
+
+async def test_a_url_that_does_not_fit_the_server_names_what_to_change(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(extra_args=["--databases", "2"])
+    cause, out = await connectivity(fast(f"redis://127.0.0.1:{server.port}/2"))
+    assert cause == K.DB_OUT_OF_RANGE, out
+    assert "use /0" in out["remedy"]
+    cause, out = await connectivity(fast(f"redis://127.0.0.1:{server.port}/0?cluster=true"))
+    assert cause == K.NOT_A_CLUSTER, out
+    assert "remove cluster=true" in out["remedy"]
 
 
 @pytest.mark.tls
@@ -608,7 +647,7 @@ async def test_a_replica_whose_primary_is_gone_is_still_a_replica(redis_factory:
 async def test_a_cluster_node_without_cluster_mode_is_named_and_with_it_is_ok() -> None:
     with EmbeddedRedisCluster() as cluster:
         cause, out = await connectivity(fast(cluster.nodes[0].url))
-        assert cause == K.ENDPOINT_IS_CLUSTER_NODE, out
+        assert cause == K.CLUSTER_REQUIRED, out
         assert "MOVED" in next(c["evidence"] for c in out["report"]["checks"] if c["name"] == "topology")
         cause, out = await connectivity(fast(cluster.url))
         assert cause == CONNECTIVITY_OK, out

@@ -209,6 +209,22 @@ def test_nagios_codes_follow_the_verdict(tmp_path: Path) -> None:
     assert text.returncode == 2  # the one exit-code rule for everything but Nagios
 
 
+def test_a_command_line_that_does_not_parse_is_unknown_to_nagios_and_could_not_run_otherwise() -> None:
+    # A typo in a monitoring configuration is not an outage: 3 UNKNOWN with one line, not argparse's 2 (CRITICAL).
+    cases = {
+        "labsession health: error: argument --budget": ["--format", "nagios", "--budget", "-5"],
+        "labsession: error: unrecognized arguments: --no-such-option": ["--format=nagios", "--no-such-option"],
+    }
+    for said, argv in cases.items():
+        typo = cli("health", *argv)
+        assert typo.returncode == 3, typo.stdout + typo.stderr
+        assert typo.stdout.startswith(f"LABSESSION UNKNOWN - {said}") and len(typo.stdout.splitlines()) == 1
+        assert "usage: labsession" in typo.stderr
+    plain = cli("health", "--budget", "-5")
+    assert plain.returncode == 2 and plain.stdout == ""
+    assert "labsession health: error: argument --budget" in plain.stderr
+
+
 def test_masking_never_breaks_the_formats_it_writes(tmp_path: Path) -> None:
     # "AUTH <word>" is masked wherever it appears; done on a finished page, JSON text or plugin line it
     # would eat the markup, the quote and comma, or the "|" after it.
@@ -296,7 +312,8 @@ def test_alerts_on_change_only_and_retry_a_bounded_number_of_times(tmp_path: Pat
     again = cli("health", *common, "--timeout", "1", "--notify-url", receiver.url, env=down_env)
     assert again.returncode == 1 and len(receiver.requests) == 2  # still FAIL: no new alert
 
-    resolved = cli("health", "--embedded", *common, "--notify-url", receiver.url)
+    # The URL from a variable (a webhook token stays out of the process list) is the same alert.
+    resolved = cli("health", "--embedded", *common, "--notify-url-env", "HOOK_URL", env={"HOOK_URL": receiver.url})
     assert resolved.returncode == 0 and len(receiver.requests) == 3
     event = receiver.requests[-1]["json"]
     assert event["state"] == "resolved" and event["verdict"] == "PASS" and event["previousVerdict"] == "FAIL"
@@ -309,3 +326,9 @@ def test_alerts_on_change_only_and_retry_a_bounded_number_of_times(tmp_path: Pat
 
     refused = cli("health", "--embedded", *ONE, "--no-history", "--notify-url", receiver.url)
     assert refused.returncode == 2 and "--notify-url needs the history" in refused.stderr
+    unset = cli("health", "--embedded", *ONE, "--notify-url-env", "HOOK_URL", "--format", "nagios")
+    assert unset.returncode == 3
+    assert (
+        unset.stdout
+        == "LABSESSION UNKNOWN - --notify-url-env names HOOK_URL, which is not set; export the webhook URL in it\n"
+    )
