@@ -113,7 +113,7 @@ def test_health_on_the_embedded_default_passes(installed: tuple[Path, dict[str, 
     assert summary["verdict"] == "PASS"
 
 
-@pytest.mark.parametrize("name", ["redis_connectivity", "invalid_session"])
+@pytest.mark.parametrize("name", ["redis_connectivity", "invalid_session", "redis_latency_memory"])
 def test_each_runbook_runs(installed: tuple[Path, dict[str, str]], name: str) -> None:
     cwd, env = installed
     result = _run(["labsession", "runbook", name, "--embedded", "--json"], cwd=cwd, env=env, timeout=600)

@@ -112,7 +112,11 @@ async def test_check_health_runbooks_and_explorer_read_only_leave_the_acl_log_em
     assert "ttl_inspection" in health.stdout and "runbook_invalid_session" in health.stdout
     assert denied(admin) == [], "labsession health (read-only)"
 
-    for name, extra in (("redis_connectivity", []), ("invalid_session", ["-p", "session_id", session_id])):
+    for name, extra in (
+        ("redis_connectivity", []),
+        ("invalid_session", ["-p", "session_id", session_id]),
+        ("redis_latency_memory", []),
+    ):
         result = labsession("runbook", name, *extra, "--json", redis_url=url)
         assert result.returncode in (0, 1), result.stdout + result.stderr
         assert json.loads(result.stdout)["cause"], result.stdout

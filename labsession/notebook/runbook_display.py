@@ -8,7 +8,7 @@ from ..checks import CHECKS_META, Report, Status
 from ..runbooks.base import Diagnosis
 from .display import display_bundle, show_checks, show_table
 
-__all__ = ["show_cause", "show_samples", "show_step"]
+__all__ = ["plot_step_samples", "show_cause", "show_samples", "show_step", "show_step_rows"]
 
 
 def show_step(report: Report, *names: str) -> None:
@@ -45,3 +45,32 @@ def show_cause(diagnosis: Diagnosis) -> None:
         {"text/html": body, "text/plain": f"{status.value} cause: {diagnosis.cause}\nremedy: {diagnosis.remedy}"},
         {CHECKS_META: [{"name": "cause", "status": c.status.value} for c in diagnosis.report if c.name == "cause"]},
     )
+
+
+def show_step_rows(report: Report, name: str, key: str, title: str) -> None:
+    """The rows a step keeps in ``data[key]`` (a list of dicts, or a dict of name -> count) as a table."""
+    for check in report:
+        rows = check.data.get(key) if check.name == name else None
+        if isinstance(rows, dict):
+            rows = [{"name": k, "count": v} for k, v in rows.items()]
+        if rows:
+            show_table(rows, title=title)
+
+
+def plot_step_samples(report: Report, name: str, key: str = "samples_ms", *, limit: str = "limit_ms") -> None:
+    """A line of the round trips a step kept in ``data[key]`` (ms), with its limit; nothing without samples."""
+    check = next((c for c in report if c.name == name), None)
+    samples = check.data.get(key) if check is not None else None
+    if not samples:
+        return
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.5))
+    ax.plot(samples, marker=".", linewidth=0.8, label="PING")
+    if check is not None and check.data.get(limit) is not None:
+        ax.axhline(check.data[limit], color="tab:red", linestyle=":", label="limit")
+    ax.set_xlabel("PING number")
+    ax.set_ylabel("round trip, ms")
+    ax.legend(loc="upper right")
+    plt.show()
+    plt.close(fig)

@@ -20,6 +20,7 @@ from .invalid_session import (
 from .redis_connectivity import CAUSES as CONNECTIVITY_CAUSES
 from .redis_connectivity import OK as CONNECTIVITY_OK
 from .redis_connectivity import diagnose_redis_connectivity
+from .redis_latency_memory import LatencyMemoryCause, LatencyMemoryInputs, diagnose_redis_latency_memory
 
 __all__ = [
     "LOOKUP_RETRY_WINDOW_MS",
@@ -28,7 +29,10 @@ __all__ = [
     "Diagnosis",
     "InvalidSessionCause",
     "InvalidSessionInputs",
+    "LatencyMemoryCause",
+    "LatencyMemoryInputs",
     "conclude",
     "diagnose_invalid_session",
     "diagnose_redis_connectivity",
+    "diagnose_redis_latency_memory",
 ]

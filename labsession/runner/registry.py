@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..resources import notebook_root
-from ..runbooks import CONNECTIVITY_CAUSES, CONNECTIVITY_OK, InvalidSessionCause
+from ..runbooks import CONNECTIVITY_CAUSES, CONNECTIVITY_OK, InvalidSessionCause, LatencyMemoryCause
 
 __all__ = [
     "DEFAULT_NOTEBOOKS",
@@ -105,6 +105,13 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         "redis_connectivity.ipynb",
         CONNECTIVITY_CAUSES,
         (CONNECTIVITY_OK,),
+    ),
+    "redis_latency_memory": RunbookSpec(
+        "redis_latency_memory",
+        "why Redis is slow or full: latency, slow commands, memory, eviction, TTLs, big keys",
+        "redis_latency_memory.ipynb",
+        tuple(c.value for c in LatencyMemoryCause),
+        (LatencyMemoryCause.NO_FAULT_FOUND.value,),
     ),
 }
 

@@ -19,6 +19,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as rx
@@ -385,6 +386,20 @@ class RedisHealth:
         return asdict(self)
 
 
+#: URL query options labsession reads itself (``Settings.cluster``); redis-py would hand them to its connections.
+_OUR_URL_OPTIONS = frozenset({"cluster"})
+
+
+def _without_our_options(url: str) -> str:
+    """``url`` without :data:`_OUR_URL_OPTIONS` in its query (unchanged when it has none)."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(name in _OUR_URL_OPTIONS for name, _ in pairs):
+        return url
+    kept = [(name, value) for name, value in pairs if name not in _OUR_URL_OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
 class RedisService:
     """An asyncio Redis client built from :class:`Settings`, connected with ``async with``.
 
@@ -447,6 +462,7 @@ class RedisService:
         url = s.redis_url
         if s.tls_upgraded:
             url = "rediss://" + url.split("://", 1)[1]
+        url = _without_our_options(url)
         common: dict[str, Any] = {
             "socket_connect_timeout": s.connect_timeout,
             "socket_timeout": s.socket_timeout,
@@ -535,10 +551,11 @@ class RedisService:
         info = await self._optional_info("server", {})
         return StoreIdentity(self.settings.endpoint, _text(info.get("run_id")))
 
-    async def info(self, section: str) -> dict[str, Any]:
-        """INFO ``section`` (on a cluster, merged over the masters); ``{}`` when the server refuses it
-        (a provider hiding the section, or an ACL without it). Raises :class:`RedisUnavailable`."""
-        return await self._optional_info(section, {})
+    async def info(self, section: str, unknown: dict[str, str] | None = None) -> dict[str, Any]:
+        """INFO ``section`` as a dict (a cluster's masters merged as :meth:`health` merges them), or
+        ``{}`` when the server refuses it; the refusal is noted in ``unknown`` under ``"INFO <section>"``.
+        One command per server, bounded by ``operation_timeout`` seconds."""
+        return await self._optional_info(section, unknown if unknown is not None else {})
 
     async def _optional_info(self, section: str, unknown: dict[str, str]) -> dict[str, Any]:
         """INFO ``section``, or ``{}`` (noted in ``unknown``) when the server refuses it."""
@@ -553,8 +570,9 @@ class RedisService:
 
     async def _info(self, section: str) -> dict[str, Any]:
         """One INFO section; on a cluster, from every master, merged by :func:`_merge_nodes`."""
-        if not self.settings.cluster:
-            return _first(await self.client.info(section))
+        if not self.settings.cluster:  # a plain dict (commandstats and keyspace hold only dicts: never _first them)
+            reply = await self.client.info(section)
+            return dict(reply) if isinstance(reply, dict) else {}
         from redis.asyncio.cluster import RedisCluster
 
         return _merge_nodes(await self.client.info(section, target_nodes=RedisCluster.PRIMARIES))

@@ -146,3 +146,34 @@ def test_a_parameter_name_is_never_run_as_code(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert not marker.exists()
     assert "is not a parameter of redis_connectivity.ipynb" in done.stderr
+
+
+def test_latency_memory_on_a_healthy_store_exits_0_and_reads_no_admin_command(embedded_redis: EmbeddedRedis) -> None:
+    done = runbook("redis_latency_memory", "--json", env={"REDIS_URL": embedded_redis.url})
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["cause"] == "NO_FAULT_FOUND" and summary["healthy"] is True
+    slowlog = next(c for c in summary["checks"] if c["name"] == "slowlog")
+    assert slowlog["status"] == "SKIP" and "read-only run" in slowlog["evidence"]  # read_only by default
+
+
+async def test_latency_memory_names_keys_without_ttl_behind_a_password_without_leaking_it(
+    redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    server = redis_factory(password=CANARY)
+    async with RedisService(Settings.from_url(server.url)) as redis:
+        await LabSessionService(redis).create(
+            "u", "lab", "p", base_url="ws://x", sandbox_account={"iamSecretAccessKey": CANARY}
+        )
+        pipe = redis.client.pipeline(transaction=False)
+        for i in range(300):
+            pipe.set(f"cache:{i}", CANARY)
+        await pipe.execute()
+    out = tmp_path / "out"
+    done = runbook(
+        "redis_latency_memory", "-p", "max_keys_without_ttl", "100", "--out", str(out), env={"REDIS_URL": server.url}
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cause:  KEYS_WITHOUT_TTL" in done.stdout and "cache:* 300" in done.stdout
+    assert CANARY not in done.stdout + done.stderr
+    assert CANARY not in every_file_text(out)

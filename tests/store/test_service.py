@@ -110,6 +110,19 @@ async def test_connects_names_itself_and_closes(embedded_redis: EmbeddedRedis) -
     await service.aclose()  # twice is fine
 
 
+async def test_a_cluster_flag_in_the_url_turned_off_elsewhere_connects_as_one_server(
+    embedded_redis: EmbeddedRedis,
+) -> None:
+    # REDIS_CLUSTER=false wins over "?cluster=true" in the URL; the query is ours, never a
+    # connection option for redis-py (it was: TypeError "unexpected keyword argument 'cluster'").
+    url = f"{embedded_redis.url}?cluster=true"
+    from_env = Settings.from_env({"REDIS_URL": url, "REDIS_CLUSTER": "0"})
+    for settings in (Settings.from_url(url, cluster=False), from_env):
+        assert settings.cluster is False
+        async with RedisService(settings) as service:
+            assert await service.ping() > 0
+
+
 async def test_outage_fails_within_the_bound_then_recovers_on_the_same_object(
     embedded_redis: EmbeddedRedis, captured_logs: pytest.LogCaptureFixture
 ) -> None:
