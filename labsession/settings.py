@@ -180,6 +180,17 @@ class Settings:
         return urlsplit(self.redis_url).port if self.scheme != "unix" else None
 
     @property
+    def db(self) -> int:
+        """The database number the URL selects (``/N`` in the path or ``?db=N``), as redis-py reads it; 0 by default."""
+        parts = urlsplit(self.redis_url)
+        query = parse_qs(parts.query)
+        raw = query["db"][-1] if "db" in query else ("" if self.scheme == "unix" else parts.path.strip("/"))
+        try:
+            return int(raw) if raw else 0
+        except ValueError:
+            return 0
+
+    @property
     def is_upstash(self) -> bool:
         return self.host.endswith(".upstash.io")
 

@@ -285,3 +285,18 @@ def test_a_wrong_scheme_is_named_only_when_written_as_one() -> None:
         Settings.from_url("Zq:s3cret-host")
     assert "must start with redis://, rediss:// or unix:// (" in str(caught.value)
     assert "Zq" not in str(caught.value) and "zq" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "db"),
+    [
+        ("redis://127.0.0.1:6379", 0),
+        ("redis://127.0.0.1:6379/0", 0),
+        ("rediss://default:pw@h.example:6379/3", 3),
+        ("redis://127.0.0.1:6379/1?db=5", 5),
+        ("unix:///tmp/redis.sock?db=2", 2),
+        ("unix:///tmp/redis.sock", 0),
+    ],
+)
+def test_the_database_number_is_read_from_the_url_as_redis_py_reads_it(url: str, db: int) -> None:
+    assert Settings.from_url(url).db == db

@@ -132,8 +132,8 @@ class EmbeddedRedis(ChildProcess):
     ``url`` carries the password (never log it; use ``masked_url``). With ``tls``, ``tls_url``
     reaches the TLS port (``rediss://``) and ``url`` the plain one. ``freeze`` and ``thaw``
     SIGSTOP and SIGCONT the server (a frozen Redis keeps its sockets but answers nothing).
-    With ``replica_of`` the server starts as a replica of that (running) embedded server,
-    authenticating with its password.
+    ``replica_of=(host, port)`` makes it a replica of that master (``replicaof`` in its config
+    file, with ``masterauth`` set to ``password``: the replica and its master share one).
     """
 
     def __init__(
@@ -149,9 +149,10 @@ class EmbeddedRedis(ChildProcess):
         maxclients: int | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 10.0,
-        replica_of: EmbeddedRedis | None = None,
+        replica_of: tuple[str, int] | None = None,
     ) -> None:
         self.password = password
+        self.replica_of = replica_of
         register_secret(password)
         self.aof_dir = Path(aof_dir) if aof_dir else None
         self.tls = tls
@@ -161,7 +162,6 @@ class EmbeddedRedis(ChildProcess):
         self.maxclients = maxclients
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
-        self.replica_of = replica_of
         self.port = port or free_port()
         self.tls_port = free_port() if tls else None
         self.host = "127.0.0.1"
@@ -191,14 +191,19 @@ class EmbeddedRedis(ChildProcess):
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _secret_config(self, workdir: str) -> str | None:
-        """A config file (mode 0600, in the private working directory) holding ``requirepass``
-        (and, for a replica, ``replicaof`` and ``masterauth``): a password on the command line is
+        """A config file (mode 0600, in the private working directory) holding ``requirepass`` (and
+        ``replicaof`` with ``masterauth`` for a replica): a password on the command line is
         readable by any local user in ``/proc/<pid>/cmdline``."""
-        lines = [f'requirepass "{_escaped(self.password)}"'] if self.password else []
-        if self.replica_of is not None:
-            lines.append(f"replicaof {self.replica_of.host} {self.replica_of.port}")
-            if self.replica_of.password:
-                lines.append(f'masterauth "{_escaped(self.replica_of.password)}"')
+        lines: list[str] = []
+        if self.password:
+            escaped = "".join(
+                chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}" for b in self.password.encode()
+            )
+            lines.append(f'requirepass "{escaped}"')
+            if self.replica_of:
+                lines.append(f'masterauth "{escaped}"')
+        if self.replica_of:
+            lines.append(f"replicaof {self.replica_of[0]} {int(self.replica_of[1])}")
         if not lines:
             return None
         path = os.path.join(workdir, "secrets.conf")
@@ -335,12 +340,6 @@ class EmbeddedRedis(ChildProcess):
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
         return f"EmbeddedRedis({self.masked_url!r}, {state})"
-
-
-def _escaped(password: str) -> str:
-    """``password`` as the body of a double-quoted redis.conf string: letters and digits as they
-    are, every other byte as ``\\xNN``."""
-    return "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}" for b in password.encode())
 
 
 def _command(*parts: str) -> bytes:

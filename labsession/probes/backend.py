@@ -10,6 +10,7 @@ whole session id: credentials are dropped and ids are shortened before they reac
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = [
     "BackendClient",
     "Diagnostics",
     "HttpAnswer",
+    "clock_offset",
     "WsOutcome",
     "parse_diagnostics",
     "to_ws_url",
@@ -56,6 +58,9 @@ class HttpAnswer:
     body: dict[str, Any]
     elapsed_ms: float
     error: str | None = None
+    #: The server's clock minus ours, seconds, from its HTTP ``Date`` header (:func:`clock_offset`:
+    #: within about ±1 s plus half the round trip); ``None`` without an answer or a readable header.
+    clock_offset_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,8 +98,7 @@ def parse_diagnostics(body: dict[str, Any]) -> Diagnostics:
     store_raw = body.get("store") or body.get("storeIdentity")
     store: StoreIdentity | None = None
     if isinstance(store_raw, dict) and (store_raw.get("runId") or store_raw.get("endpoint")):
-        run_id = store_raw.get("runId") or store_raw.get("run_id")
-        store = StoreIdentity(str(store_raw.get("endpoint") or "?"), str(run_id) if run_id else None)
+        store = _store_identity(store_raw)
     active = body.get("activeSessions")
     count: int | None = None
     if isinstance(body.get("sessionCount"), int):
@@ -109,6 +113,44 @@ def parse_diagnostics(body: dict[str, Any]) -> Diagnostics:
         else ("typescript" if isinstance(active, list) else "unknown")
     )
     return Diagnostics(instance_id, store, count, isinstance(active, list), cors, flavour)
+
+
+def _store_identity(raw: dict[str, Any]) -> StoreIdentity:
+    """A reported store identity; fields of the wrong type count as not reported."""
+
+    def text(name: str) -> str | None:
+        value = raw.get(name)
+        return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and value != "" else None
+
+    def number(name: str) -> int | None:
+        value = raw.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return StoreIdentity(
+        str(raw.get("endpoint") or "?"),
+        text("runId") or text("run_id"),
+        role=text("role"),
+        replid=text("replId"),
+        offset=number("replOffset"),
+        link=text("replLink"),
+        db=number("db"),
+        key_prefix=text("keyPrefix"),
+    )
+
+
+def clock_offset(response: httpx.Response, sent: float, received: float) -> float | None:
+    """The server's clock minus ours in seconds, from ``response``'s ``Date`` header, against the
+    midpoint of ``sent`` and ``received`` (our epoch seconds). ``Date`` has whole seconds and
+    servers refresh it once a second, so the server's time lies in [Date, Date + 2): its middle
+    is taken (within ±1 s, plus half the round trip)."""
+    raw = response.headers.get("date")
+    if not raw:
+        return None
+    try:
+        stamp = email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return stamp + 1.0 - (sent + received) / 2
 
 
 def _failure(exc: BaseException) -> str:
@@ -142,6 +184,8 @@ class BackendClient:
         self.timeout = timeout
         self._client = client
         self._own = client is None
+        #: The clock offset (s) of the last answer's ``Date`` header; ``None`` when it had none.
+        self.last_clock_offset: float | None = None
 
     async def __aenter__(self) -> BackendClient:
         if self._client is None:
@@ -157,14 +201,19 @@ class BackendClient:
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
     ) -> tuple[httpx.Response | None, float, str | None]:
-        """One request bounded by ``timeout``: ``(response, ms, None)``, or ``(None, ms, error text)``."""
+        """One request bounded by ``timeout``: ``(response, ms, None)``, or ``(None, ms, error text)``.
+
+        The server's clock offset (:func:`clock_offset`) is kept in ``last_clock_offset``."""
         if self._client is None:
             await self.__aenter__()
         assert self._client is not None
         started = time.perf_counter()
+        sent = time.time()
+        self.last_clock_offset = None
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self._client.request(method, self.base_url + path, json=body, headers=headers)
+            self.last_clock_offset = clock_offset(response, sent, time.time())
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
             text = (
                 f"no answer within {self.timeout:g} s"
@@ -185,7 +234,7 @@ class BackendClient:
             parsed: Any = response.json()
         except (ValueError, UnicodeDecodeError):
             parsed = {"_body": response.text[:200]}
-        return HttpAnswer(response.status_code, _clean(parsed), elapsed)
+        return HttpAnswer(response.status_code, _clean(parsed), elapsed, clock_offset_s=self.last_clock_offset)
 
     async def raw_json(self, path: str) -> tuple[int | None, Any, float, str | None]:
         """GET ``path`` and return the raw parsed JSON (for parsers that must see the shape), never shown."""
@@ -204,8 +253,8 @@ class BackendClient:
         """The diagnostics route, cleaned, and parsed into :class:`Diagnostics` (``None`` without a JSON body)."""
         status, data, elapsed, error = await self.raw_json("/api/diagnostics/websocket")
         if status is None or not isinstance(data, dict):
-            return HttpAnswer(status, {}, elapsed, error or "no JSON body"), None
-        return HttpAnswer(status, _clean(data), elapsed), parse_diagnostics(data)
+            return HttpAnswer(status, {}, elapsed, error or "no JSON body", self.last_clock_offset), None
+        return HttpAnswer(status, _clean(data), elapsed, clock_offset_s=self.last_clock_offset), parse_diagnostics(data)
 
     async def start_probe(self) -> tuple[HttpAnswer, str | None]:
         """Create a probe session; returns the answer (cleaned) and the new id (kept out of the answer)."""

@@ -343,16 +343,43 @@ _LAST_FAILURE: ContextVar[BaseException | None] = ContextVar("labsession_last_fa
 
 @dataclass(frozen=True, slots=True)
 class StoreIdentity:
-    """Which Redis this is: its masked endpoint and, when the server tells, its ``run_id``.
+    """Which Redis this is, and which data in it: the masked endpoint, the server ``run_id``,
+    its replication facts, and the keyspace a client reads (database number, key prefix).
 
-    Two backend instances share a store exactly when their identities are equal.
+    ``None`` means not known: the provider hides it, or an older or other backend does not
+    report it. ``replid`` is the replication id of the data set (INFO ``master_replid``): a
+    master's own, and on a replica that has synced, the id of the master it follows, so a
+    master and its replicas share it while two unrelated servers never do. ``offset`` is the
+    replication offset in bytes (``master_repl_offset``); ``link`` is a replica's
+    ``master_link_status`` (``"up"``/``"down"``).
     """
 
     endpoint: str
     run_id: str | None
+    role: str | None = None
+    replid: str | None = None
+    offset: int | None = None
+    link: str | None = None
+    db: int | None = None
+    key_prefix: str | None = None
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {"endpoint": self.endpoint, "runId": self.run_id}
+    def to_dict(self) -> dict[str, str | int | None]:
+        """``endpoint`` and ``runId`` always; the other fields only when known (camelCase)."""
+        out: dict[str, str | int | None] = {"endpoint": self.endpoint, "runId": self.run_id}
+        extra = {
+            "role": self.role,
+            "replId": self.replid,
+            "replOffset": self.offset,
+            "replLink": self.link,
+            "db": self.db,
+            "keyPrefix": self.key_prefix,
+        }
+        out.update({name: value for name, value in extra.items() if value is not None})
+        return out
+
+    @property
+    def is_replica(self) -> bool:
+        return self.role in ("slave", "replica")
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +404,9 @@ class RedisHealth:
     max_clients: int | None = None
     #: Masters that answered INFO (Redis Cluster only; ``None`` for a single server).
     cluster_nodes: int | None = None
+    #: The server's clock minus this machine's, ms (INFO ``server_time_usec``, read on arrival of
+    #: the reply, so within one round trip); ``None`` when the server does not tell.
+    clock_offset_ms: float | None = None
     #: What could not be read, and why (refused command, hidden INFO section).
     unknown: dict[str, str] = field(default_factory=dict)
 
@@ -547,9 +577,23 @@ class RedisService:
             return (time.perf_counter() - started) * 1000.0
 
     async def identity(self) -> StoreIdentity:
-        """This store's masked endpoint and server ``run_id`` (``None`` if the provider hides it)."""
+        """This store's identity from ``INFO server`` and ``INFO replication`` (commands a read-only
+        user may run), with the database number and key prefix of these settings. What the
+        provider hides is ``None``; on a cluster the replication fields are ``None`` (each shard
+        has its own)."""
         info = await self._optional_info("server", {})
-        return StoreIdentity(self.settings.endpoint, _text(info.get("run_id")))
+        replication = {} if self.settings.cluster else await self._optional_info("replication", {})
+        role = _text(replication.get("role"))
+        return StoreIdentity(
+            self.settings.endpoint,
+            _text(info.get("run_id")),
+            role=role,
+            replid=_text(replication.get("master_replid")),
+            offset=_int(replication.get("master_repl_offset")),
+            link=_text(replication.get("master_link_status")) if role == "slave" else None,
+            db=None if self.settings.cluster else self.settings.db,
+            key_prefix=self.settings.key_prefix,
+        )
 
     async def info(self, section: str, unknown: dict[str, str] | None = None) -> dict[str, Any]:
         """INFO ``section`` as a dict (a cluster's masters merged as :meth:`health` merges them), or
@@ -590,8 +634,11 @@ class RedisService:
         ping_ms = await self.ping()
         unknown: dict[str, str] = {}
         info: dict[str, Any] = {}
+        clock_offset_ms: float | None = None
         for section in ("server", "clients", "memory", "stats", "replication"):
             info.update(await self._optional_info(section, unknown))
+            if section == "server" and (server_us := _int(info.get("server_time_usec"))) is not None:
+                clock_offset_ms = server_us / 1000 - time.time() * 1000
         upstash = self.settings.is_upstash or "upstash" in str(info.get("server_name", "")).lower()
         provider = "upstash" if upstash else "redis"
         return RedisHealth(
@@ -612,6 +659,7 @@ class RedisService:
             connected_clients=_int(info.get("connected_clients")),
             max_clients=_int(info.get("maxclients")),
             cluster_nodes=_int(info.get("cluster_nodes")),
+            clock_offset_ms=clock_offset_ms,
             unknown=unknown,
         )
 

@@ -71,8 +71,13 @@ def test_diagnostics_show_identity_and_a_count_never_ids(deployment: Deployment,
         text = json.dumps(body)
         assert not any(sid in text for sid in created)
         assert "activeSessions" not in body
-    # Both instances report the same store: same run_id.
+    # Both instances report the same store: same run_id, and the same data set and keyspace.
     assert bodies[0]["store"]["runId"] == bodies[1]["store"]["runId"] == store.info("server")["run_id"]
+    replication = store.info("replication")
+    for body in bodies:
+        assert body["store"]["role"] == "master" and body["store"]["replId"] == replication["master_replid"]
+        assert isinstance(body["store"]["replOffset"], int) and "replLink" not in body["store"]  # a master has none
+        assert (body["store"]["db"], body["store"]["keyPrefix"]) == (0, "session:")
 
 
 def test_start_creates_a_session_with_the_typescript_layout(deployment: Deployment, store: redis.Redis) -> None:

@@ -82,7 +82,9 @@ async def test_read_only_run_skips_the_visibility_probe_and_writes_nothing(
     visibility = next(c for c in out["report"]["checks"] if c["name"] == "visibility")
     assert visibility["status"] == "SKIP"
     # Healthy, but no session was looked at: the remedy says to give the id a client was refused with.
-    assert out["remedy"].startswith("the store, the instances' sharing, eviction and visibility look healthy; ")
+    assert out["remedy"].startswith(
+        "the store, the instances' sharing, replication and clocks, eviction and visibility look healthy; "
+    )
     assert "run again with the session_id" in out["remedy"]
     assert await redis_service.client.dbsize() == before
 
@@ -602,7 +604,7 @@ async def test_each_certificate_problem_is_named_with_its_dates_and_names(
 
 async def test_a_replica_is_named_with_the_primary_it_follows(redis_factory: Callable[..., EmbeddedRedis]) -> None:
     primary = redis_factory(password=CANARY)
-    replica = redis_factory(password=CANARY, replica_of=primary)
+    replica = redis_factory(password=CANARY, replica_of=(primary.host, primary.port))
     cause, out = await connectivity(fast(replica.url))
     assert cause == K.ENDPOINT_IS_REPLICA, out
     topology = next(c for c in out["report"]["checks"] if c["name"] == "topology")
@@ -627,7 +629,7 @@ async def test_a_replica_is_named_with_the_primary_it_follows(redis_factory: Cal
 
 async def test_a_writable_replica_is_a_replica_that_loses_writes(redis_factory: Callable[..., EmbeddedRedis]) -> None:
     primary = redis_factory()
-    replica = redis_factory(replica_of=primary, extra_args=["--replica-read-only", "no"])
+    replica = redis_factory(replica_of=(primary.host, primary.port), extra_args=["--replica-read-only", "no"])
     cause, out = await connectivity(fast(replica.url))
     assert cause == K.ENDPOINT_IS_REPLICA, out
     evidence = next(c["evidence"] for c in out["report"]["checks"] if c["name"] == "topology")
@@ -636,7 +638,7 @@ async def test_a_writable_replica_is_a_replica_that_loses_writes(redis_factory: 
 
 async def test_a_replica_whose_primary_is_gone_is_still_a_replica(redis_factory: Callable[..., EmbeddedRedis]) -> None:
     primary = redis_factory()
-    replica = redis_factory(replica_of=primary)
+    replica = redis_factory(replica_of=(primary.host, primary.port))
     primary.stop()  # a failover that left REDIS_URL on the old replica
     cause, out = await connectivity(fast(replica.url))
     assert cause == K.ENDPOINT_IS_REPLICA, out
@@ -711,7 +713,7 @@ def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
 
     yield start
     for backend in started:
-        backend.stop()
+        backend.close()  # stop, and close its log file (left open, it warns when collected)
 
 
 @pytest.mark.slow

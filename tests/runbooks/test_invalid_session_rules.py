@@ -1,6 +1,7 @@
 """The invalid-session runbook's rules on records and server facts already read: the ``session
-key`` step (:func:`judge_key`) and the ``eviction`` step, without a server (tests/runbooks/
-test_diagnosis.py runs the whole runbook against real ones)."""
+key`` step (:func:`judge_key`), the ``eviction`` step, and the ``shared store``, ``replication``
+and ``clocks`` steps, without a server (tests/runbooks/test_diagnosis.py and
+test_invalid_session_instances.py run the whole runbook against real ones)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import pytest
 
 from labsession import Settings
 from labsession.checks import Status
+from labsession.probes.backend import parse_diagnostics
+from labsession.runbooks.clocks import judge_clocks
+from labsession.runbooks.instances import InstanceSample, compare_stores
 from labsession.runbooks.invalid_session import InvalidSessionCause, eviction_check, judge_key
+from labsession.runbooks.replication import ReplicaLag, judge_replication
 from labsession.sessions.model import LabSession
 from labsession.sessions.service import SessionRecord
-from labsession.store.service import RedisHealth
+from labsession.store.service import RedisHealth, StoreIdentity
 
 C = InvalidSessionCause
 NOW = 1_764_000_000_000
@@ -170,3 +175,95 @@ def test_the_eviction_step(facts: RedisHealth, status: Status, lost: bool, says:
         "maxmemory": facts.maxmemory,
         "used_memory": 1000,
     }
+
+
+# -- shared store, replication and clocks on answers already read ----------------------------------
+
+MASTER = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", offset=500, db=0, key_prefix="session:")
+REPLICA = StoreIdentity(
+    "r:1", "run-r", role="slave", replid="repl-1", offset=400, link="up", db=0, key_prefix="session:"
+)
+OTHER = StoreIdentity("o:1", "run-o", role="master", replid="repl-2", offset=9, db=0, key_prefix="session:")
+
+
+def answer(instance: str, store: StoreIdentity | None, offset_s: float | None = 0.0) -> InstanceSample:
+    return InstanceSample(f"http://{instance}", instance, store, clock_offset_s=offset_s)
+
+
+def test_a_master_and_its_replica_are_one_data_set_and_the_replica_is_handed_on() -> None:
+    found = compare_stores([answer("a", MASTER), answer("b", REPLICA)], MASTER)
+    assert (found.split, found.keyspace, found.check.status) == (False, False, Status.PASS), found.check
+    assert [s.instance for s in found.replicas] == ["b"] and found.master is MASTER and found.ours_is_master
+    assert "one data set (replication id repl-1) on 2 server(s)" in found.check.evidence
+
+
+def test_another_data_set_is_a_split_and_old_identities_without_a_replication_id_still_are() -> None:
+    assert compare_stores([answer("a", MASTER), answer("b", OTHER)], MASTER).split
+    bare_a, bare_b = StoreIdentity("m:1", "run-m"), StoreIdentity("r:1", "run-r")
+    found = compare_stores([answer("a", bare_a), answer("b", bare_b)], None)
+    assert found.split and "not every instance reports a replication id" in found.check.evidence
+
+
+def test_unknown_db_or_prefix_is_no_evidence_of_a_different_keyspace() -> None:
+    unknown = StoreIdentity("m:1", "run-m", role="master", replid="repl-1")  # an older labsession backend
+    found = compare_stores([answer("a", MASTER), answer("b", unknown)], MASTER)
+    assert not found.keyspace and not found.split, found.check
+    other_db = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=3, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER), answer("b", other_db)], MASTER)
+    assert found.keyspace and "b: db 3, prefix 'session:'" in found.check.evidence
+
+
+def test_the_diagnostics_store_fields_are_read_and_wrong_types_count_as_unknown() -> None:
+    body = {"instance": {"id": "a"}, "store": MASTER.to_dict()}
+    assert parse_diagnostics(body).store == MASTER
+    odd = {"instance": {"id": "a"}, "store": {"endpoint": "m:1", "runId": "run-m", "db": "0", "replOffset": True}}
+    store = parse_diagnostics(odd).store
+    assert store is not None and (store.db, store.offset, store.replid) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("lag", "failed", "says"),
+    [
+        (ReplicaLag("b", "u", 500, 100, 40.0, "up", 2), False, "b caught up 100 bytes in 40 ms"),
+        (
+            ReplicaLag("b", "u", 500, 100, 900.0, "up", 9),
+            True,
+            "100 bytes behind the master; it caught up after 900 ms",
+        ),
+        (ReplicaLag("b", "u", 500, 100, None, "up", 21), True, "it had not caught up after 2100 ms"),
+        (ReplicaLag("b", "u", 500, 0, 3.0, "down", 1), True, "its link to the master is down"),
+    ],
+)
+def test_the_replication_step(lag: ReplicaLag, failed: bool, says: str) -> None:
+    check, lagging, _ = judge_replication([lag], 700.0, 2100.0, wrote=True)
+    assert (check.status is Status.FAIL, lagging) == (failed, failed)
+    assert says in check.evidence, check.evidence
+
+
+def test_a_replica_in_sync_on_a_read_only_run_is_shown_in_sync_not_timed() -> None:
+    check, lagging, _ = judge_replication([ReplicaLag("b", "u", 500, 0, 2.0, "up", 1)], 700.0, 2100.0, wrote=False)
+    assert check.status is Status.PASS and not lagging
+    assert "b in sync at offset 500" in check.evidence and "read_only=False" in check.evidence
+
+
+@pytest.mark.parametrize(
+    ("offsets", "redis_s", "expires_in_s", "skewed", "says"),
+    [
+        ({"a": 0.2, "b": -0.4}, 0.0, None, False, "2 instance clock(s) agree with Redis's within 10 s"),
+        ({"a": 0.2, "b": 12.0}, 0.0, None, True, "b's clock is 12 s ahead of Redis's"),
+        ({"a": 0.2, "b": -30.0}, None, None, True, "b's clock is 30 s behind this machine's"),
+        ({"a": 0.2, "b": 8.0}, 0.0, 5.0, True, "b's clock is 8 s ahead, past this session's expiresAt (5 s away)"),
+        ({"a": 0.2, "b": 8.0}, 0.0, 600.0, False, "agree"),
+        ({"a": 0.0}, 40.0, None, True, "a's clock is 40 s behind Redis's"),
+        ({}, 0.0, None, False, "no instance sent a readable HTTP Date header"),
+    ],
+)
+def test_the_clocks_step(
+    offsets: dict[str, float], redis_s: float | None, expires_in_s: float | None, skewed: bool, says: str
+) -> None:
+    samples = [answer(name, MASTER, value) for name, value in offsets.items()] + [answer("c", MASTER, None)]
+    check, found, _ = judge_clocks(
+        samples[:-1] if offsets else samples, redis_s, max_skew_s=10.0, session_expires_in_s=expires_in_s
+    )
+    assert found is skewed and (check.status is Status.FAIL) is skewed, check
+    assert says in check.evidence, check.evidence

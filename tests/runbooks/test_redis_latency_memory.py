@@ -181,7 +181,9 @@ async def stage_keys_without_ttl(redis_factory: Factory) -> Diagnosis:
     await add_sessions(settings, 20)
     diagnosis = await diagnose(settings)
     evidence = step(diagnosis, "keys without TTL")[1]
-    assert "1500 of 1520 keys have no TTL" in evidence and "cache:* 1500" in evidence
+    # the count is exact (INFO keyspace); the commonest name comes from the bounded sample (1,000 keys)
+    assert "1500 of 1520 keys have no TTL (INFO keyspace)" in evidence
+    assert "commonest in the sample: cache:*" in evidence
     return diagnosis
 
 
