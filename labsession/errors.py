@@ -85,6 +85,19 @@ class RedisCause(StrEnum):
     DB_OUT_OF_RANGE = "DB_OUT_OF_RANGE"
     NOT_A_CLUSTER = "NOT_A_CLUSTER"
     CLUSTER_REQUIRED = "CLUSTER_REQUIRED"
+    # Topology: the endpoint answers, but it is no place for a backend's session writes.
+    ENDPOINT_IS_REPLICA = "ENDPOINT_IS_REPLICA"
+    # Which certificate problem made TLS verification fail (the runbook reads the certificate).
+    TLS_CERT_EXPIRED = "TLS_CERT_EXPIRED"
+    TLS_CERT_NOT_YET_VALID = "TLS_CERT_NOT_YET_VALID"
+    TLS_HOSTNAME_MISMATCH = "TLS_HOSTNAME_MISMATCH"
+    TLS_UNTRUSTED_ISSUER = "TLS_UNTRUSTED_ISSUER"
+    TLS_SELF_SIGNED = "TLS_SELF_SIGNED"
+    # Upstash's plan limits, each from its own error text.
+    DAILY_LIMIT_EXCEEDED = "DAILY_LIMIT_EXCEEDED"
+    MONTHLY_LIMIT_EXCEEDED = "MONTHLY_LIMIT_EXCEEDED"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    DB_CAPACITY_EXCEEDED = "DB_CAPACITY_EXCEEDED"
     UNKNOWN = "UNKNOWN"
 
 

@@ -1,6 +1,8 @@
 """Probes: the logic behind the diagnostic notebooks, returning typed results and check results.
 
 * :mod:`~labsession.probes.connection` — DNS, TCP, TLS, AUTH, PING latency, server facts, config lint
+* :mod:`~labsession.probes.certificate` — which problem a refused TLS certificate has, with its dates and names
+* :mod:`~labsession.probes.topology` — the endpoint's role (primary, replica, cluster node) from INFO
 * :mod:`~labsession.probes.lifecycle` — a probe session's whole life through the backends
 * :mod:`~labsession.probes.visibility` — cross-connection read-after-write lag against the lookup retry window
 * :mod:`~labsession.probes.ttl` — a bounded streaming SCAN of the session keys: TTLs, statuses, anomalies
@@ -12,6 +14,13 @@
 from __future__ import annotations
 
 from .backend import BackendClient, Diagnostics, HttpAnswer, WsOutcome, parse_diagnostics, to_ws_url, ws_session
+from .certificate import (
+    CertificateFacts,
+    CertificateProblem,
+    certificate_problem,
+    parse_certificate,
+    read_certificate,
+)
 from .connection import (
     DnsResult,
     LatencySamples,
@@ -27,6 +36,7 @@ from .connection import (
 )
 from .lifecycle import LifecycleResult, probe_session, run_lifecycle
 from .stats import Histogram, TopK, percentile
+from .topology import Topology, read_topology
 from .ttl import (
     DEMO_USER_PREFIX,
     Anomaly,
@@ -53,6 +63,8 @@ __all__ = [
     "Anomaly",
     "BackendClient",
     "BalancerSample",
+    "CertificateFacts",
+    "CertificateProblem",
     "Diagnostics",
     "DnsResult",
     "Histogram",
@@ -63,16 +75,19 @@ __all__ = [
     "TcpResult",
     "TlsResult",
     "TopK",
+    "Topology",
     "TtlInspection",
     "VisibilityResult",
     "WsOutcome",
     "auth_check",
+    "certificate_problem",
     "check_instance",
     "delete_demo_sessions",
     "health_checks",
     "inspect_ttls",
     "lint_config",
     "measure_visibility",
+    "parse_certificate",
     "parse_diagnostics",
     "percentile",
     "ping_samples",
@@ -83,6 +98,8 @@ __all__ = [
     "probe_tls",
     "probe_unknown_session",
     "probe_valid_session",
+    "read_certificate",
+    "read_topology",
     "run_lifecycle",
     "same_store",
     "sample_balancer",

@@ -4,20 +4,28 @@ Steps, layer by layer, each with its evidence: ``dns`` (the host resolves), ``tc
 port accepts), ``tls`` (for ``rediss://``: the handshake and certificate), ``redis`` (AUTH
 and PING through the library, one attempt) and, when a plain connection is dropped or
 hangs, ``tls probe`` (a TLS handshake on the same port: if it succeeds, the endpoint
-wants ``rediss://``). The cause is a :class:`~labsession.errors.RedisCause` code, or
+wants ``rediss://``). When the certificate is refused, ``certificate`` reads it without
+verification and names the problem (expired, not yet valid, self-signed, untrusted issuer,
+wrong host name) with its dates and names. Once PING answers, ``topology`` reads the
+endpoint's role: a replica, or a cluster node behind a URL without cluster mode, is a fault
+for a backend that writes sessions. The cause is a :class:`~labsession.errors.RedisCause` code, or
 :data:`OK`; the remedy is :func:`labsession.store.classify.remedy`'s sentence.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import ssl
 import time
 
 from ..checks import Report, Status
 from ..errors import RedisCause, RedisUnavailable
 from ..masking import get_logger
+from ..probes.certificate import CertificateProblem, certificate_problem, read_certificate
 from ..probes.connection import TlsResult, probe_tcp, probe_tls
+from ..probes.topology import Topology, read_topology
 from ..settings import Settings
 from ..store.classify import classify, remedy
 from ..store.mismatch import answers_plain_text
@@ -51,6 +59,50 @@ def _shown(probe: TlsResult, verified: bool) -> str:
     if verified:
         return probe.subject or ""
     return f"{probe.version} {probe.cipher or ''}".strip()
+
+
+async def _certificate_step(
+    report: Report, settings: Settings, refused: ssl.SSLCertVerificationError
+) -> CertificateProblem | None:
+    """Read the refused certificate without verification (within ``settings.connect_timeout``
+    seconds) and record which problem it has (``certificate`` step); ``None`` when it cannot be
+    read or shows none of the known problems."""
+    host, port = settings.host, settings.port or 6379
+    try:
+        facts = await read_certificate(host, port, timeout=settings.connect_timeout)
+    except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
+        report.check("certificate", Status.SKIP, f"the certificate could not be read unverified ({_why(exc)})")
+        return None
+    trusted = (
+        f"the CAs in REDIS_CA_CERT ({os.path.basename(settings.ca_cert)})" if settings.ca_cert else "the system's CAs"
+    )
+    problem = certificate_problem(facts, host, verify_code=refused.verify_code, trusted=trusted)
+    window = f"valid {facts.not_before.date()} to {facts.not_after.date()}"
+    if problem is None:
+        report.check(
+            "certificate",
+            Status.FAIL,
+            f"{facts.subject}, issued by {facts.issuer}, {window}: refused ({refused.verify_message})",
+        )
+        return None
+    report.check(
+        "certificate",
+        Status.FAIL,
+        f"{problem.evidence} ({window}; issuer {facts.issuer}; names {', '.join(facts.names) or 'none'})",
+        redis_cause=problem.cause.value,
+        subject=facts.subject,
+        issuer=facts.issuer,
+        notBefore=facts.not_before.isoformat(),
+        notAfter=facts.not_after.isoformat(),
+        names=list(facts.names),
+    )
+    return problem
+
+
+def _topology_step(report: Report, topology: Topology, settings: Settings) -> RedisCause | None:
+    """Record the ``topology`` step; the cause when the endpoint is no place for session writes."""
+    report.add(topology.check(cluster_url=settings.cluster))
+    return topology.cause(cluster_url=settings.cluster)
 
 
 async def _stalled_handshake(host: str, port: int, within: float) -> RedisCause:
@@ -145,6 +197,9 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
                     return fail(stalled, "redis", evidence=said)
                 if probe.exception is not None and classify(probe.exception) is C.TLS_NOT_SPOKEN:
                     return fail(C.TLS_NOT_SPOKEN, "redis", evidence="the handshake got plain text back")
+                refused = probe.exception if isinstance(probe.exception, ssl.SSLCertVerificationError) else None
+                if refused and (found := await _certificate_step(report, settings, refused)):
+                    return fail(found.cause, "redis", text=f"{found.evidence}; {remedy(found.cause)}")
                 return fail(C.TLS_VERIFY_FAILED, "redis")
         else:
             report.check("tls", Status.SKIP, "plain redis:// URL (TLS is probed only if the connection is dropped)")
@@ -156,6 +211,7 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
     try:
         async with RedisService(one_try) as redis:
             health = await redis.health()
+            topology = await read_topology(redis)
     except RedisUnavailable as exc:
         cause = exc.cause
         report.check("redis", Status.FAIL, f"{exc.cause.value}: {exc.detail}", redis_cause=exc.cause.value)
@@ -188,4 +244,6 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
         version=health.version,
         provider=health.provider,
     )
+    if role_fault := _topology_step(report, topology, settings):
+        return fail(role_fault)
     return conclude(NAME, report, OK, _OK_REMEDY, healthy=True)

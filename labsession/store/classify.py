@@ -25,11 +25,53 @@ _REMEDY: dict[RedisCause, str] = {
     RedisCause.TLS_REQUIRED: "the server closed a plain connection; it expects TLS, so use rediss://",
     RedisCause.TLS_VERIFY_FAILED: "the server certificate was not trusted; set REDIS_CA_CERT or fix the host name",
     RedisCause.AUTH_FAILED: "the password or user was refused; check the credentials in REDIS_URL",
-    RedisCause.MAX_CONNECTIONS: "the server refuses new clients (maxclients reached); close idle ones or raise it",
+    RedisCause.MAX_CONNECTIONS: (
+        "the server refuses new clients (Redis maxclients, or the plan's concurrent connection limit on Upstash); "
+        "close idle ones or raise the limit"
+    ),
     RedisCause.QUOTA_EXCEEDED: "the provider's request or size limit was hit; check the plan's quota",
     RedisCause.OUT_OF_MEMORY: "Redis is full (maxmemory with noeviction); free memory or raise maxmemory",
     RedisCause.READ_ONLY: "the server or user is read-only; writes need a writable primary or ACL",
     RedisCause.CONNECTION_LOST: "the connection dropped; Redis restarted or the network failed",
+    RedisCause.ENDPOINT_IS_REPLICA: (
+        "REDIS_URL points at a replica, which refuses writes (READONLY), so backends cannot create, extend or "
+        "end sessions; point REDIS_URL at the primary (after a failover: the new primary)"
+    ),
+    RedisCause.TLS_CERT_EXPIRED: (
+        "the server's TLS certificate has expired; renew it on the server (turning verification off only hides it)"
+    ),
+    RedisCause.TLS_CERT_NOT_YET_VALID: (
+        "the server's TLS certificate is not valid yet; check the clocks of this machine and of the server, "
+        "or install a certificate valid from now"
+    ),
+    RedisCause.TLS_HOSTNAME_MISMATCH: (
+        "the server's TLS certificate does not name the host in REDIS_URL; use a host name the certificate "
+        "lists, or reissue the certificate for this host"
+    ),
+    RedisCause.TLS_UNTRUSTED_ISSUER: (
+        "the server's TLS certificate was issued by a CA this client does not trust; set REDIS_CA_CERT to "
+        "that CA's certificate file"
+    ),
+    RedisCause.TLS_SELF_SIGNED: (
+        "the server's TLS certificate is self-signed; set REDIS_CA_CERT to that certificate, or give the server "
+        "one issued by a trusted CA"
+    ),
+    RedisCause.DAILY_LIMIT_EXCEEDED: (
+        "Upstash refuses commands because the database's daily request limit is used up; send fewer commands "
+        "or move the database to a paid plan"
+    ),
+    RedisCause.MONTHLY_LIMIT_EXCEEDED: (
+        "Upstash refuses commands because the database's monthly request limit is used up; send fewer commands "
+        "or move the database to a paid plan"
+    ),
+    RedisCause.REQUEST_TOO_LARGE: (
+        "Upstash refused a command larger than the plan's request size limit (1 MB on Free and Pay as you go); "
+        "send smaller values or raise the limit"
+    ),
+    RedisCause.DB_CAPACITY_EXCEEDED: (
+        "the Upstash database holds its plan's maximum data size, so writes are refused (reads and deletes "
+        "still work); delete ended sessions, make sure every key has a TTL, or raise the plan's limit"
+    ),
     RedisCause.UNKNOWN: "an unexpected Redis error",
 }
 
@@ -136,6 +178,26 @@ _CONNECTION_RULES: list[tuple[tuple[str, ...], RedisCause]] = [
 ]
 
 
+#: Upstash's own error texts (its troubleshooting pages name them), each with its own cause; read
+#: before the generic rules, which would call most of them a quota.
+_UPSTASH_REPLIES: tuple[tuple[str, RedisCause], ...] = (
+    ("max daily request limit exceeded", RedisCause.DAILY_LIMIT_EXCEEDED),
+    ("max requests limit exceeded", RedisCause.MONTHLY_LIMIT_EXCEEDED),
+    ("max request size exceeded", RedisCause.REQUEST_TOO_LARGE),
+    ("max concurrent connections exceeded", RedisCause.MAX_CONNECTIONS),
+    ("db capacity quota exceeded", RedisCause.DB_CAPACITY_EXCEEDED),
+    ("max single record size exceeded", RedisCause.QUOTA_EXCEEDED),
+    ("max key size exceeded", RedisCause.QUOTA_EXCEEDED),
+    ("invalid or missing auth token", RedisCause.AUTH_FAILED),
+)
+
+
+def _upstash_cause(text: str) -> RedisCause | None:
+    """The cause of one of Upstash's error texts in ``text``, or ``None``."""
+    text = text.lower()
+    return next((cause for needle, cause in _UPSTASH_REPLIES if needle in text), None)
+
+
 def _match(text: str, rules: list[tuple[tuple[str, ...], RedisCause]]) -> RedisCause | None:
     text = text.lower()
     for needles, cause in rules:
@@ -194,8 +256,9 @@ def classify(exc: BaseException) -> RedisCause:
         return mismatch
     if isinstance(exc, rx.ResponseError):
         # The server answered: the connection is fine, whatever the words of the reply.
-        return _match(str(exc), _REPLY_RULES) or RedisCause.UNKNOWN
-    cause = _match(" ".join(str(link) for link in chain), _CONNECTION_RULES)
+        return _upstash_cause(str(exc)) or _match(str(exc), _REPLY_RULES) or RedisCause.UNKNOWN
+    text = " ".join(str(link) for link in chain)
+    cause = _upstash_cause(text) or _match(text, _CONNECTION_RULES)
     if cause is not None:
         return cause
     if any(isinstance(link, asyncio.TimeoutError | TimeoutError | rx.TimeoutError) for link in chain):
@@ -221,6 +284,21 @@ _NOT_RETRYABLE |= {
     RedisCause.NOT_A_CLUSTER,
     RedisCause.CLUSTER_REQUIRED,
 }
+# Certificates, topology and plan limits do not mend by trying again within seconds either.
+_NOT_RETRYABLE.update(
+    {
+        RedisCause.ENDPOINT_IS_REPLICA,
+        RedisCause.TLS_CERT_EXPIRED,
+        RedisCause.TLS_CERT_NOT_YET_VALID,
+        RedisCause.TLS_HOSTNAME_MISMATCH,
+        RedisCause.TLS_UNTRUSTED_ISSUER,
+        RedisCause.TLS_SELF_SIGNED,
+        RedisCause.DAILY_LIMIT_EXCEEDED,
+        RedisCause.MONTHLY_LIMIT_EXCEEDED,
+        RedisCause.REQUEST_TOO_LARGE,
+        RedisCause.DB_CAPACITY_EXCEEDED,
+    }
+)
 
 
 def is_retryable(exc: BaseException) -> bool:

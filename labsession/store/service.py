@@ -493,6 +493,10 @@ class RedisService:
             if explained is exc:
                 raise
             raise explained from None
+        except rx.ResponseError as exc:
+            # A refusal of the handshake (HELLO, AUTH, PING) that no rule knows: still no command error.
+            await self.aclose()
+            raise unavailable(exc, s.endpoint, tls=s.tls) from None
         log.info("connected to Redis at %s (tls=%s, name=%s)", s.endpoint, s.tls, self.client_name)
 
     def _build_client(self) -> Any:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from redis import exceptions as rx
 
-from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, Settings
+from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, RedisUnavailable, Settings
 from labsession.checks import Status
 from labsession.embedded.backends import BackendProcess
+from labsession.embedded.redis_cluster import EmbeddedRedisCluster
 from labsession.embedded.redis_server import TlsFiles, free_port
 from labsession.runbooks import (
     CONNECTIVITY_OK,
@@ -28,9 +28,11 @@ from labsession.runbooks import (
 from labsession.runbooks.invalid_session import REMEDIES, judge_key
 from labsession.runbooks.redis_connectivity import remedy_for
 from labsession.runner.registry import RUNBOOKS
-from labsession.store.classify import classify, remedy
+from labsession.store.classify import remedy
 
-from support import CANARY
+from support import CANARY, wait_until
+from support.resp_stub import RespStub
+from support.tlscerts import OTHER_HOST, PROBLEMS, make_problem_certs
 
 C = InvalidSessionCause
 K = RedisCause
@@ -299,6 +301,7 @@ async def test_connectivity_ok(embedded_redis: EmbeddedRedis) -> None:
     assert cause == CONNECTIVITY_OK
     assert out["healthy"] is True
     assert [c["status"] for c in out["report"]["checks"]][:4] == ["PASS", "PASS", "SKIP", "PASS"]
+    assert steps(out)["topology"] == "PASS"
 
 
 async def test_a_url_without_a_port_is_diagnosed_on_6379() -> None:
@@ -361,14 +364,16 @@ async def test_plain_url_to_the_tls_port_is_tls_required(tls_redis: EmbeddedRedi
 
 
 @pytest.mark.tls
-async def test_untrusted_certificate_is_tls_verify_failed(
+async def test_a_certificate_from_a_ca_the_client_lacks_names_its_issuer(
     tls_redis: EmbeddedRedis, tls_files: tuple[TlsFiles, Path]
 ) -> None:
     _, stranger = tls_files
     cause, out = await connectivity(fast(tls_redis.tls_url, ca_cert=str(stranger)))
-    assert cause == K.TLS_VERIFY_FAILED
-    assert out["remedy"] == remedy(K.TLS_VERIFY_FAILED)
-    assert steps(out)["tls"] == "FAIL"
+    # Signed by the test CA, which the client's CA file (the stranger's) does not hold.
+    assert cause == K.TLS_UNTRUSTED_ISSUER, out
+    assert "issued by CN=labsession-test-ca" in out["remedy"] and "stranger-ca.pem" in out["remedy"]
+    assert out["remedy"].endswith(remedy(K.TLS_UNTRUSTED_ISSUER))
+    assert steps(out)["tls"] == "FAIL" and steps(out)["certificate"] == "FAIL"
     assert CANARY not in json.dumps(out)
 
 
@@ -380,7 +385,8 @@ async def test_a_certificate_for_another_name_fails_the_tls_step(
     # '127.1' reaches 127.0.0.1 but is a host name the certificate (localhost, 127.0.0.1) does not carry.
     url = tls_redis.tls_url.replace("localhost", "127.1")
     cause, out = await connectivity(fast(url, ca_cert=str(files.ca)))
-    assert cause == K.TLS_VERIFY_FAILED, out
+    assert cause == K.TLS_HOSTNAME_MISMATCH, out
+    assert "names localhost, 127.0.0.1, not '127.1'" in out["remedy"]
     assert steps(out)["tls"] == "FAIL"
 
 
@@ -493,7 +499,14 @@ async def test_a_unix_socket_skips_the_network_layers(
     server = redis_factory(extra_args=["--unixsocket", str(sock)])
     cause, out = await connectivity(fast(f"unix://{sock}"))
     assert cause == CONNECTIVITY_OK, out
-    assert steps(out) == {"dns": "SKIP", "tcp": "SKIP", "tls": "SKIP", "redis": "PASS", "cause": "PASS"}
+    assert steps(out) == {
+        "dns": "SKIP",
+        "tcp": "SKIP",
+        "tls": "SKIP",
+        "redis": "PASS",
+        "topology": "PASS",
+        "cause": "PASS",
+    }
     # Frozen, it times out, and no TLS probe is tried: a socket file has no TLS port.
     server.freeze()
     try:
@@ -528,17 +541,148 @@ async def test_a_port_that_drops_every_connection_and_speaks_no_tls_is_connectio
     assert steps(out)["tls probe"] == "PASS"
 
 
+# -- certificates: each problem staged on a real TLS redis-server, then named with its dates and names
+
+
+@pytest.fixture(scope="module")
+def problem_certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, TlsFiles], Path]:
+    return make_problem_certs(tmp_path_factory.mktemp("problem-tls"))
+
+
+@pytest.mark.tls
 @pytest.mark.parametrize(
-    "message",
+    ("problem", "cause"),
     [
-        "ERR max requests limit exceeded. Limit: 10000, Usage: 10000. See https://upstash.com/docs for details",
-        "ERR max daily request limit exceeded. Limit: 10000, Usage: 10001",
-        "ERR max request size exceeded. Limit: 1048576 bytes",
+        ("expired", K.TLS_CERT_EXPIRED),
+        ("not_yet_valid", K.TLS_CERT_NOT_YET_VALID),
+        ("wrong_host", K.TLS_HOSTNAME_MISMATCH),
+        ("self_signed", K.TLS_SELF_SIGNED),
+        ("untrusted_issuer", K.TLS_UNTRUSTED_ISSUER),
     ],
 )
-def test_upstash_limit_errors_are_quota_exceeded(message: str) -> None:
-    assert classify(rx.ResponseError(message)) is RedisCause.QUOTA_EXCEEDED
-    assert "quota" in remedy_for(K.QUOTA_EXCEEDED)
+async def test_each_certificate_problem_is_named_with_its_dates_and_names(
+    tls_binary: Path,
+    problem_certs: tuple[dict[str, TlsFiles], Path],
+    redis_factory: Callable[..., EmbeddedRedis],
+    problem: str,
+    cause: RedisCause,
+) -> None:
+    assert set(PROBLEMS) == set(problem_certs[0])
+    files, trusted_ca = problem_certs[0][problem], problem_certs[1]
+    server = redis_factory(tls=files, binary=tls_binary, password=CANARY)
+    cause_seen, out = await connectivity(fast(server.tls_url, ca_cert=str(trusted_ca)))
+    assert cause_seen == cause, out
+    assert steps(out) == {
+        "dns": "PASS",
+        "tcp": "PASS",
+        "tls": "FAIL",
+        "certificate": "FAIL",
+        "redis": "SKIP",
+        "cause": "FAIL",
+    }
+    certificate = next(c for c in out["report"]["checks"] if c["name"] == "certificate")
+    facts = certificate["data"]
+    named = {  # what the remedy must name for this problem: a date, a name
+        "expired": f"expired on {facts['notAfter'][:10]}",
+        "not_yet_valid": f"valid only from {facts['notBefore'][:10]}",
+        "wrong_host": f"names {OTHER_HOST}, not 'localhost'",
+        "self_signed": "CN=localhost is self-signed",
+        "untrusted_issuer": "issued by CN=rogue-ca",
+    }[problem]
+    assert named in out["remedy"] and named in certificate["evidence"], out["remedy"]
+    assert out["remedy"].endswith(remedy(cause))
+    assert CANARY not in json.dumps(out)
+    # The library itself still says only that verification failed; the runbook names which problem.
+    with pytest.raises(RedisUnavailable) as caught:
+        async with RedisService(fast(server.tls_url, ca_cert=str(trusted_ca))):
+            pass
+    assert caught.value.cause is K.TLS_VERIFY_FAILED
+
+
+# -- topology: a replica, a cluster node, and the healthy shapes around them
+
+
+async def test_a_replica_is_named_with_the_primary_it_follows(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    primary = redis_factory(password=CANARY)
+    replica = redis_factory(password=CANARY, replica_of=(primary.host, primary.port))
+    cause, out = await connectivity(fast(replica.url))
+    assert cause == K.ENDPOINT_IS_REPLICA, out
+    topology = next(c for c in out["report"]["checks"] if c["name"] == "topology")
+    assert topology["status"] == "FAIL"
+    assert f"a replica of 127.0.0.1:{primary.port}" in topology["evidence"] and "READONLY" in topology["evidence"]
+    assert steps(out)["redis"] == "PASS"  # it answers: only its role is wrong
+    assert CANARY not in json.dumps(out)
+    # What the runbook predicts is what a backend meets: its session write is refused.
+    async with RedisService(fast(replica.url)) as redis:
+        with pytest.raises(RedisUnavailable) as caught:
+            await LabSessionService(redis).create("u", "l", "p", base_url="ws://h")
+    assert caught.value.cause is K.READ_ONLY
+    # The primary, once that replica is attached, is healthy.
+    with Redis.from_url(primary.url) as admin:
+        await wait_until(lambda: admin.info("replication")["connected_slaves"] == 1, "the replica to attach")
+    cause, out = await connectivity(fast(primary.url))
+    assert cause == CONNECTIVITY_OK, out
+    assert "role master (standalone, 1 replica)" in next(
+        c["evidence"] for c in out["report"]["checks"] if c["name"] == "topology"
+    )
+
+
+async def test_a_writable_replica_is_a_replica_that_loses_writes(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    primary = redis_factory()
+    replica = redis_factory(replica_of=(primary.host, primary.port), extra_args=["--replica-read-only", "no"])
+    cause, out = await connectivity(fast(replica.url))
+    assert cause == K.ENDPOINT_IS_REPLICA, out
+    evidence = next(c["evidence"] for c in out["report"]["checks"] if c["name"] == "topology")
+    assert "never reach the primary" in evidence and "READONLY" not in evidence
+
+
+async def test_a_replica_whose_primary_is_gone_is_still_a_replica(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    primary = redis_factory()
+    replica = redis_factory(replica_of=(primary.host, primary.port))
+    primary.stop()  # a failover that left REDIS_URL on the old replica
+    cause, out = await connectivity(fast(replica.url))
+    assert cause == K.ENDPOINT_IS_REPLICA, out
+    assert "replication link down" in next(c["evidence"] for c in out["report"]["checks"] if c["name"] == "topology")
+
+
+@pytest.mark.slow
+async def test_a_cluster_node_without_cluster_mode_is_named_and_with_it_is_ok() -> None:
+    with EmbeddedRedisCluster() as cluster:
+        cause, out = await connectivity(fast(cluster.nodes[0].url))
+        assert cause == K.CLUSTER_REQUIRED, out
+        assert "MOVED" in next(c["evidence"] for c in out["report"]["checks"] if c["name"] == "topology")
+        cause, out = await connectivity(fast(cluster.url))
+        assert cause == CONNECTIVITY_OK, out
+        assert steps(out)["topology"] == "PASS"
+
+
+# -- Upstash's own error texts, answered by a RESP stub: the runbook and the library name the same cause
+
+UPSTASH_TEXTS = [
+    ("ERR max daily request limit exceeded. Limit: 10000, Usage: 10000", K.DAILY_LIMIT_EXCEEDED),
+    ("ERR max requests limit exceeded. Limit: 500000, Usage: 500000", K.MONTHLY_LIMIT_EXCEEDED),
+    ("ERR max request size exceeded. Limit: 1048576 bytes", K.REQUEST_TOO_LARGE),
+    ("ERR max concurrent connections exceeded", K.MAX_CONNECTIONS),
+    ("WRONGPASS invalid or missing auth token", K.AUTH_FAILED),
+    ("ERR DB capacity quota exceeded", K.DB_CAPACITY_EXCEEDED),
+    ("ERR max single record size exceeded", K.QUOTA_EXCEEDED),
+    ("ERR a limit nobody has documented yet", K.UNKNOWN),
+]
+
+
+@pytest.mark.parametrize(("text", "cause"), UPSTASH_TEXTS)
+async def test_each_upstash_error_text_is_named_by_the_runbook_and_the_library(text: str, cause: RedisCause) -> None:
+    async with RespStub(text, password=CANARY) as stub:
+        named, out = await connectivity(fast(stub.url))
+        with pytest.raises(RedisUnavailable) as caught:
+            async with RedisService(fast(stub.url)):
+                pass
+    assert named == cause == caught.value.cause, out
+    assert out["remedy"] == remedy(cause)
+    assert steps(out)["redis"] == "FAIL" and "tls probe" not in steps(out)
+    assert CANARY not in json.dumps(out) and CANARY not in str(caught.value)
+    # One attempt each, and nothing but the handshake was sent: no admin command on the user's server.
+    assert stub.seen == ["HELLO 3", "HELLO 3"], stub.seen
 
 
 def test_every_cause_has_a_remedy_and_is_registered() -> None:

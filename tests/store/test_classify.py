@@ -52,7 +52,11 @@ async def test_full_client_table_is_max_connections(redis_factory: Factory) -> N
             RedisCause.UNKNOWN,
         ),
         (redis.ResponseError("ERR Error running script: timeout in user code"), RedisCause.UNKNOWN),
-        (redis.ResponseError("ERR max requests limit exceeded. Limit: 10000, Usage: 10000"), RedisCause.QUOTA_EXCEEDED),
+        (
+            redis.ResponseError("ERR max requests limit exceeded. Limit: 10000, Usage: 10000"),
+            RedisCause.MONTHLY_LIMIT_EXCEEDED,
+        ),
+        (redis.ResponseError("ERR max single record size exceeded"), RedisCause.QUOTA_EXCEEDED),
         (redis.ResponseError("ERR max number of clients reached"), RedisCause.MAX_CONNECTIONS),
         (
             redis.exceptions.NoPermissionError("this user has no permissions to run the 'set' command"),
@@ -69,6 +73,28 @@ async def test_full_client_table_is_max_connections(redis_factory: Factory) -> N
 def test_classify(error: Exception, cause: RedisCause) -> None:
     assert classify(error) is cause
     assert remedy(cause)
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("ERR max daily request limit exceeded. Limit: 10000, Usage: 10000", RedisCause.DAILY_LIMIT_EXCEEDED),
+        ("ERR max requests limit exceeded.", RedisCause.MONTHLY_LIMIT_EXCEEDED),
+        ("ERR max request size exceeded. Limit: 1048576 bytes", RedisCause.REQUEST_TOO_LARGE),
+        ("ERR max concurrent connections exceeded", RedisCause.MAX_CONNECTIONS),
+        ("WRONGPASS invalid or missing auth token", RedisCause.AUTH_FAILED),
+        ("ERR DB capacity quota exceeded", RedisCause.DB_CAPACITY_EXCEEDED),
+        ("ERR max key size exceeded", RedisCause.QUOTA_EXCEEDED),
+    ],
+)
+def test_each_upstash_text_has_its_own_cause_as_a_reply_and_inside_a_connection_error(
+    text: str, cause: RedisCause
+) -> None:
+    assert classify(redis.ResponseError(text)) is cause
+    assert classify(_linked(redis.ConnectionError("Error while connecting"), redis.ResponseError(text))) is cause
+    # Waiting seconds cannot lift a plan limit; a full connection table may free up.
+    assert is_retryable(redis.ResponseError(text)) is (cause is RedisCause.MAX_CONNECTIONS)
+    assert "Upstash" in remedy(cause) or cause in (RedisCause.AUTH_FAILED, RedisCause.QUOTA_EXCEEDED)
 
 
 def test_retryable_only_when_waiting_can_help() -> None:
