@@ -667,6 +667,8 @@ UPSTASH_TEXTS = [
     ("ERR DB capacity quota exceeded", K.DB_CAPACITY_EXCEEDED),
     ("ERR max single record size exceeded", K.QUOTA_EXCEEDED),
     ("ERR a limit nobody has documented yet", K.UNKNOWN),
+    # Redis' own refusal at its memory limit: plain Redis sends it only for writes, which this runbook never makes
+    ("OOM command not allowed when used memory > 'maxmemory'.", K.OUT_OF_MEMORY),
 ]
 
 
