@@ -35,9 +35,18 @@ REFUSED_ORIGIN = "https://labsession-probe.invalid"
 
 
 def same_store(a: StoreIdentity, b: StoreIdentity) -> bool | None:
-    """True/False when both carry a server ``run_id``; by endpoint otherwise; ``None`` when unknowable."""
+    """Whether ``a`` and ``b`` read the same sessions: one server (``run_id``) or one data set
+    through a replica (``replid``), in the same database and key prefix where both report them;
+    by endpoint when neither server is named; ``None`` when unknowable. A replica that lags is
+    still the same store here (the invalid_session runbook measures the lag)."""
+    if a.db is not None and b.db is not None and a.db != b.db:
+        return False
+    if a.key_prefix is not None and b.key_prefix is not None and a.key_prefix != b.key_prefix:
+        return False
     if a.run_id and b.run_id:
-        return a.run_id == b.run_id
+        if a.run_id == b.run_id:
+            return True
+        return bool(a.replid and a.replid == b.replid)
     if a.endpoint and b.endpoint and "?" not in (a.endpoint, b.endpoint):
         return a.endpoint == b.endpoint
     return None

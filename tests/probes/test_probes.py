@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -36,9 +37,11 @@ from labsession.probes import (
     probe_tls,
     probe_unknown_session,
     run_lifecycle,
+    same_store,
     sample_balancer,
 )
 from labsession.probes.visibility import VISIBILITY_PREFIX
+from labsession.store.service import StoreIdentity
 
 # -- fixtures --------------------------------------------------------------------------------
 
@@ -378,3 +381,28 @@ async def test_tls_probe_is_bounded_when_the_server_never_closes(tls_files: tupl
         listener.close()
     assert result.verified
     assert elapsed < 3.0, f"probe_tls took {elapsed:.1f} s"
+
+
+async def test_a_replica_of_the_same_data_is_the_same_store_and_another_db_is_not() -> None:
+    # Notebook 04's "do the instances share a store?": a replica is the same sessions (its lag is the
+    # invalid_session runbook's business); another server, or another database on this one, is not.
+    async def identity(url: str) -> StoreIdentity:
+        async with RedisService(Settings.from_url(url)) as redis:
+            return await redis.identity()
+
+    with (
+        EmbeddedRedis() as master,
+        EmbeddedRedis(replica_of=("127.0.0.1", master.port)) as replica,
+        EmbeddedRedis() as other,
+    ):
+        ours = await identity(master.url)
+        for _ in range(100):  # the replica reports the master's replication id once it has synced
+            theirs = await identity(replica.url)
+            if theirs.replid == ours.replid:
+                break
+            await asyncio.sleep(0.05)
+        assert theirs.run_id != ours.run_id and theirs.role == "slave"
+        assert same_store(ours, theirs) is True
+        assert same_store(ours, await identity(other.url)) is False
+        db5 = await identity(master.url.rsplit("/", 1)[0] + "/5")
+        assert db5.run_id == ours.run_id and same_store(ours, db5) is False
