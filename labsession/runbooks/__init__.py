@@ -20,6 +20,11 @@ from .invalid_session import (
 from .redis_connectivity import CAUSES as CONNECTIVITY_CAUSES
 from .redis_connectivity import OK as CONNECTIVITY_OK
 from .redis_connectivity import diagnose_redis_connectivity
+from .terminal_disconnects import (
+    TerminalDisconnectsCause,
+    TerminalDisconnectsInputs,
+    diagnose_terminal_disconnects,
+)
 
 __all__ = [
     "LOOKUP_RETRY_WINDOW_MS",
@@ -28,7 +33,10 @@ __all__ = [
     "Diagnosis",
     "InvalidSessionCause",
     "InvalidSessionInputs",
+    "TerminalDisconnectsCause",
+    "TerminalDisconnectsInputs",
     "conclude",
     "diagnose_invalid_session",
     "diagnose_redis_connectivity",
+    "diagnose_terminal_disconnects",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..resources import notebook_root
-from ..runbooks import CONNECTIVITY_CAUSES, CONNECTIVITY_OK, InvalidSessionCause
+from ..runbooks import CONNECTIVITY_CAUSES, CONNECTIVITY_OK, InvalidSessionCause, TerminalDisconnectsCause
 
 __all__ = [
     "DEFAULT_NOTEBOOKS",
@@ -105,6 +105,14 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         "redis_connectivity.ipynb",
         CONNECTIVITY_CAUSES,
         (CONNECTIVITY_OK,),
+    ),
+    # Not in HEALTH_NOTEBOOKS: it holds connections for a minute or more, and needs a session.
+    "terminal_disconnects": RunbookSpec(
+        "terminal_disconnects",
+        "why a lab terminal's WebSocket keeps dropping",
+        "terminal_disconnects.ipynb",
+        tuple(c.value for c in TerminalDisconnectsCause),
+        (TerminalDisconnectsCause.NO_FAULT_FOUND.value,),
     ),
 }
 
