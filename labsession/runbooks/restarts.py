@@ -118,4 +118,5 @@ def judge_restarts(before: list[UptimeSample], after: list[UptimeSample], began:
             f"{failed_after[0].error}",
             data,
         ), False
-    return CheckResult("instances", Status.PASS, f"no instance started during the run: {shown}", data), False
+    names = ", ".join(sorted(uptimes))
+    return CheckResult("instances", Status.PASS, f"no instance started during the run ({names})", data), False

@@ -207,6 +207,7 @@ def inputs_from_parameters(
         ping_timeout=number("ping_timeout_seconds", defaults.ping_timeout),
         high_latency_ms=number("high_latency_ms", defaults.high_latency_ms),
         expiry_margin_seconds=number("expiry_margin_seconds", defaults.expiry_margin_seconds),
+        instance_samples=int(number("instance_samples", defaults.instance_samples)),
         read_only=not writes_allowed,
         http_timeout=number("timeout_seconds", defaults.http_timeout),
     )
@@ -234,7 +235,13 @@ def judge_session(
             f"and {inputs.expiry_margin_seconds:g} s margin",
             data,
         ), C.SESSION_EXPIRING
-    return CheckResult("session", Status.PASS, f"session {sid} is active, expires in {left_s:.0f} s", data), None
+    return CheckResult(
+        "session",
+        Status.PASS,
+        f"session {sid} is active and outlives the {inputs.run_seconds:g} s run by more than the "
+        f"{inputs.expiry_margin_seconds:g} s margin",
+        data,
+    ), None
 
 
 def judge_connect(
@@ -275,9 +282,10 @@ def judge_pings(
         return CheckResult("pings", Status.SKIP, "no ping was sent (the connection ended first)", data), None
     p50 = percentile(rtts, 50)
     p99 = percentile(rtts, 99)
-    shape = f"{len(busy.pings)} pings over {busy.held_s or busy.pings[-1].at_s:.0f} s"
+    data["pings"] = len(busy.pings)
+    shape = "no round trip measured"
     if p50 is not None:
-        shape += f", round trip p50 {p50:.1f} ms, p99 {p99 or 0:.1f} ms"
+        shape = f"round trip p50 {p50:.1f} ms, p99 {p99 or 0:.1f} ms"
         data.update(p50_ms=round(p50, 2), p99_ms=round(p99 or 0, 2))
     if unanswered:
         return CheckResult(
@@ -294,7 +302,9 @@ def judge_pings(
         return CheckResult(
             "pings", Status.WARN, f"{shape}: some above the {inputs.high_latency_ms:g} ms threshold", data
         ), None
-    return CheckResult("pings", Status.PASS, f"{shape}, all answered", data), None
+    return CheckResult(
+        "pings", Status.PASS, f"every ping answered within {inputs.ping_timeout:g} s ({shape})", data
+    ), None
 
 
 def judge_idle(
