@@ -30,6 +30,7 @@ from labsession.runner.registry import RUNBOOKS
 
 from support import CANARY, MS, wait_until
 from support.tcp_proxy import TcpProxy
+from support.ts_standin import SECRET, ts_backend
 
 pytestmark = pytest.mark.slow
 
@@ -272,6 +273,19 @@ async def test_an_unknown_session_is_not_valid_and_no_connection_is_held(
     cause, out = await run(settings, backend.url, "0b5a3c8e-0000-4000-8000-000000000000")
     assert cause == C.SESSION_NOT_VALID, out
     assert statuses(out)["connect"] == "SKIP"
+
+
+async def test_the_typescript_backend_is_diagnosed_without_uptime_and_without_its_secret(
+    settings: Settings, sessions: LabSessionService
+) -> None:
+    sid = await sessions.create("u1", "lab", "p", base_url="ws://x", sandbox_account={"iamSecretAccessKey": SECRET})
+    with ts_backend(settings.redis_url) as url:
+        cause, out = await run(settings, url, sid.session_id)
+    assert cause == C.NO_FAULT_FOUND, out
+    checks = statuses(out)
+    assert checks["instances"] == "SKIP"  # it reports no uptime: restarts cannot be seen, and it says so
+    assert checks["pings"] == "PASS" and checks["idle hold"] == "PASS"
+    assert SECRET not in json.dumps(out)
 
 
 # -- read-only, probe sessions, bounds, secrets ---------------------------------------------------
