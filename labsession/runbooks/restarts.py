@@ -23,14 +23,17 @@ from ..probes.backend import BackendClient
 __all__ = ["UptimeSample", "judge_restarts", "sample_uptimes"]
 
 #: Seconds an instance's computed start may fall after the run began before it counts as started
-#: during the run (covers the time the first request takes).
-START_TOLERANCE_SECONDS = 1.0
+#: during the run (rounding of the reported uptime, clock reading order).
+START_TOLERANCE_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
 class UptimeSample:
-    """One diagnostics answer: ``at`` (``time.monotonic()`` when it arrived), the instance id and its
-    uptime in seconds (each ``None`` when not reported), or ``error`` when the request failed."""
+    """One diagnostics answer: ``at`` (``time.monotonic()`` when the request was sent), the instance id
+    and its uptime in seconds (each ``None`` when not reported), or ``error`` when the request failed.
+
+    The uptime was taken after ``at``, so ``at - uptime`` is never later than the real start: a slow
+    answer cannot make an old instance look new."""
 
     url: str
     at: float
@@ -56,14 +59,15 @@ async def sample_uptimes(
         give_up = time.monotonic() + retry_for
         while len(out) < samples_per_url:
             async with BackendClient(url, timeout=http_timeout) as client:
+                sent = time.monotonic()
                 answer, diag = await client.diagnostics()
             if diag is None or answer.status is None:
                 if time.monotonic() < give_up:
                     await asyncio.sleep(0.25)
                     continue
-                out.append(UptimeSample(url, time.monotonic(), None, None, answer.error or f"HTTP {answer.status}"))
+                out.append(UptimeSample(url, sent, None, None, answer.error or f"HTTP {answer.status}"))
                 continue
-            out.append(UptimeSample(url, time.monotonic(), diag.instance_id, diag.uptime_seconds))
+            out.append(UptimeSample(url, sent, diag.instance_id, diag.uptime_seconds))
         return out
 
     batches = await asyncio.gather(*(per_url(u) for u in urls))
@@ -71,8 +75,9 @@ async def sample_uptimes(
 
 
 def judge_restarts(before: list[UptimeSample], after: list[UptimeSample], began: float) -> tuple[CheckResult, bool]:
-    """The ``instances`` step: whether an instance started after ``began`` (``time.monotonic()``);
-    the bool says it did."""
+    """The ``instances`` step: whether an instance started after ``began`` (``time.monotonic()`` once
+    the ``before`` samples were in: every instance that answered them had started by then); the
+    bool says one did."""
     answered = [s for s in (*before, *after) if s.error is None]
     uptimes = {s.instance or "?": round(s.uptime_s, 1) for s in answered if s.uptime_s is not None}
     ids_before = sorted({s.instance or "?" for s in before if s.error is None})

@@ -485,11 +485,10 @@ async def diagnose_terminal_disconnects(
             report.check("session", Status.SKIP, "no session id given, and a read-only run creates no probe session")
             for step in ("connect", "pings", "idle hold", "closes"):
                 report.check(step, Status.SKIP, "needs a session id (or read_only=False for a probe session)")
-            began = time.monotonic()
             before = await sample_uptimes(
                 inputs.backend_urls, samples_per_url=inputs.instance_samples, http_timeout=inputs.http_timeout
             )
-            check, restarted = judge_restarts(before, [], began)
+            check, restarted = judge_restarts(before, [], time.monotonic())
             report.add(check)
             report.check("session after", Status.SKIP, "no session id given")
             if restarted:
@@ -543,10 +542,10 @@ async def _steps(
         if cause is not None:
             found.append(cause)
 
-    began = time.monotonic()
     before = await sample_uptimes(
         inputs.backend_urls, samples_per_url=inputs.instance_samples, http_timeout=inputs.http_timeout
     )
+    began = time.monotonic()
     holds = [
         hold_connection(
             url,

@@ -528,7 +528,7 @@ def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
 
     yield start
     for backend in started:
-        backend.stop()
+        backend.close()
 
 
 @pytest.mark.slow
