@@ -18,6 +18,7 @@ import pytest
 import redis as sync_redis
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
+from labsession.embedded.backends import BackendProcess
 from labsession.notebook.widgets import SessionExplorer
 
 from support import CANARY
@@ -133,3 +134,34 @@ async def test_check_health_runbooks_and_explorer_read_only_leave_the_acl_log_em
     assert denied(admin) == [], "session explorer (read-only)"
     for output in (check.stdout, check.stderr, health.stdout, health.stderr):
         assert CANARY not in output
+
+
+async def test_terminal_disconnects_read_only_leaves_the_acl_log_empty(
+    store: tuple[EmbeddedRedis, sync_redis.Redis, str],
+) -> None:
+    server, admin, url = store
+    session_id = await seed(server)
+    with BackendProcess(server.url, instance_id="instance-a") as backend:
+        admin.execute_command("ACL", "LOG", "RESET")
+        result = labsession(
+            "runbook",
+            "terminal_disconnects",
+            "-p",
+            "session_id",
+            session_id,
+            "-p",
+            "backend_urls",
+            json.dumps([backend.url]),
+            "-p",
+            "ping_seconds",
+            "1",
+            "-p",
+            "idle_seconds",
+            "1",
+            "--json",
+            redis_url=url,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["cause"] == "NO_FAULT_FOUND"
+    assert denied(admin) == [], "labsession runbook terminal_disconnects"
+    assert CANARY not in result.stdout + result.stderr

@@ -83,6 +83,8 @@ class Diagnostics:
     lists_session_ids: bool
     cors_origins: tuple[str, ...]
     flavour: str
+    #: Seconds since the instance started (``instance.uptimeSeconds``); ``None`` when not reported.
+    uptime_seconds: float | None = None
 
 
 def parse_diagnostics(body: dict[str, Any]) -> Diagnostics:
@@ -95,6 +97,9 @@ def parse_diagnostics(body: dict[str, Any]) -> Diagnostics:
     elif isinstance(instance, str):
         instance_id = instance
     instance_id = instance_id or (str(body["instanceId"]) if body.get("instanceId") else None)
+    uptime: float | None = None
+    if isinstance(instance, dict) and isinstance(instance.get("uptimeSeconds"), int | float):
+        uptime = float(instance["uptimeSeconds"])
     store_raw = body.get("store") or body.get("storeIdentity")
     store: StoreIdentity | None = None
     if isinstance(store_raw, dict) and (store_raw.get("runId") or store_raw.get("endpoint")):
@@ -112,7 +117,7 @@ def parse_diagnostics(body: dict[str, Any]) -> Diagnostics:
         if "sessionCount" in body or isinstance(instance, dict)
         else ("typescript" if isinstance(active, list) else "unknown")
     )
-    return Diagnostics(instance_id, store, count, isinstance(active, list), cors, flavour)
+    return Diagnostics(instance_id, store, count, isinstance(active, list), cors, flavour, uptime)
 
 
 def _store_identity(raw: dict[str, Any]) -> StoreIdentity:

@@ -264,11 +264,12 @@ async def _cleanup(base_url: str, session_id: str, redis: RedisService | None, k
 
 @contextlib.asynccontextmanager
 async def probe_session(
-    base_url: str, *, redis: RedisService | None, timeout: float = 5.0
+    base_url: str, *, redis: RedisService | None, timeout: float = 5.0, ttl_seconds: int = PROBE_TTL_SECONDS
 ) -> AsyncIterator[tuple[str | None, HttpAnswer]]:
     """Create a probe session through ``base_url`` for the block; yields ``(session_id, answer)``
     (``session_id`` is ``None`` when creation failed). With ``redis`` the record is marked and
-    shortened to :data:`PROBE_TTL_SECONDS`. Always ended and deleted on the way out.
+    shortened to ``ttl_seconds`` (:data:`PROBE_TTL_SECONDS` by default). Always ended and deleted
+    on the way out.
     """
     with creation_window():
         async with BackendClient(base_url, timeout=timeout) as client:
@@ -276,7 +277,7 @@ async def probe_session(
         key = redis.settings.key_prefix + session_id if redis is not None and session_id else None
         if redis is not None and key is not None:
             with contextlib.suppress(LabSessionError, ValueError):
-                await _shorten(redis, key, PROBE_TTL_SECONDS)
+                await _shorten(redis, key, ttl_seconds)
     try:
         yield session_id, answer
     finally:

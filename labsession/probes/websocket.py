@@ -1,5 +1,6 @@
 """WebSocket probe: per-instance health and diagnostics, the ``/terminal`` handshake, invalid and
-valid sessions, refused origins, and which instances (and stores) answer behind one URL.
+valid sessions, refused origins, which instances (and stores) answer behind one URL, and a
+connection held open for a while (:func:`hold_connection`: pings, or silence, and how it ended).
 
 Works with both backends of docs/contract.md: what the TypeScript backend does not report (an
 instance or store identity) is a WARN saying it is unknown, never a crash. Times are ms.
@@ -8,12 +9,19 @@ instance or store identity) is a WARN saying it is unknown, never a crash. Times
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
 from ..checks import CheckResult, Status
+from ..masking import mask_text
 from ..store.service import StoreIdentity
 from .backend import BackendClient, Diagnostics, WsOutcome, to_ws_url, ws_session
 from .stats import percentile
@@ -21,8 +29,11 @@ from .stats import percentile
 __all__ = [
     "REFUSED_ORIGIN",
     "BalancerSample",
+    "HeldConnection",
     "InstanceInfo",
+    "PingSample",
     "check_instance",
+    "hold_connection",
     "probe_refused_origin",
     "probe_unknown_session",
     "probe_valid_session",
@@ -278,3 +289,257 @@ async def sample_balancer(url: str, n: int = 8, *, timeout: float = 5.0, concurr
 
     await asyncio.gather(*(one(i) for i in range(n)))
     return sample
+
+
+# -- a connection held open ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PingSample:
+    """One ping on a held connection: sent ``at_s`` seconds after connecting; round trips in ms of a
+    protocol ping (the WebSocket Ping frame) and of a ``{"type":"ping"}`` message, each ``None``
+    when no answer came within the ping timeout."""
+
+    at_s: float
+    protocol_ms: float | None
+    app_ms: float | None
+
+    @property
+    def answered(self) -> bool:
+        return self.protocol_ms is not None and self.app_ms is not None
+
+
+@dataclass(slots=True)
+class HeldConnection:
+    """One ``/terminal/{id}`` connection held for a while. Times are seconds since connecting.
+
+    ``error`` (or ``refused_status``) is set when it never opened; ``connected`` when the first
+    message said so (else ``first_code`` holds that message's ``code``). ``closed_at_s`` is set
+    when it ended before the hold did: ``close_code`` is the code the peer sent, ``None`` when no
+    close frame came (1006, the TCP connection was cut). ``last_error_code`` is the ``code`` of
+    the last error message before the close (``SESSION_ENDED`` …).
+    """
+
+    label: str
+    connected: bool = False
+    instance_id: str | None = None
+    refused_status: int | None = None
+    first_code: str | None = None
+    error: str | None = None
+    pings: list[PingSample] = field(default_factory=list)
+    closed_at_s: float | None = None
+    close_code: int | None = None
+    close_reason: str = ""
+    last_error_code: str | None = None
+    held_s: float = 0.0
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_at_s is not None
+
+    @property
+    def dropped(self) -> bool:
+        """Closed without a close frame: the TCP connection was cut (seen by the client as 1006)."""
+        return self.closed_at_s is not None and self.close_code is None
+
+    def close_text(self) -> str:
+        """``close 4000 "Invalid session" (SESSION_ENDED) after 3.2 s``, or what else happened."""
+        if self.error:
+            return self.error
+        if self.closed_at_s is None:
+            return f"open for {self.held_s:.1f} s"
+        what = "cut without a close frame (1006)" if self.close_code is None else f"close {self.close_code}"
+        if self.close_reason:
+            what += f" {self.close_reason!r}"
+        if self.last_error_code:
+            what += f" ({self.last_error_code})"
+        return f"{what} after {self.closed_at_s:.1f} s"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "connected": self.connected,
+            "instance": self.instance_id,
+            "refusedStatus": self.refused_status,
+            "firstCode": self.first_code,
+            "error": self.error,
+            "pings": len(self.pings),
+            "unanswered": sum(1 for p in self.pings if not p.answered),
+            "closedAtS": None if self.closed_at_s is None else round(self.closed_at_s, 2),
+            "closeCode": self.close_code,
+            "closeReason": self.close_reason,
+            "errorCode": self.last_error_code,
+            "heldS": round(self.held_s, 2),
+        }
+
+
+async def _read_until_closed(
+    ws: ClientConnection, held: HeldConnection, pongs: deque[asyncio.Future[float]], opened: float
+) -> None:
+    """Read every message until the peer closes: pongs answer the oldest ping waiting; error codes are kept."""
+    while True:
+        try:
+            raw = await ws.recv()
+        except ConnectionClosed as closed:
+            held.closed_at_s = time.monotonic() - opened
+            if closed.rcvd is not None:
+                held.close_code = closed.rcvd.code
+                held.close_reason = closed.rcvd.reason
+            return
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(message, dict):
+            continue
+        if message.get("type") == "pong" and pongs:
+            waiter = pongs.popleft()  # one pong per ping, in order: a late pong answers its own ping
+            if not waiter.done():
+                waiter.set_result(time.perf_counter())
+        elif message.get("type") == "error" and message.get("code"):
+            held.last_error_code = str(message["code"])[:40]
+
+
+async def _ping(
+    ws: ClientConnection,
+    pongs: deque[asyncio.Future[float]],
+    reader: asyncio.Task[None],
+    at_s: float,
+    timeout: float,
+) -> PingSample | None:
+    """One protocol ping and one ping message, each waited for at most ``timeout`` s; ``None`` when the
+    connection closed meanwhile (an answer it could no longer give is not an unanswered ping)."""
+    protocol_ms: float | None = None
+    app_ms: float | None = None
+    try:
+        latency = asyncio.ensure_future(await ws.ping())  # resolves to the round trip in seconds
+        first: set[asyncio.Future[Any]] = {latency, reader}
+        await asyncio.wait(first, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if latency.done() and not latency.cancelled() and latency.exception() is None:
+            protocol_ms = latency.result() * 1000
+        pong: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        pongs.append(pong)
+        sent = time.perf_counter()
+        await ws.send(json.dumps({"type": "ping"}))
+        second: set[asyncio.Future[Any]] = {pong, reader}
+        await asyncio.wait(second, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if pong.done():
+            app_ms = (pong.result() - sent) * 1000
+    except ConnectionClosed:
+        return None
+    sample = PingSample(at_s, protocol_ms, app_ms)
+    return None if reader.done() and not sample.answered else sample
+
+
+async def hold_connection(
+    base_url: str,
+    session_id: str,
+    *,
+    seconds: float,
+    ping_every: float | None = None,
+    ping_timeout: float = 5.0,
+    connect_timeout: float = 5.0,
+    origin: str | None = None,
+    label: str = "",
+) -> HeldConnection:
+    """Open ``/terminal/{session_id}`` and hold it for ``seconds``: with ``ping_every`` a protocol
+    ping and a ping message every ``ping_every`` s, else silence followed by one last ping (a
+    connection cut silently answers nothing). Stops early when the peer closes or cuts it.
+
+    The client sends no keepalive pings of its own (it still answers the server's), so a silent
+    hold is as idle as a user's idle terminal. Every wait is bounded: ``connect_timeout`` to open
+    and read the first message, ``ping_timeout`` per ping; the whole hold ends by
+    ``seconds + connect_timeout + 3 * ping_timeout + 2``. Never raises for network trouble.
+    """
+    held = HeldConnection(label or base_url)
+    url = f"{to_ws_url(base_url)}/terminal/{session_id}"
+    try:
+        async with asyncio.timeout(seconds + connect_timeout + 3 * ping_timeout + 2.0):
+            await _hold(url, held, seconds, ping_every, ping_timeout, connect_timeout, origin)
+    except TimeoutError:
+        held.error = held.error or f"the connection did not finish within its {seconds:g} s hold and timeouts"
+    return held
+
+
+async def _hold(
+    url: str,
+    held: HeldConnection,
+    seconds: float,
+    ping_every: float | None,
+    ping_timeout: float,
+    connect_timeout: float,
+    origin: str | None,
+) -> None:
+    try:
+        ws = await websockets.connect(
+            url,
+            origin=origin,  # type: ignore[arg-type]
+            open_timeout=connect_timeout,
+            close_timeout=1.0,
+            ping_interval=None,
+            compression=None,
+            proxy=None,
+            max_size=2**20,
+        )
+    except InvalidStatus as exc:
+        held.refused_status = exc.response.status_code
+        held.error = f"handshake refused with HTTP {exc.response.status_code}"
+        return
+    except InvalidHandshake as exc:
+        held.error = f"handshake failed: {type(exc).__name__}"
+        return
+    except TimeoutError:
+        held.error = f"no handshake within {connect_timeout:g} s"
+        return
+    except OSError as exc:
+        held.error = f"could not connect: {type(exc).__name__}: {mask_text(str(exc))[:120]}"
+        return
+    opened = time.monotonic()
+    pongs: deque[asyncio.Future[float]] = deque()
+    reader: asyncio.Task[None] | None = None
+    try:
+        try:
+            first = json.loads(await asyncio.wait_for(ws.recv(), connect_timeout))
+        except TimeoutError:
+            held.error = f"connected, but no first message within {connect_timeout:g} s"
+            return
+        except ValueError:
+            held.error = "the first message was not JSON"
+            return
+        except ConnectionClosed as closed:
+            held.closed_at_s = time.monotonic() - opened
+            if closed.rcvd is not None:
+                held.close_code, held.close_reason = closed.rcvd.code, closed.rcvd.reason
+            return
+        if isinstance(first, dict):
+            held.connected = first.get("type") == "connected"
+            held.instance_id = str(first["instanceId"])[:80] if first.get("instanceId") else None
+            if first.get("code"):
+                held.last_error_code = held.first_code = str(first["code"])[:40]
+        reader = asyncio.create_task(_read_until_closed(ws, held, pongs, opened), name="labsession-ws-hold")
+        if not held.connected:
+            await asyncio.wait({reader}, timeout=connect_timeout)  # an invalid session is closed next
+            return
+        end = opened + seconds
+        if ping_every:
+            while not reader.done() and time.monotonic() < end:
+                tick = time.monotonic()
+                sample = await _ping(ws, pongs, reader, tick - opened, ping_timeout)
+                if sample is not None:
+                    held.pings.append(sample)
+                await asyncio.wait({reader}, timeout=max(0.0, min(end, tick + ping_every) - time.monotonic()))
+        else:
+            await asyncio.wait({reader}, timeout=max(0.0, end - time.monotonic()))
+            if not reader.done():
+                sample = await _ping(ws, pongs, reader, time.monotonic() - opened, ping_timeout)
+                if sample is not None:
+                    held.pings.append(sample)
+        if reader.done():
+            return
+        held.held_s = time.monotonic() - opened
+    finally:
+        if reader is not None:
+            if reader.done():
+                held.held_s = held.closed_at_s or held.held_s
+            reader.cancel()
+        await ws.close()

@@ -21,6 +21,11 @@ from .redis_connectivity import CAUSES as CONNECTIVITY_CAUSES
 from .redis_connectivity import OK as CONNECTIVITY_OK
 from .redis_connectivity import diagnose_redis_connectivity
 from .redis_latency_memory import LatencyMemoryCause, LatencyMemoryInputs, diagnose_redis_latency_memory
+from .terminal_disconnects import (
+    TerminalDisconnectsCause,
+    TerminalDisconnectsInputs,
+    diagnose_terminal_disconnects,
+)
 
 __all__ = [
     "LOOKUP_RETRY_WINDOW_MS",
@@ -31,8 +36,11 @@ __all__ = [
     "InvalidSessionInputs",
     "LatencyMemoryCause",
     "LatencyMemoryInputs",
+    "TerminalDisconnectsCause",
+    "TerminalDisconnectsInputs",
     "conclude",
     "diagnose_invalid_session",
     "diagnose_redis_connectivity",
     "diagnose_redis_latency_memory",
+    "diagnose_terminal_disconnects",
 ]

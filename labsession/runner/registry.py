@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..resources import notebook_root
-from ..runbooks import CONNECTIVITY_CAUSES, CONNECTIVITY_OK, InvalidSessionCause, LatencyMemoryCause
+from ..runbooks import (
+    CONNECTIVITY_CAUSES,
+    CONNECTIVITY_OK,
+    InvalidSessionCause,
+    LatencyMemoryCause,
+    TerminalDisconnectsCause,
+)
 
 __all__ = [
     "DEFAULT_NOTEBOOKS",
@@ -112,6 +118,14 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         "redis_latency_memory.ipynb",
         tuple(c.value for c in LatencyMemoryCause),
         (LatencyMemoryCause.NO_FAULT_FOUND.value,),
+    ),
+    # Not in HEALTH_NOTEBOOKS: it holds connections for a minute or more, and needs a session.
+    "terminal_disconnects": RunbookSpec(
+        "terminal_disconnects",
+        "why a lab terminal's WebSocket keeps dropping",
+        "terminal_disconnects.ipynb",
+        tuple(c.value for c in TerminalDisconnectsCause),
+        (TerminalDisconnectsCause.NO_FAULT_FOUND.value,),
     ),
 }
 

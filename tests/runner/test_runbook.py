@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
+from labsession.embedded.backends import BackendProcess
 from labsession.embedded.redis_server import free_port
 from labsession.runner.runbook import parse_value
 
@@ -177,3 +178,65 @@ async def test_latency_memory_names_keys_without_ttl_behind_a_password_without_l
     assert "cause:  KEYS_WITHOUT_TTL" in done.stdout and "cache:* 300" in done.stdout
     assert CANARY not in done.stdout + done.stderr
     assert CANARY not in every_file_text(out)
+
+
+# -- terminal_disconnects ------------------------------------------------------------------------
+
+
+async def test_terminal_disconnects_on_a_healthy_backend_exits_0_and_never_leaks_the_canary(
+    redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    server = redis_factory(password=CANARY)
+    with BackendProcess(server.url, instance_id="instance-a") as backend:
+        async with RedisService(Settings.from_url(server.url)) as redis:
+            session = await LabSessionService(redis).create("u", "lab", "p", base_url=backend.ws_url)
+        out = tmp_path / "out"
+        done = runbook(
+            "terminal_disconnects",
+            "-p",
+            "session_id",
+            session.session_id,
+            "-p",
+            "backend_urls",
+            json.dumps([backend.url]),
+            "-p",
+            "ping_seconds",
+            "1",
+            "-p",
+            "ping_every_seconds",
+            "0.2",
+            "-p",
+            "idle_seconds",
+            "1",
+            "--out",
+            str(out),
+            env={"REDIS_URL": server.url},
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cause"] == "NO_FAULT_FOUND"
+    assert {c["name"]: c["status"] for c in summary["checks"]}["idle hold"] == "PASS"
+    assert CANARY not in done.stdout + done.stderr
+    assert CANARY not in every_file_text(out)
+    # the id opens the terminal: what the runbook prints and reports shows its first characters only
+    # (the executed notebook keeps the parameter papermill was given, as every runbook's does)
+    assert session.session_id not in done.stdout + done.stderr + (out / "summary.json").read_text()
+
+
+def test_terminal_disconnects_with_an_unknown_session_names_it_and_exits_1(embedded_redis: EmbeddedRedis) -> None:
+    with BackendProcess(embedded_redis.url, instance_id="instance-a") as backend:
+        done = runbook(
+            "terminal_disconnects",
+            "-p",
+            "session_id",
+            str(uuid.uuid4()),
+            "-p",
+            "backend_urls",
+            json.dumps([backend.url]),
+            "--json",
+            env={"REDIS_URL": embedded_redis.url},
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["cause"] == "SESSION_NOT_VALID"
+    assert "invalid_session" in summary["remedy"]
