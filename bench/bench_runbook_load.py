@@ -26,12 +26,15 @@ from typing import Any
 import redis
 
 from labsession import EmbeddedRedis, Settings
+from labsession.embedded.backends import BackendProcess
 from labsession.runbooks import (
     InvalidSessionInputs,
     LatencyMemoryInputs,
+    TerminalDisconnectsInputs,
     diagnose_invalid_session,
     diagnose_redis_connectivity,
     diagnose_redis_latency_memory,
+    diagnose_terminal_disconnects,
 )
 from labsession.runbooks.base import Diagnosis
 from labsession.sessions.model import LabSession
@@ -67,7 +70,7 @@ def fill(client: redis.Redis, keys: int) -> str:
     return some_id
 
 
-def runs(session_id: str) -> list[tuple[str, Run]]:
+def runs(session_id: str, backend_url: str) -> list[tuple[str, Run]]:
     """Each runbook as ``labsession runbook`` runs it read-only against a real target."""
     out: list[tuple[str, Run]] = [
         ("redis_connectivity", lambda s: diagnose_redis_connectivity(s)),
@@ -82,13 +85,16 @@ def runs(session_id: str) -> list[tuple[str, Run]]:
             lambda s: diagnose_redis_latency_memory(s, LatencyMemoryInputs(admin_commands=True)),
         ),
     ]
-    out.extend(extra_runs())
+    out.extend(backend_runs(session_id, backend_url))
     return out
 
 
-def extra_runs() -> list[tuple[str, Run]]:
-    """The hook for runbooks added later (``terminal_disconnects``): add its read-only run here, as above."""
-    return []
+def backend_runs(session_id: str, backend_url: str) -> list[tuple[str, Run]]:
+    """Runbooks that go through a backend: what reaches Redis is theirs plus the backend's own lookups."""
+    short = TerminalDisconnectsInputs(
+        session_id=session_id, backend_urls=(backend_url,), ping_seconds=5, ping_every_seconds=1, idle_seconds=5
+    )
+    return [("terminal_disconnects (5 s holds, 1 s pings)", lambda s: diagnose_terminal_disconnects(s, short))]
 
 
 def calls(client: redis.Redis) -> Counter[str]:
@@ -111,10 +117,10 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=100_000, help="session keys to fill the store with")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    with EmbeddedRedis() as server:
+    with EmbeddedRedis() as server, BackendProcess(server.url, instance_id="bench") as backend:
         counter = redis.Redis.from_url(server.url)
         session_id = fill(counter, args.keys)
-        for name, run in runs(session_id):
+        for name, run in runs(session_id, backend.url):
             delta, elapsed, cause = asyncio.run(measure(server.url, run, counter))
             rows.append(
                 {

@@ -119,7 +119,9 @@ async def ready(request: Request) -> JsonResponse:
 
 
 async def diagnostics(request: Request) -> JsonResponse:
-    """This instance and its store, for runbooks: never a session id (they open terminals), a count instead."""
+    """This instance and its store, for runbooks: never a session id (they open terminals), a count
+    instead. ``?count=false`` leaves the count out: it walks the whole keyspace with SCAN, and a
+    runbook polling an instance (its uptime, a replica's offset) has no use for it."""
     state = _state(request)
     body: dict[str, Any] = {
         "status": "ok",
@@ -137,7 +139,7 @@ async def diagnostics(request: Request) -> JsonResponse:
     try:
         state.require_store()
         identity = await state.redis.identity()
-        count = await state.sessions.count()
+        count = None if request.query_params.get("count") == "false" else await state.sessions.count()
     except RedisUnavailable as exc:
         raise ApiError(
             503,
@@ -148,7 +150,8 @@ async def diagnostics(request: Request) -> JsonResponse:
             store={"endpoint": state.redis.settings.endpoint, "runId": None},
         ) from None
     body["store"] = identity.to_dict()
-    body["sessionCount"] = count
+    if count is not None:
+        body["sessionCount"] = count
     return JsonResponse(body)
 
 

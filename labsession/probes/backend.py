@@ -254,9 +254,13 @@ class BackendClient:
     async def health(self) -> HttpAnswer:
         return await self.request("GET", "/health")
 
-    async def diagnostics(self) -> tuple[HttpAnswer, Diagnostics | None]:
-        """The diagnostics route, cleaned, and parsed into :class:`Diagnostics` (``None`` without a JSON body)."""
-        status, data, elapsed, error = await self.raw_json("/api/diagnostics/websocket")
+    async def diagnostics(self, *, count: bool = True) -> tuple[HttpAnswer, Diagnostics | None]:
+        """The diagnostics route, cleaned, and parsed into :class:`Diagnostics` (``None`` without a JSON body).
+
+        ``count=False`` asks the reference backend not to count sessions (a SCAN of the whole
+        keyspace per request); the TypeScript backend ignores the query and lists them anyway."""
+        path = "/api/diagnostics/websocket" + ("" if count else "?count=false")
+        status, data, elapsed, error = await self.raw_json(path)
         if status is None or not isinstance(data, dict):
             return HttpAnswer(status, {}, elapsed, error or "no JSON body", self.last_clock_offset), None
         return HttpAnswer(status, _clean(data), elapsed, clock_offset_s=self.last_clock_offset), parse_diagnostics(data)

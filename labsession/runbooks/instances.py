@@ -86,7 +86,7 @@ async def sample_instances(
 async def sample_instance(url: str, *, http_timeout: float = 3.0) -> InstanceSample:
     """One diagnostics answer from ``url``, on a new connection, bounded by ``http_timeout`` s."""
     async with BackendClient(url, timeout=http_timeout) as client:
-        answer, diag = await client.diagnostics()
+        answer, diag = await client.diagnostics(count=False)
     if diag is None or not answer.ok:
         return InstanceSample(url, None, None, answer.error or f"HTTP {answer.status}", answer.clock_offset_s)
     return InstanceSample(url, diag.instance_id, diag.store, clock_offset_s=answer.clock_offset_s)

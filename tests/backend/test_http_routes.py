@@ -55,6 +55,19 @@ def test_readiness_pings_the_store(deployment: Deployment) -> None:
     assert response.json()["store"]["state"] == "up"
 
 
+def test_diagnostics_without_a_count_walk_no_keys(deployment: Deployment, store: redis.Redis) -> None:
+    # Runbooks poll this route (uptime, a replica's offset); the count is a SCAN of the whole keyspace.
+    def scans() -> int:
+        return int(store.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+
+    before = scans()
+    body = httpx.get(deployment.a.url + "/api/diagnostics/websocket?count=false").json()
+    assert scans() == before and "sessionCount" not in body
+    assert body["instance"]["id"] == deployment.a.instance_id and body["store"]["runId"]
+    counted = httpx.get(deployment.a.url + "/api/diagnostics/websocket").json()
+    assert scans() > before and counted["sessionCount"] == len(store.keys("session:*"))
+
+
 def test_diagnostics_show_identity_and_a_count_never_ids(deployment: Deployment, store: redis.Redis) -> None:
     created = [start(deployment.a.url)["sessionId"] for _ in range(3)]
     bodies = [httpx.get(b.url + "/api/diagnostics/websocket").json() for b in deployment.backends]
