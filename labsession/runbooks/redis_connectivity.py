@@ -112,6 +112,21 @@ async def _stalled_handshake(host: str, port: int, within: float) -> RedisCause:
     return RedisCause.TLS_NOT_SPOKEN if plain else RedisCause.TIMEOUT
 
 
+#: A verified certificate with fewer days than this left makes the ``tls`` step a WARN.
+RENEWAL_WARNING_DAYS = 14
+
+
+def _renewal_due(probe: TlsResult) -> str:
+    """``"; it expires in N days …"`` when the certificate ends within :data:`RENEWAL_WARNING_DAYS`, else ``""``."""
+    days = probe.days_to_expiry
+    if days is None or days >= RENEWAL_WARNING_DAYS:
+        return ""
+    return (
+        f"; it expires in {days} day{'s' if days != 1 else ''} ({probe.not_after}): renew it before then, "
+        f"or every connection fails from that moment"
+    )
+
+
 def _why(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown error"
@@ -182,12 +197,16 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
             )
             if probe.error is None:
                 subject = _shown(probe, settings.tls_verify)
+                renew = _renewal_due(probe) if settings.tls_verify else ""
                 report.check(
                     "tls",
-                    Status.PASS if settings.tls_verify else Status.WARN,
+                    Status.PASS if settings.tls_verify and not renew else Status.WARN,
                     f"TLS handshake in {probe.elapsed_ms:.1f} ms"
                     + (f", certificate {subject}" if subject else "")
-                    + ("" if settings.tls_verify else "; certificate verification is OFF"),
+                    + ("" if settings.tls_verify else "; certificate verification is OFF")
+                    + renew,
+                    notAfter=probe.not_after,
+                    daysToExpiry=probe.days_to_expiry,
                 )
             else:
                 report.check("tls", Status.FAIL, f"TLS handshake failed ({_why(probe.exception)})")

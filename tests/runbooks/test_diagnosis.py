@@ -32,7 +32,7 @@ from labsession.store.classify import remedy
 
 from support import CANARY, wait_until
 from support.resp_stub import RespStub
-from support.tlscerts import OTHER_HOST, PROBLEMS, make_problem_certs
+from support.tlscerts import OTHER_HOST, PROBLEMS, make_expiring_cert, make_problem_certs
 
 C = InvalidSessionCause
 K = RedisCause
@@ -542,6 +542,20 @@ async def test_a_port_that_drops_every_connection_and_speaks_no_tls_is_connectio
 
 
 # -- certificates: each problem staged on a real TLS redis-server, then named with its dates and names
+
+
+@pytest.mark.tls
+async def test_a_certificate_near_its_end_is_a_warning_with_its_date(
+    tls_binary: Path, tmp_path: Path, redis_factory: Callable[..., EmbeddedRedis]
+) -> None:
+    files, ca = make_expiring_cert(tmp_path, days=5)
+    server = redis_factory(tls=files, binary=tls_binary, password=CANARY)
+    cause, out = await connectivity(fast(server.tls_url, ca_cert=str(ca)))
+    assert cause == CONNECTIVITY_OK, out  # it still works today: a warning, not a cause
+    tls = next(c for c in out["report"]["checks"] if c["name"] == "tls")
+    assert tls["status"] == "WARN" and tls["data"]["daysToExpiry"] in (4, 5), tls
+    assert f"it expires in {tls['data']['daysToExpiry']} days ({tls['data']['notAfter']}): renew it" in tls["evidence"]
+    assert CANARY not in json.dumps(out)
 
 
 @pytest.fixture(scope="module")

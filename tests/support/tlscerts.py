@@ -109,6 +109,16 @@ def make_problem_certs(directory: Path) -> tuple[dict[str, TlsFiles], Path]:
     return {kind: TlsFiles(cert=cert, key=key, ca=ca_path) for kind, (cert, key) in made.items()}, ca_path
 
 
+def make_expiring_cert(directory: Path, days: int) -> tuple[TlsFiles, Path]:
+    """Server files for ``localhost`` signed by a test CA, ending ``days`` days from now, and that CA's file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key, ca_path = _ca(directory, "expiring-test-ca")
+    cert, key = _leaf(
+        directory, "expiring", signer=(ca_cert.subject, ca_key), valid=(-dt.timedelta(days=1), dt.timedelta(days=days))
+    )
+    return TlsFiles(cert=cert, key=key, ca=ca_path), ca_path
+
+
 def make_tls_files(directory: Path) -> tuple[TlsFiles, Path]:
     """Server files signed by a test CA (valid for ``localhost`` and 127.0.0.1), plus a
     second, unrelated CA's file for verification-failure tests."""
