@@ -8,7 +8,9 @@ wants ``rediss://``). When the certificate is refused, ``certificate`` reads it 
 verification and names the problem (expired, not yet valid, self-signed, untrusted issuer,
 wrong host name) with its dates and names. Once PING answers, ``topology`` reads the
 endpoint's role: a replica, or a cluster node behind a URL without cluster mode, is a fault
-for a backend that writes sessions. The cause is a :class:`~labsession.errors.RedisCause` code, or
+for a backend that writes sessions. With ``writes_allowed``, ``write`` sets and deletes one
+probe key: a server that refuses writes only (memory limit, storage quota) answers every read
+and PING. The cause is a :class:`~labsession.errors.RedisCause` code, or
 :data:`OK`; the remedy is :func:`labsession.store.classify.remedy`'s sentence.
 """
 
@@ -26,6 +28,7 @@ from ..masking import get_logger
 from ..probes.certificate import CertificateProblem, certificate_problem, read_certificate
 from ..probes.connection import TlsResult, probe_tcp, probe_tls
 from ..probes.topology import Topology, read_topology
+from ..probes.write_probe import WriteResult, probe_write
 from ..settings import Settings
 from ..store.classify import classify, remedy
 from ..store.mismatch import answers_plain_text
@@ -135,10 +138,13 @@ def _why(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {str(exc)[:160]}"
 
 
-async def diagnose_redis_connectivity(settings: Settings, *, report: Report | None = None) -> Diagnosis:
+async def diagnose_redis_connectivity(
+    settings: Settings, *, writes_allowed: bool = False, report: Report | None = None
+) -> Diagnosis:
     """Every layer from DNS to PING against ``settings``' Redis, one attempt each, each bounded by
-    ``settings.connect_timeout`` / ``operation_timeout`` seconds. Never raises for a failure of
-    the target: that is the evidence. Steps go on ``report`` when given, else on a new one."""
+    ``settings.connect_timeout`` / ``operation_timeout`` seconds, and with ``writes_allowed`` one
+    probe write. Never raises for a failure of the target: that is the evidence. Steps go on
+    ``report`` when given, else on a new one."""
     report = report if report is not None else Report("Runbook: Redis connectivity")
     report.facts.update(
         {
@@ -231,6 +237,7 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
         async with RedisService(one_try) as redis:
             health = await redis.health()
             topology = await read_topology(redis)
+            write = await probe_write(redis) if writes_allowed and topology.role != "replica" else None
     except RedisUnavailable as exc:
         cause = exc.cause
         report.check("redis", Status.FAIL, f"{exc.cause.value}: {exc.detail}", redis_cause=exc.cause.value)
@@ -264,5 +271,34 @@ async def diagnose_redis_connectivity(settings: Settings, *, report: Report | No
         provider=health.provider,
     )
     if role_fault := _topology_step(report, topology, settings):
-        return fail(role_fault)
+        return fail(role_fault, "write")
+    if write_fault := _write_step(report, write):
+        return fail(write_fault)
     return conclude(NAME, report, OK, _OK_REMEDY, healthy=True)
+
+
+def _write_step(report: Report, write: WriteResult | None) -> RedisCause | None:
+    """The ``write`` step from :func:`~labsession.probes.write_probe.probe_write`'s answer (``None``:
+    a read-only run); the cause when Redis refused the write."""
+    if write is None:
+        report.check(
+            "write",
+            Status.SKIP,
+            "read-only run: a probe write would show whether Redis accepts session writes (memory limit, "
+            "storage quota); run with read_only=False to try one",
+        )
+        return None
+    if write.cause is None:
+        report.check(
+            "write",
+            Status.PASS,
+            f"a probe key was written and deleted in {write.elapsed_ms:.1f} ms: Redis accepts writes",
+        )
+        return None
+    report.check(
+        "write",
+        Status.FAIL,
+        f"Redis answers reads but refused a write ({write.cause.value}: {write.detail})",
+        redis_cause=write.cause.value,
+    )
+    return write.cause

@@ -289,8 +289,8 @@ def test_a_bad_session_id_is_refused_before_anything_runs() -> None:
 # -- redis_connectivity ------------------------------------------------------------------------
 
 
-async def connectivity(settings: Settings) -> tuple[str, dict[str, object]]:
-    diagnosis = await diagnose_redis_connectivity(settings)
+async def connectivity(settings: Settings, *, writes_allowed: bool = False) -> tuple[str, dict[str, object]]:
+    diagnosis = await diagnose_redis_connectivity(settings, writes_allowed=writes_allowed)
     assert diagnosis.report.facts["cause"] == diagnosis.cause
     assert diagnosis.remedy
     return diagnosis.cause, diagnosis.to_dict()
@@ -505,6 +505,7 @@ async def test_a_unix_socket_skips_the_network_layers(
         "tls": "SKIP",
         "redis": "PASS",
         "topology": "PASS",
+        "write": "SKIP",
         "cause": "PASS",
     }
     # Frozen, it times out, and no TLS probe is tried: a socket file has no TLS port.
@@ -668,6 +669,55 @@ async def test_a_cluster_node_without_cluster_mode_is_named_and_with_it_is_ok() 
         cause, out = await connectivity(fast(cluster.url))
         assert cause == CONNECTIVITY_OK, out
         assert steps(out)["topology"] == "PASS"
+
+
+# -- writes: a server that answers every read and PING and refuses writes
+
+
+async def test_a_writing_run_tries_one_write_and_leaves_no_key(redis_factory: Callable[..., EmbeddedRedis]) -> None:
+    server = redis_factory(password=CANARY)
+    cause, out = await connectivity(fast(server.url), writes_allowed=True)
+    assert cause == CONNECTIVITY_OK and steps(out)["write"] == "PASS", out
+    with Redis.from_url(server.url) as client:
+        assert client.keys("*") == [] and client.info("commandstats")["cmdstat_set"]["calls"] == 1
+    cause, out = await connectivity(fast(server.url))  # read-only: no write, and it says so
+    assert cause == CONNECTIVITY_OK and steps(out)["write"] == "SKIP", out
+    assert CANARY not in json.dumps(out)
+
+
+async def test_redis_at_its_memory_limit_answers_reads_and_refuses_the_write(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    with Redis.from_url(server.url) as client:
+        client.set("ballast", b"x" * 3_000_000)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "2mb")
+    cause, out = await connectivity(fast(server.url))
+    assert cause == CONNECTIVITY_OK, out  # what a read-only run can see: every layer answers
+    cause, out = await connectivity(fast(server.url), writes_allowed=True)
+    assert cause == K.OUT_OF_MEMORY, out
+    write = next(c for c in out["report"]["checks"] if c["name"] == "write")
+    assert write["status"] == "FAIL" and "refused a write (OUT_OF_MEMORY" in write["evidence"]
+    assert out["remedy"] == remedy(K.OUT_OF_MEMORY)
+
+
+async def test_upstash_at_its_storage_quota_refuses_only_the_write() -> None:
+    async with RespStub("ERR DB capacity quota exceeded", fail={"SET"}, password=CANARY) as stub:
+        read_only, _ = await connectivity(fast(stub.url))
+        named, out = await connectivity(fast(stub.url), writes_allowed=True)
+    assert read_only == CONNECTIVITY_OK
+    assert named == K.DB_CAPACITY_EXCEEDED, out
+    assert CANARY not in json.dumps(out)
+
+
+async def test_a_replica_is_not_written_to() -> None:
+    # the role names the fault first; writing to a (writable) replica would lose the key at the next resync
+    with EmbeddedRedis() as primary, EmbeddedRedis(replica_of=("127.0.0.1", primary.port)) as replica:
+        cause, out = await connectivity(fast(replica.url), writes_allowed=True)
+        with Redis.from_url(replica.url) as client:
+            assert "cmdstat_set" not in client.info("commandstats")
+    assert cause == K.ENDPOINT_IS_REPLICA and steps(out)["write"] == "SKIP", out
 
 
 # -- Upstash's own error texts, answered by a RESP stub: the runbook and the library name the same cause
