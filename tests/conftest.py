@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from labsession import EmbeddedRedis, LabSessionService, RedisService, Settings
+from labsession.embedded.backends import BackendProcess
 from labsession.embedded.redis_server import TlsFiles, find_redis_server
 from labsession.errors import EmbeddedRedisError
 
@@ -39,6 +40,22 @@ def redis_factory() -> Iterator[Callable[..., EmbeddedRedis]]:
     yield start
     for server in started:
         server.close()
+
+
+@pytest.fixture
+def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
+    """Start reference backends (``labsession serve`` as child processes); all are stopped, and
+    their log files closed, after the test."""
+    started: list[BackendProcess] = []
+
+    def start(redis_url: str, **options: object) -> BackendProcess:
+        backend = BackendProcess(redis_url, **options)  # type: ignore[arg-type]
+        started.append(backend)
+        return backend.start()
+
+    yield start
+    for backend in started:
+        backend.close()
 
 
 @pytest.fixture

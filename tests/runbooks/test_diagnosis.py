@@ -7,7 +7,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -765,21 +765,6 @@ def test_every_cause_has_a_remedy_and_is_registered() -> None:
 
 
 # -- invalid_session with real backend instances ------------------------------------------------
-
-
-@pytest.fixture
-def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
-    """Start reference backends (``labsession serve``); all are stopped after the test."""
-    started: list[BackendProcess] = []
-
-    def start(redis_url: str, **options: object) -> BackendProcess:
-        backend = BackendProcess(redis_url, **options)  # type: ignore[arg-type]
-        started.append(backend)
-        return backend.start()
-
-    yield start
-    for backend in started:
-        backend.close()  # stop, and close its log file (left open, it warns when collected)
 
 
 @pytest.mark.slow

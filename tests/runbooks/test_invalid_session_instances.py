@@ -30,21 +30,6 @@ MASTER_ARGS = ["--repl-diskless-sync-delay", "0"]
 
 
 @pytest.fixture
-def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
-    """Start reference backends (``labsession serve``); all are stopped after the test."""
-    started: list[BackendProcess] = []
-
-    def start(redis_url: str, **options: object) -> BackendProcess:
-        backend = BackendProcess(redis_url, **options)  # type: ignore[arg-type]
-        started.append(backend)
-        return backend.start()
-
-    yield start
-    for backend in started:
-        backend.close()
-
-
-@pytest.fixture
 def proxy_factory() -> Iterator[Callable[[int], DelayProxy]]:
     started: list[DelayProxy] = []
 

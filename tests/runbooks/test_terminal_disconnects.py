@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -37,21 +37,6 @@ pytestmark = pytest.mark.slow
 C = TerminalDisconnectsCause
 #: Every hold in these tests: long enough to stage a fault while both connections are open.
 HOLD = 3000 * MS
-
-
-@pytest.fixture
-def backend_factory() -> Iterator[Callable[..., BackendProcess]]:
-    """Start reference backends (``labsession serve``); all are stopped after the test."""
-    started: list[BackendProcess] = []
-
-    def start(redis_url: str, **options: object) -> BackendProcess:
-        backend = BackendProcess(redis_url, **options)  # type: ignore[arg-type]
-        started.append(backend)
-        return backend.start()
-
-    yield start
-    for backend in started:
-        backend.close()
 
 
 @pytest.fixture
