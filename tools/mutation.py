@@ -236,7 +236,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "connectivity",
         "labsession/runbooks/redis_connectivity.py",
-        _CONNECTIVITY_TESTS,
+        ("tests/runbooks/test_connectivity_rules.py", *_CONNECTIVITY_TESTS),
         (
             Part("remedy_for"),
             Part(_DIAGNOSE, start='if settings.scheme == "unix":', end="host, port = settings.host"),

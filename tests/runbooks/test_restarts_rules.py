@@ -42,11 +42,11 @@ def test_an_instance_started_past_the_tolerance_after_the_run_began_is_a_restart
 
 def test_a_restart_names_the_new_instance_its_uptime_and_the_instances_before() -> None:
     before = [up("a", 99.0, 10.0), up("b", 99.0, 20.0)]
-    after = [up("c", 107.0, 3.04), up("a", 107.0, 18.0)]
+    after = [up("c", 107.0, 3.46), up("a", 107.0, 18.0)]
     check, found = judge_restarts(before, after, BEGAN)
     assert found and check.name == "instances"
-    assert check.evidence == "an instance started during the run: c (up 3 s); instances before: a, b"
-    assert check.data == {"before": ["a", "b"], "after": ["a", "c"], "uptimes": {"a": 18.0, "b": 20.0, "c": 3.0}}
+    assert check.evidence == "an instance started during the run: c (up 3.5 s); instances before: a, b"
+    assert check.data == {"before": ["a", "b"], "after": ["a", "c"], "uptimes": {"a": 18.0, "b": 20.0, "c": 3.5}}
     # an instance that says no id is '?'; no instance answered before the run: 'none'
     check, found = judge_restarts([failed("refused", 99.0)], [up(None, 107.0, 2.0)], BEGAN)
     assert found and check.evidence == "an instance started during the run: ? (up 2 s); instances before: none"
