@@ -602,6 +602,13 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout,",
         "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
     ),
+    # terminal disconnects
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        'def _finish(report: Report, found: list[TerminalDisconnectsCause], /, hint: str = "") -> Diagnosis:',
+        "'*' to '/' in the signature only lets hint be passed by position too; every call names it",
+    ),
     # error classification
     Equivalent(
         "classify",

@@ -50,6 +50,9 @@ def test_a_restart_names_the_new_instance_its_uptime_and_the_instances_before() 
     # an instance that says no id is '?'; no instance answered before the run: 'none'
     check, found = judge_restarts([failed("refused", 99.0)], [up(None, 107.0, 2.0)], BEGAN)
     assert found and check.evidence == "an instance started during the run: ? (up 2 s); instances before: none"
+    # an instance that answers in its first instant has an uptime of 0, not an unknown one
+    check, found = judge_restarts([up("a", 99.0, 10.0)], [up("b", 101.0, 0.0)], BEGAN)
+    assert found and check.evidence == "an instance started during the run: b (up 0 s); instances before: a"
 
 
 def test_nothing_answered_is_a_warning_with_the_first_error() -> None:

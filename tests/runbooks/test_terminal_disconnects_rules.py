@@ -194,6 +194,8 @@ def test_an_idle_connection_that_stays_open_must_answer_its_last_ping() -> None:
     check, cause = judge_idle(conn(), late, 20)
     assert (check.status, cause) == (Status.PASS, None)
     assert check.evidence == "survived 20 s of silence and then answered a ping in 3.5 ms"
+    instant = conn("idle", pings=[ping(20.0, 0.0, 0.0)])
+    assert judge_idle(conn(), instant, 20)[0].evidence.endswith("answered a ping in 0.0 ms")
     # the busy connection closing does not matter while the idle one is open and answers
     assert judge_idle(conn(closed_at_s=3.0), late, 20)[1] is None
 
