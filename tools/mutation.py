@@ -318,7 +318,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "clocks",
         "labsession/runbooks/clocks.py",
-        _INSTANCE_RULES,
+        ("tests/runbooks/test_clocks_rules.py", *_INSTANCE_RULES),
         _parts("DATE_UNCERTAINTY_S", "judge_clocks"),
         why="a clock ahead that expires live sessions left unnamed",
     ),
@@ -413,6 +413,7 @@ class Equivalent:
 #: with ``<=``/``>=`` instead of ``==``, where no other value of the set sorts on that side, or
 #: ``==`` instead of ``is`` on enum members (singletons).
 _IS_EQ_ENUM = "enum members are singletons: == and is agree on every member"
+_CLOCK_SIGN = "reached only with |deviation| > max_skew_s + 1.5 >= 1.5: its sign against 0, 1 or -1 agrees"
 EQUIVALENT: tuple[Equivalent, ...] = (
     # exit codes: exit_code(verdict) is called with a Status only (Status(...) of a report's string)
     Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_Eq", "if verdict == Status.ERROR:", _IS_EQ_ENUM),
@@ -601,6 +602,24 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "core/NumberReplacer",
         "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout,",
         "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
+    ),
+    # clocks: the direction is asked only of a deviation beyond the limit
+    Equivalent("clocks", "core/NumberReplacer", 'direction = "ahead of" if deviation > -1 else "behind"', _CLOCK_SIGN),
+    Equivalent(
+        "clocks",
+        "core/ReplaceComparisonOperator_Gt_GtE",
+        'direction = "ahead of" if deviation >= 0 else "behind"',
+        _CLOCK_SIGN,
+    ),
+    Equivalent("clocks", "core/NumberReplacer", 'direction = "ahead of" if deviation > 1 else "behind"', _CLOCK_SIGN),
+    Equivalent("clocks", "core/ReplaceComparisonOperator_Gt_GtE", "if deviation >= 0", _CLOCK_SIGN),
+    Equivalent("clocks", "core/NumberReplacer", "if deviation > 1", _CLOCK_SIGN),
+    Equivalent("clocks", "core/NumberReplacer", "if deviation > -1", _CLOCK_SIGN),
+    Equivalent(
+        "clocks",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "/,",
+        "'*' to '/' in the signature only lets max_skew_s be passed by position too; every call names it",
     ),
     # terminal disconnects
     Equivalent(
