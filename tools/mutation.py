@@ -108,6 +108,13 @@ _CONNECTIVITY_TESTS = tuple(
         "test_a_port_that_drops_every_connection_and_speaks_no_tls_is_connection_lost",
         "test_a_certificate_for_another_name_fails_the_tls_step",
         "test_rediss_to_a_port_answering_in_plain_text_says_the_port_is_not_tls",
+        "test_rediss_to_a_plain_redis_port_is_tls_not_spoken_not_a_timeout",
+        "test_rediss_to_a_port_that_accepts_and_never_answers_is_a_timeout",
+        "test_a_unix_socket_that_is_not_there_is_socket_not_found",
+        "test_a_url_that_does_not_fit_the_server_names_what_to_change",
+        "test_a_certificate_near_its_end_is_a_warning_with_its_date",
+        "test_a_writable_replica_is_a_replica_that_loses_writes",
+        "test_a_replica_whose_primary_is_gone_is_still_a_replica",
     )
 )
 
@@ -126,6 +133,8 @@ _INVALID_SESSION_TESTS = tuple(
         "test_lag_longer_than_the_lookup_window_is_visibility_lag",
     )
 )
+#: The pure rules of the invalid-session runbook's instance steps (shared store, replication, clocks).
+_INSTANCE_RULES = ("tests/runbooks/test_invalid_session_rules.py",)
 
 #: The targets, each with the tests that must kill its mutants. Keep each test list fast: a
 #: mutant runs it (up to its first failure), so its time is paid once per mutant.
@@ -208,7 +217,11 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "invalid-session",
         "labsession/runbooks/invalid_session.py",
-        ("tests/runbooks/test_invalid_session_rules.py", *_INVALID_SESSION_TESTS),
+        (
+            "tests/runbooks/test_invalid_session_rules.py",
+            *_INVALID_SESSION_TESTS,
+            "tests/runbooks/test_invalid_session_instances.py",
+        ),
         (
             Part("judge_key"),
             Part("_eviction_evidence"),
@@ -223,16 +236,136 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "connectivity",
         "labsession/runbooks/redis_connectivity.py",
-        _CONNECTIVITY_TESTS,
+        ("tests/runbooks/test_connectivity_rules.py", *_CONNECTIVITY_TESTS),
         (
             Part("remedy_for"),
             Part(_DIAGNOSE, start='if settings.scheme == "unix":', end="host, port = settings.host"),
             Part(_DIAGNOSE, start="except (OSError, TimeoutError) as exc:", end='return fail(cause, "tls", "redis")'),
             Part(_DIAGNOSE, start="if settings.tls:", end="return fail(C.TLS_VERIFY_FAILED"),
             Part(_DIAGNOSE, start="except RedisUnavailable as exc:", end="status = Status.WARN"),
-            Part(_DIAGNOSE, start="return conclude(NAME, report, OK"),
+            Part(_DIAGNOSE, start="if role_fault := _topology_step"),
+            Part("_topology_step"),
+            Part("_stalled_handshake"),
+            Part("RENEWAL_WARNING_DAYS"),
+            Part("_renewal_due", end='return ""'),
+            Part("_certificate_step", start="try:", end="return None"),
+            Part("_certificate_step", start="if problem is None:", end="return None"),
         ),
         why="on-call sent after the wrong cause",
+    ),
+    Target(
+        "topology",
+        "labsession/probes/topology.py",
+        (
+            "tests/probes/test_topology_rules.py",
+            *(
+                f"tests/runbooks/test_diagnosis.py::{t}"
+                for t in (
+                    "test_connectivity_ok",
+                    "test_a_replica_is_named_with_the_primary_it_follows",
+                    "test_a_writable_replica_is_a_replica_that_loses_writes",
+                    "test_a_replica_whose_primary_is_gone_is_still_a_replica",
+                )
+            ),
+        ),
+        _parts("Topology.cause", "_flag", "_int", "read_topology"),
+        why="a replica or a cluster node taken for the primary that sessions are written to",
+    ),
+    Target(
+        "certificate",
+        "labsession/probes/certificate.py",
+        ("tests/probes/test_certificate.py",),
+        _parts(
+            "_SELF_SIGNED_CODES",
+            "_UNTRUSTED_CODES",
+            "_HOST_CODES",
+            "CertificateFacts.covers",
+            "_same_address",
+            "parse_certificate",
+            "_days",
+            "certificate_problem",
+        ),
+        why="on-call told to renew a certificate when the client lacks its CA, or the reverse",
+    ),
+    Target(
+        "mismatch",
+        "labsession/store/mismatch.py",
+        ("tests/store/test_mismatched_urls.py",),
+        _parts("answers_plain_text", "explain"),
+        why="a plain port called a firewall, the wrong database number named",
+    ),
+    Target(
+        "instances",
+        "labsession/runbooks/instances.py",
+        _INSTANCE_RULES,
+        _parts(
+            "InstanceSample.store_key",
+            "InstanceSample.label",
+            "data_sets",
+            "keyspace",
+            "_keyspaces_differ",
+            "compare_stores",
+        ),
+        why="instances on two stores called one, or a replica called a split",
+    ),
+    Target(
+        "replication",
+        "labsession/runbooks/replication.py",
+        _INSTANCE_RULES,
+        _parts("judge_replication"),
+        why="a lagging replica called in sync, or the other way round",
+    ),
+    Target(
+        "clocks",
+        "labsession/runbooks/clocks.py",
+        ("tests/runbooks/test_clocks_rules.py", *_INSTANCE_RULES),
+        _parts("DATE_UNCERTAINTY_S", "judge_clocks"),
+        why="a clock ahead that expires live sessions left unnamed",
+    ),
+    Target(
+        "latency-memory",
+        "labsession/runbooks/latency_memory_rules.py",
+        ("tests/runbooks/test_latency_memory_rules.py",),
+        _parts(
+            "Limits",
+            "size",
+            "judge_ping",
+            "_recent",
+            "judge_slowlog",
+            "judge_latency_events",
+            "judge_commandstats",
+            "judge_memory",
+            "judge_eviction_step",
+            "judge_fragmentation",
+            "judge_ttls",
+            "judge_big_keys",
+        ),
+        why="a slow or full Redis called healthy, or the wrong fix sent",
+    ),
+    Target(
+        "terminal-disconnects",
+        "labsession/runbooks/terminal_disconnects.py",
+        ("tests/runbooks/test_terminal_disconnects_rules.py",),
+        _parts(
+            "_TOGETHER_SECONDS",
+            "TerminalDisconnectsInputs.__post_init__",
+            "TerminalDisconnectsInputs.run_seconds",
+            "judge_session",
+            "judge_connect",
+            "judge_pings",
+            "judge_idle",
+            "_invalid_mid_connection",
+            "judge_closes",
+            "_finish",
+        ),
+        why="a proxy's idle timeout blamed on the backend, or a session's end on the network",
+    ),
+    Target(
+        "restarts",
+        "labsession/runbooks/restarts.py",
+        ("tests/runbooks/test_restarts_rules.py",),
+        _parts("START_TOLERANCE_SECONDS", "UptimeSample.started_at", "judge_restarts"),
+        why="a restart mid-run missed, or an old instance called new",
     ),
     Target(
         "exit-codes",
@@ -280,6 +413,7 @@ class Equivalent:
 #: with ``<=``/``>=`` instead of ``==``, where no other value of the set sorts on that side, or
 #: ``==`` instead of ``is`` on enum members (singletons).
 _IS_EQ_ENUM = "enum members are singletons: == and is agree on every member"
+_CLOCK_SIGN = "reached only with |deviation| > max_skew_s + 1.5 >= 1.5: its sign against 0, 1 or -1 agrees"
 EQUIVALENT: tuple[Equivalent, ...] = (
     # exit codes: exit_code(verdict) is called with a Status only (Status(...) of a report's string)
     Equivalent("exit-codes", "core/ReplaceComparisonOperator_Is_Eq", "if verdict == Status.ERROR:", _IS_EQ_ENUM),
@@ -468,6 +602,31 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "core/NumberReplacer",
         "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout,",
         "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
+    ),
+    # clocks: the direction is asked only of a deviation beyond the limit
+    Equivalent("clocks", "core/NumberReplacer", 'direction = "ahead of" if deviation > -1 else "behind"', _CLOCK_SIGN),
+    Equivalent(
+        "clocks",
+        "core/ReplaceComparisonOperator_Gt_GtE",
+        'direction = "ahead of" if deviation >= 0 else "behind"',
+        _CLOCK_SIGN,
+    ),
+    Equivalent("clocks", "core/NumberReplacer", 'direction = "ahead of" if deviation > 1 else "behind"', _CLOCK_SIGN),
+    Equivalent("clocks", "core/ReplaceComparisonOperator_Gt_GtE", "if deviation >= 0", _CLOCK_SIGN),
+    Equivalent("clocks", "core/NumberReplacer", "if deviation > 1", _CLOCK_SIGN),
+    Equivalent("clocks", "core/NumberReplacer", "if deviation > -1", _CLOCK_SIGN),
+    Equivalent(
+        "clocks",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "/,",
+        "'*' to '/' in the signature only lets max_skew_s be passed by position too; every call names it",
+    ),
+    # terminal disconnects
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        'def _finish(report: Report, found: list[TerminalDisconnectsCause], /, hint: str = "") -> Diagnosis:',
+        "'*' to '/' in the signature only lets hint be passed by position too; every call names it",
     ),
     # error classification
     Equivalent(

@@ -415,6 +415,8 @@ async def test_rediss_to_a_plain_redis_port_is_tls_not_spoken_not_a_timeout(
         assert cause == K.TLS_NOT_SPOKEN, out
         assert steps(out)["tcp"] == "PASS" and steps(out)["tls"] == "FAIL" and steps(out)["redis"] == "SKIP"
         assert "firewall" not in out["remedy"] and CANARY not in json.dumps(out)
+        said = next(c for c in out["report"]["checks"] if c["name"] == "cause")["evidence"]
+        assert said.startswith("TLS_NOT_SPOKEN (the handshake got "), said
 
 
 async def test_rediss_to_a_port_that_accepts_and_never_answers_is_a_timeout() -> None:
@@ -423,6 +425,8 @@ async def test_rediss_to_a_port_that_accepts_and_never_answers_is_a_timeout() ->
         listener.listen(8)  # the kernel accepts into the backlog; nobody reads
         cause, out = await connectivity(fast(f"rediss://127.0.0.1:{listener.getsockname()[1]}/0"))
     assert cause == K.TIMEOUT, out
+    said = next(c for c in out["report"]["checks"] if c["name"] == "cause")["evidence"]
+    assert said.startswith("TIMEOUT: "), said  # no evidence of plain text: none came
 
 
 async def test_a_unix_socket_that_is_not_there_is_socket_not_found(tmp_path: Path) -> None:
