@@ -58,9 +58,17 @@ def log_id(session_id: str) -> str:
     return "".join(c if c.isalnum() or c == "-" else "?" for c in session_id[:8]) + "~"
 
 
+#: Names about Redis keys, not keys to anything: counts of them (``evicted_keys``, ``keys``,
+#: ``max_keys``), a key prefix, the keyspace. Matched whole, so ``accessKeys`` is still a secret.
+_REDIS_KEYS_NAME = re.compile(
+    r"(?:labsession_redis_)?(?:evicted|expired|max|sampled|scanned)?_?keys(?:_total|_without_ttl)?|key_?prefix|keyspace",
+    re.IGNORECASE,
+)
+
+
 def is_secret_name(name: str) -> bool:
     """True when a field called ``name`` should be treated as a secret."""
-    return bool(_SECRET_NAME.search(name))
+    return bool(_SECRET_NAME.search(name)) and not _REDIS_KEYS_NAME.fullmatch(name)
 
 
 def mask_url(url: str) -> str:

@@ -144,13 +144,37 @@ def test_log_id_is_eight_printable_characters_of_an_id(session_id: str, shown: s
         "iamAccessKeyId",
         "sessionToken",
         "pwd",
+        "accessKeys",
+        "apiKey",
+        "key",
+        "secretKeys",
     ],
 )
 def test_secret_names(name: str) -> None:
     assert is_secret_name(name)
 
 
-@pytest.mark.parametrize("name", ["sessionId", "userId", "labId", "region", "email", "status", "expiresAt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sessionId",
+        "userId",
+        "labId",
+        "region",
+        "email",
+        "status",
+        "expiresAt",
+        # Redis keys counted or prefixed, not keys to anything: on-call needs these numbers in reports
+        "keys",
+        "evicted_keys",
+        "expiredKeys",
+        "max_keys",
+        "keys_without_ttl",
+        "keyPrefix",
+        "key_prefix",
+        "keyspace",
+    ],
+)
 def test_ordinary_names(name: str) -> None:
     assert not is_secret_name(name)
 
