@@ -50,3 +50,12 @@ def test_every_cause_is_named_by_a_staging_test(runbook: str) -> None:
         named |= named_in(HERE / module)
     missing = [cause for cause in RUNBOOKS[runbook].causes if cause not in named]
     assert missing == [], f"{runbook}: no staged test names {missing}"
+
+
+@pytest.mark.parametrize("runbook", sorted(STAGED_IN))
+def test_the_runbooks_page_tells_every_cause(runbook: str) -> None:
+    # docs/runbooks.md is what on-call reads first; a cause code added to a runbook is added there too
+    page = (HERE.parents[1] / "docs" / "runbooks.md").read_text()
+    section = page.split(f"## `{runbook}`", 1)[1].split("\n## ", 1)[0]
+    missing = [cause for cause in RUNBOOKS[runbook].causes if f"`{cause}`" not in section]
+    assert missing == [], f"docs/runbooks.md, section {runbook}: {missing}"
