@@ -312,7 +312,7 @@ TARGETS: tuple[Target, ...] = (
         "replication",
         "labsession/runbooks/replication.py",
         _INSTANCE_RULES,
-        _parts("judge_replication"),
+        _parts("_lag_or_never", "judge_replication"),
         why="a lagging replica called in sync, or the other way round",
     ),
     Target(

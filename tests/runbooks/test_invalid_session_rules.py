@@ -267,3 +267,77 @@ def test_the_clocks_step(
     )
     assert found is skewed and (check.status is Status.FAIL) is skewed, check
     assert says in check.evidence, check.evidence
+
+
+def test_a_lag_equal_to_the_window_is_still_within_it() -> None:
+    check, lagging, _ = judge_replication([ReplicaLag("b", "u", 500, 100, 700.0, "up", 7)], 700.0, 2100.0, wrote=True)
+    assert check.status is Status.PASS and not lagging, check
+
+
+@pytest.mark.parametrize(
+    ("order", "named"),
+    [
+        (["slow", "slower", "fast"], "slower"),
+        (["slower", "slow", "fast"], "slower"),
+        (["never", "slower"], "never"),
+        (["slower", "never"], "never"),
+        (["down", "slow"], "slow"),
+        (["slow", "twin"], "slow"),
+    ],
+)
+def test_the_replica_named_is_the_one_furthest_behind_whatever_the_order(order: list[str], named: str) -> None:
+    """The longest lag is named, one that never caught up longest of all; the first listed on a tie."""
+    lags = {
+        "fast": ReplicaLag("fast", "u", 500, 10, 40.0, "up", 2),
+        "slow": ReplicaLag("slow", "u", 500, 20, 900.0, "up", 9),
+        "twin": ReplicaLag("twin", "u", 500, 30, 900.0, "up", 9),
+        "slower": ReplicaLag("slower", "u", 500, 30, 1500.0, "up", 15),
+        "never": ReplicaLag("never", "u", 500, None, None, "up", 0),
+        "down": ReplicaLag("down", "u", 500, 0, 3.0, "down", 1),
+    }
+    check, lagging, short = judge_replication([lags[n] for n in order], 700.0, 2100.0, wrote=True)
+    assert check.status is Status.FAIL and lagging
+    assert short.startswith(f"{named} reads through a replica"), short
+    assert check.evidence.startswith(short) and "the lookup retry window is 700 ms" in check.evidence
+
+
+def test_a_replica_that_never_answered_is_an_unknown_number_of_bytes_behind() -> None:
+    _, _, short = judge_replication([ReplicaLag("b", "u", 500, None, None, None, 0)], 700.0, 2100.0, wrote=True)
+    assert short == "b reads through a replica an unknown number of bytes behind the master; " + (
+        "it had not caught up after 2100 ms"
+    )
+
+
+def test_a_link_reported_other_than_up_or_down_is_judged_by_its_lag() -> None:
+    """``master_link_status`` is ``up`` or ``down``; anything else (or nothing) is no link failure."""
+    for link in (None, "connecting", "aaa"):
+        check, lagging, _ = judge_replication([ReplicaLag("b", "u", 500, 5, 40.0, link, 2)], 700.0, 2100.0, wrote=True)
+        assert check.status is Status.PASS and not lagging, (link, check)
+        _, _, short = judge_replication([ReplicaLag("b", "u", 500, 5, None, link, 2)], 700.0, 2100.0, wrote=True)
+        assert short.endswith("it had not caught up after 2100 ms"), (link, short)
+
+
+def test_in_sync_is_said_only_of_a_replica_at_the_offset_on_a_read_only_run() -> None:
+    lags = [ReplicaLag("b", "u", 500, 0, 2.0, "up", 1), ReplicaLag("c", "u", 500, 40, 30.0, "up", 3)]
+    check, _, short = judge_replication(lags, 700.0, 2100.0, wrote=False)
+    assert check.evidence == (
+        "replicas keep up within the 700 ms lookup window: b in sync at offset 500; c caught up 40 bytes in 30 ms"
+        " (read-only run: a replica in sync with no write in flight is shown in sync, not timed;"
+        " read_only=False writes a probe key to time it)"
+    )
+    assert short == "" and check.name == "replication"
+    check, _, _ = judge_replication(lags, 700.0, 2100.0, wrote=True)
+    assert check.evidence == (
+        "replicas keep up within the 700 ms lookup window: b caught up 0 bytes in 2 ms; c caught up 40 bytes in 30 ms"
+    )
+
+
+def test_the_replication_data_lists_every_replica_and_the_bounds() -> None:
+    lags = [ReplicaLag("b", "u", 500, 0, 2.04, "up", 1), ReplicaLag("c", "u", 500, None, None, "down", 0)]
+    for check in (
+        judge_replication(lags, 700.0, 2100.0, wrote=True)[0],
+        judge_replication(lags[:1], 700.0, 2100.0, wrote=False)[0],
+    ):
+        assert check.data["window_ms"] == 700.0 and check.data["bound_ms"] == 2100.0
+        assert check.data["replicas"] == [lag.to_dict() for lag in lags[: len(check.data["replicas"])]]
+    assert len(judge_replication(lags, 700.0, 2100.0, wrote=True)[0].data["replicas"]) == 2
