@@ -330,6 +330,8 @@ def test_in_sync_is_said_only_of_a_replica_at_the_offset_on_a_read_only_run() ->
     assert check.evidence == (
         "replicas keep up within the 700 ms lookup window: b caught up 0 bytes in 2 ms; c caught up 40 bytes in 30 ms"
     )
+    zero = ReplicaLag("d", "u", 500, 0, 0.0, "up", 1)  # caught up by its first answer
+    assert judge_replication([zero], 700.0, 2100.0, wrote=True)[0].evidence.endswith("d caught up 0 bytes in 0 ms")
 
 
 def test_the_replication_data_lists_every_replica_and_the_bounds() -> None:
