@@ -628,6 +628,19 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         'def _finish(report: Report, found: list[TerminalDisconnectsCause], /, hint: str = "") -> Diagnosis:',
         "'*' to '/' in the signature only lets hint be passed by position too; every call names it",
     ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        "by_idling = idle.close_code is None or (idle.close_code <= 1000 and idle.last_error_code is None)",
+        "close codes start at 1000 (RFC 6455 7.4; websockets refuses a lower one): <= 1000 is == 1000",
+    ),
+    # topology
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'read_only=_flag(read_only) if role >= "replica" else None,',
+        "INFO replication's role is master or slave (read as replica), and master sorts before replica",
+    ),
     # error classification
     Equivalent(
         "classify",

@@ -160,6 +160,20 @@ def test_round_trips_are_judged_by_the_median_then_the_tail(
         assert check.evidence == f"every ping answered within 5 s (round trip p50 {p50:.1f} ms, p99 {max(rtts):.1f} ms)"
 
 
+def test_the_tail_is_the_99th_percentile_by_nearest_rank() -> None:
+    # 100 round trips, 1 to 100 ms: the 99th is 99 ms (the 98th would be 98, the 100th 100)
+    pings = [ping(float(i), float(2 * i + 1), float(2 * i + 2)) for i in range(50)]
+    check, cause = judge_pings(conn(pings=pings), TerminalDisconnectsInputs(high_latency_ms=98.5))
+    assert (check.status, cause) == (Status.WARN, None)
+    assert check.data["p99_ms"] == 99.0 and "p99 99.0 ms" in check.evidence, check.evidence
+
+
+def test_round_trips_of_zero_ms_are_shown_as_zero() -> None:
+    check, _ = judge_pings(conn(pings=[ping(0.0, 0.0, 0.0)]), INPUTS)
+    assert (check.data["p50_ms"], check.data["p99_ms"]) == (0.0, 0.0)
+    assert check.evidence == "every ping answered within 5 s (round trip p50 0.0 ms, p99 0.0 ms)"
+
+
 # -- idle hold --------------------------------------------------------------------------------------
 
 
