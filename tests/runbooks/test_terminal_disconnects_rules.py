@@ -174,6 +174,11 @@ def test_round_trips_of_zero_ms_are_shown_as_zero() -> None:
     assert check.evidence == "every ping answered within 5 s (round trip p50 0.0 ms, p99 0.0 ms)"
 
 
+def test_each_ping_is_shown_at_its_time_to_the_hundredth_of_a_second() -> None:
+    check, _ = judge_pings(conn(pings=[ping(1.2345, 2.0, 3.0)]), INPUTS)
+    assert check.data["samples"] == [{"at_s": 1.23, "protocol_ms": 2.0, "message_ms": 3.0}]
+
+
 # -- idle hold --------------------------------------------------------------------------------------
 
 
