@@ -413,6 +413,7 @@ class Equivalent:
 #: with ``<=``/``>=`` instead of ``==``, where no other value of the set sorts on that side, or
 #: ``==`` instead of ``is`` on enum members (singletons).
 _IS_EQ_ENUM = "enum members are singletons: == and is agree on every member"
+_MASTER_HOST = "only a replica's INFO replication has master_host (role slave, read as replica)"
 _CLOCK_SIGN = "reached only with |deviation| > max_skew_s + 1.5 >= 1.5: its sign against 0, 1 or -1 agrees"
 EQUIVALENT: tuple[Equivalent, ...] = (
     # exit codes: exit_code(verdict) is called with a Status only (Status(...) of a report's string)
@@ -640,6 +641,40 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "core/ReplaceComparisonOperator_Eq_GtE",
         'read_only=_flag(read_only) if role >= "replica" else None,',
         "INFO replication's role is master or slave (read as replica), and master sorts before replica",
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'read_only=_flag(read_only) if role <= "replica" else None,',
+        "a master's INFO replication has no slave_read_only: _flag(None) is None for it too",
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'if role <= "replica" and replication.get("master_host"):',
+        _MASTER_HOST,
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'if role >= "replica" and replication.get("master_host"):',
+        _MASTER_HOST,
+    ),
+    Equivalent(
+        "topology", "core/ReplaceAndWithOr", 'if role == "replica" or replication.get("master_host"):', _MASTER_HOST
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "def cause(self, /, cluster_url: bool) -> RedisCause | None:",
+        "'*' to '/' in the signature only lets cluster_url be passed by position too; every call names it",
+    ),
+    # certificate
+    Equivalent(
+        "certificate",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "/,",
+        "'*' to '/' in the signature only lets verify_code and the rest be passed by position; every call names them",
     ),
     # error classification
     Equivalent(
