@@ -221,6 +221,49 @@ def test_the_diagnostics_store_fields_are_read_and_wrong_types_count_as_unknown(
     assert store is not None and (store.db, store.offset, store.replid) == (None, None, None)
 
 
+def test_instances_on_another_data_set_than_the_runbooks_redis_are_a_split() -> None:
+    found = compare_stores([answer("a", MASTER), answer("b", MASTER)], OTHER)
+    assert found.split and found.check.status is Status.FAIL, found.check
+    assert found.check.evidence == (
+        "every instance uses m:1 (run_id run-m), not the Redis that the runbook's URL names (o:1, run_id run-o)"
+    )
+
+
+def test_instances_in_another_keyspace_than_the_runbook_name_it() -> None:
+    ours = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", offset=500, db=2, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER)], ours)
+    assert found.keyspace and not found.split, found.check
+    assert found.check.evidence.startswith(
+        "the instances read db 0, prefix 'session:', but this runbook reads db 2, prefix 'session:' of the same"
+    )
+
+
+def test_large_database_numbers_are_compared_by_value() -> None:
+    # Redis allows thousands of databases; two equal numbers read apart are one keyspace
+    one = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=int("300"), key_prefix="s:")
+    two = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=int("300"), key_prefix="s:")
+    found = compare_stores([answer("a", one), answer("b", two)], None)
+    assert not found.keyspace and found.check.status is Status.PASS, found.check
+
+
+def test_servers_are_counted_by_run_id_even_behind_one_endpoint_and_failed_samples_are_noted() -> None:
+    replica = StoreIdentity(
+        "m:1", "run-r", role="slave", replid="repl-1", offset=400, link="up", db=0, key_prefix="session:"
+    )
+    failed = InstanceSample("http://c", "c", None, error="timed out")
+    found = compare_stores([answer("a", MASTER), answer("b", replica), failed], MASTER)
+    assert found.check.status is Status.WARN, found.check
+    assert found.check.evidence == (
+        "2 answer(s) from 2 instance(s), one data set (replication id repl-1) on 2 server(s); 1 instance(s) read "
+        "through a replica (b), whose lag the replication step judges; 1 sample(s) failed"
+    )
+    found = compare_stores([answer("a", MASTER), answer("b", MASTER)], MASTER)
+    assert (found.check.status, found.check.evidence) == (
+        Status.PASS,
+        "2 answer(s) from 2 instance(s), all on one store (run-m)",
+    )
+
+
 @pytest.mark.parametrize(
     ("lag", "failed", "says"),
     [
