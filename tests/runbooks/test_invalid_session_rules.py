@@ -238,6 +238,14 @@ def test_instances_in_another_keyspace_than_the_runbook_name_it() -> None:
     )
 
 
+def test_hundreds_of_answers_are_counted_by_value() -> None:
+    many = [answer(f"i{n}", MASTER) for n in range(300)]
+    found = compare_stores(many, MASTER)
+    assert found.check.status is Status.PASS and not found.split, found.check
+    found = compare_stores(many, OTHER)
+    assert found.split and found.check.evidence.startswith("every instance uses m:1"), found.check
+
+
 def test_large_database_numbers_are_compared_by_value() -> None:
     # Redis allows thousands of databases; two equal numbers read apart are one keyspace
     one = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=int("300"), key_prefix="s:")
@@ -257,6 +265,10 @@ def test_servers_are_counted_by_run_id_even_behind_one_endpoint_and_failed_sampl
         "2 answer(s) from 2 instance(s), one data set (replication id repl-1) on 2 server(s); 1 instance(s) read "
         "through a replica (b), whose lag the replication step judges; 1 sample(s) failed"
     )
+    # a second server of the data set whose role is hidden: two servers, no replica named
+    hidden = StoreIdentity("r:1", "run-r", replid="repl-1", db=0, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER), answer("b", hidden)], MASTER)
+    assert "one data set (replication id repl-1) on 2 server(s); 0 instance(s) read" in found.check.evidence
     found = compare_stores([answer("a", MASTER), answer("b", MASTER)], MASTER)
     assert (found.check.status, found.check.evidence) == (
         Status.PASS,
