@@ -660,6 +660,30 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "return conclude(NAME, report, cause, remedy, healthy=cause == C.NO_FAULT_FOUND)",
         _IS_EQ_ENUM,
     ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'elif not (c.label <= "idle" and c.close_code == 1000):',
+        "the runbook's two connections are labelled pinging and idle, and pinging sorts after idle",
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        'if c.last_error_code == "SESSION_ENDED" or (after is not None and after.reason == ValidationReason.ENDED):',
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "c: HeldConnection, after: ValidationResult | None, /, expiring: bool",
+        "'*' to '/' in the signature only lets expiring be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "/,",
+        "'*' to '/' in judge_closes' signature only lets explained and expiring be passed by position; calls name them",
+    ),
     # URL mismatch: explain() is given a failure of connecting with settings whose scheme is validated
     Equivalent(
         "mismatch",

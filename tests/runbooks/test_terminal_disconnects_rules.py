@@ -258,6 +258,7 @@ def test_no_close_during_the_run_passes() -> None:
         (None, None, False, C.SESSION_ENDED_MID_CONNECTION),
         # a record that no longer parses says neither: the expiry seen before the run decides
         (None, R.CORRUPT, True, C.SESSION_EXPIRING),
+        (None, R.CORRUPT, False, C.SESSION_ENDED_MID_CONNECTION),
     ],
 )
 def test_a_4000_close_is_the_end_or_the_expiry_of_the_session(
@@ -306,3 +307,12 @@ def test_the_first_listed_cause_wins_and_a_hint_replaces_only_the_healthy_remedy
     assert (done.cause, done.remedy, done.healthy) == ("NO_FAULT_FOUND", "a hint", True)
     done = _finish(Report("t"), [])
     assert (done.cause, done.remedy, done.healthy) == ("NO_FAULT_FOUND", REMEDIES[C.NO_FAULT_FOUND], True)
+    # causes named before NO_FAULT_FOUND in the alphabet are faults all the same
+    for cause in (C.CONNECT_FAILED, C.CONNECTION_DROPPED, C.HIGH_PING_LATENCY):
+        done = _finish(Report("t"), [cause], hint="a hint")
+        assert (done.cause, done.remedy, done.healthy) == (cause.value, REMEDIES[cause], False)
+
+
+def test_a_4000_close_is_not_taken_for_an_expiry_unless_the_session_was_seen_expiring() -> None:
+    closed = conn(closed_at_s=4.0, close_code=4000)
+    assert judge_closes([closed], None)[1] == [C.SESSION_ENDED_MID_CONNECTION]
