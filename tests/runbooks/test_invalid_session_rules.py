@@ -238,6 +238,57 @@ def test_instances_in_another_keyspace_than_the_runbook_name_it() -> None:
     )
 
 
+def test_no_answer_is_an_error_when_requests_failed_and_a_skip_when_none_were_made() -> None:
+    failed = [
+        InstanceSample("http://a", None, None, error="timed out"),
+        InstanceSample("http://b", None, None, error="refused"),
+    ]
+    found = compare_stores(failed, MASTER)
+    assert found.check.status is Status.ERROR and found.check.evidence.endswith("(timed out)"), found.check
+    found = compare_stores([], MASTER)
+    assert found.check.status is Status.SKIP and found.check.evidence.endswith("(no backend URL given)"), found.check
+
+
+def test_an_instance_that_reports_no_store_next_to_one_that_does_is_a_split() -> None:
+    found = compare_stores([answer("a", MASTER), answer("b", None)], MASTER)
+    assert found.split and found.check.status is Status.FAIL, found.check
+    assert found.check.evidence.startswith("some instances report no store (run-m: 1 answer(s), none: 1 answer(s))")
+
+
+def test_equal_names_read_apart_are_one_server_one_data_set_and_one_keyspace() -> None:
+    # strings built at run time, as JSON gives them: compared by value, not identity
+    run, repl, prefix = "".join(["run-", "m"]), "".join(["repl-", "1"]), "".join(["session", ":"])
+    bare = [StoreIdentity("m:1", "run-m"), StoreIdentity("m:1", run)]
+    found = compare_stores([answer("a", bare[0]), answer("b", bare[1])], None)
+    assert not found.split and found.check.status is Status.PASS, found.check
+    assert found.check.data["stores"] == {"run-m": 2}
+    twin = StoreIdentity("r:1", "run-r", role="slave", replid=repl, offset=400, link="up", db=0, key_prefix=prefix)
+    found = compare_stores([answer("a", MASTER), answer("b", twin)], MASTER)
+    assert not found.split and not found.keyspace and found.check.status is Status.PASS, found.check
+
+
+def test_a_server_known_by_run_id_and_by_replication_id_joins_both_into_one_data_set() -> None:
+    # an older backend reports no replication id; a newer one on the same server does, and so does another server
+    old = StoreIdentity("x:1", "run-a")
+    other = StoreIdentity("y:1", "run-b", replid="r")
+    new = StoreIdentity("x:1", "run-a", replid="r")
+    found = compare_stores([answer("a", old), answer("b", other), answer("c", new)], None)
+    assert not found.split, found.check
+
+
+def test_a_runbook_keyspace_below_the_instances_is_named_too() -> None:
+    theirs = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=3, key_prefix="session:")
+    found = compare_stores([answer("a", theirs)], MASTER)
+    assert found.keyspace, found.check
+
+
+def test_the_runbooks_own_redis_is_the_master_named_when_it_is_one() -> None:
+    ours = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", offset=500, db=0, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER)], ours)
+    assert found.master is ours and found.ours_is_master
+    assert compare_stores([answer("a", MASTER)], None).master is MASTER
+
+
 def test_hundreds_of_answers_are_counted_by_value() -> None:
     many = [answer(f"i{n}", MASTER) for n in range(300)]
     found = compare_stores(many, MASTER)
