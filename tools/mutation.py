@@ -684,6 +684,13 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "/,",
         "'*' to '/' in judge_closes' signature only lets explained and expiring be passed by position; calls name them",
     ),
+    # latency and memory
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'return f"{value:.0f} {unit}" if unit <= "B" else f"{value:.1f} {unit}"',
+        "the units are B, KiB and MiB, and only B sorts at or before B",
+    ),
     # URL mismatch: explain() is given a failure of connecting with settings whose scheme is validated
     Equivalent(
         "mismatch",

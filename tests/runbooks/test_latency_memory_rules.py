@@ -342,3 +342,37 @@ def test_a_key_of_the_big_key_size_or_more_is_big() -> None:
     assert check.evidence == "largest of 50 sampled keys: 1024.0 KiB, under 1.0 MiB"
     check, cause = judge_big_keys(sample(), LIMITS)
     assert (check.status, check.evidence) == (Status.PASS, "largest of 50 sampled keys: none, under 1.0 MiB")
+
+
+# -- edges the mutation run asked for ---------------------------------------------------------------
+
+
+def test_pings_of_zero_ms_are_shown_as_zero() -> None:
+    check, cause = judge_ping(LatencySamples("PING", (0.0, 0.0, 0.0)), LIMITS)
+    assert cause is None and check.evidence.startswith("3 PINGs: p50 0.00 ms, p99 0.00 ms, max 0.00 ms"), check
+
+
+def test_each_slow_command_shows_its_own_worst_and_the_five_most_frequent_are_named() -> None:
+    entries = (
+        SlowEntry(NOW - 1, 300_000, "GET"),
+        SlowEntry(NOW - 2, 60_000, "KEYS"),
+        SlowEntry(NOW - 3, 60_000, "KEYS"),
+        SlowEntry(NOW - 4, 70_000, "SCAN"),
+        SlowEntry(NOW - 5, 70_000, "SCAN"),
+        SlowEntry(NOW - 6, 70_000, "SCAN"),
+        SlowEntry(NOW - 7, 51_000, "EVAL"),
+        SlowEntry(NOW - 8, 52_000, "HGETALL"),
+        SlowEntry(NOW - 9, 53_000, "ZRANGE"),
+    )
+    check, cause = judge_slowlog(AdminRead("SLOWLOG GET", entries), NOW, LIMITS)
+    assert cause is C.SLOW_COMMANDS
+    shown = check.evidence.split(": ", 1)[1]
+    assert shown.startswith("SCAN ×3 (up to 70 ms), KEYS ×2 (up to 60 ms), GET ×1 (up to 300 ms), "), shown
+    assert len(shown.split(", ")) == 5, shown
+    assert {row["command"]: row["max_ms"] for row in check.data["slow"]}["KEYS"] == 60.0
+
+
+def test_a_commands_share_of_time_is_rounded() -> None:
+    stats = (CommandStat("get", 2, 2, 1.0), CommandStat("set", 1, 1, 1.0))  # 2 of 3 µs: 66.7 %
+    check, _ = judge_commandstats(ServerInfo(commands=stats), LIMITS)
+    assert [row["share_of_time"] for row in check.data["top"]] == ["67%", "33%"], check.data
