@@ -622,6 +622,19 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "/,",
         "'*' to '/' in the signature only lets max_skew_s be passed by position too; every call names it",
     ),
+    # replication
+    Equivalent(
+        "replication",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "lags: list[ReplicaLag], window_ms: float, bound_ms: float, /, wrote: bool",
+        "'*' to '/' in the signature only lets wrote be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "replication",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        "if lag.behind_bytes <= 0 and not wrote:",
+        "behind_bytes is max(0, ...) once caught up, never below 0: <= 0 is == 0",
+    ),
     # terminal disconnects
     Equivalent(
         "terminal-disconnects",
