@@ -724,6 +724,49 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "and await answers_plain_text(settings.host, settings.port or 6380, within=settings.connect_timeout)",
         "NOT EQUIVALENT: needs a plain Redis on the default port 6379, which no test may own",
     ),
+    # shared store
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_NotEq_IsNot",
+        "while parent[i] is not i:",
+        "on a root equal but not identical, one more step sets parent[i] to itself and i to that object",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Lt_NotEq",
+        "if len(named) != len(answered):",
+        "named is a part of answered: fewer is different",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Lt_NotEq",
+        "theirs_groups = [g for g in groups if any(i != len(identities) for i in g)]",
+        "indices run to len(identities) (ours, the last): below it is other than it",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Gt_NotEq",
+        "if len(theirs_groups) != 1:",
+        "some instance named a store here, so there is at least one data set: other than 1 is above 1",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Gt_NotEq",
+        "if ours is not None and len(groups) != 1:",
+        "some instance named a store here, so there is at least one data set: other than 1 is above 1",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Gt_NotEq",
+        "if len(servers) != 1 or replicas:",
+        "some instance named a store here, so there is at least one server: other than 1 is above 1",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "ours_is_master=ours is not None and master == ours,",
+        "ours, when a master, is the master chosen (it comes first); one equal to ours is a master too",
+    ),
     # topology
     Equivalent(
         "topology",

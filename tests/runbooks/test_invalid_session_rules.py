@@ -276,10 +276,21 @@ def test_a_server_known_by_run_id_and_by_replication_id_joins_both_into_one_data
     assert not found.split, found.check
 
 
-def test_a_runbook_keyspace_below_the_instances_is_named_too() -> None:
-    theirs = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=3, key_prefix="session:")
+@pytest.mark.parametrize(("db", "prefix"), [(3, "session:"), (0, "a:"), (0, "z:")])
+def test_a_runbook_keyspace_on_either_side_of_the_instances_is_named(db: int, prefix: str) -> None:
+    theirs = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=db, key_prefix=prefix)
     found = compare_stores([answer("a", theirs)], MASTER)
     assert found.keyspace, found.check
+
+
+def test_the_first_instance_speaks_for_the_data_set_and_its_master_is_named() -> None:
+    found = compare_stores([answer("a", MASTER), answer("b", REPLICA)], OTHER)
+    assert found.check.evidence.startswith("every instance uses m:1 (run_id run-m)"), found.check
+    found = compare_stores([answer("a", MASTER), answer("b", REPLICA)], None)
+    assert found.master is MASTER and not found.ours_is_master
+    ours = StoreIdentity("r:1", "run-r", role="slave", replid="repl-1", offset=400, db=0, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER)], ours)
+    assert found.master is MASTER and not found.ours_is_master, found
 
 
 def test_the_runbooks_own_redis_is_the_master_named_when_it_is_one() -> None:
