@@ -704,6 +704,12 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         'return f"{value:.0f} {unit}" if unit <= "B" else f"{value:.1f} {unit}"',
         "the units are B, KiB and MiB, and only B sorts at or before B",
     ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'which = "allocator fragmentation" if info.fragmentation_source <= "allocator_frag" else "RSS fragmentation"',
+        "with a ratio the source is allocator_frag or mem_fragmentation, which sorts after it",
+    ),
     # URL mismatch: explain() is given a failure of connecting with settings whose scheme is validated
     Equivalent(
         "mismatch",

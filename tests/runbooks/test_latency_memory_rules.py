@@ -355,7 +355,7 @@ def test_pings_of_zero_ms_are_shown_as_zero() -> None:
 def test_each_slow_command_shows_its_own_worst_and_the_five_most_frequent_are_named() -> None:
     entries = (
         SlowEntry(NOW - 1, 300_000, "GET"),
-        SlowEntry(NOW - 2, 60_000, "KEYS"),
+        SlowEntry(NOW - 2, 60_700, "KEYS"),
         SlowEntry(NOW - 3, 60_000, "KEYS"),
         SlowEntry(NOW - 4, 70_000, "SCAN"),
         SlowEntry(NOW - 5, 70_000, "SCAN"),
@@ -367,12 +367,37 @@ def test_each_slow_command_shows_its_own_worst_and_the_five_most_frequent_are_na
     check, cause = judge_slowlog(AdminRead("SLOWLOG GET", entries), NOW, LIMITS)
     assert cause is C.SLOW_COMMANDS
     shown = check.evidence.split(": ", 1)[1]
-    assert shown.startswith("SCAN ×3 (up to 70 ms), KEYS ×2 (up to 60 ms), GET ×1 (up to 300 ms), "), shown
+    assert shown.startswith("SCAN ×3 (up to 70 ms), KEYS ×2 (up to 61 ms), GET ×1 (up to 300 ms), "), shown
     assert len(shown.split(", ")) == 5, shown
-    assert {row["command"]: row["max_ms"] for row in check.data["slow"]}["KEYS"] == 60.0
+    assert {row["command"]: row["max_ms"] for row in check.data["slow"]}["KEYS"] == 60.7
 
 
 def test_a_commands_share_of_time_is_rounded() -> None:
     stats = (CommandStat("get", 2, 2, 1.0), CommandStat("set", 1, 1, 1.0))  # 2 of 3 µs: 66.7 %
     check, _ = judge_commandstats(ServerInfo(commands=stats), LIMITS)
     assert [row["share_of_time"] for row in check.data["top"]] == ["67%", "33%"], check.data
+
+
+def test_ping_samples_are_kept_to_the_hundredth_of_a_ms() -> None:
+    check, _ = judge_ping(LatencySamples("PING", (1.2345, 2.0)), LIMITS)
+    assert check.data["samples_ms"] == [1.23, 2.0]
+
+
+def test_the_slow_log_data_keeps_the_ten_most_frequent_commands() -> None:
+    entries = tuple(SlowEntry(NOW - i, 60_000, f"CMD{i:02d}") for i in range(11))
+    check, _ = judge_slowlog(AdminRead("SLOWLOG GET", entries), NOW, LIMITS)
+    assert [row["command"] for row in check.data["slow"]] == [f"CMD{i:02d}" for i in range(10)]
+
+
+def test_slow_commands_by_statistics_name_five_and_keep_the_time_per_call_to_the_microsecond() -> None:
+    stats = tuple(CommandStat(f"cmd{i}", 10, 10 * 60_000, 60_000.0 + i) for i in range(6))
+    check, cause = judge_commandstats(ServerInfo(commands=(CommandStat("get", 3, 3704, 1234.56), *stats)), LIMITS)
+    assert cause is C.SLOW_COMMANDS and check.data["top"][0]["ms_per_call"] == 1.235, check.data
+    assert check.evidence.count("ms per call over") == 5 and "cmd4" in check.evidence and "cmd5" not in check.evidence
+
+
+def test_few_keys_without_a_ttl_and_a_key_far_above_the_big_key_size_are_judged_too() -> None:
+    check, cause = judge_ttls(ServerInfo(), sample(without_ttl=5), LIMITS)
+    assert (check.status, cause) == (Status.PASS, None), check
+    check, cause = judge_big_keys(sample(biggest=(BigKey("blob:3", 3 * MIB, -1),)), LIMITS)
+    assert cause is C.BIG_KEYS and "blob:3 3.0 MiB" in check.evidence, check
