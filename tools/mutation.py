@@ -710,6 +710,12 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         'which = "allocator fragmentation" if info.fragmentation_source <= "allocator_frag" else "RSS fragmentation"',
         "with a ratio the source is allocator_frag or mem_fragmentation, which sorts after it",
     ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        'read: AdminRead[tuple[LatencyEvent, ...]] | None, now: float, limits: Limits, /, why_not: str = ""',
+        "'*' to '/' in the signature only lets why_not be passed by position too; every call names it",
+    ),
     # URL mismatch: explain() is given a failure of connecting with settings whose scheme is validated
     Equivalent(
         "mismatch",
