@@ -852,6 +852,12 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "def cause(self, /, cluster_url: bool) -> RedisCause | None:",
         "'*' to '/' in the signature only lets cluster_url be passed by position too; every call names it",
     ),
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'replicas=_int(replication.get("connected_slaves")) if role <= "master" else None,',
+        "INFO replication's role is master or slave (read as replica), and replica sorts after master",
+    ),
     # certificate
     Equivalent(
         "certificate",
