@@ -884,6 +884,12 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "advice = _POOL_FULL if cause == RedisCause.MAX_CONNECTIONS and _client_pool_full(exc) else remedy(cause)",
         _IS_EQ_ENUM,
     ),
+    Equivalent(
+        "classify",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        "if isinstance(link, PermissionError) and link.errno >= errno.EACCES:  # EPERM is a local firewall",
+        "a PermissionError carries EACCES (13) or EPERM (1), and only EACCES is >= EACCES",
+    ),
     # session model: from_dict's fast path and its checked path build the same session
     Equivalent(
         "session-model",
