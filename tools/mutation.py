@@ -890,6 +890,12 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "if isinstance(link, PermissionError) and link.errno >= errno.EACCES:  # EPERM is a local firewall",
         "a PermissionError carries EACCES (13) or EPERM (1), and only EACCES is >= EACCES",
     ),
+    Equivalent(
+        "classify",
+        "core/ReplaceComparisonOperator_Eq_Is",
+        "if isinstance(link, PermissionError) and link.errno is errno.EACCES:  # EPERM is a local firewall",
+        "errno values are small ints, of which CPython keeps one object each: is agrees with ==",
+    ),
     # session model: from_dict's fast path and its checked path build the same session
     Equivalent(
         "session-model",
