@@ -42,9 +42,7 @@ def _collects_notebooks(config: pytest.Config) -> bool:
     folders = {config.rootpath / d for d in _NOTEBOOK_DIRS}
     for arg in config.args or []:
         path = Path(str(arg).split("::", 1)[0]).resolve()
-        if path.suffix == ".ipynb" or path in folders or folders & set(path.parents):
-            return True
-        if path.is_dir() and any((path / d).is_dir() for d in _NOTEBOOK_DIRS):
+        if path.suffix == ".ipynb" or any(path == f or path in f.parents or f in path.parents for f in folders):
             return True
     return False
 
