@@ -588,6 +588,18 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "if health.connected_clients is not None or health.max_clients:",
         "INFO's clients section gives connected_clients and maxclients together, or neither",
     ),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_Is_GtE",
+        'said = "the handshake got no answer, a plain-text PING did" if stalled >= C.TLS_NOT_SPOKEN else ""',
+        "a stalled handshake is TLS_NOT_SPOKEN or TIMEOUT, and TIMEOUT sorts before TLS_NOT_SPOKEN",
+    ),
+    Equivalent(
+        "connectivity",
+        "core/ExceptionReplacer",
+        "except (OSError, ssl.SSLError, CosmicRayTestingException, ValueError) as exc:",
+        "TimeoutError is an OSError: the first name of the tuple still catches it",
+    ),
     # Not equivalent, but out of the tests' reach: the TLS probe's default port matters only for
     # a URL without a port while something on 127.0.0.1:6379 drops plain connections, and port
     # 6379 is not the tests' to own (a system redis may hold it). The same default is pinned on
@@ -595,13 +607,13 @@ EQUIVALENT: tuple[Equivalent, ...] = (
     Equivalent(
         "connectivity",
         "core/NumberReplacer",
-        "probe = await probe_tls(settings.host, settings.port or 6380, verify=False, timeout=timeout,",
+        "probe = await probe_tls(settings.host, settings.port or 6380, verify=False, timeout=timeout, as_client=True)",
         "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
     ),
     Equivalent(
         "connectivity",
         "core/NumberReplacer",
-        "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout,",
+        "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout, as_client=True)",
         "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
     ),
     # clocks: the direction is asked only of a deviation beyond the limit
