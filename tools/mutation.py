@@ -600,6 +600,18 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "except (OSError, ssl.SSLError, CosmicRayTestingException, ValueError) as exc:",
         "TimeoutError is an OSError: the first name of the tuple still catches it",
     ),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        'said = "the handshake got no answer, a plain-text PING did" if stalled == C.TLS_NOT_SPOKEN else ""',
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "if probe.exception is not None and classify(probe.exception) == C.TLS_NOT_SPOKEN:",
+        _IS_EQ_ENUM,
+    ),
     # Not equivalent, but out of the tests' reach: the TLS probe's default port matters only for
     # a URL without a port while something on 127.0.0.1:6379 drops plain connections, and port
     # 6379 is not the tests' to own (a system redis may hold it). The same default is pinned on
