@@ -38,12 +38,11 @@ _notebook_dir: list[str] = []
 
 
 def _collects_notebooks(config: pytest.Config) -> bool:
+    # The repository's own notebooks/ and runbooks/ folders only: tests/runbooks/ holds no notebook.
+    folders = {config.rootpath / d for d in _NOTEBOOK_DIRS}
     for arg in config.args or []:
         path = Path(str(arg).split("::", 1)[0]).resolve()
-        names = {path.name, *(parent.name for parent in path.parents)}
-        if path.suffix == ".ipynb" or names & set(_NOTEBOOK_DIRS):
-            return True
-        if path.is_dir() and any((path / d).is_dir() for d in _NOTEBOOK_DIRS):
+        if path.suffix == ".ipynb" or any(path == f or path in f.parents or f in path.parents for f in folders):
             return True
     return False
 

@@ -312,7 +312,7 @@ TARGETS: tuple[Target, ...] = (
         "replication",
         "labsession/runbooks/replication.py",
         _INSTANCE_RULES,
-        _parts("judge_replication"),
+        _parts("_lag_or_never", "judge_replication"),
         why="a lagging replica called in sync, or the other way round",
     ),
     Target(
@@ -413,6 +413,7 @@ class Equivalent:
 #: with ``<=``/``>=`` instead of ``==``, where no other value of the set sorts on that side, or
 #: ``==`` instead of ``is`` on enum members (singletons).
 _IS_EQ_ENUM = "enum members are singletons: == and is agree on every member"
+_MASTER_HOST = "only a replica's INFO replication has master_host (role slave, read as replica)"
 _CLOCK_SIGN = "reached only with |deviation| > max_skew_s + 1.5 >= 1.5: its sign against 0, 1 or -1 agrees"
 EQUIVALENT: tuple[Equivalent, ...] = (
     # exit codes: exit_code(verdict) is called with a Status only (Status(...) of a report's string)
@@ -587,6 +588,30 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "if health.connected_clients is not None or health.max_clients:",
         "INFO's clients section gives connected_clients and maxclients together, or neither",
     ),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_Is_GtE",
+        'said = "the handshake got no answer, a plain-text PING did" if stalled >= C.TLS_NOT_SPOKEN else ""',
+        "a stalled handshake is TLS_NOT_SPOKEN or TIMEOUT, and TIMEOUT sorts before TLS_NOT_SPOKEN",
+    ),
+    Equivalent(
+        "connectivity",
+        "core/ExceptionReplacer",
+        "except (OSError, ssl.SSLError, CosmicRayTestingException, ValueError) as exc:",
+        "TimeoutError is an OSError: the first name of the tuple still catches it",
+    ),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        'said = "the handshake got no answer, a plain-text PING did" if stalled == C.TLS_NOT_SPOKEN else ""',
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "connectivity",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "if probe.exception is not None and classify(probe.exception) == C.TLS_NOT_SPOKEN:",
+        _IS_EQ_ENUM,
+    ),
     # Not equivalent, but out of the tests' reach: the TLS probe's default port matters only for
     # a URL without a port while something on 127.0.0.1:6379 drops plain connections, and port
     # 6379 is not the tests' to own (a system redis may hold it). The same default is pinned on
@@ -594,13 +619,13 @@ EQUIVALENT: tuple[Equivalent, ...] = (
     Equivalent(
         "connectivity",
         "core/NumberReplacer",
-        "probe = await probe_tls(settings.host, settings.port or 6380, verify=False, timeout=timeout,",
+        "probe = await probe_tls(settings.host, settings.port or 6380, verify=False, timeout=timeout, as_client=True)",
         "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
     ),
     Equivalent(
         "connectivity",
         "core/NumberReplacer",
-        "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout,",
+        "probe = await probe_tls(settings.host, settings.port or 6378, verify=False, timeout=timeout, as_client=True)",
         "NOT EQUIVALENT: needs a TLS-only server on the default port 6379, which no test may own",
     ),
     # clocks: the direction is asked only of a deviation beyond the limit
@@ -621,12 +646,248 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "/,",
         "'*' to '/' in the signature only lets max_skew_s be passed by position too; every call names it",
     ),
+    # replication
+    Equivalent(
+        "replication",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "lags: list[ReplicaLag], window_ms: float, bound_ms: float, /, wrote: bool",
+        "'*' to '/' in the signature only lets wrote be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "replication",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        "if lag.behind_bytes <= 0 and not wrote:",
+        "behind_bytes is max(0, ...) once caught up, never below 0: <= 0 is == 0",
+    ),
     # terminal disconnects
     Equivalent(
         "terminal-disconnects",
         "core/ReplaceBinaryOperator_Mul_Div",
         'def _finish(report: Report, found: list[TerminalDisconnectsCause], /, hint: str = "") -> Diagnosis:',
         "'*' to '/' in the signature only lets hint be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        "by_idling = idle.close_code is None or (idle.close_code <= 1000 and idle.last_error_code is None)",
+        "close codes start at 1000 (RFC 6455 7.4; websockets refuses a lower one): <= 1000 is == 1000",
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'elif not (c.label == "idle" and c.close_code <= 1000):',
+        "close codes start at 1000 (RFC 6455 7.4; websockets refuses a lower one): <= 1000 is == 1000",
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        'if c.last_error_code == "SESSION_EXPIRED" '
+        "or (after is not None and after.reason == ValidationReason.EXPIRED):",
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "remedy = hint if cause == C.NO_FAULT_FOUND and hint else REMEDIES[cause]",
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "return conclude(NAME, report, cause, remedy, healthy=cause == C.NO_FAULT_FOUND)",
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'elif not (c.label <= "idle" and c.close_code == 1000):',
+        "the runbook's two connections are labelled pinging and idle, and pinging sorts after idle",
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        'if c.last_error_code == "SESSION_ENDED" or (after is not None and after.reason == ValidationReason.ENDED):',
+        _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "c: HeldConnection, after: ValidationResult | None, /, expiring: bool",
+        "'*' to '/' in the signature only lets expiring be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "terminal-disconnects",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "/,",
+        "'*' to '/' in judge_closes' signature only lets explained and expiring be passed by position; calls name them",
+    ),
+    # latency and memory
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'return f"{value:.0f} {unit}" if unit <= "B" else f"{value:.1f} {unit}"',
+        "the units are B, KiB and MiB, and only B sorts at or before B",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'which = "allocator fragmentation" if info.fragmentation_source <= "allocator_frag" else "RSS fragmentation"',
+        "with a ratio the source is allocator_frag or mem_fragmentation, which sorts after it",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        'read: AdminRead[tuple[LatencyEvent, ...]] | None, now: float, limits: Limits, /, why_not: str = ""',
+        "'*' to '/' in the signature only lets why_not be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        'read: AdminRead[tuple[SlowEntry, ...]] | None, now: float, limits: Limits, /, why_not: str = ""',
+        "'*' to '/' in the signature only lets why_not be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        'sample: KeySample | None, limits: Limits, /, why_not: str = ""',
+        "'*' to '/' in the signature only lets why_not be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/NumberReplacer",
+        "total = sum(c.usec for c in info.commands) or 2",
+        "the total is 0 only when every command's time is 0, and 0 over 1 or 2 is 0 alike",
+    ),
+    Equivalent(
+        "latency-memory",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        "if limit <= 0:",
+        "maxmemory is a byte count, never below 0: <= 0 is == 0",
+    ),
+    Equivalent(
+        "mismatch",
+        "core/ReplaceComparisonOperator_NotEq_LtE",
+        'and settings.scheme <= "unix"',
+        "asked only with TLS on, which a unix socket URL never has: the scheme is redis or rediss here",
+    ),
+    Equivalent(
+        "mismatch",
+        "core/NumberReplacer",
+        "and await answers_plain_text(settings.host, settings.port or 6378, within=settings.connect_timeout)",
+        "NOT EQUIVALENT: needs a plain Redis on the default port 6379, which no test may own",
+    ),
+    Equivalent(
+        "mismatch", "core/ReplaceComparisonOperator_Is_Eq", "if error.cause == RedisCause.DB_OUT_OF_RANGE:", _IS_EQ_ENUM
+    ),
+    # URL mismatch: explain() is given a failure of connecting with settings whose scheme is validated
+    Equivalent(
+        "mismatch",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "async def answers_plain_text(host: str, port: int, /, within: float) -> bool:",
+        "'*' to '/' in the signature only lets within be passed by position too; every call names it",
+    ),
+    Equivalent("mismatch", "core/ReplaceComparisonOperator_Is_Eq", "error.cause == RedisCause.TIMEOUT", _IS_EQ_ENUM),
+    Equivalent(
+        "mismatch",
+        "core/ReplaceComparisonOperator_NotEq_Lt",
+        'and settings.scheme < "unix"',
+        "redis and rediss sort before unix: < 'unix' is != 'unix'",
+    ),
+    Equivalent(
+        "mismatch",
+        "core/NumberReplacer",
+        "and await answers_plain_text(settings.host, settings.port or 6380, within=settings.connect_timeout)",
+        "NOT EQUIVALENT: needs a plain Redis on the default port 6379, which no test may own",
+    ),
+    # shared store
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_NotEq_IsNot",
+        "while parent[i] is not i:",
+        "on a root equal but not identical, one more step sets parent[i] to itself and i to that object",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Lt_NotEq",
+        "if len(named) != len(answered):",
+        "named is a part of answered: fewer is different",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Lt_NotEq",
+        "theirs_groups = [g for g in groups if any(i != len(identities) for i in g)]",
+        "indices run to len(identities) (ours, the last): below it is other than it",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Gt_NotEq",
+        "if len(theirs_groups) != 1:",
+        "some instance named a store here, so there is at least one data set: other than 1 is above 1",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Gt_NotEq",
+        "if ours is not None and len(groups) != 1:",
+        "some instance named a store here, so there is at least one data set: other than 1 is above 1",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Gt_NotEq",
+        "if len(servers) != 1 or replicas:",
+        "some instance named a store here, so there is at least one server: other than 1 is above 1",
+    ),
+    Equivalent(
+        "instances",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "ours_is_master=ours is not None and master == ours,",
+        "ours, when a master, is the master chosen (it comes first); one equal to ours is a master too",
+    ),
+    # topology
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'read_only=_flag(read_only) if role >= "replica" else None,',
+        "INFO replication's role is master or slave (read as replica), and master sorts before replica",
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'read_only=_flag(read_only) if role <= "replica" else None,',
+        "a master's INFO replication has no slave_read_only: _flag(None) is None for it too",
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'if role <= "replica" and replication.get("master_host"):',
+        _MASTER_HOST,
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'if role >= "replica" and replication.get("master_host"):',
+        _MASTER_HOST,
+    ),
+    Equivalent(
+        "topology", "core/ReplaceAndWithOr", 'if role == "replica" or replication.get("master_host"):', _MASTER_HOST
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "def cause(self, /, cluster_url: bool) -> RedisCause | None:",
+        "'*' to '/' in the signature only lets cluster_url be passed by position too; every call names it",
+    ),
+    Equivalent(
+        "topology",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'replicas=_int(replication.get("connected_slaves")) if role <= "master" else None,',
+        "INFO replication's role is master or slave (read as replica), and replica sorts after master",
+    ),
+    # certificate
+    Equivalent(
+        "certificate",
+        "core/ReplaceBinaryOperator_Mul_Div",
+        "/,",
+        "'*' to '/' in the signature only lets verify_code and the rest be passed by position; every call names them",
     ),
     # error classification
     Equivalent(
@@ -646,6 +907,18 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "core/ReplaceComparisonOperator_Is_Eq",
         "advice = _POOL_FULL if cause == RedisCause.MAX_CONNECTIONS and _client_pool_full(exc) else remedy(cause)",
         _IS_EQ_ENUM,
+    ),
+    Equivalent(
+        "classify",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        "if isinstance(link, PermissionError) and link.errno >= errno.EACCES:  # EPERM is a local firewall",
+        "a PermissionError carries EACCES (13) or EPERM (1), and only EACCES is >= EACCES",
+    ),
+    Equivalent(
+        "classify",
+        "core/ReplaceComparisonOperator_Eq_Is",
+        "if isinstance(link, PermissionError) and link.errno is errno.EACCES:  # EPERM is a local firewall",
+        "errno values are small ints, of which CPython keeps one object each: is agrees with ==",
     ),
     # session model: from_dict's fast path and its checked path build the same session
     Equivalent(

@@ -93,17 +93,20 @@ async def measure_replica_lag(
         await asyncio.sleep(poll_ms / 1000)
 
 
+def _lag_or_never(lag: ReplicaLag) -> float:
+    """``lag``'s lag in milliseconds, infinite when it did not catch up within the bound."""
+    return float("inf") if lag.lag_ms is None else lag.lag_ms
+
+
 def judge_replication(
     lags: list[ReplicaLag], window_ms: float, bound_ms: float, *, wrote: bool
 ) -> tuple[CheckResult, bool, str]:
     """The ``replication`` step's check; the bool says the lag explains invalid sessions
     (``VISIBILITY_LAG``), and the text is the short evidence for the cause line."""
     data = {"replicas": [lag.to_dict() for lag in lags], "window_ms": window_ms, "bound_ms": bound_ms}
-    worst: ReplicaLag | None = None
-    for lag in lags:
-        late = lag.link == "down" or lag.lag_ms is None or lag.lag_ms > window_ms
-        if late and (worst is None or (worst.lag_ms or 0.0) < (lag.lag_ms or float("inf"))):
-            worst = lag
+    late = [lag for lag in lags if lag.link == "down" or lag.lag_ms is None or lag.lag_ms > window_ms]
+    # The longest lag is named, one that never caught up longest of all; the first listed on a tie.
+    worst = max(late, key=_lag_or_never, default=None)
     if worst is not None:
         behind = "an unknown number of" if worst.behind_bytes is None else str(worst.behind_bytes)
         if worst.link == "down":

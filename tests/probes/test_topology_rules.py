@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from labsession import Settings
 from labsession.checks import Status
+from labsession.embedded import EmbeddedRedis
 from labsession.errors import RedisCause
-from labsession.probes.topology import Topology, _flag, _int
+from labsession.probes.topology import Topology, _flag, _int, read_topology
+from labsession.store.service import RedisService
 
 
 @pytest.mark.parametrize(
@@ -42,3 +47,17 @@ def test_info_flags(raw: object, flag: bool | None) -> None:
 @pytest.mark.parametrize(("raw", "number"), [(None, None), ("3", 3), (0, 0), ("x", None)])
 def test_info_counts(raw: object, number: int | None) -> None:
     assert _int(raw) == number
+
+
+async def test_a_server_gone_before_the_read_is_a_hidden_role_not_an_exception(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    settings = Settings.from_url(server.url).with_changes(
+        retry_attempts=1, connect_timeout=1.0, socket_timeout=1.0, operation_timeout=2.0
+    )
+    async with RedisService(settings) as redis:
+        server.stop()
+        facts = await read_topology(redis)
+    assert facts.role is None and (facts.hidden or "").startswith("INFO failed: "), facts
+    assert facts.check(cluster_url=False).status is Status.SKIP

@@ -53,6 +53,7 @@ def test_an_instance_ahead_past_a_sessions_expiry_is_named_the_furthest_first() 
     assert judge(offsets(a=3.0), expires_in_s=1.0)[:2] == (Status.FAIL, True)
     # a session already past its end is the session key step's business
     assert judge(offsets(a=5.0), expires_in_s=0.0)[:2] == (Status.PASS, False)
+    assert judge(offsets(a=5.0), expires_in_s=-3.0)[:2] == (Status.PASS, False)
 
 
 def test_this_machines_own_clock_off_redis_is_a_warning() -> None:

@@ -18,6 +18,7 @@ from labsession.checks import Status
 from labsession.embedded.backends import BackendProcess
 from labsession.embedded.redis_cluster import EmbeddedRedisCluster
 from labsession.embedded.redis_server import TlsFiles, free_port
+from labsession.probes.topology import read_topology
 from labsession.runbooks import (
     CONNECTIVITY_OK,
     InvalidSessionCause,
@@ -636,9 +637,16 @@ async def test_a_replica_is_named_with_the_primary_it_follows(redis_factory: Cal
         with pytest.raises(RedisUnavailable) as caught:
             await LabSessionService(redis).create("u", "l", "p", base_url="ws://h")
     assert caught.value.cause is K.READ_ONLY
+    # The facts behind it: a replica's own count of replicas is not asked, the cluster section was read.
+    async with RedisService(fast(replica.url)) as redis:
+        facts = await read_topology(redis)
+    assert (facts.role, facts.replicas, facts.read_only, facts.hidden) == ("replica", None, True, None), facts
     # The primary, once that replica is attached, is healthy.
     with Redis.from_url(primary.url) as admin:
         await wait_until(lambda: admin.info("replication")["connected_slaves"] == 1, "the replica to attach")
+    async with RedisService(fast(primary.url)) as redis:
+        facts = await read_topology(redis)
+    assert (facts.role, facts.master, facts.replicas, facts.read_only, facts.hidden) == ("master", None, 1, None, None)
     cause, out = await connectivity(fast(primary.url))
     assert cause == CONNECTIVITY_OK, out
     assert "role master (standalone, 1 replica)" in next(

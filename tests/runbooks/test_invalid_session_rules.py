@@ -221,6 +221,123 @@ def test_the_diagnostics_store_fields_are_read_and_wrong_types_count_as_unknown(
     assert store is not None and (store.db, store.offset, store.replid) == (None, None, None)
 
 
+def test_instances_on_another_data_set_than_the_runbooks_redis_are_a_split() -> None:
+    found = compare_stores([answer("a", MASTER), answer("b", MASTER)], OTHER)
+    assert found.split and found.check.status is Status.FAIL, found.check
+    assert found.check.evidence == (
+        "every instance uses m:1 (run_id run-m), not the Redis that the runbook's URL names (o:1, run_id run-o)"
+    )
+
+
+def test_instances_in_another_keyspace_than_the_runbook_name_it() -> None:
+    ours = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", offset=500, db=2, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER)], ours)
+    assert found.keyspace and not found.split, found.check
+    assert found.check.evidence.startswith(
+        "the instances read db 0, prefix 'session:', but this runbook reads db 2, prefix 'session:' of the same"
+    )
+
+
+def test_no_answer_is_an_error_when_requests_failed_and_a_skip_when_none_were_made() -> None:
+    failed = [
+        InstanceSample("http://a", None, None, error="timed out"),
+        InstanceSample("http://b", None, None, error="refused"),
+    ]
+    found = compare_stores(failed, MASTER)
+    assert found.check.status is Status.ERROR and found.check.evidence.endswith("(timed out)"), found.check
+    found = compare_stores([], MASTER)
+    assert found.check.status is Status.SKIP and found.check.evidence.endswith("(no backend URL given)"), found.check
+
+
+def test_an_instance_that_reports_no_store_next_to_one_that_does_is_a_split() -> None:
+    found = compare_stores([answer("a", MASTER), answer("b", None)], MASTER)
+    assert found.split and found.check.status is Status.FAIL, found.check
+    assert found.check.evidence.startswith("some instances report no store (run-m: 1 answer(s), none: 1 answer(s))")
+
+
+def test_equal_names_read_apart_are_one_server_one_data_set_and_one_keyspace() -> None:
+    # strings built at run time, as JSON gives them: compared by value, not identity
+    run, repl, prefix = "".join(["run-", "m"]), "".join(["repl-", "1"]), "".join(["session", ":"])
+    bare = [StoreIdentity("m:1", "run-m"), StoreIdentity("m:1", run)]
+    found = compare_stores([answer("a", bare[0]), answer("b", bare[1])], None)
+    assert not found.split and found.check.status is Status.PASS, found.check
+    assert found.check.data["stores"] == {"run-m": 2}
+    twin = StoreIdentity("r:1", "run-r", role="slave", replid=repl, offset=400, link="up", db=0, key_prefix=prefix)
+    found = compare_stores([answer("a", MASTER), answer("b", twin)], MASTER)
+    assert not found.split and not found.keyspace and found.check.status is Status.PASS, found.check
+
+
+def test_a_server_known_by_run_id_and_by_replication_id_joins_both_into_one_data_set() -> None:
+    # an older backend reports no replication id; a newer one on the same server does, and so does another server
+    old = StoreIdentity("x:1", "run-a")
+    other = StoreIdentity("y:1", "run-b", replid="r")
+    new = StoreIdentity("x:1", "run-a", replid="r")
+    found = compare_stores([answer("a", old), answer("b", other), answer("c", new)], None)
+    assert not found.split, found.check
+
+
+@pytest.mark.parametrize(("db", "prefix"), [(3, "session:"), (0, "a:"), (0, "z:")])
+def test_a_runbook_keyspace_on_either_side_of_the_instances_is_named(db: int, prefix: str) -> None:
+    theirs = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=db, key_prefix=prefix)
+    found = compare_stores([answer("a", theirs)], MASTER)
+    assert found.keyspace, found.check
+
+
+def test_the_first_instance_speaks_for_the_data_set_and_its_master_is_named() -> None:
+    found = compare_stores([answer("a", MASTER), answer("b", REPLICA)], OTHER)
+    assert found.check.evidence.startswith("every instance uses m:1 (run_id run-m)"), found.check
+    found = compare_stores([answer("a", MASTER), answer("b", REPLICA)], None)
+    assert found.master is MASTER and not found.ours_is_master
+    ours = StoreIdentity("r:1", "run-r", role="slave", replid="repl-1", offset=400, db=0, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER)], ours)
+    assert found.master is MASTER and not found.ours_is_master, found
+
+
+def test_the_runbooks_own_redis_is_the_master_named_when_it_is_one() -> None:
+    ours = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", offset=500, db=0, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER)], ours)
+    assert found.master is ours and found.ours_is_master
+    assert compare_stores([answer("a", MASTER)], None).master is MASTER
+
+
+def test_hundreds_of_answers_are_counted_by_value() -> None:
+    many = [answer(f"i{n}", MASTER) for n in range(300)]
+    found = compare_stores(many, MASTER)
+    assert found.check.status is Status.PASS and not found.split, found.check
+    found = compare_stores(many, OTHER)
+    assert found.split and found.check.evidence.startswith("every instance uses m:1"), found.check
+
+
+def test_large_database_numbers_are_compared_by_value() -> None:
+    # Redis allows thousands of databases; two equal numbers read apart are one keyspace
+    one = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=int("300"), key_prefix="s:")
+    two = StoreIdentity("m:1", "run-m", role="master", replid="repl-1", db=int("300"), key_prefix="s:")
+    found = compare_stores([answer("a", one), answer("b", two)], None)
+    assert not found.keyspace and found.check.status is Status.PASS, found.check
+
+
+def test_servers_are_counted_by_run_id_even_behind_one_endpoint_and_failed_samples_are_noted() -> None:
+    replica = StoreIdentity(
+        "m:1", "run-r", role="slave", replid="repl-1", offset=400, link="up", db=0, key_prefix="session:"
+    )
+    failed = InstanceSample("http://c", "c", None, error="timed out")
+    found = compare_stores([answer("a", MASTER), answer("b", replica), failed], MASTER)
+    assert found.check.status is Status.WARN, found.check
+    assert found.check.evidence == (
+        "2 answer(s) from 2 instance(s), one data set (replication id repl-1) on 2 server(s); 1 instance(s) read "
+        "through a replica (b), whose lag the replication step judges; 1 sample(s) failed"
+    )
+    # a second server of the data set whose role is hidden: two servers, no replica named
+    hidden = StoreIdentity("r:1", "run-r", replid="repl-1", db=0, key_prefix="session:")
+    found = compare_stores([answer("a", MASTER), answer("b", hidden)], MASTER)
+    assert "one data set (replication id repl-1) on 2 server(s); 0 instance(s) read" in found.check.evidence
+    found = compare_stores([answer("a", MASTER), answer("b", MASTER)], MASTER)
+    assert (found.check.status, found.check.evidence) == (
+        Status.PASS,
+        "2 answer(s) from 2 instance(s), all on one store (run-m)",
+    )
+
+
 @pytest.mark.parametrize(
     ("lag", "failed", "says"),
     [
@@ -267,3 +384,79 @@ def test_the_clocks_step(
     )
     assert found is skewed and (check.status is Status.FAIL) is skewed, check
     assert says in check.evidence, check.evidence
+
+
+def test_a_lag_equal_to_the_window_is_still_within_it() -> None:
+    check, lagging, _ = judge_replication([ReplicaLag("b", "u", 500, 100, 700.0, "up", 7)], 700.0, 2100.0, wrote=True)
+    assert check.status is Status.PASS and not lagging, check
+
+
+@pytest.mark.parametrize(
+    ("order", "named"),
+    [
+        (["slow", "slower", "fast"], "slower"),
+        (["slower", "slow", "fast"], "slower"),
+        (["never", "slower"], "never"),
+        (["slower", "never"], "never"),
+        (["down", "slow"], "slow"),
+        (["slow", "twin"], "slow"),
+    ],
+)
+def test_the_replica_named_is_the_one_furthest_behind_whatever_the_order(order: list[str], named: str) -> None:
+    """The longest lag is named, one that never caught up longest of all; the first listed on a tie."""
+    lags = {
+        "fast": ReplicaLag("fast", "u", 500, 10, 40.0, "up", 2),
+        "slow": ReplicaLag("slow", "u", 500, 20, 900.0, "up", 9),
+        "twin": ReplicaLag("twin", "u", 500, 30, 900.0, "up", 9),
+        "slower": ReplicaLag("slower", "u", 500, 30, 1500.0, "up", 15),
+        "never": ReplicaLag("never", "u", 500, None, None, "up", 0),
+        "down": ReplicaLag("down", "u", 500, 0, 3.0, "down", 1),
+    }
+    check, lagging, short = judge_replication([lags[n] for n in order], 700.0, 2100.0, wrote=True)
+    assert check.status is Status.FAIL and lagging
+    assert short.startswith(f"{named} reads through a replica"), short
+    assert check.evidence.startswith(short) and "the lookup retry window is 700 ms" in check.evidence
+
+
+def test_a_replica_that_never_answered_is_an_unknown_number_of_bytes_behind() -> None:
+    _, _, short = judge_replication([ReplicaLag("b", "u", 500, None, None, None, 0)], 700.0, 2100.0, wrote=True)
+    assert short == "b reads through a replica an unknown number of bytes behind the master; " + (
+        "it had not caught up after 2100 ms"
+    )
+
+
+def test_a_link_reported_other_than_up_or_down_is_judged_by_its_lag() -> None:
+    """``master_link_status`` is ``up`` or ``down``; anything else (or nothing) is no link failure."""
+    for link in (None, "connecting", "aaa"):
+        check, lagging, _ = judge_replication([ReplicaLag("b", "u", 500, 5, 40.0, link, 2)], 700.0, 2100.0, wrote=True)
+        assert check.status is Status.PASS and not lagging, (link, check)
+        _, _, short = judge_replication([ReplicaLag("b", "u", 500, 5, None, link, 2)], 700.0, 2100.0, wrote=True)
+        assert short.endswith("it had not caught up after 2100 ms"), (link, short)
+
+
+def test_in_sync_is_said_only_of_a_replica_at_the_offset_on_a_read_only_run() -> None:
+    lags = [ReplicaLag("b", "u", 500, 0, 2.0, "up", 1), ReplicaLag("c", "u", 500, 40, 30.0, "up", 3)]
+    check, _, short = judge_replication(lags, 700.0, 2100.0, wrote=False)
+    assert check.evidence == (
+        "replicas keep up within the 700 ms lookup window: b in sync at offset 500; c caught up 40 bytes in 30 ms"
+        " (read-only run: a replica in sync with no write in flight is shown in sync, not timed;"
+        " read_only=False writes a probe key to time it)"
+    )
+    assert short == "" and check.name == "replication"
+    check, _, _ = judge_replication(lags, 700.0, 2100.0, wrote=True)
+    assert check.evidence == (
+        "replicas keep up within the 700 ms lookup window: b caught up 0 bytes in 2 ms; c caught up 40 bytes in 30 ms"
+    )
+    zero = ReplicaLag("d", "u", 500, 0, 0.0, "up", 1)  # caught up by its first answer
+    assert judge_replication([zero], 700.0, 2100.0, wrote=True)[0].evidence.endswith("d caught up 0 bytes in 0 ms")
+
+
+def test_the_replication_data_lists_every_replica_and_the_bounds() -> None:
+    lags = [ReplicaLag("b", "u", 500, 0, 2.04, "up", 1), ReplicaLag("c", "u", 500, None, None, "down", 0)]
+    for check in (
+        judge_replication(lags, 700.0, 2100.0, wrote=True)[0],
+        judge_replication(lags[:1], 700.0, 2100.0, wrote=False)[0],
+    ):
+        assert check.data["window_ms"] == 700.0 and check.data["bound_ms"] == 2100.0
+        assert check.data["replicas"] == [lag.to_dict() for lag in lags[: len(check.data["replicas"])]]
+    assert len(judge_replication(lags, 700.0, 2100.0, wrote=True)[0].data["replicas"]) == 2

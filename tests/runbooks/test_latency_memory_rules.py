@@ -273,6 +273,8 @@ def test_fragmentation_hidden_rss_or_with_no_byte_floor() -> None:
     check, cause = judge_fragmentation(info, Limits(fragmentation_bytes=0))
     assert (check.status, cause) == (Status.FAIL, C.FRAGMENTATION)
     assert check.evidence == "RSS fragmentation 2.00 (hidden wasted): at least 1.5 and 0 B"
+    # wasted bytes not told are not counted as any: a floor of 1 byte is not reached
+    assert judge_fragmentation(info, Limits(fragmentation_bytes=1))[1] is None
 
 
 # -- keys: TTLs and sizes ---------------------------------------------------------------------------------
@@ -342,3 +344,88 @@ def test_a_key_of_the_big_key_size_or_more_is_big() -> None:
     assert check.evidence == "largest of 50 sampled keys: 1024.0 KiB, under 1.0 MiB"
     check, cause = judge_big_keys(sample(), LIMITS)
     assert (check.status, check.evidence) == (Status.PASS, "largest of 50 sampled keys: none, under 1.0 MiB")
+
+
+# -- edges the mutation run asked for ---------------------------------------------------------------
+
+
+def test_pings_of_zero_ms_are_shown_as_zero() -> None:
+    check, cause = judge_ping(LatencySamples("PING", (0.0, 0.0, 0.0)), LIMITS)
+    assert (
+        check.status is Status.PASS
+        and cause is None
+        and check.evidence.startswith("3 PINGs: p50 0.00 ms, p99 0.00 ms, max 0.00 ms")
+    ), check
+
+
+def test_each_slow_command_shows_its_own_worst_and_the_five_most_frequent_are_named() -> None:
+    entries = (
+        SlowEntry(NOW - 1, 900_000, "GET"),
+        SlowEntry(NOW - 2, 60_000, "KEYS"),
+        SlowEntry(NOW - 3, 60_700, "".join(["KE", "YS"])),  # as read apart: compared by value
+        SlowEntry(NOW - 4, 70_000, "SCAN"),
+        SlowEntry(NOW - 5, 70_000, "SCAN"),
+        SlowEntry(NOW - 6, 70_000, "SCAN"),
+        SlowEntry(NOW - 7, 51_000, "EVAL"),
+        SlowEntry(NOW - 8, 52_000, "HGETALL"),
+        SlowEntry(NOW - 9, 53_000, "ZRANGE"),
+    )
+    check, cause = judge_slowlog(AdminRead("SLOWLOG GET", entries), NOW, LIMITS)
+    assert cause is C.SLOW_COMMANDS
+    shown = check.evidence.split(": ", 1)[1]
+    assert shown.startswith("SCAN ×3 (up to 70 ms), KEYS ×2 (up to 61 ms), GET ×1 (up to 900 ms), "), shown
+    assert len(shown.split(", ")) == 5, shown
+    assert {row["command"]: row["max_ms"] for row in check.data["slow"]}["KEYS"] == 60.7
+
+
+def test_a_commands_share_of_time_is_rounded() -> None:
+    stats = (CommandStat("get", 2, 2, 1.0), CommandStat("set", 1, 1, 1.0))  # 2 of 3 µs: 66.7 %
+    check, _ = judge_commandstats(ServerInfo(commands=stats), LIMITS)
+    assert [row["share_of_time"] for row in check.data["top"]] == ["67%", "33%"], check.data
+
+
+def test_ping_samples_are_kept_to_the_hundredth_of_a_ms() -> None:
+    check, _ = judge_ping(LatencySamples("PING", (1.2345, 2.0)), LIMITS)
+    assert check.data["samples_ms"] == [1.23, 2.0]
+
+
+def test_the_slow_log_data_keeps_the_ten_most_frequent_commands() -> None:
+    entries = tuple(SlowEntry(NOW - i, 60_000, f"CMD{i:02d}") for i in range(11))
+    check, _ = judge_slowlog(AdminRead("SLOWLOG GET", entries), NOW, LIMITS)
+    assert [row["command"] for row in check.data["slow"]] == [f"CMD{i:02d}" for i in range(10)]
+
+
+def test_slow_commands_by_statistics_name_five_and_keep_the_time_per_call_to_the_microsecond() -> None:
+    stats = tuple(CommandStat(f"cmd{i}", 10, 10 * 900_700, 900_700.0) for i in range(6))
+    check, cause = judge_commandstats(ServerInfo(commands=(CommandStat("get", 3, 3704, 1234.56), *stats)), LIMITS)
+    assert cause is C.SLOW_COMMANDS and check.data["top"][0]["ms_per_call"] == 1.235, check.data
+    assert check.evidence.count("ms per call over") == 5 and "cmd4" in check.evidence and "cmd5" not in check.evidence
+    assert "cmd0 901 ms per call over 10 calls" in check.evidence, check.evidence
+
+
+def test_few_keys_without_a_ttl_and_a_key_far_above_the_big_key_size_are_judged_too() -> None:
+    check, cause = judge_ttls(ServerInfo(), sample(without_ttl=5), LIMITS)
+    assert (check.status, cause) == (Status.PASS, None), check
+    check, cause = judge_big_keys(sample(biggest=(BigKey("blob:3", 3 * MIB, -1),)), LIMITS)
+    assert cause is C.BIG_KEYS and "blob:3 3.0 MiB" in check.evidence, check
+
+
+def test_latency_events_above_the_limit_are_named_five_at_most() -> None:
+    events = tuple(LatencyEvent(f"event{i}", NOW - i, 150 + i, 300) for i in range(6))
+    check, cause = judge_latency_events(AdminRead("LATENCY LATEST", events), NOW, LIMITS)
+    assert cause is not None and check.status is Status.FAIL, check
+    shown = check.evidence.split(": ", 1)[1]
+    assert shown.count("(worst 300 ms)") == 5 and "event4 154 ms" in shown and "event5" not in shown, shown
+
+
+def test_a_waste_far_above_the_floor_and_a_big_key_at_the_size_read_apart_count() -> None:
+    info = ServerInfo(fragmentation_ratio=2.0, fragmentation_bytes=300 * MIB, fragmentation_source="allocator_frag")
+    assert judge_fragmentation(info, LIMITS)[1] is C.FRAGMENTATION
+    at_edge = BigKey("blob:1", int(str(MIB)), -1)  # the same number, another int object
+    assert judge_big_keys(sample(biggest=(at_edge,)), LIMITS)[1] is C.BIG_KEYS
+
+
+def test_the_largest_key_under_the_size_is_the_first_listed() -> None:
+    keys = (BigKey("blob:2", MIB - 1, 30), BigKey("blob:3", 10, 30))
+    check, cause = judge_big_keys(sample(biggest=keys), LIMITS)
+    assert cause is None and "1024.0 KiB, under 1.0 MiB" in check.evidence, check

@@ -87,6 +87,15 @@ def test_a_session_expiring_within_the_run_and_the_margin_is_named(left_ms: int,
         assert "outlives the 20 s run by more than the 30 s margin" in check.evidence
 
 
+def test_the_time_left_is_counted_to_the_tenth_from_now() -> None:
+    # 50.5 s left against a 50 s window: outlives it (whole seconds would say 50, within it)
+    check, found = judge_session(verdict(expires_in_ms=50_540), INPUTS, NOW)
+    assert found is None and check.data["expires_in_s"] == 50.5, check
+    # validated a moment before and expired since: expiring, not a session with years left
+    check, found = judge_session(verdict(expires_in_ms=-1_000), INPUTS, NOW)
+    assert found is C.SESSION_EXPIRING and "expires in -1 s" in check.evidence, check
+
+
 # -- connect ----------------------------------------------------------------------------------------
 
 
@@ -102,6 +111,12 @@ def test_a_connection_that_could_not_open_is_connect_failed() -> None:
     check, cause = judge_connect(conn(), conn("idle", connected=False, error="connection refused"))
     assert (check.status, cause) == (Status.FAIL, C.CONNECT_FAILED)
     assert check.evidence == "idle: connection refused"
+    both = judge_connect(conn(connected=False, error="timed out"), conn("idle", connected=False, error="refused"))
+    assert both[0].evidence == "pinging: timed out"
+    first = conn(connected=False, first_code="SESSION_NOT_FOUND", closed_at_s=0.1, close_code=4000)
+    second = conn("idle", connected=False, closed_at_s=0.2, close_code=1011)
+    check, cause = judge_connect(first, second)
+    assert cause is C.SESSION_NOT_VALID and check.evidence.startswith("pinging: refused with SESSION_NOT_FOUND")
 
 
 @pytest.mark.parametrize(
@@ -158,6 +173,28 @@ def test_round_trips_are_judged_by_the_median_then_the_tail(
     assert (check.data["p50_ms"], check.data["p99_ms"]) == (p50, max(rtts))
     if status is Status.PASS:
         assert check.evidence == f"every ping answered within 5 s (round trip p50 {p50:.1f} ms, p99 {max(rtts):.1f} ms)"
+
+
+def test_the_tail_is_the_99th_percentile_by_nearest_rank() -> None:
+    # 100 round trips, 1 to 100 ms: the 99th is 99 ms (the 98th would be 98, the 100th 100)
+    pings = [ping(float(i), float(2 * i + 1), float(2 * i + 2)) for i in range(50)]
+    check, cause = judge_pings(conn(pings=pings), TerminalDisconnectsInputs(high_latency_ms=98.5))
+    assert (check.status, cause) == (Status.WARN, None)
+    assert check.data["p50_ms"] == 50.0 and check.data["p99_ms"] == 99.0, check.data
+    assert "round trip p50 50.0 ms, p99 99.0 ms" in check.evidence, check.evidence
+
+
+def test_round_trips_of_zero_ms_are_shown_as_zero() -> None:
+    check, _ = judge_pings(conn(pings=[ping(0.0, 0.0, 0.0)]), INPUTS)
+    assert (check.data["p50_ms"], check.data["p99_ms"]) == (0.0, 0.0)
+    assert check.evidence == "every ping answered within 5 s (round trip p50 0.0 ms, p99 0.0 ms)"
+
+
+def test_each_ping_is_shown_at_its_time_to_the_hundredth_of_a_second() -> None:
+    check, _ = judge_pings(conn(pings=[ping(1.2345, 2.0, 3.0)]), INPUTS)
+    assert check.data["samples"] == [{"at_s": 1.23, "protocol_ms": 2.0, "message_ms": 3.0}]
+    check, _ = judge_pings(conn(pings=[ping(0.0, 1.2345, 1.2345)]), INPUTS)
+    assert (check.data["p50_ms"], check.data["p99_ms"]) == (1.23, 1.23)
 
 
 # -- idle hold --------------------------------------------------------------------------------------
@@ -219,6 +256,9 @@ def test_no_close_during_the_run_passes() -> None:
         (None, None, True, C.SESSION_EXPIRING),
         (None, R.OK, False, C.SESSION_ENDED_MID_CONNECTION),
         (None, None, False, C.SESSION_ENDED_MID_CONNECTION),
+        # a record that no longer parses says neither: the expiry seen before the run decides
+        (None, R.CORRUPT, True, C.SESSION_EXPIRING),
+        (None, R.CORRUPT, False, C.SESSION_ENDED_MID_CONNECTION),
     ],
 )
 def test_a_4000_close_is_the_end_or_the_expiry_of_the_session(
@@ -267,3 +307,12 @@ def test_the_first_listed_cause_wins_and_a_hint_replaces_only_the_healthy_remedy
     assert (done.cause, done.remedy, done.healthy) == ("NO_FAULT_FOUND", "a hint", True)
     done = _finish(Report("t"), [])
     assert (done.cause, done.remedy, done.healthy) == ("NO_FAULT_FOUND", REMEDIES[C.NO_FAULT_FOUND], True)
+    # causes named before NO_FAULT_FOUND in the alphabet are faults all the same
+    for cause in (C.CONNECT_FAILED, C.CONNECTION_DROPPED, C.HIGH_PING_LATENCY):
+        done = _finish(Report("t"), [cause], hint="a hint")
+        assert (done.cause, done.remedy, done.healthy) == (cause.value, REMEDIES[cause], False)
+
+
+def test_a_4000_close_is_not_taken_for_an_expiry_unless_the_session_was_seen_expiring() -> None:
+    closed = conn(closed_at_s=4.0, close_code=4000)
+    assert judge_closes([closed], None)[1] == [C.SESSION_ENDED_MID_CONNECTION]

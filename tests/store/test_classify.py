@@ -3,6 +3,7 @@ look like outages."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ import redis
 from redis import exceptions as rx
 
 from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisService, RedisUnavailable, Settings
-from labsession.store.classify import classify, describe, is_retryable, remedy, unavailable
+from labsession.store.classify import classify, database_remedy, describe, is_retryable, remedy, unavailable
 
 from support import CANARY
 
@@ -197,3 +198,35 @@ def test_describe_names_the_type_and_at_most_200_characters() -> None:
     assert describe(ValueError(text)) == f"ValueError: {'x' * 200}"
     assert describe(ValueError("y" * 200)) == f"ValueError: {'y' * 200}"
     assert describe(_linked(TimeoutError(), ValueError("the real reason"))) == "ValueError: the real reason"
+
+
+# -- a REDIS_URL that does not fit the server (tests/store/test_mismatched_urls.py stages each) -----
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause"),
+    [
+        (rx.MovedError("3999 127.0.0.1:6381"), RedisCause.CLUSTER_REQUIRED),
+        (rx.AskError("3999 127.0.0.1:6381"), RedisCause.CLUSTER_REQUIRED),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), RedisCause.SOCKET_NOT_FOUND),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory"), RedisCause.SOCKET_NOT_FOUND),
+        (PermissionError(errno.EACCES, "Permission denied"), RedisCause.SOCKET_NOT_FOUND),
+        (rx.ResponseError("ERR This instance has cluster support disabled"), RedisCause.NOT_A_CLUSTER),
+        (rx.ResponseError("ERR DB index is out of range"), RedisCause.DB_OUT_OF_RANGE),
+        (
+            rx.ConnectionError("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"),
+            RedisCause.TLS_NOT_SPOKEN,
+        ),
+    ],
+)
+def test_a_url_that_does_not_fit_the_server_is_named_by_what_to_change(exc: BaseException, cause: RedisCause) -> None:
+    assert classify(exc) is cause
+
+
+def test_a_socket_refused_by_a_local_firewall_is_not_a_missing_socket() -> None:
+    assert classify(PermissionError(errno.EPERM, "Operation not permitted")) is not RedisCause.SOCKET_NOT_FOUND
+
+
+def test_the_database_remedy_names_the_number_when_it_is_known() -> None:
+    assert database_remedy(3).startswith("REDIS_URL asks for database 3, which this server does not have; use /0")
+    assert database_remedy(None).startswith("REDIS_URL asks for a database this server does not have")

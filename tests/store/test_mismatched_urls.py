@@ -9,6 +9,7 @@ one :class:`RedisUnavailable` whose cause code and sentence say what to change, 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from labsession import EmbeddedRedis, LabSessionService, RedisCause, RedisServic
 from labsession.checks import Status
 from labsession.embedded.redis_cluster import EmbeddedRedisCluster
 from labsession.runner.check import run_checks
-from labsession.store.classify import classify, is_retryable, remedy
+from labsession.store.classify import classify, database_remedy, is_retryable, remedy
+from labsession.store.mismatch import explain
 
 from support import CANARY
 
@@ -176,3 +178,24 @@ def test_every_new_cause_has_its_own_remedy() -> None:
     sentences = {remedy(cause) for cause in new}
     assert len(sentences) == len(new)
     assert list(K)[-1] is K.UNKNOWN  # new codes go before UNKNOWN
+
+
+# -- which failures are refined ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cause", [K.AUTH_FAILED, K.CONNECTION_REFUSED, K.TLS_VERIFY_FAILED, K.UNKNOWN])
+async def test_only_a_timeout_is_checked_for_plain_text_and_only_a_missing_database_is_named(
+    redis_factory: Factory, cause: RedisCause
+) -> None:
+    # rediss:// to a plain port that answers PING: a timeout there would be TLS_NOT_SPOKEN, no other cause is.
+    server = redis_factory()
+    error = RedisUnavailable(cause, "127.0.0.1", "detail")
+    assert await explain(error, quick(f"rediss://127.0.0.1:{server.port}/3")) is error
+    assert await explain(error, quick(f"redis://127.0.0.1:{server.port}/3")) is error
+
+
+def test_a_url_without_a_database_number_selects_database_0() -> None:
+    error = RedisUnavailable(K.DB_OUT_OF_RANGE, "127.0.0.1:1", remedy(K.DB_OUT_OF_RANGE) + " (ResponseError: x)")
+    explained = asyncio.run(explain(error, quick("redis://127.0.0.1:1")))
+    assert explained.cause is K.DB_OUT_OF_RANGE
+    assert explained.detail == database_remedy(0) + " (ResponseError: x)"
