@@ -14,8 +14,6 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from ..errors import RedisCause
 
 __all__ = ["CertificateFacts", "CertificateProblem", "certificate_problem", "parse_certificate", "read_certificate"]
@@ -66,6 +64,9 @@ def _same_address(a: str, b: str) -> bool:
 
 def parse_certificate(der: bytes) -> CertificateFacts:
     """The facts of a DER-encoded certificate; raises ``ValueError`` when it is not one."""
+    # Imported here: only a refused certificate is parsed, and the import costs every command ~20 ms.
+    from cryptography import x509
+
     cert = x509.load_der_x509_certificate(der)
     names: list[str] = []
     try:

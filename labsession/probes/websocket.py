@@ -14,11 +14,13 @@ import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import websockets
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+if TYPE_CHECKING:  # the client module costs every command ~15 ms at import; websockets.connect loads it
+    from websockets.asyncio.client import ClientConnection
 
 from ..checks import CheckResult, Status
 from ..masking import mask_text
