@@ -14,9 +14,6 @@ bounded by ``connect_timeout`` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-
-from redis.asyncio.connection import parse_url
 
 from ..errors import RedisCause, RedisUnavailable
 from ..settings import Settings
@@ -59,9 +56,6 @@ async def explain(error: RedisUnavailable, settings: Settings) -> RedisUnavailab
             "PING on the same port was answered)",
         )
     if error.cause is RedisCause.DB_OUT_OF_RANGE:
-        db: int | None = None
-        with contextlib.suppress(ValueError, TypeError):
-            db = int(parse_url(settings.redis_url).get("db", 0))
         what = error.detail.removeprefix(remedy(error.cause))  # " (ResponseError: ...)"
-        return RedisUnavailable(error.cause, error.endpoint, f"{database_remedy(db)}{what}")
+        return RedisUnavailable(error.cause, error.endpoint, f"{database_remedy(settings.db)}{what}")
     return error
