@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
@@ -145,6 +145,17 @@ async def test_outage_fails_within_the_bound_then_recovers_on_the_same_object(
         assert service.client is client  # nothing was recreated
 
 
+async def recovers(check: Callable[[], Awaitable[None]], *, attempts: int) -> None:
+    """``check()`` passes within ``attempts`` tries 50 ms apart, a store error counting as "not yet"."""
+    for _ in range(attempts):
+        try:
+            await check()
+            return
+        except RedisUnavailable:
+            await asyncio.sleep(50 * MS)
+    pytest.fail("no recovery after thaw")
+
+
 async def test_frozen_server_times_out_within_the_bound_then_recovers(embedded_redis: EmbeddedRedis) -> None:
     settings = Settings.from_url(embedded_redis.url, operation_timeout=0.5, socket_timeout=0.3)
     async with RedisService(settings) as service:
@@ -160,14 +171,11 @@ async def test_frozen_server_times_out_within_the_bound_then_recovers(embedded_r
             assert "0.5" in str(caught.value)  # says how long it waited
         finally:
             embedded_redis.thaw()
-        for _ in range(int(2000 * MS / (50 * MS))):
-            try:
-                assert await sessions.get(sid) is not None
-                break
-            except RedisUnavailable:
-                await asyncio.sleep(50 * MS)
-        else:
-            pytest.fail("no recovery after thaw")
+
+        async def readable() -> None:
+            assert await sessions.get(sid) is not None
+
+        await recovers(readable, attempts=int(2000 * MS / (50 * MS)))
 
 
 async def test_frozen_server_with_the_backends_equal_bounds_times_out_within_the_operation_bound(
@@ -189,14 +197,11 @@ async def test_frozen_server_with_the_backends_equal_bounds_times_out_within_the
         finally:
             embedded_redis.thaw()
         assert _sweeper(asyncio.get_running_loop()).active == {}
-        for _ in range(40):
-            try:
-                assert (await sessions.validate(sid)).valid
-                break
-            except RedisUnavailable:
-                await asyncio.sleep(50 * MS)
-        else:
-            pytest.fail("no recovery after thaw")
+
+        async def valid() -> None:
+            assert (await sessions.validate(sid)).valid
+
+        await recovers(valid, attempts=40)
 
 
 async def test_startup_against_a_stopped_server_then_success(redis_factory: Factory) -> None:
